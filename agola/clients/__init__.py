@@ -1,0 +1,1 @@
+"""Typed internal clients between roles (HTTP, also inside one process)."""

@@ -1,0 +1,229 @@
+"""Real services for tests, on loopback with free ports and temp dirs, stopped by PID.
+
+- ``EtcdServer``: Debian's ``etcd`` binary.
+- ``S3Server``: ``moto_server`` (an S3-speaking server; no MinIO server can be had here).
+- ``ensure_busybox_image``: builds ``agola-test/busybox`` offline with ``docker import`` of a rootfs
+  holding Debian's static busybox.
+
+Under ``CI=true`` a missing service is a failure, elsewhere the tests that need it skip.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.support.waiting import wait_for_sync
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+BUSYBOX_IMAGE = "agola-test/busybox:latest"
+BUSYBOX_BIN = "/usr/bin/busybox"
+
+
+def missing(what: str) -> None:
+    """Skip on a laptop without the service; fail under CI."""
+    if IN_CI:
+        pytest.fail(f"required test service unavailable under CI: {what}")
+    pytest.skip(f"service unavailable: {what}")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return 200 <= resp.status < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except OSError:
+        return False
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+class EtcdServer:
+    """One etcd member on 127.0.0.1. ``stop()``/``start()`` keep the data dir (restart tests)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"{data_dir.name}.log"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    def start(self, timeout: float = 20) -> None:
+        binary = shutil.which("etcd") or "/usr/bin/etcd"
+        if not os.path.exists(binary):
+            missing("etcd binary (apt-get install etcd-server)")
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        cmd = [
+            binary, "--name", "agolatest", "--data-dir", str(self.data_dir),
+            "--listen-client-urls", self.endpoint, "--advertise-client-urls", self.endpoint,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"agolatest={peer}",
+            "--log-level", "error",
+        ]
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        try:
+            wait_for_sync(lambda: self._ready(), timeout=timeout, interval=0.05, message="etcd ready")
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"etcd did not start: {self.log_path.read_text()[-2000:]}") from None
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"etcd exited with {self.proc.returncode}")
+        return _http_ok(f"{self.endpoint}/health")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+            self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(5)
+            self.proc = None
+
+
+class S3Server:
+    """``moto_server`` on 127.0.0.1 (in-memory S3). Credentials are moto's test ones."""
+
+    access_key = "testing"
+    secret_key = "testing"
+    region = "us-east-1"
+
+    def __init__(self, log_path: Path) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = log_path
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> None:
+        binary = shutil.which("moto_server")
+        cmd = [binary] if binary else [sys.executable, "-m", "moto.server"]
+        cmd += ["-H", "127.0.0.1", "-p", str(self.port)]
+        try:
+            import moto  # noqa: F401
+        except ImportError:
+            missing("moto[server] (pip install -e .[test])")
+        log = open(self.log_path, "ab")
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        log.close()
+        try:
+            wait_for_sync(self._ready, timeout=timeout, interval=0.1, message="moto_server ready")
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"moto_server did not start: {self.log_path.read_text()[-2000:]}") from None
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"moto_server exited with {self.proc.returncode}")
+        return _http_ok(f"{self.endpoint}/")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+            self.proc = None
+
+
+def docker_available() -> bool:
+    if not shutil.which("docker"):
+        return False
+    try:
+        return subprocess.run(["docker", "version"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _busybox_rootfs_tar() -> bytes:
+    """A tar of a minimal rootfs: /bin/busybox plus applet links, /tmp, /root, /etc/passwd."""
+    if not os.path.exists(BUSYBOX_BIN):
+        missing(f"{BUSYBOX_BIN} (apt-get install busybox-static)")
+    applets = subprocess.run([BUSYBOX_BIN, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for d, mode in (("bin", 0o755), ("tmp", 0o1777), ("root", 0o700), ("etc", 0o755), ("home", 0o755)):
+            info = tarfile.TarInfo(d)
+            info.type = tarfile.DIRTYPE
+            info.mode = mode
+            tar.addfile(info)
+        tar.add(BUSYBOX_BIN, arcname="bin/busybox")
+        for applet in applets:
+            if applet == "busybox":
+                continue
+            info = tarfile.TarInfo(f"bin/{applet}")
+            info.type = tarfile.SYMTYPE
+            info.linkname = "busybox"
+            tar.addfile(info)
+        for name, text in (
+            ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/sh\n"),
+            ("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
+        ):
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def ensure_busybox_image() -> str:
+    """Build ``agola-test/busybox`` once (kept across runs when the rootfs is unchanged)."""
+    if not docker_available():
+        missing("a Docker engine (start dockerd, see .ci/start-dockerd.sh)")
+    probe = subprocess.run(["docker", "image", "inspect", BUSYBOX_IMAGE], capture_output=True)
+    if probe.returncode == 0:
+        return BUSYBOX_IMAGE
+    subprocess.run(
+        ["docker", "import", "--change", "ENV PATH=/bin", "--change", 'CMD ["/bin/sh"]', "-", BUSYBOX_IMAGE],
+        input=_busybox_rootfs_tar(),
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    return BUSYBOX_IMAGE
+
+
+def started(server: EtcdServer | S3Server) -> float:
+    t0 = time.monotonic()
+    server.start()
+    return time.monotonic() - t0
