@@ -1,0 +1,326 @@
+"""Safe tar archives: streaming extraction and filtering of archives we do not trust.
+
+Every archive that crosses a trust boundary goes through here: workspace and cache archives made
+from what a task left in its container, archives read back from storage, checkouts. The rules are
+the same everywhere, and an offending entry is named in the error:
+
+* names are relative and normalised: an absolute name (``/etc/x``) or one with a ``..`` component
+  (``../x``, ``a/../../x``) is rejected;
+* symbolic links must point inside the destination: absolute targets and targets that climb out
+  of it are rejected; hard links must name an earlier entry of the same archive;
+* no entry may go *through* a symbolic link (``link -> somewhere`` then ``link/file``), whether the
+  link came from the archive or already existed in the destination;
+* device files, FIFOs and other special entries are rejected;
+* modes are masked to the permission bits (no setuid/setgid), ownership is not restored.
+
+Everything is streamed: tarfile's ``r|`` stream mode reads one header and one member at a time,
+so an archive of any size needs only a small buffer. ``extract_async`` bridges an async byte
+stream (an HTTP body, a Docker archive) into the blocking extractor running in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import posixpath
+import shutil
+import stat
+import tarfile
+from pathlib import Path
+from typing import IO, AsyncIterator, Callable, Iterator
+
+from agola.errors import BadRequest
+
+COPY_BUFSIZE = 256 * 1024
+_ALLOWED_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE)
+
+
+class UnsafeArchive(BadRequest):
+    """An archive entry broke a safety rule; ``entry`` names it."""
+
+    def __init__(self, entry: str, reason: str) -> None:
+        super().__init__(f"unsafe archive entry {entry!r}: {reason}")
+        self.entry = entry
+        self.reason = reason
+
+
+def clean_name(name: str) -> str | None:
+    """The normalised relative name of an entry; ``None`` for the archive root itself.
+
+    Raises ``UnsafeArchive`` for absolute names and names with a ``..`` component.
+    """
+    if name.startswith("/"):
+        raise UnsafeArchive(name, "absolute path")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise UnsafeArchive(name, "path goes up with '..'")
+    if not parts:
+        return None
+    return "/".join(parts)
+
+
+def check_link_target(name: str, target: str) -> None:
+    """A symlink ``name -> target`` must resolve inside the archive root."""
+    if not target:
+        raise UnsafeArchive(name, "empty link target")
+    if target.startswith("/"):
+        raise UnsafeArchive(name, f"link to absolute path {target!r}")
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+    if resolved == ".." or resolved.startswith("../"):
+        raise UnsafeArchive(name, f"link {target!r} escapes the destination")
+
+
+class _Checker:
+    """Applies the rules entry by entry, remembering the links the archive itself created."""
+
+    def __init__(self) -> None:
+        self.symlinks: set[str] = set()
+        self.seen: set[str] = set()
+
+    def check(self, member: tarfile.TarInfo, name: str) -> None:
+        if member.type not in _ALLOWED_TYPES:
+            raise UnsafeArchive(member.name, "device files, FIFOs and special files are not allowed")
+        parents = name.split("/")[:-1]
+        for i in range(1, len(parents) + 1):
+            if "/".join(parents[:i]) in self.symlinks:
+                raise UnsafeArchive(member.name, "path goes through a symbolic link")
+        if member.issym():
+            check_link_target(member.name, member.linkname)
+            self.symlinks.add(name)
+        else:
+            self.symlinks.discard(name)
+        if member.islnk():
+            target = clean_name(member.linkname)
+            if target is None or target not in self.seen:
+                raise UnsafeArchive(member.name, f"hard link to {member.linkname!r} outside the archive")
+            if target in self.symlinks:
+                raise UnsafeArchive(member.name, "hard link to a symbolic link")
+        self.seen.add(name)
+
+
+def iter_checked(tar: tarfile.TarFile) -> Iterator[tuple[tarfile.TarInfo, str]]:
+    """Yield ``(member, clean name)`` for every entry, raising on the first unsafe one."""
+    checker = _Checker()
+    for member in tar:
+        name = clean_name(member.name)
+        if name is None:
+            if not member.isdir():
+                raise UnsafeArchive(member.name, "the archive root must be a directory")
+            continue
+        checker.check(member, name)
+        yield member, name
+
+
+# --------------------------------------------------------------------------------------- extract
+
+
+def _ensure_dirs(root: Path, rel_parts: list[str], entry: str) -> Path:
+    """Create (or walk) the parent dirs of an entry, refusing to traverse a symlink on disk."""
+    current = root
+    for part in rel_parts:
+        current = current / part
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            os.mkdir(current, 0o755)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafeArchive(entry, "path goes through a symbolic link")
+        if not stat.S_ISDIR(st.st_mode):
+            raise UnsafeArchive(entry, f"parent {part!r} is not a directory")
+    return current
+
+
+def _make_room(path: Path, entry: str, overwrite: bool, for_dir: bool) -> bool:
+    """Clear the way for a new entry; returns True when an existing directory can be kept."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if for_dir and stat.S_ISDIR(st.st_mode):
+        return True
+    if not overwrite:
+        raise UnsafeArchive(entry, "file already exists")
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+    return False
+
+
+def _write_file(src: IO[bytes], path: Path, mode: int) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, mode & 0o777 | 0o600)
+    with os.fdopen(fd, "wb") as out:
+        shutil.copyfileobj(src, out, COPY_BUFSIZE)
+        os.fchmod(out.fileno(), mode & 0o777)
+
+
+def extract(fileobj: IO[bytes], dest: str | os.PathLike[str], *, overwrite: bool = True) -> int:
+    """Extract a tar stream (any compression tarfile detects) safely into ``dest``.
+
+    ``dest`` is created if missing and must not be a symlink. Existing directories are merged;
+    existing files are replaced when ``overwrite`` else the entry is rejected. Returns the number
+    of entries extracted. On an unsafe entry, what was extracted before it stays on disk.
+    """
+    root = Path(dest)
+    root.mkdir(parents=True, exist_ok=True)
+    if root.is_symlink():
+        raise UnsafeArchive(str(dest), "destination is a symbolic link")
+    count = 0
+    dir_modes: list[tuple[Path, int]] = []
+    with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
+        for member, name in iter_checked(tar):
+            parts = name.split("/")
+            parent = _ensure_dirs(root, parts[:-1], member.name)
+            path = parent / parts[-1]
+            if member.isdir():
+                if not _make_room(path, member.name, overwrite, for_dir=True):
+                    os.mkdir(path, 0o700)
+                # Restore directory modes at the end, so a read-only dir can still be filled.
+                dir_modes.append((path, member.mode & 0o777 or 0o755))
+            elif member.issym():
+                _make_room(path, member.name, overwrite, for_dir=False)
+                os.symlink(member.linkname, path)
+            elif member.islnk():
+                _make_room(path, member.name, overwrite, for_dir=False)
+                target = root / str(clean_name(member.linkname))
+                if os.path.islink(target):
+                    raise UnsafeArchive(member.name, "hard link to a symbolic link")
+                os.link(target, path, follow_symlinks=False)
+            else:
+                _make_room(path, member.name, overwrite, for_dir=False)
+                src = tar.extractfile(member)
+                assert src is not None
+                _write_file(src, path, member.mode)
+            count += 1
+    for path, mode in reversed(dir_modes):
+        os.chmod(path, mode | 0o700)
+    return count
+
+
+# ---------------------------------------------------------------------------------------- filter
+
+Rename = Callable[[str, tarfile.TarInfo], "str | None"]
+
+
+def filter_archive(
+    src: IO[bytes], dst: IO[bytes], rename: Rename | None = None, *, owner: tuple[int, int] = (0, 0)
+) -> int:
+    """Copy the safe entries of a tar stream into a new uncompressed tar stream.
+
+    ``rename(clean_name, member)`` returns the name to write the entry under, or ``None`` to drop
+    it (used to apply a workspace's globs and ``dest_dir``). Every entry is checked *before*
+    renaming, and links are rewritten consistently; the output is checked again as it is built,
+    so what comes out is always safe to extract. Every entry gets the numeric ``owner`` (uid, gid).
+    Returns the number of entries written.
+    """
+    out_checker = _Checker()
+    renamed: dict[str, str] = {}
+    count = 0
+    with tarfile.open(fileobj=src, mode="r|*") as tin, tarfile.open(
+        fileobj=dst, mode="w|", format=tarfile.PAX_FORMAT
+    ) as tout:
+        for member, name in iter_checked(tin):
+            new_name = rename(name, member) if rename else name
+            if new_name is None:
+                continue
+            new_name = clean_name(new_name)
+            if new_name is None:
+                continue
+            info = tarfile.TarInfo(new_name)
+            info.type = member.type
+            info.mode = member.mode & 0o777
+            info.mtime = member.mtime
+            info.uid, info.gid = owner
+            info.size = member.size if member.isreg() else 0
+            if member.issym():
+                info.linkname = member.linkname
+            elif member.islnk():
+                target = renamed.get(str(clean_name(member.linkname)))
+                if target is None:
+                    continue  # the link's target was filtered out: drop the link too
+                info.linkname = target
+            out_checker.check(info, new_name)
+            renamed[name] = new_name
+            tout.addfile(info, tin.extractfile(member) if member.isreg() else None)
+            count += 1
+    return count
+
+
+# ------------------------------------------------------------------------------- async bridging
+
+
+class _AsyncChunkReader:
+    """A blocking file object (for a worker thread) fed by an async iterator on the event loop."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop) -> None:
+        self._chunks = chunks
+        self._loop = loop
+        self._buf = b""
+        self._eof = False
+
+    def _next(self) -> bytes | None:
+        async def pull() -> bytes | None:
+            try:
+                return await self._chunks.__anext__()
+            except StopAsyncIteration:
+                return None
+
+        return asyncio.run_coroutine_threadsafe(pull(), self._loop).result()
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._eof and (n < 0 or len(self._buf) < n):
+            chunk = self._next()
+            if chunk is None:
+                self._eof = True
+            else:
+                self._buf += chunk
+        if n < 0:
+            data, self._buf = self._buf, b""
+        else:
+            data, self._buf = self._buf[:n], self._buf[n:]
+        return data
+
+
+async def extract_async(chunks: AsyncIterator[bytes], dest: str | os.PathLike[str], *, overwrite: bool = True) -> int:
+    """``extract`` for an async byte stream (read chunk by chunk, never buffered whole)."""
+    reader = _AsyncChunkReader(chunks, asyncio.get_running_loop())
+    return await asyncio.to_thread(extract, reader, dest, overwrite=overwrite)  # type: ignore[arg-type]
+
+
+def is_safe_error(exc: BaseException) -> bool:
+    """True for errors that mean "bad archive" rather than "bad machine"."""
+    if isinstance(exc, (UnsafeArchive, tarfile.TarError)):
+        return True
+    return isinstance(exc, OSError) and exc.errno in (errno.ELOOP, errno.EEXIST, errno.ENOTDIR)
+
+
+# ------------------------------------------------------------------------------------- creation
+
+
+def create(src_dir: str | os.PathLike[str], dst: IO[bytes], *, arc_prefix: str = "") -> int:
+    """Write a tar stream of ``src_dir`` (links stored as links, never followed; specials skipped)."""
+    root = Path(src_dir)
+    count = 0
+    with tarfile.open(fileobj=dst, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            rel_dir = os.path.relpath(dirpath, root)
+            for entry in sorted(dirnames + filenames):
+                full = os.path.join(dirpath, entry)
+                rel = entry if rel_dir == "." else f"{rel_dir}/{entry}"
+                st = os.lstat(full)
+                if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                    continue
+                info = tar.gettarinfo(full, arcname=posixpath.join(arc_prefix, rel) if arc_prefix else rel)
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                if info.isreg():
+                    with open(full, "rb") as f:
+                        tar.addfile(info, f)
+                else:
+                    tar.addfile(info)
+                count += 1
+    return count
