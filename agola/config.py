@@ -92,7 +92,8 @@ class ConfigError(BadRequest):
         self.problems = list(problems)
         self.source = source
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"invalid configuration {source}:\n{lines}", details=self.problems)
+        what = source if source.startswith("--") else f"configuration {source}"
+        super().__init__(f"invalid {what}:\n{lines}", details=self.problems)
 
 
 class ConfigWarning(str):

@@ -1,0 +1,141 @@
+"""``git http-backend`` run as a CGI from aiohttp: request body streamed in, response streamed out.
+
+The backend handles the smart protocol (v0/v1 and v2 via ``GIT_PROTOCOL``) and inflates gzip request
+bodies itself when told through ``HTTP_CONTENT_ENCODING``. Memory stays bounded whatever the size of
+the push or clone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from aiohttp import web
+
+from agola.errors import Internal
+from agola.services.gitserver.repos import git_env
+from agola.util.log import get_logger
+
+log = get_logger(__name__)
+
+CHUNK = 64 * 1024
+MAX_HEADER_BYTES = 64 * 1024
+MAX_STDERR_BYTES = 8 * 1024
+# Never forwarded from the CGI to the client: aiohttp manages framing itself.
+_HOP_BY_HOP = {"connection", "transfer-encoding", "keep-alive", "content-length", "status"}
+
+
+def cgi_env(request: web.Request, project_root: Path, path_info: str) -> dict[str, str]:
+    env = git_env()
+    env.update({
+        "GIT_PROJECT_ROOT": str(project_root),
+        "GIT_HTTP_EXPORT_ALL": "1",
+        "GATEWAY_INTERFACE": "CGI/1.1",
+        "SERVER_PROTOCOL": f"HTTP/{request.version.major}.{request.version.minor}",
+        "REQUEST_METHOD": request.method,
+        "PATH_INFO": path_info,
+        "QUERY_STRING": request.query_string,
+        "CONTENT_TYPE": request.headers.get("Content-Type", ""),
+        "REMOTE_ADDR": request.remote or "",
+    })
+    # Without CONTENT_LENGTH (chunked uploads) http-backend reads the body until EOF.
+    if (length := request.headers.get("Content-Length")) is not None:
+        env["CONTENT_LENGTH"] = length
+    if (encoding := request.headers.get("Content-Encoding")) is not None:
+        env["HTTP_CONTENT_ENCODING"] = encoding
+    if (protocol := request.headers.get("Git-Protocol")) is not None:
+        env["GIT_PROTOCOL"] = protocol
+    return env
+
+
+async def run_http_backend(request: web.Request, project_root: Path, path_info: str) -> web.StreamResponse:
+    """Answer ``request`` with ``git http-backend`` for ``path_info`` (``/<repo>.git/...``)."""
+    has_body = request.method == "POST"
+    proc = await asyncio.create_subprocess_exec(
+        "git", "http-backend",
+        stdin=asyncio.subprocess.PIPE if has_body else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=cgi_env(request, project_root, path_info),
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    feeder = asyncio.create_task(_feed(request, proc.stdin)) if has_body else None
+    stderr = asyncio.create_task(_drain_tail(proc.stderr))
+    try:
+        status, reason, headers = await _read_headers(proc.stdout)
+        response = web.StreamResponse(status=status, reason=reason)
+        for name, value in headers:
+            if name.lower() not in _HOP_BY_HOP:
+                response.headers.add(name, value)
+        await response.prepare(request)
+        while chunk := await proc.stdout.read(CHUNK):
+            await response.write(chunk)
+        if feeder is not None:
+            await feeder
+        rc = await proc.wait()
+        err = await stderr
+        if rc != 0:
+            log.warning("git http-backend failed", path=path_info, rc=rc, stderr=err[-500:])
+        await response.write_eof()
+        return response
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        for task in (feeder, stderr):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+
+async def _feed(request: web.Request, stdin: asyncio.StreamWriter | None) -> None:
+    assert stdin is not None
+    try:
+        async for chunk in request.content.iter_chunked(CHUNK):
+            stdin.write(chunk)
+            await stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        return  # the backend stopped reading (it answered an error); its output says why
+    finally:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            stdin.close()
+            await stdin.wait_closed()
+
+
+async def _drain_tail(stream: asyncio.StreamReader) -> str:
+    """Read stderr to the end (so the child never blocks on it), keeping only the tail."""
+    tail = b""
+    while chunk := await stream.read(CHUNK):
+        tail = (tail + chunk)[-MAX_STDERR_BYTES:]
+    return tail.decode(errors="replace")
+
+
+async def _read_headers(stdout: asyncio.StreamReader) -> tuple[int, str, list[tuple[str, str]]]:
+    """Parse CGI response headers up to the blank line; ``Status:`` sets the HTTP status."""
+    status, reason = 200, "OK"
+    headers: list[tuple[str, str]] = []
+    total = 0
+    while True:
+        line = await stdout.readline()
+        total += len(line)
+        if not line:
+            raise Internal("git http-backend ended without a response")
+        if total > MAX_HEADER_BYTES:
+            raise Internal("git http-backend sent oversized headers")
+        text = line.decode("latin-1").rstrip("\r\n")
+        if not text:
+            return status, reason, headers
+        name, sep, value = text.partition(":")
+        if not sep:
+            raise Internal("git http-backend sent a malformed header")
+        value = value.strip()
+        if name.lower() == "status":
+            code, _, rest = value.partition(" ")
+            try:
+                status = int(code)
+            except ValueError:
+                raise Internal("git http-backend sent a malformed status") from None
+            reason = rest or reason
+        else:
+            headers.append((name, value))

@@ -1,0 +1,28 @@
+"""The gitserver role: ``gitserver.dataDir`` holds the bare repositories."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from agola.config import Config
+from agola.services.gitserver.api import build_app
+from agola.services.gitserver.repos import RepoStore
+from agola.services.role import Role
+
+
+class GitserverRole(Role):
+    name = "gitserver"
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.store = RepoStore(config.gitserver.data_dir)
+
+    async def start(self) -> None:
+        self.store.prepare()
+
+    async def stop(self) -> None:
+        # Stateless beyond the disk: in-flight git processes end with their requests.
+        return None
+
+    def web_app(self) -> web.Application:
+        return build_app(self.store)
