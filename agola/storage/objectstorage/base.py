@@ -17,6 +17,8 @@ from typing import AsyncIterable, AsyncIterator
 import attrs
 
 CHUNK_SIZE = 1024 * 1024
+# S3's limit on key length (bytes, UTF-8); posix is held to it too so both backends agree.
+MAX_PATH_BYTES = 1024
 
 
 @attrs.frozen
@@ -27,6 +29,39 @@ class ObjectInfo:
     last_modified: float
     # Only in non-recursive listings: a common prefix ("dir/"), not an object.
     is_dir: bool = False
+
+
+def validate_path(path: str) -> str:
+    """Return ``path`` if it is a valid object name, else raise ``BadRequest``.
+
+    Valid: non-empty ``/``-separated segments, none empty, ``.`` or ``..``; no leading ``/``,
+    no NUL, no backslash, at most ``MAX_PATH_BYTES`` UTF-8 bytes.
+    """
+    from agola.errors import BadRequest
+
+    if not isinstance(path, str) or not path:
+        raise BadRequest("empty object path")
+    if "\x00" in path or "\\" in path:
+        raise BadRequest(f"invalid object path {path!r}: NUL or backslash")
+    if path.startswith("/"):
+        raise BadRequest(f"invalid object path {path!r}: absolute")
+    if any(seg in ("", ".", "..") for seg in path.split("/")):
+        raise BadRequest(f"invalid object path {path!r}: empty, '.' or '..' segment")
+    try:
+        encoded = path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(f"invalid object path {path!r}: not valid UTF-8") from None
+    if len(encoded) > MAX_PATH_BYTES:
+        raise BadRequest(f"object path longer than {MAX_PATH_BYTES} bytes")
+    return path
+
+
+def validate_prefix(prefix: str) -> str:
+    """Like ``validate_path`` for listing prefixes and ``start_after``: may be empty or end with ``/``."""
+    if prefix == "":
+        return prefix
+    validate_path(prefix[:-1] if prefix.endswith("/") else prefix)
+    return prefix
 
 
 class ObjectReader(abc.ABC):

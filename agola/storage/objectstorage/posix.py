@@ -1,0 +1,324 @@
+"""Object storage on a local directory (the single-process default).
+
+Layout (spec §1.6): ``<base>/data/<object path>`` holds objects, ``<base>/tmp/`` stages writes.
+A write goes to a fresh temp file, is flushed (and fsynced when durable), then ``os.replace``-d over
+the destination: readers see the old object or the new one, never a partial one. A reader holding
+the old file keeps reading the old content after the replace (the inode lives until closed).
+
+Every blocking call runs in a worker thread and moves at most ``CHUNK_SIZE`` bytes at a time, so the
+event loop never waits on the disk and memory stays bounded whatever the object size.
+
+Limitation of a file tree (S3 has none): an object name cannot also be a "directory" of another
+object (``a`` and ``a/b`` cannot coexist); such a write raises ``BadRequest``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import itertools
+import os
+import stat as stat_mod
+import tempfile
+from pathlib import Path
+from typing import IO, AsyncIterable, AsyncIterator, Iterator
+
+from agola.errors import BadRequest, Internal, NotExist
+from agola.storage.objectstorage.base import (
+    CHUNK_SIZE,
+    ObjectInfo,
+    ObjectReader,
+    ObjectStorage,
+    validate_path,
+    validate_prefix,
+)
+
+# How many listing entries one worker-thread hop produces.
+_LIST_BATCH = 256
+# A concurrent delete may prune the destination's parent between our mkdir and our rename.
+_REPLACE_ATTEMPTS = 5
+
+_MISSING_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+
+
+def _not_exist(path: str) -> NotExist:
+    return NotExist(f"object {path!r} does not exist")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _StagedFile:
+    """A temp file in ``tmp/`` that becomes an object on ``commit`` or vanishes on ``discard``.
+
+    Every method is blocking: call them from a worker thread.
+    """
+
+    def __init__(self, tmp_dir: Path) -> None:
+        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="obj-", suffix=".tmp")
+        self.name = Path(name)
+        self.file: IO[bytes] = os.fdopen(fd, "wb", buffering=0)
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            written = self.file.write(view)
+            assert written is not None
+            view = view[written:]
+            self.size += written
+
+    def commit(self, dest: Path, data_dir: Path, path: str, durable: bool) -> None:
+        if durable:
+            os.fsync(self.file.fileno())
+        self.file.close()
+        for _ in range(_REPLACE_ATTEMPTS):
+            _make_parents(dest.parent, data_dir, path, durable)
+            try:
+                os.replace(self.name, dest)
+            except FileNotFoundError:
+                continue  # a concurrent delete pruned the (empty) parent: create it again
+            except (IsADirectoryError, NotADirectoryError):
+                raise BadRequest(f"object path {path!r} clashes with a directory of other objects") from None
+            except OSError as exc:
+                if exc.errno == errno.ENOTEMPTY:
+                    raise BadRequest(f"object path {path!r} clashes with a directory of other objects") from None
+                raise
+            if durable:
+                _fsync_dir(dest.parent)
+            return
+        raise Internal(f"could not place object {path!r}: its directory keeps disappearing")
+
+    def discard(self) -> None:
+        try:
+            self.file.close()
+        finally:
+            try:
+                os.unlink(self.name)
+            except FileNotFoundError:
+                pass
+
+
+def _make_parents(directory: Path, data_dir: Path, path: str, durable: bool) -> None:
+    """``mkdir -p`` below ``data_dir``; fsync each parent that gained an entry when durable."""
+    missing: list[Path] = []
+    current = directory
+    while current != data_dir and not current.is_dir():
+        missing.append(current)
+        current = current.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            if not d.is_dir():
+                raise BadRequest(f"object path {path!r} clashes with an existing object") from None
+            continue
+        except NotADirectoryError:
+            raise BadRequest(f"object path {path!r} clashes with an existing object") from None
+        if durable:
+            _fsync_dir(d.parent)
+
+
+class _PosixReader(ObjectReader):
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        while True:
+            chunk = await asyncio.to_thread(self._file.read, CHUNK_SIZE)
+            if not chunk:
+                return
+            yield chunk
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def aclose(self) -> None:
+        self._file.close()
+
+
+class PosixObjectStorage(ObjectStorage):
+    def __init__(self, base_dir: str | os.PathLike[str], fsync: bool = True) -> None:
+        self.base_dir = Path(base_dir).absolute()
+        self.data_dir = self.base_dir / "data"
+        self.tmp_dir = self.base_dir / "tmp"
+        self.fsync = fsync
+        # Construction happens once at start-up: a quick blocking mkdir is fine here.
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"PosixObjectStorage({str(self.base_dir)!r})"
+
+    def _file(self, path: str) -> Path:
+        return self.data_dir / validate_path(path)
+
+    # -- stat / read ---------------------------------------------------------------------------
+
+    async def stat(self, path: str) -> ObjectInfo:
+        file = self._file(path)
+        return await asyncio.to_thread(self._stat_sync, file, path)
+
+    @staticmethod
+    def _stat_sync(file: Path, path: str) -> ObjectInfo:
+        try:
+            st = os.stat(file)
+        except _MISSING_ERRORS:
+            raise _not_exist(path) from None
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise _not_exist(path)
+        return ObjectInfo(path=path, size=st.st_size, last_modified=st.st_mtime)
+
+    async def read(self, path: str) -> ObjectReader:
+        file = self._file(path)
+        return _PosixReader(await asyncio.to_thread(self._open_sync, file, path))
+
+    @staticmethod
+    def _open_sync(file: Path, path: str) -> IO[bytes]:
+        try:
+            return open(file, "rb", buffering=0)
+        except _MISSING_ERRORS:
+            raise _not_exist(path) from None
+
+    # -- write ---------------------------------------------------------------------------------
+
+    async def write(
+        self,
+        path: str,
+        data: bytes | AsyncIterable[bytes],
+        *,
+        size: int | None = None,
+        persist: bool = True,
+    ) -> None:
+        dest = self._file(path)
+        durable = persist and self.fsync
+        staged = await asyncio.to_thread(_StagedFile, self.tmp_dir)
+        try:
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                await asyncio.to_thread(staged.write, data)
+            else:
+                await self._write_stream(staged, data)
+            if size is not None and staged.size != size:
+                raise BadRequest(f"object {path!r}: got {staged.size} bytes, expected {size}")
+            await asyncio.to_thread(staged.commit, dest, self.data_dir, path, durable)
+        except BaseException:
+            # Synchronous on purpose: it must also run when we are being cancelled.
+            staged.discard()
+            raise
+
+    @staticmethod
+    async def _write_stream(staged: _StagedFile, data: AsyncIterable[bytes]) -> None:
+        # Coalesce small chunks so a chatty stream does not cost one thread hop per few bytes.
+        pending: list[bytes] = []
+        pending_size = 0
+        async for chunk in data:
+            if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                raise BadRequest(f"object stream yielded {type(chunk).__name__}, not bytes")
+            if not isinstance(chunk, bytes):
+                chunk = bytes(chunk)  # a caller may reuse its bytearray after yielding it
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size >= CHUNK_SIZE:
+                block = pending[0] if len(pending) == 1 else b"".join(pending)
+                pending, pending_size = [], 0
+                await asyncio.to_thread(staged.write, block)
+        if pending:
+            await asyncio.to_thread(staged.write, b"".join(pending))
+
+    # -- delete --------------------------------------------------------------------------------
+
+    async def delete(self, path: str) -> None:
+        file = self._file(path)
+        await asyncio.to_thread(self._delete_sync, file, path)
+
+    def _delete_sync(self, file: Path, path: str) -> None:
+        try:
+            if not stat_mod.S_ISREG(os.stat(file).st_mode):
+                raise _not_exist(path)
+            os.unlink(file)
+        except _MISSING_ERRORS:
+            raise _not_exist(path) from None
+        if self.fsync:
+            _fsync_dir(file.parent)
+        # Prune now-empty parents so listings do not report empty "directories".
+        parent = file.parent
+        while parent != self.data_dir:
+            try:
+                os.rmdir(parent)
+            except OSError:
+                break  # not empty (or already gone): stop
+            parent = parent.parent
+
+    # -- list ----------------------------------------------------------------------------------
+
+    def list(
+        self, prefix: str = "", *, start_after: str = "", recursive: bool = True
+    ) -> AsyncIterator[ObjectInfo]:
+        validate_prefix(prefix)
+        return self._list(prefix, start_after, recursive)
+
+    async def _list(self, prefix: str, start_after: str, recursive: bool) -> AsyncIterator[ObjectInfo]:
+        entries = self._walk(prefix, start_after, recursive)
+        while True:
+            batch = await asyncio.to_thread(lambda: list(itertools.islice(entries, _LIST_BATCH)))
+            for info in batch:
+                yield info
+            if len(batch) < _LIST_BATCH:
+                return
+
+    def _walk(self, prefix: str, start_after: str, recursive: bool) -> Iterator[ObjectInfo]:
+        # Start in the directory holding the prefix's last complete segment ("a/b" -> "a/").
+        rel = prefix[: prefix.rfind("/") + 1]
+        yield from self._walk_dir(self.data_dir / rel, rel, prefix, start_after, recursive)
+
+    def _walk_dir(
+        self, directory: Path, rel: str, prefix: str, start_after: str, recursive: bool
+    ) -> Iterator[ObjectInfo]:
+        try:
+            with os.scandir(directory) as it:
+                raw = list(it)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        # Sort by the name a directory's contents start with ("x/"), so that the walk yields full
+        # paths in lexical order: "x-1" < "x/1" < "x0".
+        keyed: list[tuple[str, os.DirEntry[str], bool]] = []
+        for entry in raw:
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            keyed.append((entry.name + "/" if is_dir else entry.name, entry, is_dir))
+        keyed.sort(key=lambda item: item[0])
+        for key, entry, is_dir in keyed:
+            path = rel + key
+            if is_dir:
+                if not (path.startswith(prefix) or prefix.startswith(path)):
+                    continue
+                if start_after >= path and not start_after.startswith(path):
+                    continue  # everything inside sorts before start_after
+                if recursive:
+                    yield from self._walk_dir(Path(entry.path), path, prefix, start_after, recursive)
+                elif path > start_after and _contains_file(Path(entry.path)):
+                    yield ObjectInfo(path=path, size=0, last_modified=0.0, is_dir=True)
+                continue
+            if not path.startswith(prefix) or path <= start_after:
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # deleted while we walked
+            if stat_mod.S_ISREG(st.st_mode):
+                yield ObjectInfo(path=path, size=st.st_size, last_modified=st.st_mtime)
+
+
+def _contains_file(directory: Path) -> bool:
+    """Whether a directory holds an object anywhere below (empty leftovers are not "dirs")."""
+    for _root, _dirs, files in os.walk(directory):
+        if files:
+            return True
+    return False

@@ -1,0 +1,104 @@
+"""What only the posix backend promises: its on-disk layout, staging and durability knobs."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+
+from agola.errors import BadRequest, NotExist
+from agola.storage.objectstorage.posix import PosixObjectStorage
+
+
+async def test_objects_live_under_data_and_staging_is_cleaned(tmp_path: Path) -> None:
+    ost = PosixObjectStorage(tmp_path)
+    await ost.write("logs/t1/data/steps/0.log", b"step output")
+
+    assert (tmp_path / "data" / "logs" / "t1" / "data" / "steps" / "0.log").read_bytes() == b"step output"
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+async def test_failed_write_leaves_no_temp_file(tmp_path: Path) -> None:
+    ost = PosixObjectStorage(tmp_path)
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"partial"
+        raise OSError("disk unplugged")
+
+    with pytest.raises(OSError):
+        await ost.write("x", broken())
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert not (tmp_path / "data" / "x").exists()
+
+
+async def test_cancelled_write_leaves_no_temp_file(tmp_path: Path) -> None:
+    ost = PosixObjectStorage(tmp_path)
+    started = asyncio.Event()
+
+    async def endless() -> AsyncIterator[bytes]:
+        while True:
+            started.set()
+            yield b"x" * 4096
+            await asyncio.sleep(0.001)
+
+    task = asyncio.create_task(ost.write("x", endless()))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert list((tmp_path / "tmp").iterdir()) == []
+    with pytest.raises(NotExist):
+        await ost.stat("x")
+
+
+async def test_delete_prunes_empty_parents_but_not_data_dir(tmp_path: Path) -> None:
+    ost = PosixObjectStorage(tmp_path)
+    await ost.write("a/b/c/obj", b"1")
+    await ost.write("a/keep", b"2")
+    await ost.delete("a/b/c/obj")
+
+    assert not (tmp_path / "data" / "a" / "b").exists()
+    assert (tmp_path / "data" / "a" / "keep").exists()
+    await ost.delete("a/keep")
+    assert (tmp_path / "data").is_dir()
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+async def test_object_cannot_also_be_a_directory(tmp_path: Path) -> None:
+    ost = PosixObjectStorage(tmp_path)
+    await ost.write("a/b", b"1")
+    with pytest.raises(BadRequest):
+        await ost.write("a", b"2")
+    with pytest.raises(BadRequest):
+        await ost.write("a/b/c", b"3")
+    assert await ost.read_all("a/b") == b"1"
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+async def test_empty_leftover_directories_are_not_listed(tmp_path: Path) -> None:
+    ost = PosixObjectStorage(tmp_path)
+    (tmp_path / "data" / "crashed" / "deep").mkdir(parents=True)
+    await ost.write("real/x", b"")
+    assert [i.path async for i in ost.list("", recursive=False)] == ["real/"]
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+async def test_data_survives_reopen(tmp_path: Path, fsync: bool) -> None:
+    ost = PosixObjectStorage(tmp_path, fsync=fsync)
+    await ost.write("a", b"durable", persist=True)
+    await ost.write("b", b"fast", persist=False)
+    reopened = PosixObjectStorage(tmp_path, fsync=fsync)
+    assert await reopened.read_all("a") == b"durable"
+    assert await reopened.read_all("b") == b"fast"
+
+
+async def test_reader_of_replaced_object_keeps_old_content(tmp_path: Path) -> None:
+    ost = PosixObjectStorage(tmp_path)
+    await ost.write("obj", b"old" * 1000)
+    reader = await ost.read("obj")
+    await ost.write("obj", b"new")
+    await ost.delete("obj")
+    async with reader:
+        assert await reader.read() == b"old" * 1000
