@@ -1,0 +1,192 @@
+"""``DataManager``: the public face of the datamanager (writes, reads, background loops)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator
+
+from agola.storage.coord.base import Coordination, Mutex
+from agola.storage.datamanager.checkpoint import Checkpointer
+from agola.storage.datamanager.initetcd import INIT_LOCK_TIMEOUT, init_etcd
+from agola.storage.datamanager.loops import (
+    CheckpointCleanJob,
+    CheckpointJob,
+    CompactChangeGroupsJob,
+    EtcdWalCleanJob,
+    Job,
+    LoopRunner,
+    PingJob,
+    StorageWalCleanJob,
+    SyncJob,
+    run_locked,
+)
+from agola.storage.datamanager.read import Reader
+from agola.storage.datamanager.types import (
+    CHANGEGROUPS_PREFIX,
+    Action,
+    ChangeGroupsUpdateToken,
+    DataEntry,
+    DataManagerOptions,
+    Paths,
+    lock_key,
+    validate_change_group,
+)
+from agola.storage.datamanager.wal import WalReader, WalWriter
+from agola.storage.objectstorage.base import ObjectStorage
+from agola.util.log import get_logger
+
+log = get_logger(__name__)
+
+
+class DataManager:
+    """A replicated store of objects grouped by datatype: WAL in coordination, snapshots in storage.
+
+    ``coord`` is already scoped to the service prefix (``configstore/``); ``base_path`` is the
+    object storage prefix (``configdata``). Call ``init()`` (or ``start()``, which calls it) before
+    writing.
+    """
+
+    def __init__(
+        self,
+        coord: Coordination,
+        ost: ObjectStorage,
+        base_path: str,
+        datatypes: list[str],
+        options: DataManagerOptions | None = None,
+    ) -> None:
+        self.coord = coord
+        self.ost = ost
+        self.paths = Paths(base_path)
+        self.datatypes = list(datatypes)
+        self.options = options or DataManagerOptions()
+        self.wal_reader = WalReader(ost, self.paths)
+        self._writer = WalWriter(coord, ost, self.paths, self.datatypes, self.options, self._wake_sync)
+        self._reader = Reader(coord, ost, self.paths, self.wal_reader, self.options.read_cache_bytes)
+        self.checkpointer = Checkpointer(coord, ost, self.paths, self.datatypes, self.wal_reader, self.options)
+        o = self.options
+        self.sync_job = SyncJob(coord, ost, self.paths)
+        self.checkpoint_job = CheckpointJob(self.checkpointer)
+        self.checkpoint_clean_job = CheckpointCleanJob(self.checkpointer)
+        self.etcd_wal_clean_job = EtcdWalCleanJob(coord, o)
+        self.storage_wal_clean_job = StorageWalCleanJob(coord, ost, self.paths)
+        self.compact_change_groups_job = CompactChangeGroupsJob(coord, o)
+        self.ping_job = PingJob(coord)
+        self._mutexes: dict[str, Mutex] = {}
+        self._runners = [
+            LoopRunner(self.sync_job, o.sync_interval, self.run_job, o.max_backoff),
+            LoopRunner(self.checkpoint_job, o.checkpoint_interval, self.run_job, o.max_backoff),
+            LoopRunner(self.checkpoint_clean_job, o.checkpoint_clean_interval, self.run_job, o.max_backoff),
+            LoopRunner(self.etcd_wal_clean_job, o.etcd_wal_clean_interval, self.run_job, o.max_backoff),
+            LoopRunner(self.storage_wal_clean_job, o.storage_wal_clean_interval, self.run_job, o.max_backoff),
+            LoopRunner(
+                self.compact_change_groups_job, o.compact_change_groups_interval, self.run_job, o.max_backoff
+            ),
+            LoopRunner(self.ping_job, o.ping_interval, self.run_job, o.max_backoff),
+        ]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def init(self, *, force: bool = False) -> bool:
+        """Spec §4.6 InitEtcd; True if coordination was (re)built from storage."""
+        done = await init_etcd(self.coord, self.ost, self.paths, self.checkpointer, self.options, force=force)
+        self._writer.forget_head()
+        return done
+
+    async def start(self) -> None:
+        """Initialise (retrying until coordination and storage answer), then run the loops."""
+        if self._tasks:
+            return
+        self._tasks.append(asyncio.create_task(self._init_then_loop(), name="datamanager-init"))
+
+    async def _init_then_loop(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self.init()
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keep trying: the service must not die
+                log.warning("datamanager init failed", error=repr(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(self.options.max_backoff, delay * 2)
+        for runner in self._runners:
+            self._tasks.append(asyncio.create_task(runner.loop(), name=f"datamanager-{runner.job.name}"))
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for mutex in self._mutexes.values():
+            try:
+                await mutex.unlock()
+            except Exception:  # noqa: BLE001 - the lease expires anyway
+                pass
+        self._mutexes.clear()
+
+    @property
+    def loop_errors(self) -> dict[str, int]:
+        """Errors seen per background job since start (for health reporting and tests)."""
+        return {r.job.name: r.errors for r in self._runners}
+
+    async def run_job(self, job: Job) -> bool:
+        """Run one background job now under its lock (``try_lock``: False if held elsewhere)."""
+        return await run_locked(self.coord, self._mutexes, job, self.options.lock_ttl)
+
+    def _wake_sync(self) -> None:
+        if self._tasks:
+            self._runners[0].wake()
+
+    # --- writes ------------------------------------------------------------------------------
+
+    async def write_wal(
+        self, actions: list[Action], token: ChangeGroupsUpdateToken | None = None
+    ) -> ChangeGroupsUpdateToken:
+        """Commit ``actions`` atomically; ``Conflict`` if a change group of ``token`` moved.
+
+        Returns a token with the new revision of each change group of ``token``.
+        """
+        return await self._writer.write_wal(actions, token)
+
+    async def get_change_groups_update_token(self, names: list[str]) -> ChangeGroupsUpdateToken:
+        """The current revision of each change group, read from coordination.
+
+        Take the token *before* the reads it protects: any write to those groups after this call
+        makes ``write_wal`` with this token fail.
+        """
+        for name in names:
+            validate_change_group(name)
+        rr = await self.coord.range(CHANGEGROUPS_PREFIX)
+        revs = {kv.key[len(CHANGEGROUPS_PREFIX) :]: kv.mod_revision for kv in rr.kvs}
+        return ChangeGroupsUpdateToken(rr.revision, {name: revs.get(name, 0) for name in names})
+
+    # --- reads -------------------------------------------------------------------------------
+
+    async def read_object(self, datatype: str, id: str) -> bytes:
+        """The object's current data (recent WALs first, deletes included); ``NotExist`` if none."""
+        return await self._reader.read_object(datatype, id)
+
+    def iter_objects(self, datatype: str) -> AsyncIterator[DataEntry]:
+        """Every current object of ``datatype``, in id order (streams the snapshot)."""
+        return self._reader.iter_objects(datatype)
+
+    async def list_objects(self, datatype: str) -> list[DataEntry]:
+        return [entry async for entry in self._reader.iter_objects(datatype)]
+
+    # --- checkpoints -------------------------------------------------------------------------
+
+    async def force_checkpoint(self, timeout: float = INIT_LOCK_TIMEOUT) -> bool:
+        """Sync every WAL to storage and snapshot them now, waiting for the locks."""
+        for lock, run in (("synclock", self.sync_job.run_once), ("checkpointlock", self._checkpoint_forced)):
+            mutex = self.coord.mutex(lock_key(lock), ttl=self.options.lock_ttl)
+            await mutex.lock(timeout=timeout)
+            try:
+                result = await run()
+            finally:
+                await mutex.unlock()
+        return bool(result)
+
+    async def _checkpoint_forced(self) -> bool:
+        return await self.checkpointer.checkpoint(force=True)
