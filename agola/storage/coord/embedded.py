@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import queue
 import errno
 import fcntl
 import os
@@ -116,6 +117,9 @@ class _Write:
         self.events: list[tuple[Any, ...]] = []
 
 
+_Callback = Callable[[Any, BaseException | None], None]
+
+
 class _Store:
     def __init__(self, data_dir: Path, history: int) -> None:
         self.data_dir = data_dir
@@ -123,18 +127,26 @@ class _Store:
         self.refs = 0
         self.closed = False
         self._lock_fd = self._take_process_lock(data_dir)
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="coord-embedded")
         self._conn: sqlite3.Connection | None = None
+        # ``revision`` is the last committed revision (what other threads may read); ``_rev`` is
+        # the worker thread's view, ahead of it while a batch is being committed.
         self.revision = 0
+        self._rev = 0
         self.compact_revision = 0
         self._leases: dict[int, list[float]] = {}  # id -> [ttl, monotonic deadline]
         self._lease_cond = threading.Condition()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._waiters_lock = threading.Lock()
+        self._queue: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], _Callback] | None] = (
+            queue.SimpleQueue()
+        )
+        self._worker = threading.Thread(target=self._work, name="coord-embedded", daemon=True)
+        self._worker.start()
         try:
-            self._executor.submit(self._x_open).result()
+            self.call_sync(self._x_open)
         except BaseException:
-            self._executor.shutdown(wait=True)
+            self._queue.put(None)
+            self._worker.join(5)
             os.close(self._lock_fd)
             raise
         self._reaper = threading.Thread(target=self._reap_leases, name="coord-lease-reaper", daemon=True)
@@ -168,7 +180,7 @@ class _Store:
         conn.executescript(_SCHEMA)
         self._conn = conn
         meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
-        self.revision = int(meta.get("revision", 0))
+        self.revision = self._rev = int(meta.get("revision", 0))
         self.compact_revision = int(meta.get("compact_revision", 0))
         now = time.monotonic()
         for lease_id, ttl in conn.execute("SELECT id, ttl FROM leases"):
@@ -179,25 +191,119 @@ class _Store:
         with self._lease_cond:
             self._lease_cond.notify_all()
         self._reaper.join(5)
-        try:
-            self._executor.submit(self._x_close).result()
-        finally:
-            self._executor.shutdown(wait=True)
-            self._notify_all()
-            os.close(self._lock_fd)
+        self._queue.put(None)  # the worker closes the database once the queue is drained
+        self._worker.join(30)
+        self._notify_all()
+        os.close(self._lock_fd)
 
-    def _x_close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+    # -- the worker thread: group commit ---------------------------------------------------------
+
+    def _work(self) -> None:
+        """Run queued calls in batches: one sqlite transaction (and one fsync-free WAL commit)
+        per batch, each call in its own savepoint so a failing call leaves the others intact."""
+        while True:
+            item = self._queue.get()
+            if item is None:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+                return
+            batch = [item]
+            while len(batch) < 256:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                batch.append(nxt)
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[tuple[Callable[..., Any], tuple[Any, ...], _Callback]]) -> None:
+        conn = self._conn
+        results: list[tuple[Any, BaseException | None]] = []
+        if conn is None:  # opening, or closed: run bare (open/close themselves)
+            for fn, args, _ in batch:
+                try:
+                    results.append((fn(*args), None))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    results.append((None, exc))
+        else:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for fn, args, _ in batch:
+                    conn.execute("SAVEPOINT call")
+                    try:
+                        res: Any = fn(*args)
+                        conn.execute("RELEASE call")
+                        results.append((res, None))
+                    except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                        conn.execute("ROLLBACK TO call")
+                        conn.execute("RELEASE call")
+                        results.append((None, exc))
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+            except Exception as exc:  # noqa: BLE001 - the whole batch failed to commit
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                self._rev = self.revision
+                err = Unavailable(f"embedded coordination store: commit failed: {exc}")
+                results = [(None, err)] * len(batch)
+        changed = self._rev != self.revision
+        self.revision = self._rev
+        if changed:
+            self._notify_all()
+        for (_, _, callback), (res, exc) in zip(batch, results):
+            callback(res, exc)
+        if self._conn is not None and self.revision - self.compact_revision > self.history + max(self.history // 10, 1):
+            self._auto_compact()
+
+    def _auto_compact(self) -> None:
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            self._x_compact(self.revision - self.history)
+            conn.execute("COMMIT")
+        except Exception as exc:  # noqa: BLE001 - retried after the next writes
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            log.warning("history compaction failed", error=repr(exc))
+
+    def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def done(res: Any, exc: BaseException | None) -> None:
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(res)
+
+        self._queue.put((fn, args, done))
+        return fut.result()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         if self.closed:
             raise Unavailable("embedded coordination store is closed")
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-        except RuntimeError as exc:  # executor shut down under us
-            raise Unavailable(f"embedded coordination store is closed: {exc}") from None
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+
+        def deliver(res: Any, exc: BaseException | None) -> None:
+            if fut.done():
+                return
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(res)
+
+        def done(res: Any, exc: BaseException | None) -> None:
+            try:
+                loop.call_soon_threadsafe(deliver, res, exc)
+            except RuntimeError:  # the caller's loop is gone
+                pass
+
+        self._queue.put((fn, args, done))
+        return await fut
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -227,28 +333,18 @@ class _Store:
     # -- writes ----------------------------------------------------------------------------------
 
     def _x_write(self, body: Callable[[_Write], T]) -> tuple[T, int]:
-        """Run ``body`` in one sqlite transaction; bump the revision iff it changed something."""
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            w = _Write(self.revision + 1)
-            result = body(w)
-            if w.events:
-                conn.executemany(
-                    f"INSERT INTO events (rev, idx, {_EV_DATA_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [(w.revision, i, *ev) for i, ev in enumerate(w.events)],
-                )
-                conn.execute("INSERT OR REPLACE INTO meta VALUES ('revision', ?)", (w.revision,))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        """Run ``body`` as one write; it takes the next revision iff it changed something.
+        (The caller's batch provides the sqlite transaction.)"""
+        w = _Write(self._rev + 1)
+        result = body(w)
         if w.events:
-            self.revision = w.revision
-            self._notify_all()
-            if self.revision - self.compact_revision > self.history + max(self.history // 10, 1):
-                self._x_compact(self.revision - self.history)
-        return result, self.revision
+            self.conn.executemany(
+                f"INSERT INTO events (rev, idx, {_EV_DATA_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(w.revision, i, *ev) for i, ev in enumerate(w.events)],
+            )
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('revision', ?)", (w.revision,))
+            self._rev = w.revision
+        return result, self._rev
 
     def _x_current(self, key: bytes) -> tuple[Any, ...] | None:
         row: tuple[Any, ...] | None = self.conn.execute(
@@ -294,8 +390,8 @@ class _Store:
 
     def _x_range_at(self, key: bytes, end: bytes | None, revision: int, limit: int) -> list[tuple[Any, ...]]:
         """The keys under a prefix as they were at ``revision``, from the event history."""
-        if revision > self.revision:
-            raise BadRequest(f"revision {revision} is in the future (current {self.revision})")
+        if revision > self._rev:
+            raise BadRequest(f"revision {revision} is in the future (current {self._rev})")
         if revision < self.compact_revision:
             raise Compacted(compact_revision=self.compact_revision)
         sql = "SELECT key, deleted, value, create_rev, rev, version, lease FROM events WHERE key >= ? AND rev <= ?"
@@ -313,27 +409,21 @@ class _Store:
         """Forget history below ``revision``, keeping each key's latest version at that point."""
         if revision <= self.compact_revision:
             return
-        revision = min(revision, self.revision)
+        revision = min(revision, self._rev)
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(
-                "DELETE FROM events WHERE rev < :c AND (deleted = 1 OR EXISTS ("
-                " SELECT 1 FROM events n WHERE n.key = events.key AND n.rev > events.rev AND n.rev <= :c))",
-                {"c": revision},
-            )
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('compact_revision', ?)", (revision,))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        conn.execute(
+            "DELETE FROM events WHERE rev < :c AND (deleted = 1 OR EXISTS ("
+            " SELECT 1 FROM events n WHERE n.key = events.key AND n.rev > events.rev AND n.rev <= :c))",
+            {"c": revision},
+        )
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('compact_revision', ?)", (revision,))
         self.compact_revision = revision
 
     def _x_events(self, key: bytes, end: bytes | None, start: int) -> tuple[list[tuple[Any, ...]], int]:
         """Events under a prefix in ``[start, start + batch)``; returns them and the next start."""
         if start < self.compact_revision:
             raise Compacted(compact_revision=self.compact_revision)
-        hi = min(start + _WATCH_BATCH_REVS, self.revision + 1)
+        hi = min(start + _WATCH_BATCH_REVS, self._rev + 1)
         if hi <= start:
             return [], start
         sql = f"SELECT {_EV_COLS} FROM events WHERE rev >= ? AND rev < ? AND key >= ?"
@@ -386,7 +476,7 @@ class _Store:
                     continue
             for lease_id in expired:
                 try:
-                    self._executor.submit(self._x_revoke, lease_id).result()
+                    self.call_sync(self._x_revoke, lease_id)
                 except Exception as exc:  # noqa: BLE001 - store closing; the lease expires on reopen
                     if not self.closed:
                         log.warning("lease revoke failed", lease=f"{lease_id:x}", error=repr(exc))
@@ -466,8 +556,8 @@ class EmbeddedCoordination(Coordination):
 
         def read() -> tuple[list[tuple[Any, ...]], int]:
             if revision > 0:
-                return store._x_range_at(start, end, revision, limit), store.revision
-            return store._x_scan(start, end, True, limit), store.revision
+                return store._x_range_at(start, end, revision, limit), store._rev
+            return store._x_scan(start, end, True, limit), store._rev
 
         rows, rev = await store.run(read)
         return RangeResult([self._kv(r) for r in rows], rev)
@@ -514,7 +604,7 @@ class EmbeddedCoordination(Coordination):
             return None
         if isinstance(op, Get):
             start, end = self._range_of(op.key, op.prefix)
-            return RangeResult([self._kv(r) for r in store._x_scan(start, end, op.prefix)], store.revision)
+            return RangeResult([self._kv(r) for r in store._x_scan(start, end, op.prefix)], store._rev)
         raise BadRequest(f"unknown txn op {op!r}")
 
     async def revision(self) -> int:
