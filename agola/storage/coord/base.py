@@ -172,6 +172,12 @@ class Mutex(abc.ABC):
     @abc.abstractmethod
     async def unlock(self) -> None: ...
 
+    @property
+    def lost(self) -> bool:
+        """True once the session of the held lock was lost (another locker may own it now):
+        work done under the lock must stop. False when the lock is not held."""
+        return False
+
     async def __aenter__(self) -> "Mutex":
         await self.lock()
         return self
@@ -201,7 +207,8 @@ class Coordination(abc.ABC):
 
     @abc.abstractmethod
     def watch(self, prefix: str, *, start_revision: int = 0) -> Watcher:
-        """Events for keys under ``prefix`` from ``start_revision`` (0 = from now on)."""
+        """Events for keys under ``prefix`` from ``start_revision`` (0 = from now on: pinned
+        when the watcher is created or, at the latest, entered with ``async with``)."""
 
     @abc.abstractmethod
     async def grant_lease(self, ttl: float) -> Lease: ...
