@@ -60,6 +60,10 @@ class Role(abc.ABC):
         """The role's HTTP application (built with ``agola.util.http.make_app``), or None."""
         return None
 
+    def web_runner_options(self) -> dict[str, Any]:
+        """Extra ``aiohttp.web.AppRunner`` options (e.g. ``auto_decompress=False``)."""
+        return {}
+
     def web_settings(self) -> Web | None:
         """Where ``web_app()`` is served; default: the section's ``web``."""
         return getattr(self.section, "web", None)
@@ -75,20 +79,21 @@ class WebServer:
     """An aiohttp application on one listen address, with graceful shutdown."""
 
     def __init__(self, app: web.Application, settings: Web, *,
-                 shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> None:
+                 shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+                 runner_options: dict[str, Any] | None = None) -> None:
         self.app = app
         self.settings = settings
         self.shutdown_timeout = shutdown_timeout
+        self.runner_options = dict(runner_options or {})
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
     async def start(self) -> None:
         host, port = listen_host_port(self.settings.listen_address)
         runner = web.AppRunner(self.app, handle_signals=False, access_log=None,
-                               shutdown_timeout=self.shutdown_timeout)
+                               shutdown_timeout=self.shutdown_timeout, **self.runner_options)
         await runner.setup()
-        site = web.TCPSite(runner, host or None, port, ssl_context=self._ssl_context(),
-                           shutdown_timeout=self.shutdown_timeout)
+        site = web.TCPSite(runner, host or None, port, ssl_context=self._ssl_context())
         try:
             await site.start()
         except BaseException:
@@ -150,7 +155,8 @@ class RoleHost:
             settings = role.web_settings()
             if app is None or settings is None:
                 return None
-            server = WebServer(app, settings, shutdown_timeout=self.shutdown_timeout)
+            server = WebServer(app, settings, shutdown_timeout=self.shutdown_timeout,
+                               runner_options=role.web_runner_options())
             await server.start()
             return server
         except BaseException:

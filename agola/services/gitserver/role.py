@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from agola.config import Config
@@ -26,3 +28,8 @@ class GitserverRole(Role):
 
     def web_app(self) -> web.Application:
         return build_app(self.store)
+
+    def web_runner_options(self) -> dict[str, Any]:
+        # git gzips large request bodies; git http-backend inflates them itself
+        # (HTTP_CONTENT_ENCODING), so aiohttp must hand them over untouched.
+        return {"auto_decompress": False}
