@@ -91,7 +91,10 @@ class _Checker:
         else:
             self.symlinks.discard(name)
         if member.islnk():
-            target = clean_name(member.linkname)
+            try:
+                target = clean_name(member.linkname)
+            except UnsafeArchive:
+                target = None
             if target is None or target not in self.seen:
                 raise UnsafeArchive(member.name, f"hard link to {member.linkname!r} outside the archive")
             if target in self.symlinks:
@@ -205,48 +208,73 @@ def extract(fileobj: IO[bytes], dest: str | os.PathLike[str], *, overwrite: bool
 Rename = Callable[[str, tarfile.TarInfo], "str | None"]
 
 
+class ArchiveWriter:
+    """A tar stream being built from the safe entries of other archives (see ``copy_from``).
+
+    Entries are checked again as written: a name written twice is rejected (two sources would
+    silently shadow each other), except directories, which are merged.
+    """
+
+    def __init__(self, dst: IO[bytes], *, owner: tuple[int, int] = (0, 0)) -> None:
+        self._tar = tarfile.open(fileobj=dst, mode="w|", format=tarfile.PAX_FORMAT)
+        self._checker = _Checker()
+        self._owner = owner
+
+    def __enter__(self) -> ArchiveWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._tar.close()
+
+    def copy_from(self, src: IO[bytes], rename: Rename | None = None) -> int:
+        """Copy the entries of tar stream ``src``; ``rename(clean_name, member)`` returns the name
+        to write the entry under, or ``None`` to drop it. Returns the number of entries written."""
+        renamed: dict[str, str] = {}
+        count = 0
+        with tarfile.open(fileobj=src, mode="r|*") as tin:
+            for member, name in iter_checked(tin):
+                new_name = rename(name, member) if rename else name
+                new_name = clean_name(new_name) if new_name is not None else None
+                if new_name is None:
+                    continue
+                if new_name in self._checker.seen:
+                    if member.isdir():
+                        continue
+                    raise UnsafeArchive(member.name, f"duplicate destination {new_name!r}")
+                info = tarfile.TarInfo(new_name)
+                info.type = member.type
+                info.mode = member.mode & 0o777
+                info.mtime = member.mtime
+                info.uid, info.gid = self._owner
+                info.size = member.size if member.isreg() else 0
+                if member.issym():
+                    info.linkname = member.linkname
+                elif member.islnk():
+                    target = renamed.get(str(clean_name(member.linkname)))
+                    if target is None:
+                        continue  # the link's target was filtered out: drop the link too
+                    info.linkname = target
+                self._checker.check(info, new_name)
+                renamed[name] = new_name
+                self._tar.addfile(info, tin.extractfile(member) if member.isreg() else None)
+                count += 1
+        return count
+
+
 def filter_archive(
     src: IO[bytes], dst: IO[bytes], rename: Rename | None = None, *, owner: tuple[int, int] = (0, 0)
 ) -> int:
     """Copy the safe entries of a tar stream into a new uncompressed tar stream.
 
-    ``rename(clean_name, member)`` returns the name to write the entry under, or ``None`` to drop
-    it (used to apply a workspace's globs and ``dest_dir``). Every entry is checked *before*
-    renaming, and links are rewritten consistently; the output is checked again as it is built,
-    so what comes out is always safe to extract. Every entry gets the numeric ``owner`` (uid, gid).
-    Returns the number of entries written.
+    Every entry is checked *before* renaming, links are rewritten consistently, and the output is
+    checked again as it is built, so what comes out is always safe to extract. Every entry gets
+    the numeric ``owner`` (uid, gid). Returns the number of entries written.
     """
-    out_checker = _Checker()
-    renamed: dict[str, str] = {}
-    count = 0
-    with tarfile.open(fileobj=src, mode="r|*") as tin, tarfile.open(
-        fileobj=dst, mode="w|", format=tarfile.PAX_FORMAT
-    ) as tout:
-        for member, name in iter_checked(tin):
-            new_name = rename(name, member) if rename else name
-            if new_name is None:
-                continue
-            new_name = clean_name(new_name)
-            if new_name is None:
-                continue
-            info = tarfile.TarInfo(new_name)
-            info.type = member.type
-            info.mode = member.mode & 0o777
-            info.mtime = member.mtime
-            info.uid, info.gid = owner
-            info.size = member.size if member.isreg() else 0
-            if member.issym():
-                info.linkname = member.linkname
-            elif member.islnk():
-                target = renamed.get(str(clean_name(member.linkname)))
-                if target is None:
-                    continue  # the link's target was filtered out: drop the link too
-                info.linkname = target
-            out_checker.check(info, new_name)
-            renamed[name] = new_name
-            tout.addfile(info, tin.extractfile(member) if member.isreg() else None)
-            count += 1
-    return count
+    with ArchiveWriter(dst, owner=owner) as writer:
+        return writer.copy_from(src, rename)
 
 
 # ------------------------------------------------------------------------------- async bridging
@@ -301,10 +329,19 @@ def is_safe_error(exc: BaseException) -> bool:
 
 
 def create(src_dir: str | os.PathLike[str], dst: IO[bytes], *, arc_prefix: str = "") -> int:
-    """Write a tar stream of ``src_dir`` (links stored as links, never followed; specials skipped)."""
+    """Write a tar stream of ``src_dir`` (links stored as links, never followed; specials skipped).
+
+    With ``arc_prefix`` every entry is put under that directory, which gets its own entry first
+    (the layout ``docker cp`` produces).
+    """
     root = Path(src_dir)
     count = 0
     with tarfile.open(fileobj=dst, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        if arc_prefix:
+            info = tar.gettarinfo(str(root), arcname=arc_prefix)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tar.addfile(info)
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
             rel_dir = os.path.relpath(dirpath, root)
