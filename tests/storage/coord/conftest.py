@@ -11,7 +11,7 @@ import pytest
 from agola.storage.coord.base import Coordination
 from agola.storage.coord.embedded import EmbeddedCoordination
 
-BACKENDS = ["embedded"]
+BACKENDS = ["embedded", "etcd"]
 
 
 class Backend:
