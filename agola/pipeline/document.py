@@ -1,0 +1,297 @@
+"""The located document: a pipeline file as a tree of ``Node`` with a ``Loc`` on each value.
+
+YAML (and JSON, which the reference reads as YAML) is composed with PyYAML's pure-Python loader
+so each value keeps its line and column. The loader is bounded: nesting depth and the number of
+values produced (which an alias bomb would blow up) are capped, duplicate keys are rejected (as
+the reference's YAML library does) and keys must be scalars. Jsonnet and Starlark produce plain
+JSON-like values; those become nodes with a path but no line.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import attrs
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+from agola.pipeline.errors import LocatedError, Loc, PipelineError
+
+MAX_DEPTH = 64
+MAX_NODES = 100_000
+
+_TAG = "tag:yaml.org,2002:"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@attrs.frozen
+class Node:
+    """One value of the document.
+
+    ``kind`` is ``map``, ``seq``, ``str``, ``int``, ``float``, ``bool`` or ``null``; ``value`` is
+    a ``dict[str, Node]``, a ``list[Node]`` or the Python scalar; ``text`` is the scalar as
+    written in the file (used where the reference accepts a number or bool for a string field).
+    """
+
+    kind: str
+    value: Any
+    loc: Loc
+    text: str = ""
+
+    def is_scalar(self) -> bool:
+        return self.kind not in ("map", "seq")
+
+    def describe(self) -> str:
+        return {
+            "map": "a mapping",
+            "seq": "a list",
+            "str": "a string",
+            "int": "a number",
+            "float": "a number",
+            "bool": "a boolean",
+            "null": "null",
+        }[self.kind]
+
+
+def child_path(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    if not _IDENT.match(key):
+        escaped = key.replace("\\", "\\\\").replace('"', '\\"')
+        return f'{path}["{escaped}"]'
+    return f"{path}.{key}" if path else key
+
+
+def missing_loc(parent: Node, key: str | int) -> Loc:
+    """Where to point for a key that is absent: the parent's position with the child's path."""
+    return attrs.evolve(parent.loc, path=child_path(parent.loc.path, key))
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The pure-Python safe loader with a nesting-depth cap while composing."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _TooDeep(mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+class _TooDeep(Exception):
+    def __init__(self, mark: Any) -> None:
+        super().__init__("too deep")
+        self.mark = mark
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.left = MAX_NODES
+
+
+_SCALARS = SafeConstructor()
+
+
+def _mark_loc(file: str, mark: Any, path: str) -> Loc:
+    if mark is None:
+        return Loc(file, None, None, path)
+    return Loc(file, mark.line + 1, mark.column + 1, path)
+
+
+def parse_yaml(text: str, file: str) -> Node | None:
+    """Parse YAML (or JSON) text into a located tree; ``None`` for an empty document.
+
+    Only the first document of a multi-document stream is used, as the reference does.
+    Raises ``PipelineError`` for syntax errors and for documents over the safety limits.
+    """
+    loader = _BoundedLoader(text)
+    try:
+        root = loader.get_node() if loader.check_node() else None
+    except _TooDeep as exc:
+        raise PipelineError(
+            [
+                LocatedError(
+                    f"document nested more than {MAX_DEPTH} levels deep",
+                    _mark_loc(file, exc.mark, ""),
+                    "pipeline files never need this much nesting",
+                )
+            ]
+        ) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise PipelineError(
+            [LocatedError(f"failed to unmarshal config: {problem}", _mark_loc(file, mark, ""))]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise PipelineError([LocatedError(f"failed to unmarshal config: {exc}", Loc(file))]) from None
+    finally:
+        loader.dispose()
+    if root is None:
+        return None
+    errors: list[LocatedError] = []
+    node = _convert(root, file, "", 0, _Budget(), errors)
+    if errors:
+        raise PipelineError(errors)
+    return node
+
+
+def _convert(
+    ynode: Any, file: str, path: str, depth: int, budget: _Budget, errors: list[LocatedError]
+) -> Node:
+    loc = _mark_loc(file, ynode.start_mark, path)
+    budget.left -= 1
+    if budget.left < 0 or depth > MAX_DEPTH:
+        raise PipelineError(
+            [
+                LocatedError(
+                    "document expands to too many values (YAML alias bomb or recursive alias?)"
+                    if budget.left < 0
+                    else f"document nested more than {MAX_DEPTH} levels deep",
+                    loc,
+                    f"keep pipeline files under {MAX_NODES} values and {MAX_DEPTH} levels",
+                )
+            ]
+        )
+    if isinstance(ynode, ScalarNode):
+        return _scalar(ynode, loc)
+    if isinstance(ynode, SequenceNode):
+        items = [
+            _convert(item, file, child_path(path, i), depth + 1, budget, errors)
+            for i, item in enumerate(ynode.value)
+        ]
+        return Node("seq", items, loc)
+    if isinstance(ynode, MappingNode):
+        return Node("map", _mapping(ynode, file, path, depth, budget, errors), loc)
+    raise PipelineError([LocatedError("unsupported YAML node", loc)])  # pragma: no cover
+
+
+def _mapping(
+    ynode: MappingNode, file: str, path: str, depth: int, budget: _Budget, errors: list[LocatedError]
+) -> dict[str, Node]:
+    merged: dict[str, Node] = {}
+    own: dict[str, Node] = {}
+    for key_node, value_node in ynode.value:
+        if key_node.tag == _TAG + "merge":
+            for source in _merge_sources(value_node, file, path, errors):
+                sub = _convert(source, file, path, depth, budget, errors)
+                for k, v in sub.value.items():
+                    merged.setdefault(k, v)
+            continue
+        key = _key_text(key_node, file, path, errors)
+        if key is None:
+            continue
+        if key in own:
+            errors.append(
+                LocatedError(
+                    f'mapping key "{key}" already defined',
+                    _mark_loc(file, key_node.start_mark, child_path(path, key)),
+                    "each key may appear once per mapping",
+                )
+            )
+            continue
+        own[key] = _convert(value_node, file, child_path(path, key), depth + 1, budget, errors)
+    if merged:
+        merged.update(own)
+        return merged
+    return own
+
+
+def _merge_sources(value: Any, file: str, path: str, errors: list[LocatedError]) -> list[Any]:
+    if isinstance(value, MappingNode):
+        return [value]
+    if isinstance(value, SequenceNode) and all(isinstance(v, MappingNode) for v in value.value):
+        # Earlier mappings win, as in YAML's merge key spec.
+        return list(value.value)
+    errors.append(
+        LocatedError(
+            "merge key << needs a mapping or a list of mappings",
+            _mark_loc(file, value.start_mark, path),
+        )
+    )
+    return []
+
+
+def _key_text(key_node: Any, file: str, path: str, errors: list[LocatedError]) -> str | None:
+    loc = _mark_loc(file, key_node.start_mark, path)
+    if not isinstance(key_node, ScalarNode):
+        errors.append(LocatedError("mapping keys must be strings", loc, "use a plain scalar key"))
+        return None
+    if key_node.tag == _TAG + "null":
+        errors.append(LocatedError("mapping keys must be strings, got null", loc, "quote the key"))
+        return None
+    # Numbers and booleans used as keys keep their text ("on", "1"), as written.
+    return str(key_node.value)
+
+
+def _scalar(ynode: ScalarNode, loc: Loc) -> Node:
+    tag = ynode.tag
+    text = str(ynode.value)
+    try:
+        if tag == _TAG + "int":
+            return Node("int", _SCALARS.construct_yaml_int(ynode), loc, text)
+        if tag == _TAG + "float":
+            return Node("float", _SCALARS.construct_yaml_float(ynode), loc, text)
+        if tag == _TAG + "bool":
+            return Node("bool", _SCALARS.construct_yaml_bool(ynode), loc, text)
+        if tag == _TAG + "null":
+            return Node("null", None, loc, text)
+    except (ValueError, yaml.YAMLError):
+        pass
+    # str, timestamps, binary and custom tags are read as their text.
+    return Node("str", text, loc, text)
+
+
+def from_plain(value: Any, file: str, path: str = "") -> Node:
+    """A located tree (paths only) from JSON-like values produced by Jsonnet or Starlark."""
+    loc = Loc(file, None, None, path)
+    if isinstance(value, dict):
+        return Node("map", {str(k): from_plain(v, file, child_path(path, str(k))) for k, v in value.items()}, loc)
+    if isinstance(value, (list, tuple)):
+        return Node("seq", [from_plain(v, file, child_path(path, i)) for i, v in enumerate(value)], loc)
+    if isinstance(value, bool):
+        return Node("bool", value, loc, "true" if value else "false")
+    if isinstance(value, int):
+        return Node("int", value, loc, str(value))
+    if isinstance(value, float):
+        text = str(int(value)) if value.is_integer() else repr(value)
+        return Node("float", value, loc, text)
+    if value is None:
+        return Node("null", None, loc, "null")
+    return Node("str", str(value), loc, str(value))
+
+
+def json_tabs_to_spaces(text: str) -> str:
+    """Replace tabs outside strings by spaces, column for column.
+
+    The reference's YAML parser accepts tab-indented JSON (tabs are fine in flow context) but
+    PyYAML does not; for a valid JSON document this rewrite changes nothing else.
+    """
+    if "\t" not in text:
+        return text
+    out = []
+    in_string = False
+    escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            out.append(ch)
+        else:
+            if ch == '"':
+                in_string = True
+            out.append(" " if ch == "\t" else ch)
+    return "".join(out)

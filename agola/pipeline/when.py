@@ -1,0 +1,111 @@
+"""``when`` conditions: which refs a run, task or step applies to (spec §2.2 ``MatchWhen``).
+
+Regular expressions use Go's RE2 syntax in the reference. Python's ``re`` is close; the few RE2
+spellings it lacks are translated (``\\z``, POSIX classes such as ``[[:alpha:]]``) and the
+constructs RE2 refuses (look-arounds, back-references) are refused here too, so a file is
+accepted exactly when the reference accepts it. Matching is a *search* (unanchored).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import warnings
+from typing import Iterable
+
+from agola.pipeline.schema import When, WhenCondition, WhenConditions, WhenConditionType
+
+
+class RefType:
+    BRANCH = "branch"
+    TAG = "tag"
+    PULL_REQUEST = "pull_request"
+
+
+class RegexpError(ValueError):
+    pass
+
+
+_POSIX = {
+    "alnum": "0-9A-Za-z",
+    "alpha": "A-Za-z",
+    "ascii": "\\x00-\\x7F",
+    "blank": "\\t ",
+    "cntrl": "\\x00-\\x1F\\x7F",
+    "digit": "0-9",
+    "graph": "!-~",
+    "lower": "a-z",
+    "print": " -~",
+    "punct": "!-/:-@\\[-`{-~",
+    "space": "\\t\\n\\v\\f\\r ",
+    "upper": "A-Z",
+    "word": "0-9A-Za-z_",
+    "xdigit": "0-9A-Fa-f",
+}
+_UNSUPPORTED = [
+    (re.compile(r"\(\?<?[=!]"), "look-around assertions are not supported (RE2 syntax)"),
+    (re.compile(r"(?<!\\)(?:\\\\)*\\[1-9]"), "back-references are not supported (RE2 syntax)"),
+    (re.compile(r"\(\?P=\w+\)"), "back-references are not supported (RE2 syntax)"),
+    (re.compile(r"\(\?\(\w+\)"), "conditional groups are not supported (RE2 syntax)"),
+]
+
+
+def _translate(pattern: str) -> str:
+    for rx, why in _UNSUPPORTED:
+        if rx.search(pattern):
+            raise RegexpError(why)
+    pattern = re.sub(r"(?<!\\)((?:\\\\)*)\\z", r"\1\\Z", pattern)
+    for name, chars in _POSIX.items():
+        pattern = pattern.replace(f"[:{name}:]", chars)
+    return pattern
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_condition_regexp(pattern: str) -> re.Pattern[str]:
+    """Compile a ``/.../`` or ``#...#`` condition body; ``RegexpError`` if it is not valid RE2."""
+    translated = _translate(pattern)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)
+            return re.compile(translated, re.ASCII)
+    except (re.error, FutureWarning) as exc:
+        raise RegexpError(f"error parsing regexp: {exc}") from None
+
+
+def condition_matches(cond: WhenCondition, value: str) -> bool:
+    if cond.type is WhenConditionType.REGEXP:
+        return compile_condition_regexp(cond.match).search(value) is not None
+    return cond.match == value
+
+
+def _any(conds: Iterable[WhenCondition], value: str) -> bool:
+    return any(condition_matches(c, value) for c in conds)
+
+
+def _apply(conds: WhenConditions, value: str, current: bool) -> bool:
+    """Includes can turn the result on; excludes then turn it off."""
+    if _any(conds.include, value):
+        current = True
+    if _any(conds.exclude, value):
+        current = False
+    return current
+
+
+def match_when(when: When | None, ref_type: str, branch: str, tag: str, ref: str) -> bool:
+    """True when a run/task/step with this ``when`` applies to the given ref.
+
+    No ``when`` matches everything. Otherwise the result starts false; the branch (or tag)
+    conditions only count for a branch (or tag) ref; ``ref`` conditions count for every ref
+    type (pull requests can only be selected this way). An exclude-only condition never
+    matches, as in the reference.
+    """
+    if when is None:
+        return True
+    result = False
+    if ref_type == RefType.BRANCH and when.branch is not None and branch != "":
+        result = _apply(when.branch, branch, result)
+    if ref_type == RefType.TAG and when.tag is not None and tag != "":
+        result = _apply(when.tag, tag, result)
+    if when.ref is not None:
+        result = _apply(when.ref, ref, result)
+    return result
