@@ -82,6 +82,8 @@ class PodSpec:
     # registry host -> credentials; used when an image of that registry must be pulled.
     registry_auth: Mapping[str, RegistryCredentials] = attrs.field(factory=dict)
     arch: str = ""
+    # The user steps will exec as (drivers that cannot switch users refuse a non-empty one).
+    exec_user: str = ""
 
 
 @attrs.frozen

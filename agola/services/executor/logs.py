@@ -1,0 +1,140 @@
+"""Task logs: one file for the setup and one per step, written as produced, followed live.
+
+Output goes straight from the pod's stream to the file, chunk by chunk, so a step printing
+hundreds of megabytes keeps the executor's memory flat. Followers read the file from disk and
+sleep on an event that every write sets: a new chunk reaches them as soon as it is written, with
+no polling delay, and a follower that falls behind costs nothing but a file offset.
+
+Files: ``<task dir>/logs/setup.log`` and ``<task dir>/logs/steps/<n>.log`` (as in the reference).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import AsyncIterator
+
+from agola.errors import BadRequest, NotExist
+
+READ_CHUNK = 64 * 1024
+
+
+class LogFile:
+    """An append-only log being written; ``follow()`` streams it to any number of readers."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = open(path, "wb", buffering=0)  # unbuffered: followers read what was written
+        self.size = 0
+        self.finished = False
+        self._changed = asyncio.Event()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def write(self, data: bytes) -> None:
+        """Append ``data`` (the ``Sink`` signature, so pod output can be written directly)."""
+        if self.finished or not data:
+            return
+        view = memoryview(data)
+        while view:
+            written = self._file.write(view)
+            view = view[written or 0 :]
+        self.size += len(data)
+        self._notify()
+
+    async def line(self, text: str) -> None:
+        """Append one human-readable line (executor messages such as ``Starting pod.``)."""
+        await self.write(text.rstrip("\n").encode() + b"\n")
+
+    def close(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self._file.close()
+            self._notify()
+
+    async def follow(self, offset: int = 0) -> AsyncIterator[bytes]:
+        """Yield the log from ``offset``, then new bytes as written, until the log is closed."""
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            while True:
+                changed = self._changed  # taken before reading: a write after the read wakes us
+                data = f.read(READ_CHUNK)
+                if data:
+                    yield data
+                    continue
+                if self.finished:
+                    data = f.read()
+                    if data:
+                        yield data
+                    return
+                await changed.wait()
+
+
+class TaskLogs:
+    """The logs of one task run on this executor."""
+
+    def __init__(self, task_dir: Path) -> None:
+        self.dir = task_dir / "logs"
+        self.setup = LogFile(self.dir / "setup.log")
+        self._steps: dict[int, LogFile] = {}
+
+    def step_path(self, index: int) -> Path:
+        return self.dir / "steps" / f"{index}.log"
+
+    def step(self, index: int) -> LogFile:
+        """The log of step ``index``, created when the step starts."""
+        if index not in self._steps:
+            self._steps[index] = LogFile(self.step_path(index))
+        return self._steps[index]
+
+    def live(self, setup: bool, step: int | None) -> LogFile | None:
+        if setup:
+            return self.setup
+        return self._steps.get(step) if step is not None else None
+
+    def close(self) -> None:
+        self.setup.close()
+        for log in self._steps.values():
+            log.close()
+
+
+def log_path(task_dir: Path, *, setup: bool = False, step: int | None = None) -> Path:
+    if setup == (step is not None):
+        raise BadRequest("exactly one of setup or step is required")
+    return task_dir / "logs" / ("setup.log" if setup else f"steps/{step}.log")
+
+
+async def read_log(
+    task_dir: Path,
+    live: TaskLogs | None,
+    *,
+    setup: bool = False,
+    step: int | None = None,
+    follow: bool = False,
+) -> AsyncIterator[bytes]:
+    """The stream behind ``GET /executor/logs``: a live log (followed if asked) or a finished file.
+
+    Raises ``NotExist`` when there is no such log (yet): callers should check before sending
+    headers, so the first ``__anext__`` is where that happens.
+    """
+    path = log_path(task_dir, setup=setup, step=step)
+    log = live.live(setup, step) if live is not None else None
+    if log is not None and follow:
+        async for chunk in log.follow():
+            yield chunk
+        return
+    if not path.exists():
+        raise NotExist(f"no log {path.name} for this task")
+    size = log.size if log is not None and not log.finished else os.path.getsize(path)
+    with open(path, "rb") as f:
+        remaining = size
+        while remaining > 0:
+            data = f.read(min(READ_CHUNK, remaining))
+            if not data:
+                break
+            remaining -= len(data)
+            yield data

@@ -1,0 +1,394 @@
+"""Step implementations, identical for every driver: they only use the ``Pod`` interface.
+
+Each step returns an exit status (0 = success) and writes what it does to its step log. Nothing
+here relies on the image's tools: scripts and files go in with ``put_archive``, archives come out
+with ``get_archive`` and are filtered on the host by ``agola.util.tarsafe`` (globs, ``dest_dir``,
+and the safety rules), helper commands (``mkdir``, digests) are the pod's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import io
+import platform
+import posixpath
+import re
+import shutil
+import tarfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import AsyncIterator, Awaitable, Callable, Mapping, Union
+
+from agola.errors import AgolaError
+from agola.services.executor import gitclone
+from agola.services.executor.drivers.base import Pod
+from agola.services.executor.logs import LogFile
+from agola.services.executor.store import ArchiveStore
+from agola.services.executor.taskspec import (
+    DEFAULT_SHELL,
+    CloneStep,
+    RestoreCacheStep,
+    RestoreWorkspaceStep,
+    RunStep,
+    SaveCacheStep,
+    SaveContent,
+    SaveToWorkspaceStep,
+    Step,
+    TaskSpec,
+)
+from agola.util import tarsafe
+
+# ----------------------------------------------------------------------------------- cache keys
+
+
+class KeyContext:
+    """What a cache key template may use: ``await ctx("sha256", "go.sum")``, ``ctx.env``, ``ctx.arch``.
+
+    File digests are computed *inside the pod* (paths relative to the task working dir).
+    """
+
+    def __init__(self, pod: Pod, working_dir: str, user: str, env: Mapping[str, str], arch: str) -> None:
+        self._pod, self._working_dir, self._user = pod, working_dir, user
+        self.env = dict(env)
+        self.arch = arch
+
+    async def __call__(self, algo: str, path: str) -> str:
+        return await self._pod.file_digest(path, algo, working_dir=self._working_dir, user=self._user)
+
+
+# (template, hash_file) -> rendered key; may be sync (then it cannot hash) or async.
+RenderKey = Callable[[str, KeyContext], Union[str, Awaitable[str]]]
+
+_ACTION_RE = re.compile(r"\{\{\s*(\w+)((?:\s+\"[^\"]*\")*)\s*\}\}")
+
+
+async def default_render_key(template: str, ctx: KeyContext) -> str:
+    """A small renderer for ``{{ md5sum "f" }}``, ``sha256sum``, ``env``, ``os``, ``arch``,
+    ``year``, ``month``, ``day``, ``unixtime`` (the reference's template functions).
+
+    The pipeline's full template renderer is injected in its place by the executor role.
+    """
+    now = datetime.now(timezone.utc)
+    out, pos = [], 0
+    for m in _ACTION_RE.finditer(template):
+        out.append(template[pos : m.start()])
+        pos = m.end()
+        fn, args = m.group(1), re.findall(r"\"([^\"]*)\"", m.group(2))
+        if fn in ("md5sum", "sha256sum"):
+            out.append(await ctx(fn[:-3], args[0]))
+        elif fn == "env":
+            out.append(ctx.env.get(args[0], ""))
+        elif fn == "os":
+            out.append("linux")
+        elif fn == "arch":
+            out.append(ctx.arch)
+        elif fn == "year":
+            out.append(f"{now.year:04d}")
+        elif fn == "month":
+            out.append(f"{now.month:02d}")
+        elif fn == "day":
+            out.append(f"{now.day:02d}")
+        elif fn == "unixtime":
+            out.append(str(time.time_ns()))
+        else:
+            raise ValueError(f"unknown function {fn!r} in cache key template")
+    out.append(template[pos:])
+    return "".join(out)
+
+
+async def render(render_key: RenderKey, template: str, ctx: KeyContext) -> str:
+    result = render_key(template, ctx)
+    if inspect.isawaitable(result):
+        result = await result
+    return str(result)
+
+
+# ---------------------------------------------------------------------------------------- globs
+
+
+def glob_to_regex(pattern: str) -> re.Pattern[str]:
+    """Doublestar globs: ``**`` any depth (also zero dirs), ``*``/``?`` within one path segment."""
+    pattern = pattern.strip("/") or "**"
+    i, out = 0, []
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[":
+            end = pattern.find("]", i + 1)
+            if end == -1:
+                out.append(re.escape("["))
+                i += 1
+            else:
+                body = pattern[i + 1 : end].replace("\\", "\\\\")
+                out.append("[^" + body[1:] + "]" if body.startswith("!") else "[" + body + "]")
+                i = end + 1
+        elif pattern[i] == "{":
+            end = pattern.find("}", i + 1)
+            if end == -1:
+                out.append(re.escape("{"))
+                i += 1
+            else:
+                out.append("(?:" + "|".join(re.escape(a) for a in pattern[i + 1 : end].split(",")) + ")")
+                i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def workspace_rename(paths: tuple[str, ...], dest_dir: str) -> Callable[[str, tarfile.TarInfo], str | None]:
+    """For ``filter_archive`` on a ``get_archive`` tar: drop the top dir, keep matches, prefix dest."""
+    regexes = [glob_to_regex(p) for p in paths]
+    prefix = dest_dir.strip("/")
+    prefix = "" if prefix in ("", ".") else prefix
+
+    def rename(name: str, member: tarfile.TarInfo) -> str | None:
+        _, sep, rel = name.partition("/")
+        if not sep or not any(r.match(rel) for r in regexes):
+            return None
+        return f"{prefix}/{rel}" if prefix else rel
+
+    return rename
+
+
+# ---------------------------------------------------------------------------------------- steps
+
+
+class StepFailed(AgolaError):
+    """A step cannot go on; the message is written to the step log."""
+
+    status = 400
+    code = "step_failed"
+
+
+class StepRunner:
+    """Runs the steps of one task on one pod."""
+
+    def __init__(
+        self,
+        *,
+        spec: TaskSpec,
+        pod: Pod,
+        task_dir: Path,
+        store: ArchiveStore,
+        working_dir: str,
+        home: str,
+        render_key: RenderKey = default_render_key,
+        arch: str = "",
+    ) -> None:
+        self.spec, self.pod, self.task_dir, self.store = spec, pod, task_dir, store
+        self.working_dir, self.home = working_dir, home
+        self.render_key = render_key
+        self.arch = arch or platform.machine()
+        self.user = spec.step_user
+        self.tmp = task_dir / "tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self._executables: dict[str, bool] = {}
+
+    def resolve(self, path: str, base: str | None = None) -> str:
+        """``~`` is the step user's home; relative paths are relative to ``base`` (the working dir)."""
+        if path == "~" or path.startswith("~/"):
+            path = self.home.rstrip("/") + path[1:]
+        if not path.startswith("/"):
+            path = posixpath.join(base if base is not None else self.working_dir, path)
+        return posixpath.normpath(path)
+
+    async def run_step(self, index: int, step: Step, log: LogFile) -> int:
+        try:
+            if isinstance(step, RunStep):
+                return await self.run(index, step, log)
+            if isinstance(step, CloneStep):
+                return await self.clone(step, log)
+            if isinstance(step, SaveToWorkspaceStep):
+                return await self.save_to_workspace(index, step, log)
+            if isinstance(step, RestoreWorkspaceStep):
+                return await self.restore_workspace(step, log)
+            if isinstance(step, SaveCacheStep):
+                return await self.save_cache(index, step, log)
+            if isinstance(step, RestoreCacheStep):
+                return await self.restore_cache(step, log)
+            raise StepFailed(f"unknown step type {type(step).__name__}")
+        except (AgolaError, gitclone.CloneError, tarfile.TarError, ValueError) as exc:
+            await log.line(f"Error: {exc}")
+            return 1
+
+    # -------------------------------------------------------------------------------------- run
+
+    async def _shell(self, step: RunStep, log: LogFile) -> list[str]:
+        shell = step.shell or self.spec.shell or DEFAULT_SHELL
+        argv = [part for part in shell.split(" ") if part]
+        if argv[0] not in self._executables:
+            self._executables[argv[0]] = await self.pod.has_executable(argv[0])
+        fallback = self.pod.fallback_shell()
+        if not self._executables[argv[0]] and shell == DEFAULT_SHELL and fallback:
+            await log.line(f"{argv[0]} not found in the image: running the script with the executor's busybox sh")
+            return fallback
+        return argv
+
+    async def put_file(self, dest_dir: str, name: str, data: bytes, mode: int = 0o644) -> str:
+        archive = self.tmp / f"file-{name}.tar"
+        with tarfile.open(archive, "w") as tar:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), mode, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+        try:
+            await self.pod.put_archive(dest_dir, archive)
+        finally:
+            archive.unlink(missing_ok=True)
+        return posixpath.join(dest_dir, name)
+
+    async def run(self, index: int, step: RunStep, log: LogFile) -> int:
+        shell = await self._shell(step, log)
+        script = await self.put_file(self.pod.script_dir, f"step-{index}.sh", step.command.rstrip("\n").encode() + b"\n")
+        working_dir = self.resolve(step.working_dir) if step.working_dir else self.working_dir
+        env = {**self.spec.environment, **step.environment}
+        return await self.pod.exec(
+            shell + [script], env=env, working_dir=working_dir, user=self.user, tty=step.tty, stdout=log.write
+        )
+
+    # ------------------------------------------------------------------------------------ clone
+
+    async def clone(self, step: CloneStep, log: LogFile) -> int:
+        source = self.spec.effective_clone_source()
+        if source is None:
+            raise StepFailed("no repository to clone (AGOLA_REPOSITORY_URL is not set)")
+        checkout_dir = self.tmp / "checkout"
+        archive = self.tmp / "checkout.tar"
+        shutil.rmtree(checkout_dir, ignore_errors=True)
+        try:
+            sha = await gitclone.checkout(
+                source, checkout_dir, depth=step.depth, recurse_submodules=step.recurse_submodules, out=log.write
+            )
+            await asyncio.to_thread(_create_tar, checkout_dir, archive)
+            await log.line(f"Copying the checkout of {sha} to {self.working_dir}")
+            await self.pod.put_archive(self.working_dir, archive, user=self.user)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, checkout_dir, True)
+            archive.unlink(missing_ok=True)
+        return 0
+
+    # -------------------------------------------------------------------------------- archives
+
+    async def _download(self, chunks: AsyncIterator[bytes], path: Path) -> None:
+        with open(path, "wb") as f:
+            async for chunk in chunks:
+                f.write(chunk)
+
+    async def build_archive(self, contents: tuple[SaveContent, ...], out_path: Path, log: LogFile) -> int:
+        """One tar of the globbed ``contents`` (read from the pod, filtered safely on the host)."""
+        count = 0
+        with open(out_path, "wb") as out, tarsafe.ArchiveWriter(out) as writer:
+            for n, content in enumerate(contents):
+                source = self.resolve(content.source_dir or ".")
+                raw = self.tmp / f"raw-{n}.tar"
+                try:
+                    await self._download(self.pod.get_archive(source), raw)
+                    rename = workspace_rename(content.paths, content.dest_dir)
+                    count += await asyncio.to_thread(_copy_into, writer, raw, rename)
+                finally:
+                    raw.unlink(missing_ok=True)
+        await log.line(f"archived {count} entries")
+        return count
+
+    async def restore_archive(self, chunks: AsyncIterator[bytes], dest_dir: str) -> None:
+        raw, clean = self.tmp / "restore-raw.tar", self.tmp / "restore.tar"
+        try:
+            await self._download(chunks, raw)
+            await asyncio.to_thread(_filter_file, raw, clean)  # never trust stored archives either
+            await self.pod.put_archive(dest_dir, clean, user=self.user)
+        finally:
+            raw.unlink(missing_ok=True)
+            clean.unlink(missing_ok=True)
+
+    async def save_to_workspace(self, index: int, step: SaveToWorkspaceStep, log: LogFile) -> int:
+        archives = self.task_dir / "archives"
+        archives.mkdir(exist_ok=True)
+        archive = archives / f"{index}.tar"
+        await self.build_archive(step.contents, archive, log)
+        await self.store.put_workspace(self.spec.task_id, index, archive)
+        return 0
+
+    async def restore_workspace(self, step: RestoreWorkspaceStep, log: LogFile) -> int:
+        dest = self.resolve(step.dest_dir or ".")
+        for op in self.spec.workspace_operations:
+            await log.line(f"restoring workspace of task {op.task_id} step {op.step} into {dest}")
+            await self.restore_archive(self.store.get_workspace(op.task_id, op.step), dest)
+        return 0
+
+    # ----------------------------------------------------------------------------------- caches
+
+    def _key_context(self) -> KeyContext:
+        return KeyContext(self.pod, self.working_dir, self.user, self.spec.environment, self.arch)
+
+    def _full_key(self, key: str) -> str:
+        return f"{self.spec.cache_prefix}-{key}" if self.spec.cache_prefix else key
+
+    async def save_cache(self, index: int, step: SaveCacheStep, log: LogFile) -> int:
+        key = await render(self.render_key, step.key, self._key_context())
+        await log.line(f'cache key "{key}"')
+        full = self._full_key(key)
+        if await self.store.cache_exists(full):
+            await log.line(f'cache for key "{key}" already exists')
+            return 0
+        await log.line(f'no cache available for key "{key}". Saving.')
+        archive = self.task_dir / "archives" / f"cache-{index}.tar"
+        archive.parent.mkdir(exist_ok=True)
+        try:
+            await self.build_archive(step.contents, archive, log)
+            await self.store.put_cache(full, archive)
+        finally:
+            archive.unlink(missing_ok=True)
+        return 0
+
+    async def restore_cache(self, step: RestoreCacheStep, log: LogFile) -> int:
+        await log.line(f"restoring cache: {', '.join(step.keys)}")
+        dest = self.resolve(step.dest_dir or ".")
+        ctx = self._key_context()
+        for template in step.keys:
+            key = await render(self.render_key, template, ctx)
+            chunks = await self.store.open_cache(self._full_key(key))
+            if chunks is None:
+                await log.line(f'no cache available for key "{key}"')
+                continue
+            await log.line(f'restoring cache with key "{key}"')
+            await self.restore_archive(chunks, dest)
+            return 0
+        return 0
+
+
+def _create_tar(src: Path, dst: Path) -> None:
+    with open(dst, "wb") as f:
+        tarsafe.create(src, f)
+
+
+def _filter_file(src: Path, dst: Path) -> None:
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        tarsafe.filter_archive(fin, fout)
+
+
+def _copy_into(writer: tarsafe.ArchiveWriter, src: Path, rename: tarsafe.Rename) -> int:
+    with open(src, "rb") as fin:
+        return writer.copy_from(fin, rename)
+
+
+__all__ = [
+    "KeyContext",
+    "RenderKey",
+    "StepFailed",
+    "StepRunner",
+    "default_render_key",
+    "glob_to_regex",
+    "workspace_rename",
+]

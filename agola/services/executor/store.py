@@ -1,0 +1,100 @@
+"""Where workspace and cache archives go: the ``ArchiveStore`` interface and a local directory.
+
+The executor writes archives to local files first (``<task dir>/archives/<step>.tar``, which is also
+what the reference's ``GET /executor/archives`` serves), then hands the *path* to the store; reads
+come back as async byte streams. The runservice-backed store (HTTP: ``/executor/archives``,
+``/executor/caches/{key}``) implements the same protocol; ``LocalArchiveStore`` is the one for a
+single machine and for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+from typing import AsyncIterator, Protocol
+from urllib.parse import quote
+
+from agola.errors import BadRequest, NotExist
+
+CHUNK = 256 * 1024
+
+
+class ArchiveStore(Protocol):
+    async def put_workspace(self, task_id: str, step: int, archive: Path) -> None:
+        """Keep the ``save_to_workspace`` archive of ``step`` of ``task_id``."""
+
+    def get_workspace(self, task_id: str, step: int) -> AsyncIterator[bytes]:
+        """Stream a workspace archive; raises ``NotExist`` (on first iteration) when missing."""
+
+    async def cache_exists(self, key: str) -> bool:
+        """Whether a cache with exactly this key exists."""
+
+    async def put_cache(self, key: str, archive: Path) -> None:
+        """Store a cache; a cache already stored under ``key`` is kept (first writer wins)."""
+
+    async def open_cache(self, prefix: str) -> AsyncIterator[bytes] | None:
+        """The most recently stored cache whose key starts with ``prefix``, or None."""
+
+
+def _check_key(key: str) -> str:
+    if not key or len(key) > 200:
+        raise BadRequest("cache key must be between 1 and 200 characters")
+    return key
+
+
+async def _stream_file(path: Path) -> AsyncIterator[bytes]:
+    with open(path, "rb") as f:
+        while data := await asyncio.to_thread(f.read, CHUNK):
+            yield data
+
+
+class LocalArchiveStore:
+    """Archives in a directory: ``workspaces/<task>/<step>.tar`` and ``caches/<escaped key>.tar``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        (self.root / "workspaces").mkdir(parents=True, exist_ok=True)
+        (self.root / "caches").mkdir(parents=True, exist_ok=True)
+
+    def _workspace_path(self, task_id: str, step: int) -> Path:
+        return self.root / "workspaces" / quote(task_id, safe="") / f"{int(step)}.tar"
+
+    def _cache_path(self, key: str) -> Path:
+        return self.root / "caches" / (quote(_check_key(key), safe="") + ".tar")
+
+    async def put_workspace(self, task_id: str, step: int, archive: Path) -> None:
+        dest = self._workspace_path(task_id, step)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(_copy_atomic, archive, dest)
+
+    async def get_workspace(self, task_id: str, step: int) -> AsyncIterator[bytes]:
+        path = self._workspace_path(task_id, step)
+        if not path.exists():
+            raise NotExist(f"no workspace archive for task {task_id} step {step}")
+        async for chunk in _stream_file(path):
+            yield chunk
+
+    async def cache_exists(self, key: str) -> bool:
+        return self._cache_path(key).exists()
+
+    async def put_cache(self, key: str, archive: Path) -> None:
+        dest = self._cache_path(key)
+        if dest.exists():
+            return
+        await asyncio.to_thread(_copy_atomic, archive, dest)
+
+    async def open_cache(self, prefix: str) -> AsyncIterator[bytes] | None:
+        escaped = quote(_check_key(prefix), safe="")
+        candidates = [p for p in (self.root / "caches").iterdir() if p.name.startswith(escaped) and p.suffix == ".tar"]
+        if not candidates:
+            return None
+        newest = max(candidates, key=lambda p: p.stat().st_mtime_ns)
+        return _stream_file(newest)
+
+
+def _copy_atomic(src: Path, dest: Path) -> None:
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)

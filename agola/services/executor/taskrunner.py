@@ -1,0 +1,293 @@
+"""Runs one executor task: setup (pod), steps in order, status, logs, stop and timeout.
+
+This is the in-process API the executor role builds on::
+
+    runner = TaskRunner(spec, driver, executor_id=..., data_dir=..., store=..., on_status=report)
+    status = await runner.run()          # returns when the task is finished
+    runner.stop()                        # from elsewhere: kills the pod, running step -> stopped
+    runner.logs                          # live TaskLogs (follow a step's log while it runs)
+
+Semantics follow the reference's ``executeTask`` (spec §7.4): setup log messages, the first
+unsuccessful step ends the task and later steps stay ``notstarted``. A stop request marks the
+running step and the task ``stopped``; a task timeout (``task_timeout_interval``, v0.8.0) marks the
+running step ``stopped`` and the task ``failed`` with ``timedout``, and says so in the logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from agola.errors import AgolaError
+from agola.services.executor.drivers.base import (
+    ContainerSpec,
+    Driver,
+    Pod,
+    PodSpec,
+    RegistryCredentials,
+    TmpfsMount,
+)
+from agola.services.executor.drivers.docker import PRIVILEGED_REFUSED, split_entrypoint
+from agola.services.executor.logs import LogFile, TaskLogs
+from agola.services.executor.steps import RenderKey, StepRunner, default_render_key
+from agola.services.executor.store import ArchiveStore
+from agola.services.executor.taskspec import Phase, StepStatus, TaskSpec, TaskStatus
+from agola.util.log import get_logger
+
+log = get_logger(__name__)
+
+OnStatus = Callable[[TaskStatus], "Awaitable[None] | None"]
+
+
+def pod_spec_for(spec: TaskSpec, executor_id: str) -> PodSpec:
+    """The pod a task asks for (§7.4: container env, user, privileged, tmpfs volumes, entrypoint)."""
+    return PodSpec(
+        task_id=spec.task_id,
+        executor_id=executor_id,
+        arch=spec.arch,
+        exec_user=spec.step_user,
+        containers=tuple(
+            ContainerSpec(
+                image=c.image,
+                env=dict(c.environment),
+                entrypoint=split_entrypoint(c.entrypoint),
+                user=c.user,
+                privileged=c.privileged,
+                tmpfs=tuple(TmpfsMount(v.path, v.tmpfs_size) for v in c.volumes),
+            )
+            for c in spec.containers
+        ),
+        registry_auth={
+            registry: RegistryCredentials(username=a.username, password=a.password, auth=a.auth)
+            for registry, a in spec.docker_registries_auth.items()
+        },
+    )
+
+
+class TaskRunner:
+    def __init__(
+        self,
+        spec: TaskSpec,
+        driver: Driver,
+        *,
+        executor_id: str,
+        data_dir: Path,
+        store: ArchiveStore,
+        render_key: RenderKey = default_render_key,
+        on_status: OnStatus | None = None,
+        allow_privileged: bool = False,
+        keep_pod: bool = False,
+    ) -> None:
+        self.spec = spec
+        self.driver = driver
+        self.executor_id = executor_id
+        self.task_dir = Path(data_dir) / "tasks" / spec.task_id
+        self.store = store
+        self.render_key = render_key
+        self.on_status = on_status
+        self.allow_privileged = allow_privileged
+        self.keep_pod = keep_pod  # tests and debugging: leave the pod for inspection
+        self.status = TaskStatus(task_id=spec.task_id, steps=[StepStatus() for _ in spec.steps])
+        self.logs: TaskLogs | None = None
+        self.pod: Pod | None = None
+        self._stop_requested = False
+        self._current: asyncio.Task[int] | None = None
+        self._current_log: LogFile | None = None
+        self._finished = asyncio.Event()
+
+    # ------------------------------------------------------------------------------ public API
+
+    @property
+    def finished(self) -> bool:
+        return self._finished.is_set()
+
+    async def wait(self) -> TaskStatus:
+        await self._finished.wait()
+        return self.status
+
+    def stop(self, *, timedout: bool = False) -> None:
+        """Stop the task now: kill the pod; the running step ends ``stopped``."""
+        if self._stop_requested or self.finished:
+            return
+        self._stop_requested = True
+        self.status.timedout = timedout
+        if self._current is not None and not self._current.done():
+            self._current.cancel()
+        if self.pod is not None:
+            asyncio.get_running_loop().create_task(self._kill_pod())
+
+    async def run(self) -> TaskStatus:
+        try:
+            await self._run()
+        finally:
+            if self.logs is not None:
+                self.logs.close()
+            self._finished.set()
+        return self.status
+
+    # ------------------------------------------------------------------------------- internals
+
+    async def _report(self) -> None:
+        if self.on_status is None:
+            return
+        try:
+            result = self.on_status(self.status)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:  # noqa: BLE001 - reporting must not break the task
+            log.warning("task status report failed", task_id=self.spec.task_id, error=str(exc))
+
+    async def _kill_pod(self) -> None:
+        if self.pod is not None:
+            try:
+                await self.pod.stop()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("cannot stop pod", pod_id=self.pod.id, error=str(exc))
+
+    def _end(self, phase: Phase) -> None:
+        self.status.phase = phase
+        self.status.end_time = datetime.now(timezone.utc)
+
+    async def _run(self) -> None:
+        if self._stop_requested:
+            self._end(Phase.CANCELLED)
+            await self._report()
+            return
+        shutil.rmtree(self.task_dir, ignore_errors=True)
+        self.task_dir.mkdir(parents=True)
+        self.logs = TaskLogs(self.task_dir)
+        self.status.phase = Phase.RUNNING
+        self.status.start_time = datetime.now(timezone.utc)
+        self.status.setup_step.start()
+        await self._report()
+        timer = None
+        if self.spec.task_timeout_interval:
+            timer = asyncio.get_running_loop().call_later(self.spec.task_timeout_interval, self._on_timeout)
+        try:
+            runner = await self._setup(self.logs.setup)
+            if runner is None:
+                return
+            await self._steps(runner)
+        finally:
+            if timer is not None:
+                timer.cancel()
+            await self._cleanup()
+            await self._report()
+
+    def _on_timeout(self) -> None:
+        if self.finished or self._stop_requested:
+            return
+        message = f"Task timed out after {self.spec.task_timeout_interval:g}s: stopping it."
+        for target in (self._current_log, self.logs.setup if self.logs else None):
+            if target is not None and not target.finished:
+                asyncio.get_running_loop().create_task(target.line(message))
+                break
+        self.stop(timedout=True)
+
+    async def _setup(self, setup_log: LogFile) -> StepRunner | None:
+        spec = self.spec
+        try:
+            if any(c.privileged for c in spec.containers) and not self.allow_privileged:
+                raise _SetupFailed(PRIVILEGED_REFUSED)
+            await setup_log.line("Starting pod.")
+            try:
+                self.pod = await self.driver.create_pod(pod_spec_for(spec, self.executor_id), setup_log.write)
+            except (AgolaError, OSError) as exc:
+                raise _SetupFailed(f"Pod failed to start. Error: {exc}") from exc
+            if self._stop_requested:
+                raise asyncio.CancelledError
+            await setup_log.line("Pod started.")
+            home = await self.pod.home_dir(spec.step_user)
+            runner = StepRunner(
+                spec=spec, pod=self.pod, task_dir=self.task_dir, store=self.store,
+                working_dir="/", home=home, render_key=self.render_key, arch=spec.arch,
+            )
+            working_dir = runner.resolve(spec.working_dir or "~/project", "/")
+            runner.working_dir = working_dir
+            await setup_log.line(f'Creating working dir "{working_dir}".')
+            try:
+                await self.pod.mkdir(working_dir, spec.step_user)
+            except AgolaError as exc:
+                raise _SetupFailed(f'Failed to create working dir "{working_dir}". Error: {exc}') from exc
+        except _SetupFailed as exc:
+            await setup_log.line(str(exc))
+            return await self._setup_failed(Phase.FAILED, str(exc))
+        except asyncio.CancelledError:
+            if not self._stop_requested:
+                raise
+            return await self._setup_failed(Phase.STOPPED, "task stopped during setup")
+        except Exception as exc:  # noqa: BLE001 - e.g. the engine went away: a failed setup
+            await setup_log.line(f"Pod failed to start. Error: {exc}")
+            return await self._setup_failed(Phase.FAILED, str(exc))
+        self.status.setup_step.finish(Phase.SUCCESS)
+        setup_log.close()
+        await self._report()
+        return runner
+
+    async def _setup_failed(self, phase: Phase, reason: str) -> None:
+        self.status.setup_step.finish(phase)
+        self.status.fail_error = reason
+        if self.status.timedout:
+            phase = Phase.FAILED
+        self._end(phase)
+        return None
+
+    async def _steps(self, runner: StepRunner) -> None:
+        assert self.logs is not None
+        for index, step in enumerate(self.spec.steps):
+            if self._stop_requested:
+                break
+            status = self.status.steps[index]
+            step_log = self.logs.step(index)
+            self._current_log = step_log
+            status.start()
+            await self._report()
+            self._current = asyncio.create_task(runner.run_step(index, step, step_log))
+            try:
+                await asyncio.wait({self._current})
+            except asyncio.CancelledError:
+                self._current.cancel()
+                raise
+            if self._current.cancelled() or self._stop_requested:
+                await step_log.line("Task stopped." if not self.status.timedout else "Step stopped: task timed out.")
+                status.finish(Phase.STOPPED)
+            elif self._current.exception() is not None:
+                exc = self._current.exception()
+                await step_log.line(f"Error: {exc}")
+                status.finish(Phase.FAILED)
+            else:
+                rc = self._current.result()
+                status.finish(Phase.SUCCESS if rc == 0 else Phase.FAILED, rc)
+            step_log.close()
+            self._current = None
+            self._current_log = None
+            if status.phase != Phase.SUCCESS:
+                break
+            await self._report()
+        if self.status.timedout:
+            self._end(Phase.FAILED)
+        elif self._stop_requested:
+            self._end(Phase.STOPPED)
+        elif all(s.phase == Phase.SUCCESS for s in self.status.steps):
+            self._end(Phase.SUCCESS)
+        else:
+            self._end(Phase.FAILED)
+
+    async def _cleanup(self) -> None:
+        if self.pod is not None and not self.keep_pod:
+            try:
+                await asyncio.shield(self.pod.remove())
+            except Exception as exc:  # noqa: BLE001 - the orphan cleaner will retry
+                log.warning("cannot remove pod", pod_id=self.pod.id, error=str(exc))
+
+
+class _SetupFailed(Exception):
+    pass
+
+
+def status_json(status: TaskStatus) -> dict[str, Any]:
+    return status.to_json()

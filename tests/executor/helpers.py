@@ -1,0 +1,34 @@
+"""Small builders for executor tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from agola.services.executor.drivers.base import Driver
+from agola.services.executor.store import ArchiveStore
+from agola.services.executor.taskrunner import TaskRunner
+from agola.services.executor.taskspec import Container, Step, TaskSpec
+from tests.support.services import BUSYBOX_IMAGE
+
+EXECUTOR_ID = "test-executor"
+
+
+def spec(task_id: str, *steps: Step, image: str = BUSYBOX_IMAGE, containers: tuple[Container, ...] | None = None, **kw: Any) -> TaskSpec:
+    return TaskSpec(task_id=task_id, containers=containers or (Container(image=image),), steps=tuple(steps), **kw)
+
+
+def runner(spec_: TaskSpec, driver: Driver, data_dir: Path, store: ArchiveStore, **kw: Any) -> TaskRunner:
+    return TaskRunner(spec_, driver, executor_id=EXECUTOR_ID, data_dir=data_dir, store=store, **kw)
+
+
+def step_log(data_dir: Path, task_id: str, index: int) -> str:
+    return (data_dir / "tasks" / task_id / "logs" / "steps" / f"{index}.log").read_text(errors="replace")
+
+
+def setup_log(data_dir: Path, task_id: str) -> str:
+    return (data_dir / "tasks" / task_id / "logs" / "setup.log").read_text(errors="replace")
+
+
+def phases(status: Any) -> list[str]:
+    return [s.phase.value for s in status.steps]
