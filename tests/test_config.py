@@ -263,3 +263,8 @@ def test_durations(text: object, seconds: float) -> None:
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_both_spellings_of_the_executor_limit_is_an_error() -> None:
+    problems = problems_of("dataDir: /d\nexecutor: {activeTasksLimit: 3, active_tasks_limit: 4}\n", {"executor"})
+    assert problems == ["executor.activeTasksLimit: set twice (as activeTasksLimit and active_tasks_limit)"]
