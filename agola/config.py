@@ -251,7 +251,7 @@ class Executor:
     labels: dict[str, str] = _key("labels", "strmap", factory=dict)
     active_tasks_limit: int = _key("activeTasksLimit", "int", 2, aliases=("active_tasks_limit",))
     allow_privileged_containers: bool = _key("allowPrivilegedContainers", "bool", False)
-    # The URL the runservice uses to reach this executor; default: derived from web.listenAddress.
+    # The URL the runservice uses to reach this executor; default: from web.listenAddress.
     advertise_url: str = _key("advertiseURL", "str", "")
 
 
@@ -579,9 +579,11 @@ def _apply_defaults(cfg: Config) -> Config:
                        else attrs.evolve(gw.token_signing, method="hmac")),
     )
     ex = cfg.executor
+    executor_web = web(ex.web, "executor")
     executor = attrs.evolve(
-        ex, data_dir=data_dir(ex.data_dir, "executor"), web=web(ex.web, "executor"),
-        runservice_url=ex.runservice_url or urls["runservice"])
+        ex, data_dir=data_dir(ex.data_dir, "executor"), web=executor_web,
+        runservice_url=ex.runservice_url or urls["runservice"],
+        advertise_url=ex.advertise_url or _safe_url(executor_web))
     scheduler = attrs.evolve(cfg.scheduler, runservice_url=cfg.scheduler.runservice_url or urls["runservice"])
     nt = cfg.notification
     notification = attrs.evolve(

@@ -54,6 +54,7 @@ def test_only_a_data_dir_is_enough_for_every_component(tmp_path: Path) -> None:
     assert cfg.gateway.gitserver_url == "http://127.0.0.1:4003"
     assert cfg.gateway.api_exposed_url == "http://127.0.0.1:8000"
     assert cfg.executor.runservice_url == "http://127.0.0.1:4000"
+    assert cfg.executor.advertise_url == "http://127.0.0.1:4001"
     assert cfg.scheduler.runservice_url == "http://127.0.0.1:4000"
     assert cfg.notification.configstore_url == "http://127.0.0.1:4002"
 

@@ -209,6 +209,7 @@ class SlowRole(Role):
         super().__init__(config)
         self.events = events
         self.fail_start = fail_start
+        self.hang_start = False
         self.release = asyncio.Event()
         self.entered = asyncio.Event()
 
@@ -216,6 +217,8 @@ class SlowRole(Role):
         self.events.append("start")
         if self.fail_start:
             raise RuntimeError("boom")
+        if self.hang_start:
+            await asyncio.Event().wait()
 
     async def stop(self) -> None:
         self.events.append("stop")
@@ -288,3 +291,22 @@ async def test_a_role_reporting_a_fatal_error_ends_the_host() -> None:
     assert str(await asyncio.wait_for(waiter, 10)) == "lost the disk"
     await host.stop()
     assert events == ["start", "stop"]
+
+
+async def test_a_stop_signal_during_a_slow_start_stops_cleanly() -> None:
+    from agola.cli.serve import _start_unless_stopped
+
+    first_events: list[str] = []
+    second_events: list[str] = []
+    first_port = free_port()
+    first = SlowRole(role_config(first_port), first_events)
+    second = SlowRole(role_config(free_port()), second_events)
+    second.hang_start = True
+    host = RoleHost([first, second])
+    stop = asyncio.Event()
+    starting = asyncio.create_task(_start_unless_stopped(host, stop))
+    await wait_for(lambda: second_events == ["start"], timeout=10)
+    stop.set()
+    assert await asyncio.wait_for(starting, 10) is False
+    assert first_events == ["start", "stop"] and second_events == ["start", "stop"]
+    assert _refused(first_port)

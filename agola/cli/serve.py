@@ -74,7 +74,8 @@ def serve(ctx: click.Context, config_path: str, components: tuple[str, ...], deb
         click.echo(f"warning: {config.source}: {warning}", err=True)
     for name in names:
         if config.section(name).debug:
-            logging.getLogger(f"agola.services.{name}").setLevel(logging.DEBUG)
+            for logger in (f"agola.services.{name}", f"agola.{name}"):  # role code, request log
+                logging.getLogger(logger).setLevel(logging.DEBUG)
     code = asyncio.run(_serve(config, classes, shutdown_timeout))
     ctx.exit(code)
 
@@ -101,7 +102,9 @@ async def _serve(config: Any, classes: list[Any], shutdown_timeout: float) -> in
         try:
             roles = [_construct(cls, config) for cls in classes]
             host = RoleHost(roles, shutdown_timeout=shutdown_timeout)
-            await host.start()
+            if not await _start_unless_stopped(host, stop):
+                log.info("agola serve stopped during start")
+                return 0
         except RoleStartError as exc:
             click.echo(f"agola serve: {exc}", err=True)
             return 1
@@ -129,3 +132,20 @@ def _construct(cls: Any, config: Any) -> Any:
         return cls(config)
     except Exception as exc:  # noqa: BLE001 - reported like a failed start
         raise RoleStartError(getattr(cls, "name", cls.__name__), exc) from exc
+
+
+async def _start_unless_stopped(host: Any, stop: asyncio.Event) -> bool:
+    """Start the roles; a signal during a slow start cancels it (the host stops what it started)."""
+    starting = asyncio.create_task(host.start())
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if starting.done():
+        starting.result()  # re-raises RoleStartError
+        return True
+    starting.cancel()
+    try:
+        await starting
+    except asyncio.CancelledError:
+        pass
+    return False

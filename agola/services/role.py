@@ -127,7 +127,10 @@ class RoleStartError(Exception):
 
 
 class RoleHost:
-    """Runs roles in one process: ordered start, reverse stop, fatal-error propagation."""
+    """Runs roles in one process: ordered start, reverse stop, fatal-error propagation.
+
+    Construct it inside the running event loop. A cancelled ``start()`` stops what it started.
+    """
 
     def __init__(self, roles: list[Role], *, shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> None:
         self.roles = roles
@@ -141,6 +144,9 @@ class RoleHost:
             role._failed = self._failed  # noqa: SLF001 - the host owns the failure channel
             try:
                 server = await self._start_one(role)
+            except asyncio.CancelledError:
+                await self.stop()
+                raise
             except Exception as exc:  # noqa: BLE001 - any start error aborts serve
                 await self.stop()
                 raise RoleStartError(role.name, exc) from exc
