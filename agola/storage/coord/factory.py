@@ -1,0 +1,44 @@
+"""Open the Coordination a role's configuration asks for: etcd when configured, else embedded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+from agola.storage.coord.base import Coordination
+
+
+class EtcdSettings(Protocol):
+    """What ``agola.config.Etcd`` provides (any object with these attributes will do)."""
+
+    endpoints: str
+    tls_cert_file: str
+    tls_key_file: str
+    tls_ca_file: str
+    tls_skip_verify: bool
+
+
+async def open_coordination(
+    etcd: EtcdSettings | None, data_dir: str | os.PathLike[str], prefix: str, *, timeout: float = 5.0
+) -> Coordination:
+    """``etcd`` None: the embedded store under ``<data_dir>/coord``; else an etcd client.
+
+    ``prefix`` is the role's key prefix (``runservice/``, ``configstore/``, ``notification/``).
+    """
+    if etcd is None:
+        from agola.storage.coord.embedded import EmbeddedCoordination
+
+        return await EmbeddedCoordination.open(Path(data_dir) / "coord", prefix)
+    from agola.storage.coord.etcd import EtcdCoordination
+
+    endpoints = [e.strip() for e in str(etcd.endpoints).split(",") if e.strip()]
+    return EtcdCoordination(
+        endpoints,
+        prefix,
+        tls_cert_file=getattr(etcd, "tls_cert_file", "") or "",
+        tls_key_file=getattr(etcd, "tls_key_file", "") or "",
+        tls_ca_file=getattr(etcd, "tls_ca_file", "") or "",
+        tls_skip_verify=bool(getattr(etcd, "tls_skip_verify", False)),
+        timeout=timeout,
+    )
