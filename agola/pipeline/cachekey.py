@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import inspect
 import re
-from typing import Any, Awaitable, Callable, Mapping, Union
+from typing import Any, Awaitable, Callable, Mapping, Protocol, Union
 
 import attrs
 
@@ -259,3 +259,25 @@ async def render_async(
             out.append(_simple(part, env))
         _check_size(out)
     return "".join(out)
+
+
+class KeyContextLike(Protocol):
+    """The executor's view of a task for key rendering (``agola.services.executor.steps.KeyContext``)."""
+
+    env: Mapping[str, str]
+    arch: str
+
+    def __call__(self, algo: str, path: str) -> Awaitable[str]: ...
+
+
+async def render_for_task(template: str, ctx: KeyContextLike) -> str:
+    """Render with an executor key context: ``await ctx("md5" | "sha256", path)`` hashes a file
+    inside the task's container; ``ctx.env`` and ``ctx.arch`` feed ``env`` and ``arch``.
+
+    Matches the executor's ``RenderKey`` signature, so it can be injected as is.
+    """
+    return await render_async(
+        template,
+        hash_file=lambda func, path: ctx(func[: -len("sum")], path),
+        env=RenderEnv(environment=dict(ctx.env), arch=ctx.arch),
+    )
