@@ -187,6 +187,9 @@ CASES: list[tuple[str, Op, str]] = [
     ("variable-bad-regexp", lambda w: ops.create_variable(w.state, "projectgroup", "org/org01", Variable(name="v1", values=[
         VariableValue("s", "k", When(branch=WhenConditions(include=[WhenCondition("regexp", "(")])))])),
      "wrong regular expression"),
+    ("variable-re2-lookahead", lambda w: ops.create_variable(w.state, "projectgroup", "org/org01", Variable(name="v1", values=[
+        VariableValue("s", "k", When(branch=WhenConditions(include=[WhenCondition("regexp", "ma(?=ster)")])))])),
+     "look-around assertions are not supported"),
     ("variable-bad-cond-type", lambda w: ops.create_variable(w.state, "projectgroup", "org/org01", Variable(name="v1", values=[
         VariableValue("s", "k", When(ref=WhenConditions(exclude=[WhenCondition("glob", "x")])))])),
      r"when.ref.exclude\[0\]: invalid condition type 'glob'"),

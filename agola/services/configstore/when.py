@@ -1,17 +1,20 @@
 """Matching a stored ``when`` (a variable value's condition) against a run's git ref (spec §2.2).
 
-A minimal matcher of the reference's ``MatchWhen`` on the stored form (``agola.types.configstore
-.When``), kept here so the configstore core does not depend on the pipeline package; the pipeline
-parser (``agola.pipeline``) produces the same stored form from the YAML syntax.
+The reference's ``MatchWhen`` on the configstore's stored form (``agola.types.configstore.When``).
+Regular expressions are compiled by the pipeline package (``agola.pipeline.when``), which accepts
+exactly the RE2 syntax the reference accepts, so a variable's ``when`` and a pipeline's ``when``
+behave the same.
 """
 
 from __future__ import annotations
 
 import enum
-import functools
 import re
 from typing import Sequence
 
+from agola.pipeline.when import RegexpError, compile_condition_regexp
+
+__all__ = ["RefType", "RegexpError", "compile_regexp", "match_when"]
 from agola.types.configstore import When, WhenCondition, WhenConditionType
 
 
@@ -21,11 +24,15 @@ class RefType(enum.StrEnum):
     PULL_REQUEST = "pull_request"
 
 
-@functools.lru_cache(maxsize=256)
+def compile_regexp(pattern: str) -> re.Pattern[str]:
+    """Compile a condition regexp (RE2 syntax); ``RegexpError`` if the reference would refuse it."""
+    return compile_condition_regexp(pattern)
+
+
 def _compiled(pattern: str) -> re.Pattern[str] | None:
     try:
-        return re.compile(pattern)
-    except re.error:
+        return compile_condition_regexp(pattern)
+    except RegexpError:
         # A stored regexp was validated when written; an uncompilable one never matches.
         return None
 
