@@ -13,9 +13,9 @@ import re
 from typing import Sequence
 
 from agola.pipeline.when import RegexpError, compile_condition_regexp
+from agola.types.configstore import When, WhenCondition, WhenConditionType
 
 __all__ = ["RefType", "RegexpError", "compile_regexp", "match_when"]
-from agola.types.configstore import When, WhenCondition, WhenConditionType
 
 
 class RefType(enum.StrEnum):
