@@ -93,15 +93,15 @@ class WebServer:
         runner = web.AppRunner(self.app, handle_signals=False, access_log=None,
                                shutdown_timeout=self.shutdown_timeout, **self.runner_options)
         await runner.setup()
-        site = web.TCPSite(runner, host or None, port, ssl_context=self._ssl_context())
         try:
+            site = web.TCPSite(runner, host or None, port, ssl_context=self._ssl_context())
             await site.start()
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
-        sockets = [s for s in (site._server.sockets if site._server else [])]  # noqa: SLF001
-        self.port = sockets[0].getsockname()[1] if sockets else port
+        # The bound port (differs from the configured one when that is 0).
+        self.port = int(runner.addresses[0][1]) if runner.addresses else port
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.settings.tls:
