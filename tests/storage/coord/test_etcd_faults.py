@@ -90,3 +90,25 @@ async def test_calls_fail_fast_when_no_server_listens() -> None:
         assert time.monotonic() - started < 8
     finally:
         await coord.close()
+
+
+async def test_compacted_history_is_reported(etcd_restartable: EtcdServer) -> None:
+    from agola.storage.coord.base import Compacted
+
+    coord = EtcdCoordination([etcd_restartable.endpoint], "compact/", timeout=2.0)
+    try:
+        first = await coord.put("k", b"0")
+        for i in range(1, 5):
+            await coord.put("k", str(i).encode())
+        now = await coord.revision()
+        await coord.compact(now)
+        with pytest.raises(Compacted):
+            async with asyncio.timeout(10):
+                async for _ in coord.watch("", start_revision=first):
+                    pass
+        with pytest.raises(Compacted):
+            await coord.range("", revision=first)
+        at = await coord.range("", revision=now)
+        assert [kv.value for kv in at.kvs] == [b"4"]
+    finally:
+        await coord.close()
