@@ -29,9 +29,9 @@ def distroless_image(busybox_image: str) -> str:
         return DISTROLESS_IMAGE
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.add(BUSYBOX_BIN, arcname="hello")
+        tar.add(BUSYBOX_BIN, arcname="busybox")
     subprocess.run(
-        ["docker", "import", "--change", 'ENTRYPOINT ["/hello"]', "-", DISTROLESS_IMAGE],
+        ["docker", "import", "--change", 'ENTRYPOINT ["/busybox"]', "-", DISTROLESS_IMAGE],
         input=buf.getvalue(), capture_output=True, check=True, timeout=120,
     )
     return DISTROLESS_IMAGE

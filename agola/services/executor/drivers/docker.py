@@ -178,6 +178,13 @@ class DockerPod(Pod):
 
     async def mkdir(self, path: str, user: str = "") -> None:
         rc, out = await self._capture([BUSYBOX, "mkdir", "-p", path], user=user)
+        if rc != 0 and user:
+            # The user may not write the parent (e.g. an image whose HOME is root-owned): create
+            # the dir as root and give the user the leaf, so the task can still work there.
+            uid, gid = await self._user_ids(user)
+            rc, out = await self._capture(
+                [BUSYBOX, "sh", "-c", f'{BUSYBOX} mkdir -p "$1" && {BUSYBOX} chown {uid}:{gid} "$1"', "sh", path]
+            )
         if rc != 0:
             raise BadRequest(out.decode(errors="replace").strip() or f"mkdir {path} failed with exit code {rc}")
 

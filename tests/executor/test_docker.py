@@ -1,0 +1,193 @@
+"""Docker pods: sidecars on localhost, any image (even without a shell), labels, privileged, tmpfs, user."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agola.services.executor.drivers.base import ContainerSpec, PodSetupError, PodSpec, TmpfsMount
+from agola.services.executor.drivers.docker import PRIVILEGED_REFUSED, DockerDriver, find_registry_auth, image_registry
+from agola.services.executor.drivers.base import RegistryCredentials
+from agola.services.executor.store import LocalArchiveStore
+from agola.services.executor.taskspec import (
+    Container,
+    Phase,
+    RestoreCacheStep,
+    RestoreWorkspaceStep,
+    RunStep,
+    SaveCacheStep,
+    SaveContent,
+    SaveToWorkspaceStep,
+    Volume,
+    WorkspaceOperation,
+)
+from tests.executor.helpers import EXECUTOR_ID, phases, runner, setup_log, spec, step_log
+from tests.support.waiting import wait_for
+
+
+async def output(pod, cmd: list[str], **kw) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    buf = bytearray()
+
+    async def sink(data: bytes) -> None:
+        buf.extend(data)
+
+    rc = await pod.exec(cmd, stdout=sink, **kw)
+    return rc, buf.decode()
+
+
+async def test_pod_with_a_sidecar_reachable_on_localhost(docker_driver: DockerDriver, busybox_image: str) -> None:
+    pod = await docker_driver.create_pod(
+        PodSpec(
+            task_id="t-sidecar",
+            executor_id=EXECUTOR_ID,
+            containers=(
+                ContainerSpec(image=busybox_image, env={"IN_CONTAINER": "c0"}, tmpfs=(TmpfsMount("/scratch", 8 << 20),)),
+                ContainerSpec(image=busybox_image, entrypoint=("/bin/sh", "-c", "echo from-sidecar > /www/index.html; exec httpd -f -p 127.0.0.1:8080 -h /www"),
+                              tmpfs=(TmpfsMount("/www"),)),
+            ),
+        )
+    )
+    try:
+        async def served() -> bool:
+            rc, out = await output(pod, ["wget", "-q", "-O-", "http://127.0.0.1:8080/"])
+            return rc == 0 and out == "from-sidecar\n"
+
+        await wait_for(served, timeout=10, interval=0.1)
+        rc, out = await output(pod, ["sh", "-c", "echo $IN_CONTAINER; df -k /scratch | tail -1"])
+        assert rc == 0
+        env_line, df_line = out.splitlines()
+        assert env_line == "c0"
+        assert df_line.split()[1] == str(8 << 10)  # tmpfs size in KiB
+
+        pods = await docker_driver.list_pods(EXECUTOR_ID)
+        assert [(p.pod_id, p.task_id) for p in pods] == [(pod.id, "t-sidecar")]
+        assert await docker_driver.remove_orphans(EXECUTOR_ID, {"t-sidecar"}) == []
+        assert await docker_driver.remove_orphans(EXECUTOR_ID, set()) == [pod.id]
+        assert await docker_driver.list_pods(EXECUTOR_ID) == []
+    finally:
+        await pod.remove()
+
+
+async def test_container0_keeps_running_and_reaps_zombies(docker_driver: DockerDriver, busybox_image: str) -> None:
+    pod = await docker_driver.create_pod(
+        PodSpec(task_id="t-reap", executor_id=EXECUTOR_ID, containers=(ContainerSpec(image=busybox_image),))
+    )
+    try:
+        # The subshell exits at once, its background child is re-parented to pid 1 and exits later.
+        assert await pod.exec(["sh", "-c", "(sleep 0.2 &); true"]) == 0
+
+        async def no_zombies() -> bool:
+            rc, out = await output(pod, ["ps", "-o", "stat,comm"])
+            return rc == 0 and "sleep" not in out and not any(line.startswith("Z") for line in out.splitlines())
+
+        await wait_for(no_zombies, timeout=10, interval=0.1)
+        rc, out = await output(pod, ["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"])
+        assert out.startswith("/.agola/bin/busybox sh -c")
+    finally:
+        await pod.remove()
+
+
+async def test_exec_streams_exit_codes_and_missing_binaries(docker_driver: DockerDriver, busybox_image: str) -> None:
+    pod = await docker_driver.create_pod(
+        PodSpec(task_id="t-exec", executor_id=EXECUTOR_ID, containers=(ContainerSpec(image=busybox_image, user="nobody"),))
+    )
+    try:
+        out, err = bytearray(), bytearray()
+
+        async def o(d: bytes) -> None:
+            out.extend(d)
+
+        async def e(d: bytes) -> None:
+            err.extend(d)
+
+        rc = await pod.exec(["sh", "-c", "echo out; echo err >&2; id -u; exit 7"], stdout=o, stderr=e)
+        assert (rc, out.decode(), err.decode()) == (7, "out\n65534\n", "err\n")
+        assert (await output(pod, ["id", "-u"], user="root"))[1] == "0\n"
+        rc, text = await output(pod, ["/bin/nonexistent"])
+        assert rc in (126, 127) and "nonexistent" in text
+        assert await pod.home_dir("nobody") == "/home"
+        assert await pod.home_dir("root") == "/root"
+    finally:
+        await pod.remove()
+
+
+async def test_privileged_is_refused_unless_allowed(docker_driver: DockerDriver, busybox_image: str, data_dir: Path, store: LocalArchiveStore) -> None:
+    with pytest.raises(PodSetupError, match="privileged"):
+        await docker_driver.create_pod(
+            PodSpec(task_id="t-priv", executor_id=EXECUTOR_ID, containers=(ContainerSpec(image=busybox_image, privileged=True),))
+        )
+    task = spec("t-priv", RunStep(command="true"), containers=(Container(image=busybox_image, privileged=True),))
+    status = await runner(task, docker_driver, data_dir, store).run()
+    assert status.phase == Phase.FAILED and status.setup_step.phase == Phase.FAILED
+    assert phases(status) == ["notstarted"]
+    assert PRIVILEGED_REFUSED in setup_log(data_dir, "t-priv")
+    assert await docker_driver.list_pods(EXECUTOR_ID) == []
+
+
+async def test_missing_image_fails_setup_with_the_reason(docker_driver: DockerDriver, data_dir: Path, store: LocalArchiveStore) -> None:
+    # No registry is reachable here: the pull fails and the setup log says why.
+    task = spec("t-noimage", RunStep(command="true"), image="127.0.0.1:1/agola-test/none:latest")
+    status = await runner(task, docker_driver, data_dir, store).run()
+    assert status.setup_step.phase == Phase.FAILED
+    log = setup_log(data_dir, "t-noimage")
+    assert "Pulling image 127.0.0.1:1/agola-test/none:latest" in log and "Pod failed to start. Error:" in log
+
+
+async def test_distroless_image_runs_steps_without_a_shell(
+    docker_driver: DockerDriver, distroless_image: str, data_dir: Path, store: LocalArchiveStore
+) -> None:
+    """Only /busybox (a static binary, no applet links) in the image: no /bin/sh, no tar, no mkdir, no sha256sum."""
+    producer = spec(
+        "t-dl-produce",
+        RunStep(command="mkdir -p out; echo payload > out/file"),  # the default shell falls back to busybox sh
+        SaveToWorkspaceStep(contents=(SaveContent(source_dir="out", dest_dir="ws", paths=("**",)),)),
+        SaveCacheStep(key='c-{{ sha256sum "out/file" }}', contents=(SaveContent(source_dir="out", paths=("**",)),)),
+        image=distroless_image,
+        shell="/bin/sh -e",
+    )
+    status = await runner(producer, docker_driver, data_dir, store).run()
+    assert phases(status) == ["success"] * 3, step_log(data_dir, "t-dl-produce", 0)
+    assert "not found in the image" in step_log(data_dir, "t-dl-produce", 0)
+
+    consumer = spec(
+        "t-dl-consume",
+        RestoreWorkspaceStep(dest_dir="."),
+        RestoreCacheStep(keys=("c-",), dest_dir="cache"),
+        RunStep(command="hello", shell="/busybox cat ws/file cache/file"),  # a run step that needs no shell
+        workspace_operations=(WorkspaceOperation("t-dl-produce", 1),),
+        image=distroless_image,
+    )
+    status = await runner(consumer, docker_driver, data_dir, store).run()
+    assert phases(status) == ["success"] * 3, step_log(data_dir, "t-dl-consume", 2)
+    # `/busybox cat a b <script>`: cat prints both files, then the script file itself.
+    assert step_log(data_dir, "t-dl-consume", 2).replace("\r\n", "\n") == "payload\npayload\nhello\n"
+
+
+async def test_task_user_owns_the_working_dir_and_restored_files(
+    docker_driver: DockerDriver, data_dir: Path, store: LocalArchiveStore
+) -> None:
+    task = spec(
+        "t-user",
+        RunStep(command="mkdir -p out; echo x > out/f"),
+        SaveToWorkspaceStep(contents=(SaveContent(source_dir="out", dest_dir="ws", paths=("**",)),)),
+        RestoreWorkspaceStep(dest_dir="again"),
+        RunStep(command="pwd; id -u; echo more >> again/ws/f && cat again/ws/f"),
+        user="nobody",
+        workspace_operations=(WorkspaceOperation("t-user", 1),),
+    )
+    r = runner(task, docker_driver, data_dir, store)
+    # The workspace of step 1 is restored by step 2 of the same task: make it available in time.
+    status = await r.run()
+    assert phases(status) == ["success"] * 4, step_log(data_dir, "t-user", 3)
+    assert step_log(data_dir, "t-user", 3).replace("\r\n", "\n") == "/home/project\n65534\nx\nmore\n"
+
+
+def test_registry_matching() -> None:
+    creds = RegistryCredentials(username="u", password="p")
+    assert image_registry("busybox") == "docker.io"
+    assert image_registry("quay.io/org/img:1") == "quay.io"
+    assert image_registry("localhost:5000/img") == "localhost:5000"
+    assert find_registry_auth("quay.io/org/img", {"https://quay.io/v2/": creds}) is creds
+    assert find_registry_auth("quay.io/org/img", {"ghcr.io": creds}) is None
+    assert find_registry_auth("library/busybox", {"https://index.docker.io/v1/": creds}) is creds
