@@ -527,6 +527,8 @@ class EmbeddedCoordination(Coordination):
     # -- key mapping -----------------------------------------------------------------------------
 
     def _k(self, key: str) -> bytes:
+        if self._closed:
+            raise Unavailable("embedded coordination handle is closed")
         return self._prefix + key.encode()
 
     def _range_of(self, key: str, is_prefix: bool) -> tuple[bytes, bytes | None]:
@@ -608,6 +610,8 @@ class EmbeddedCoordination(Coordination):
         raise BadRequest(f"unknown txn op {op!r}")
 
     async def revision(self) -> int:
+        if self._closed or self._store.closed:
+            raise Unavailable("embedded coordination handle is closed")
         return self._store.revision
 
     async def compact(self, revision: int) -> None:
