@@ -6,6 +6,7 @@
 * ``executors``: executor liveness, load and choice
 * ``scheduling``: ``schedule_run`` (one pass for one run) and executor task cleanup
 * ``spec_data``: the executor task spec data sent to executors
+* ``fetching``: logs/archives still to fetch, object storage paths, log request checks
 * ``actions``: start/cancel/stop/approve/annotations/restart checks, queued run start order
 * ``creation``: new and restarted runs from a ``RunCreateRequest``
 * ``groups``: run groups and run counters
@@ -40,6 +41,14 @@ from agola.services.runservice.logic.executors import (
     executor_alive,
     executor_load,
 )
+from agola.services.runservice.logic.fetching import (
+    Fetch,
+    FetchKind,
+    fetch_finished,
+    mark_archived,
+    mark_fetched,
+    pending_fetches,
+)
 from agola.services.runservice.logic.groups import (
     counter_change_group,
     group_matches,
@@ -71,6 +80,8 @@ __all__ = [
     "HEARTBEAT_EXPIRY",
     "Cleanup",
     "CleanupKind",
+    "Fetch",
+    "FetchKind",
     "RunSchedule",
     "add_approver",
     "advance_run",
@@ -95,11 +106,15 @@ __all__ = [
     "executor_task_cleanup",
     "executor_task_spec_data",
     "fail_executor_task",
+    "fetch_finished",
     "group_matches",
     "levels",
+    "mark_archived",
+    "mark_fetched",
     "new_executor_task",
     "next_counter",
     "parse_run_group",
+    "pending_fetches",
     "restart_refusal",
     "root_group_id",
     "run_event_needed",
