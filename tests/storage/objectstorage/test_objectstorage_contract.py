@@ -251,16 +251,22 @@ async def test_list_non_recursive_start_after(populated: ObjectStorage) -> None:
 
 
 async def test_list_many_objects_in_order(ost: ObjectStorage) -> None:
-    # More than one listing page / batch.
-    names = [f"many/{i:05d}" for i in range(0, 1300)]
-    await asyncio.gather(*(ost.write(n, b"") for n in names))
-    await ost.write("many/sub/x", b"")
-    got = await paths(ost, "many/")
-    assert got == sorted(names + ["many/sub/x"])
-    flat = await paths(ost, "many/", recursive=False)
-    assert flat == sorted(names + ["many/sub/"])
+    # More than one listing page (S3: 1000 entries) and batch (posix: 256 entries), with
+    # sub-directories sorting between objects on every page ("many/00100" < "many/00100x/").
+    names = [f"many/{i:05d}" for i in range(0, 1050)]
+    nested = [f"many/{i:05d}x/y" for i in range(0, 1050, 100)]
+    await asyncio.gather(*(ost.write(n, b"") for n in names + nested))
+
+    assert await paths(ost, "many/") == sorted(names + nested)
+    dirs = [n[: -len("y")] for n in nested]
+    flat = [info async for info in ost.list("many/", recursive=False)]
+    assert [i.path for i in flat] == sorted(names + dirs)
+    assert {i.path for i in flat if i.is_dir} == set(dirs)
     assert await paths(ost, "many/", start_after="many/01000") == sorted(
-        [n for n in names if n > "many/01000"] + ["many/sub/x"]
+        n for n in names + nested if n > "many/01000"
+    )
+    assert await paths(ost, "many/", recursive=False, start_after="many/00500") == sorted(
+        n for n in names + dirs if n > "many/00500"
     )
 
 
