@@ -379,7 +379,10 @@ class _EtcdWatcher(Watcher):
         self._backoff = 0.1
 
     async def __aenter__(self) -> "_EtcdWatcher":
-        await self._pin()
+        # Pinning "now" is one bounded call: entering fails with Unavailable rather than wait
+        # for a server that is down (iterating, by contrast, waits for events and outages alike).
+        if self._next == 0:
+            self._next = await self._coord.revision() + 1
         return self
 
     def __aiter__(self) -> "_EtcdWatcher":

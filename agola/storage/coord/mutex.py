@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 
-from agola.errors import Unavailable
 from agola.storage.coord.base import Compare, Coordination, Get, KeyValue, Lease, Mutex, Put
 
 
@@ -57,12 +56,13 @@ class QueuedMutex(Mutex):
         self._check_not_held()
         try:
             async with asyncio.timeout(timeout):
-                owner_rev = await self._enqueue()
-                if owner_rev != self._my_rev:
-                    await self._wait_predecessors()
-                    # A session that expired while we waited took our key with it.
-                    if await self._coord.get(self._my_key) is None:
-                        raise Unavailable(f"lock {self._pfx!r}: session lost while waiting")
+                while True:
+                    owner_rev = await self._enqueue()
+                    if owner_rev == self._my_rev or await self._wait_turn():
+                        break
+                    # Our session expired while we waited (and took our key with it): queue
+                    # again, at the back, with a new session.
+                    await self._leave()
         except BaseException:
             try:
                 await asyncio.shield(self._leave())
@@ -70,6 +70,23 @@ class QueuedMutex(Mutex):
                 pass
             raise
         self._held = True
+
+    async def _wait_turn(self) -> bool:
+        """Wait until we own the lock (True) or our session is lost (False)."""
+        assert self._lease is not None
+        waiting = asyncio.ensure_future(self._wait_predecessors())
+        lost = asyncio.ensure_future(self._lease.wait_lost())
+        try:
+            await asyncio.wait([waiting, lost], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (waiting, lost):
+                t.cancel()
+            await asyncio.gather(waiting, lost, return_exceptions=True)
+        if waiting.done() and not waiting.cancelled() and waiting.exception() is None:
+            return await self._coord.get(self._my_key) is not None
+        if waiting.done() and not waiting.cancelled() and waiting.exception() is not None:
+            raise waiting.exception()  # type: ignore[misc]
+        return False
 
     async def unlock(self) -> None:
         self._held = False

@@ -129,3 +129,18 @@ async def test_mutex_as_context_manager(coord: Coordination) -> None:
         assert not await coord.mutex("cm").try_lock()
         assert not m.lost  # type: ignore[attr-defined]
     assert await coord.mutex("cm").try_lock()
+
+
+async def test_a_waiter_whose_session_expired_queues_again(coord: Coordination) -> None:
+    holder, waiter = coord.mutex("requeue", ttl=1), coord.mutex("requeue", ttl=1)
+    await holder.lock(timeout=5)
+    waiting = asyncio.create_task(waiter.lock(timeout=30))
+    await wait_for(lambda: _count(coord, "requeue/", 2), timeout=10, message="waiter queued")
+    first_key = waiter.key  # type: ignore[attr-defined]
+    stall_event_loop(4.0)  # longer than any TTL either backend grants for ttl=1: both sessions expire
+    await asyncio.wait_for(waiting, 20)
+    assert holder.lost
+    assert waiter.key != first_key  # type: ignore[attr-defined]
+    assert not await coord.mutex("requeue").try_lock()
+    await waiter.unlock()
+    await holder.unlock()
