@@ -125,3 +125,45 @@ async def test_a_closed_store_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(Unavailable):
         async for _ in watcher:
             pass
+
+
+async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
+    """A writer killed mid-stream loses nothing it was told was written."""
+    code = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        from agola.storage.coord.embedded import EmbeddedCoordination
+        async def main():
+            c = await EmbeddedCoordination.open({str(tmp_path)!r}, "p/")
+            async def writer(w):
+                i = 0
+                while True:
+                    rev = await c.put(f"k/{{w}}/{{i:06d}}", b"x" * 100)
+                    print(w, i, rev, flush=True)
+                    i += 1
+            await asyncio.gather(*(writer(w) for w in range(8)))
+        asyncio.run(main())
+        """
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    acked: list[tuple[str, int]] = []
+    while len(acked) < 2000:
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert line, (await proc.stderr.read()).decode() if proc.stderr else "writer exited"
+        w, i, rev = line.split()
+        acked.append((f"k/{w.decode()}/{int(i):06d}", int(rev)))
+    proc.kill()
+    await proc.wait()
+
+    coord = await EmbeddedCoordination.open(tmp_path, "p/")
+    try:
+        stored = {kv.key: kv.mod_revision for kv in (await coord.range("k/")).kvs}
+        assert all(stored.get(key) == rev for key, rev in acked)
+        # Revisions are dense and the store continues after the last one.
+        assert sorted(stored.values()) == list(range(1, len(stored) + 1))
+        assert await coord.put("after", b"x") == len(stored) + 1
+    finally:
+        await coord.close()
