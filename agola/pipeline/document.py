@@ -138,6 +138,7 @@ def parse_yaml(text: str, file: str) -> Node | None:
         loader.dispose()
     if root is None:
         return None
+    _check_expansion(root, file)
     errors: list[LocatedError] = []
     node = _convert(root, file, "", 0, _Budget(), errors)
     if errors:
@@ -145,20 +146,75 @@ def parse_yaml(text: str, file: str) -> Node | None:
     return node
 
 
+def _check_expansion(root: Any, file: str) -> None:
+    """Refuse documents whose aliases expand past the limits, before expanding anything.
+
+    Sizes are computed once per distinct node (aliases share nodes), so a "billion laughs"
+    document is measured in microseconds instead of being built.
+    """
+    sizes: dict[int, int] = {}
+    busy: set[int] = set()
+
+    def size(node: Any, depth: int) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if depth > MAX_DEPTH or key in busy:
+            raise PipelineError(
+                [
+                    LocatedError(
+                        f"document nested more than {MAX_DEPTH} levels deep (recursive alias?)",
+                        _mark_loc(file, node.start_mark, ""),
+                        "pipeline files never need this much nesting",
+                    )
+                ]
+            )
+        busy.add(key)
+        total = 1
+        if isinstance(node, SequenceNode):
+            total += sum(size(child, depth + 1) for child in node.value)
+        elif isinstance(node, MappingNode):
+            total += sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
+        busy.discard(key)
+        sizes[key] = total
+        if total > MAX_NODES:
+            raise PipelineError(
+                [
+                    LocatedError(
+                        "document expands to too many values (YAML alias bomb?)",
+                        Loc(file),
+                        f"pipeline files are limited to {MAX_NODES} values once aliases are expanded",
+                    )
+                ]
+            )
+        return total
+
+    size(root, 0)
+
+
 def _convert(
     ynode: Any, file: str, path: str, depth: int, budget: _Budget, errors: list[LocatedError]
 ) -> Node:
     loc = _mark_loc(file, ynode.start_mark, path)
     budget.left -= 1
-    if budget.left < 0 or depth > MAX_DEPTH:
+    if budget.left < 0:
+        # Where the budget ran out says nothing useful: report on the whole document.
         raise PipelineError(
             [
                 LocatedError(
-                    "document expands to too many values (YAML alias bomb or recursive alias?)"
-                    if budget.left < 0
-                    else f"document nested more than {MAX_DEPTH} levels deep",
-                    loc,
-                    f"keep pipeline files under {MAX_NODES} values and {MAX_DEPTH} levels",
+                    "document expands to too many values (YAML alias bomb?)",
+                    Loc(file),
+                    f"pipeline files are limited to {MAX_NODES} values once aliases are expanded",
+                )
+            ]
+        )
+    if depth > MAX_DEPTH:
+        raise PipelineError(
+            [
+                LocatedError(
+                    f"document nested more than {MAX_DEPTH} levels deep (recursive alias?)",
+                    attrs.evolve(loc, path=""),
+                    "pipeline files never need this much nesting",
                 )
             ]
         )

@@ -29,7 +29,9 @@ from agola.pipeline.schema import (
 
 def validate_config(config: PipelineConfig, errors: ErrorList) -> None:
     if not config.runs:
-        errors.add("no runs defined", _top(config), "add a `runs:` list with at least one run")
+        # After a parse error (a run entry that is null or not a mapping) this would be noise.
+        if not errors:
+            errors.add("no runs defined", _top(config), "add a `runs:` list with at least one run")
         return
     _check_runs(config, errors)
     for run in config.runs:

@@ -1,0 +1,3 @@
+# A Jsonnet syntax error.
+# error: - @3:11 | failed to execute jsonnet: STATIC ERROR
+{ runs: [ }
