@@ -35,9 +35,9 @@ from agola.types.runservice import Run, RunPhase, WorkspaceOperation
 from tests.runservice.builders import T0, World, new_run, task
 
 
-def _run(phase: str, **kw: object) -> Run:
+def _run(phase: str) -> Run:
     run, _ = new_run(task("a", approval=True), started=False)
-    return attrs.evolve(run, phase=RunPhase(phase), **kw)
+    return attrs.evolve(run, phase=RunPhase(phase))
 
 
 @pytest.mark.parametrize(

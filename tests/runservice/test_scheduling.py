@@ -6,7 +6,7 @@ import pytest
 
 from agola.services.runservice.logic import archivable, cancel_run, stop_run
 from agola.types.runservice import ExecutorTaskPhase as P
-from agola.types.runservice import RunPhase, RunResult
+from agola.types.runservice import RunConfigTask, RunPhase, RunResult
 from tests.runservice.builders import World, executor, task
 
 
@@ -80,7 +80,7 @@ def test_chain_runs_in_order_then_result_and_end_are_two_events() -> None:
     ],
 )
 def test_depend_conditions_and_skip_propagation(
-    tasks: list, outcomes: dict[str, P], statuses: dict[str, str], result: str
+    tasks: list[RunConfigTask], outcomes: dict[str, P], statuses: dict[str, str], result: str
 ) -> None:
     w = World.of(*tasks)
     w.run_all(outcomes)
@@ -135,7 +135,7 @@ def test_stop_stops_active_tasks_and_skips_the_rest() -> None:
     assert w.run.result is RunResult.STOPPED
     assert w.executor_tasks["a"].spec.stop
     assert w.statuses() == {"a": "running", "b": "skipped", "c": "skipped"}
-    assert w.run.phase is RunPhase.RUNNING  # a is still active
+    assert w.run.phase.value == "running"  # a is still active
     w.report("a", P.STOPPED)
     w.settle()
     assert w.run.phase is RunPhase.FINISHED and w.run.result is RunResult.STOPPED

@@ -197,7 +197,7 @@ def _canonical(example: dict[str, Any]) -> dict[str, Any]:
     """The example as we write it back: omitempty fields dropped when empty."""
     text = json.dumps(example)
     text = text.replace('"archived": false, ', "").replace(', "archived": false', "")
-    out = json.loads(text)
+    out: dict[str, Any] = json.loads(text)
     if "tasks" in out and "t2" in out["tasks"]:
         # A non-pointer Go struct is never omitted; its empty phases are written as notstarted.
         out["tasks"]["t2"]["setup_step"] = {"phase": "notstarted", "log_phase": "notstarted",

@@ -101,6 +101,8 @@ def mark_fetched(run: Run, fetch: Fetch) -> Run:
             steps[fetch.step] = attrs.evolve(steps[fetch.step], log_phase=done)
             task = attrs.evolve(task, steps=steps)
     else:
+        if fetch.step not in task.workspace_archives:
+            raise NotExist(f"task {task.id} has no workspace archive of step {fetch.step}")
         index = task.workspace_archives.index(fetch.step)
         phases = list(task.workspace_archives_phase)
         phases[index] = done
