@@ -191,9 +191,13 @@ class EtcdCoordination(Coordination):
             self._stubs = (rpc.KVStub(self._channel), rpc.WatchStub(self._channel), rpc.LeaseStub(self._channel))
         return self._stubs
 
-    async def _call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, what: str, fn: Callable[[], Awaitable[T]], *, bound: bool = False) -> T:
+        """Await ``fn()``, mapping errors. Unary gRPC calls carry their own deadline (the
+        ``timeout=`` every caller passes); ``bound=True`` adds one for multi-step calls."""
         try:
-            return await asyncio.wait_for(fn(), self._timeout + 1)
+            if bound:
+                return await asyncio.wait_for(fn(), self._timeout + 1)
+            return await fn()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - mapped to typed errors
@@ -331,7 +335,7 @@ class EtcdCoordination(Coordination):
                     raise Unavailable("etcd lease keepalive: stream ended")
                 return float(reply.TTL)
 
-            return await self._call("lease keepalive", once)
+            return await self._call("lease keepalive", once, bound=True)
 
         async def revoke() -> None:
             stub = self._stub()[2]
