@@ -207,6 +207,7 @@ class _Store:
                 if self._conn is not None:
                     self._conn.close()
                     self._conn = None
+                self._fail_leftovers()
                 return
             batch = [item]
             while len(batch) < 256:
@@ -219,6 +220,16 @@ class _Store:
                     break
                 batch.append(nxt)
             self._run_batch(batch)
+
+    def _fail_leftovers(self) -> None:
+        """Calls that raced with close() get an error instead of waiting forever."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                item[2](None, Unavailable("embedded coordination store is closed"))
 
     def _run_batch(self, batch: list[tuple[Callable[..., Any], tuple[Any, ...], _Callback]]) -> None:
         conn = self._conn
