@@ -84,10 +84,11 @@ def format_time(value: datetime) -> str:
     """RFC3339 in UTC with a ``Z`` suffix; fractional seconds only when present."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    value = value.astimezone(timezone.utc)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    elif value.utcoffset():
+        value = value.astimezone(timezone.utc)
+    text = value.replace(tzinfo=None).isoformat()
     if value.microsecond:
-        text += f".{value.microsecond:06d}".rstrip("0")
+        text = text.rstrip("0")
     return text + "Z"
 
 
@@ -104,53 +105,14 @@ def parse_time(raw: str, path: str = "") -> datetime:
     return value.astimezone(timezone.utc)
 
 
-# -- encoding --------------------------------------------------------------------------------
+# -- compiled codecs -------------------------------------------------------------------------
+#
+# Each type gets an encoder and a decoder closure built once from its annotations and cached:
+# the runservice lists and stores runs by the thousand, so walking type hints per value would
+# dominate. Encoders of attrs classes dispatch on the value's concrete class (polymorphic steps).
 
-
-def _is_empty(value: Any) -> bool:
-    if value is None:
-        return True
-    if attrs.has(type(value)):
-        # Go never omits a non-pointer struct; our nested optional structs are ``X | None``.
-        return False
-    if isinstance(value, bool):
-        return not value
-    if isinstance(value, (str, int, float, list, dict, tuple, timedelta)):
-        return not value
-    return False
-
-
-def encode_value(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float)) and not isinstance(value, enum.Enum):
-        return value
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, str):
-        return value
-    if isinstance(value, datetime):
-        return format_time(value)
-    if isinstance(value, timedelta):
-        return value // timedelta(microseconds=1) * 1000
-    if isinstance(value, (list, tuple)):
-        return [encode_value(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): encode_value(v) for k, v in value.items()}
-    if attrs.has(type(value)):
-        return encode_object(value)
-    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
-
-
-def encode_object(obj: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for spec in _plan(type(obj)):
-        value = getattr(obj, spec.attr)
-        if spec.omitempty and _is_empty(value):
-            continue
-        out[spec.key] = encode_value(value)
-    return out
-
-
-# -- decoding --------------------------------------------------------------------------------
+Encoder = Callable[[Any], Any]
+Decoder = Callable[[Any, str], Any]
 
 
 @attrs.frozen
@@ -163,6 +125,9 @@ class _FieldSpec:
 
 
 _PLANS: dict[type, list[_FieldSpec]] = {}
+_ENCODERS: dict[Any, Encoder] = {}
+_OBJECT_ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {}
+_DECODERS: dict[Any, Decoder] = {}
 
 
 def _plan(cls: type) -> list[_FieldSpec]:
@@ -192,16 +157,103 @@ def json_keys(cls: type) -> frozenset[str]:
     return frozenset(spec.key for spec in _plan(cls))
 
 
+def _optional_arg(tp: Any) -> Any | None:
+    """``T`` for ``T | None``, else None."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) != 1:
+            raise TypeError(f"unsupported union {tp}")
+        return args[0]
+    return None
+
+
+# -- encoding --------------------------------------------------------------------------------
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _encode_timedelta(value: timedelta) -> int:
+    return value // timedelta(microseconds=1) * 1000
+
+
+def _encode_attrs(value: Any) -> dict[str, Any]:
+    return _object_encoder(type(value))(value)
+
+
+def _encoder(tp: Any) -> Encoder:
+    enc = _ENCODERS.get(tp)
+    if enc is None:
+        enc = _build_encoder(tp)
+        _ENCODERS[tp] = enc
+    return enc
+
+
+def _build_encoder(tp: Any) -> Encoder:
+    inner = _optional_arg(tp)
+    if inner is not None:
+        inner_enc = _encoder(inner)
+        if inner_enc is _identity:
+            return _identity
+        return lambda v: None if v is None else inner_enc(v)
+    origin = typing.get_origin(tp)
+    if origin is list:
+        item = _encoder(typing.get_args(tp)[0])
+        if item is _identity:
+            return list
+        return lambda v: [item(x) for x in v]
+    if origin is dict:
+        item = _encoder(typing.get_args(tp)[1])
+        if item is _identity:
+            return dict
+        return lambda v: {k: item(x) for k, x in v.items()}
+    if tp in (str, int, bool, float) or tp is typing.Any:
+        return _identity
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return lambda v: v.value
+    if tp is datetime:
+        return format_time
+    if tp is timedelta:
+        return _encode_timedelta
+    if isinstance(tp, type) and attrs.has(tp):
+        return _encode_attrs
+    raise TypeError(f"cannot encode {tp} as JSON")
+
+
+def _object_encoder(cls: type) -> Callable[[Any], dict[str, Any]]:
+    enc = _OBJECT_ENCODERS.get(cls)
+    if enc is None:
+        fields = [(s.attr, s.key, s.omitempty, _encoder(s.tp)) for s in _plan(cls)]
+
+        def enc(obj: Any) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for attr, key, omitempty, field_enc in fields:
+                value = getattr(obj, attr)
+                # omitempty drops Go's zero values: None, "", 0, false, empty list/map. A nested
+                # struct (attrs instances are always truthy) is never dropped, as in Go.
+                if omitempty and not value:
+                    continue
+                out[key] = field_enc(value)
+            return out
+
+        _OBJECT_ENCODERS[cls] = enc
+    return enc
+
+
+def encode_object(obj: Any) -> dict[str, Any]:
+    return _object_encoder(type(obj))(obj)
+
+
+# -- decoding --------------------------------------------------------------------------------
+
+
 def _where(path: str) -> str:
     return f"{path}: " if path else ""
 
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
 
 
 def _kind(raw: Any) -> str:
@@ -225,88 +277,155 @@ def _wrong(path: str, expected: str, raw: Any) -> BadRequest:
 
 
 def decode_object(raw: Any, cls: type, path: str) -> Any:
-    if not isinstance(raw, dict):
-        raise _wrong(path, "an object", raw)
-    plan = _plan(cls)
-    known = {spec.key for spec in plan}
-    for key in raw:
-        if key not in known:
-            raise BadRequest(f"{_where(path)}unknown field {key!r}")
-    kwargs: dict[str, Any] = {}
-    for spec in plan:
-        value = raw.get(spec.key)
-        if value is None:
-            if spec.required:
-                raise BadRequest(f"{_join(path, spec.key)}: missing required field")
-            continue
-        kwargs[spec.attr] = decode_value(value, spec.tp, _join(path, spec.key))
-    return cls(**kwargs)
+    """Decode an attrs wire type field by field (ignoring any ``__json_decode__`` hook)."""
+    return _object_decoder(cls)(raw, path)
 
 
 def decode_value(raw: Any, tp: Any, path: str) -> Any:
+    return _decoder(tp)(raw, path)
+
+
+def _decoder(tp: Any) -> Decoder:
+    dec = _DECODERS.get(tp)
+    if dec is None:
+        dec = _build_decoder(tp)
+        _DECODERS[tp] = dec
+    return dec
+
+
+_OBJECT_DECODERS: dict[type, Decoder] = {}
+
+
+def _object_decoder(cls: type) -> Decoder:
+    dec = _OBJECT_DECODERS.get(cls)
+    if dec is None:
+        plan = _plan(cls)
+        by_key = {s.key: (s.attr, _decoder(s.tp)) for s in plan}
+        required = [(s.attr, s.key) for s in plan if s.required]
+
+        def dec(raw: Any, path: str) -> Any:
+            if not isinstance(raw, dict):
+                raise _wrong(path, "an object", raw)
+            kwargs: dict[str, Any] = {}
+            for key, value in raw.items():
+                field = by_key.get(key)
+                if field is None:
+                    raise BadRequest(f"{_where(path)}unknown field {key!r}")
+                if value is not None:  # null means absent, as in Go
+                    kwargs[field[0]] = field[1](value, f"{path}.{key}" if path else key)
+            for attr, key in required:
+                if attr not in kwargs:
+                    raise BadRequest(f"{_join(path, key)}: missing required field")
+            return cls(**kwargs)
+
+        _OBJECT_DECODERS[cls] = dec
+    return dec
+
+
+def _build_decoder(tp: Any) -> Decoder:
+    inner = _optional_arg(tp)
+    if inner is not None:
+        inner_dec = _decoder(inner)
+        return lambda raw, path: None if raw is None else inner_dec(raw, path)
     origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if raw is None:
-            return None
-        if len(args) != 1:
-            raise TypeError(f"unsupported union {tp}")
-        return decode_value(raw, args[0], path)
     if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if raw is None:
-            return []
-        if not isinstance(raw, list):
-            raise _wrong(path, "an array", raw)
-        return [decode_value(v, item_tp, f"{path}[{i}]") for i, v in enumerate(raw)]
+        item_dec = _decoder(typing.get_args(tp)[0])
+
+        def dec_list(raw: Any, path: str) -> Any:
+            if raw is None:
+                return []
+            if not isinstance(raw, list):
+                raise _wrong(path, "an array", raw)
+            return [item_dec(v, f"{path}[{i}]") for i, v in enumerate(raw)]
+
+        return dec_list
     if origin is dict:
-        _key_tp, item_tp = typing.get_args(tp)
-        if raw is None:
-            return {}
-        if not isinstance(raw, dict):
-            raise _wrong(path, "an object", raw)
-        return {k: decode_value(v, item_tp, _join(path, k)) for k, v in raw.items()}
+        item_dec = _decoder(typing.get_args(tp)[1])
+
+        def dec_dict(raw: Any, path: str) -> Any:
+            if raw is None:
+                return {}
+            if not isinstance(raw, dict):
+                raise _wrong(path, "an object", raw)
+            return {k: item_dec(v, _join(path, k)) for k, v in raw.items()}
+
+        return dec_dict
     if tp is typing.Any:
-        return raw
+        return lambda raw, path: raw
     if not isinstance(tp, type):
         raise TypeError(f"unsupported type {tp}")
     if attrs.has(tp):
         hook = tp.__dict__.get("__json_decode__")
         if hook is not None:
-            return hook.__get__(None, tp)(raw, path)
-        return decode_object(raw, tp, path)
+            bound: Decoder = hook.__get__(None, tp)
+            return bound
+        return _object_decoder(tp)
     if issubclass(tp, enum.Enum):
+        return _enum_decoder(tp)
+    scalar = _SCALAR_DECODERS.get(tp)
+    if scalar is None:
+        raise TypeError(f"unsupported type {getattr(tp, '__name__', tp)}")
+    return scalar
+
+
+def _enum_decoder(tp: type[enum.Enum]) -> Decoder:
+    by_value = {m.value: m for m in tp}
+    allowed = ", ".join(repr(v) for v in by_value)
+
+    def dec(raw: Any, path: str) -> Any:
         try:
-            return tp(raw)
-        except ValueError:
-            allowed = ", ".join(repr(m.value) for m in tp)
+            return by_value[raw]
+        except (KeyError, TypeError):
             raise BadRequest(f"{_where(path)}invalid value {raw!r}, expected one of {allowed}") from None
-    if tp is bool:
-        if not isinstance(raw, bool):
-            raise _wrong(path, "a boolean", raw)
-        return raw
-    if tp is int:
-        if isinstance(raw, bool) or not isinstance(raw, int):
-            if isinstance(raw, float) and raw.is_integer():
-                return int(raw)
-            raise _wrong(path, "an integer", raw)
-        return raw
-    if tp is float:
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-            raise _wrong(path, "a number", raw)
-        return float(raw)
-    if tp is str:
-        if not isinstance(raw, str):
-            raise _wrong(path, "a string", raw)
-        return raw
-    if tp is datetime:
-        if not isinstance(raw, str):
-            raise _wrong(path, "an RFC3339 timestamp string", raw)
-        return parse_time(raw, path)
-    if tp is timedelta:
-        if isinstance(raw, bool) or not isinstance(raw, int):
-            raise _wrong(path, "a duration in integer nanoseconds", raw)
-        if raw < 0:
-            raise BadRequest(f"{_where(path)}duration must not be negative")
-        return timedelta(microseconds=raw // 1000)
-    raise TypeError(f"unsupported type {_type_name(tp)}")
+
+    return dec
+
+
+def _dec_bool(raw: Any, path: str) -> bool:
+    if not isinstance(raw, bool):
+        raise _wrong(path, "a boolean", raw)
+    return raw
+
+
+def _dec_int(raw: Any, path: str) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        if isinstance(raw, float) and raw.is_integer():
+            return int(raw)
+        raise _wrong(path, "an integer", raw)
+    return raw
+
+
+def _dec_float(raw: Any, path: str) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise _wrong(path, "a number", raw)
+    return float(raw)
+
+
+def _dec_str(raw: Any, path: str) -> str:
+    if not isinstance(raw, str):
+        raise _wrong(path, "a string", raw)
+    return raw
+
+
+def _dec_datetime(raw: Any, path: str) -> datetime:
+    if not isinstance(raw, str):
+        raise _wrong(path, "an RFC3339 timestamp string", raw)
+    return parse_time(raw, path)
+
+
+def _dec_timedelta(raw: Any, path: str) -> timedelta:
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise _wrong(path, "a duration in integer nanoseconds", raw)
+    if raw < 0:
+        raise BadRequest(f"{_where(path)}duration must not be negative")
+    return timedelta(microseconds=raw // 1000)
+
+
+_SCALAR_DECODERS: dict[type, Decoder] = {
+    bool: _dec_bool,
+    int: _dec_int,
+    float: _dec_float,
+    str: _dec_str,
+    datetime: _dec_datetime,
+    timedelta: _dec_timedelta,
+}
