@@ -107,6 +107,13 @@ class ErrorList:
     def add(self, message: str, loc: Loc, hint: str = "") -> None:
         self.items.append(LocatedError(message, loc, hint))
 
+    def has_under(self, path: str) -> bool:
+        """Whether an error was already reported at ``path`` or inside it."""
+        return any(
+            e.loc.path == path or e.loc.path.startswith((path + ".", path + "["))
+            for e in self.items
+        )
+
     def __bool__(self) -> bool:
         return bool(self.items)
 

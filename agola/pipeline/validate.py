@@ -77,6 +77,8 @@ def _check_runs(config: PipelineConfig, errors: ErrorList) -> None:
 def _check_runtime(task: Task, errors: ErrorList) -> None:
     r = task.runtime
     if r is None:
+        if errors.has_under(f"{task.loc.path}.runtime"):
+            return  # the runtime is there but malformed, already reported
         errors.add(
             f'task "{task.name}": runtime is not defined',
             task.loc,
