@@ -35,6 +35,8 @@ from agola.storage.objectstorage.base import (
 
 # How many listing entries one worker-thread hop produces.
 _LIST_BATCH = 256
+# Chunks moved per worker-thread hop when streaming: fewer hops, still bounded (4 MiB).
+_CHUNKS_PER_HOP = 4
 # A concurrent delete may prune the destination's parent between our mkdir and our rename.
 _REPLACE_ATTEMPTS = 5
 
@@ -72,6 +74,10 @@ class _StagedFile:
             assert written is not None
             view = view[written:]
             self.size += written
+
+    def write_all(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            self.write(chunk)
 
     def commit(self, dest: Path, data_dir: Path, path: str, durable: bool) -> None:
         if durable:
@@ -128,12 +134,19 @@ class _PosixReader(ObjectReader):
     def __init__(self, file: IO[bytes]) -> None:
         self._file = file
 
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        while True:
-            chunk = await asyncio.to_thread(self._file.read, CHUNK_SIZE)
+    def _read_some(self) -> list[bytes]:
+        chunks: list[bytes] = []
+        for _ in range(_CHUNKS_PER_HOP):
+            chunk = self._file.read(CHUNK_SIZE)
             if not chunk:
-                return
-            yield chunk
+                break
+            chunks.append(chunk)
+        return chunks
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        while chunks := await asyncio.to_thread(self._read_some):
+            for chunk in chunks:
+                yield chunk
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks()
@@ -213,7 +226,8 @@ class PosixObjectStorage(ObjectStorage):
 
     @staticmethod
     async def _write_stream(staged: _StagedFile, data: AsyncIterable[bytes]) -> None:
-        # Coalesce small chunks so a chatty stream does not cost one thread hop per few bytes.
+        # Gather up to a few chunks per thread hop: a chatty stream must not cost one hop per
+        # few bytes, and memory stays bounded by _CHUNKS_PER_HOP * CHUNK_SIZE (plus one chunk).
         pending: list[bytes] = []
         pending_size = 0
         async for chunk in data:
@@ -223,12 +237,11 @@ class PosixObjectStorage(ObjectStorage):
                 chunk = bytes(chunk)  # a caller may reuse its bytearray after yielding it
             pending.append(chunk)
             pending_size += len(chunk)
-            if pending_size >= CHUNK_SIZE:
-                block = pending[0] if len(pending) == 1 else b"".join(pending)
+            if pending_size >= _CHUNKS_PER_HOP * CHUNK_SIZE:
+                await asyncio.to_thread(staged.write_all, pending)
                 pending, pending_size = [], 0
-                await asyncio.to_thread(staged.write, block)
         if pending:
-            await asyncio.to_thread(staged.write, b"".join(pending))
+            await asyncio.to_thread(staged.write_all, pending)
 
     # -- delete --------------------------------------------------------------------------------
 

@@ -55,6 +55,8 @@ _BRIDGE_QUEUE_CHUNKS = 4
 # S3 never returns more than this many entries (objects + common prefixes) per listing page.
 _S3_PAGE_LIMIT = 1000
 _LIST_BATCH = 256
+# Response chunks read per worker-thread hop: fewer hops, still bounded (4 MiB).
+_CHUNKS_PER_HOP = 4
 
 _MISSING_CODES = {"NoSuchKey", "NoSuchObject", "ResourceNotFound"}
 _EXISTING_BUCKET_CODES = {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}
@@ -201,15 +203,25 @@ class _S3Reader(ObjectReader):
         self._path = path
         self._closed = False
 
+    def _read_some(self) -> list[bytes]:
+        chunks: list[bytes] = []
+        for _ in range(_CHUNKS_PER_HOP):
+            chunk = self._response.read(CHUNK_SIZE)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return chunks
+
     async def _chunks(self) -> AsyncIterator[bytes]:
         while True:
             try:
-                chunk = await asyncio.to_thread(self._response.read, CHUNK_SIZE)
+                chunks = await asyncio.to_thread(self._read_some)
             except Exception as exc:
                 raise _translate(exc, self._path) from exc
-            if not chunk:
+            if not chunks:
                 return
-            yield chunk
+            for chunk in chunks:
+                yield chunk
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks()
