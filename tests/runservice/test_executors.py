@@ -70,3 +70,47 @@ def test_load_is_the_larger_of_report_and_our_unfinished_tasks() -> None:
     assert w.load() == {"e1": 2}
     w.executors = [executor("e1", active=5)]
     assert w.load() == {"e1": 5}
+
+
+def test_heartbeat_sets_our_time_and_finds_stale_dynamic_siblings() -> None:
+    import attrs
+
+    from agola.errors import BadRequest
+    from agola.services.runservice.logic.executors import register_heartbeat, stale_siblings
+
+    sent = attrs.evolve(executor("e1", seen=T0 - timedelta(days=3)), executor_group="g",
+                        dynamic=True, siblings_executors=["e2"])
+    stored = register_heartbeat(sent, "e1", T0)
+    assert stored.last_status_update_time == T0
+    with pytest.raises(BadRequest, match="does not match the path id"):
+        register_heartbeat(sent, "e9", T0)
+    others = [
+        attrs.evolve(executor("e2"), executor_group="g", dynamic=True),
+        attrs.evolve(executor("e3"), executor_group="g", dynamic=True),
+        attrs.evolve(executor("e4"), executor_group="g", dynamic=False),
+        attrs.evolve(executor("e5"), executor_group="other", dynamic=True),
+        stored,
+    ]
+    assert stale_siblings(stored, others) == ["e3"]
+
+
+def test_status_reports_replace_the_status_and_keep_the_spec() -> None:
+    import attrs
+
+    from agola.errors import BadRequest
+    from agola.services.runservice.logic.transitions import receive_executor_task_status
+    from agola.types.runservice import ExecutorTaskPhase
+
+    w = World.of(task("a", steps=2))
+    w.schedule()
+    stored = attrs.evolve(w.executor_tasks["a"], spec=attrs.evolve(w.executor_tasks["a"].spec, stop=True))
+    reported = attrs.evolve(stored, spec=attrs.evolve(stored.spec, stop=False, run_id="forged"),
+                            status=attrs.evolve(stored.status, phase=ExecutorTaskPhase.RUNNING))
+    got = receive_executor_task_status(stored, reported, "ex1")
+    assert got.spec == stored.spec and got.status.phase is ExecutorTaskPhase.RUNNING
+    with pytest.raises(BadRequest, match="not assigned to executor ex2"):
+        receive_executor_task_status(stored, reported, "ex2")
+    with pytest.raises(BadRequest, match="has 2 steps, the report has 1"):
+        receive_executor_task_status(
+            stored, attrs.evolve(reported, status=attrs.evolve(reported.status, steps=reported.status.steps[:1])), "ex1"
+        )

@@ -37,7 +37,7 @@ from agola.types.runservice import (
 from tests.runservice.builders import T0, executor, new_run, task
 
 PROPERTY_SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 CONDITION_SETS = [["on_success"], ["on_failure"], ["on_skipped"], ["on_success", "on_failure"],

@@ -40,6 +40,8 @@ from agola.services.runservice.logic.executors import (
     choose_executor,
     executor_alive,
     executor_load,
+    register_heartbeat,
+    stale_siblings,
 )
 from agola.services.runservice.logic.fetching import (
     Fetch,
@@ -73,6 +75,7 @@ from agola.services.runservice.logic.transitions import (
     archivable,
     change_phase,
     fail_executor_task,
+    receive_executor_task_status,
     run_event_needed,
 )
 
@@ -114,6 +117,8 @@ __all__ = [
     "new_executor_task",
     "next_counter",
     "parse_run_group",
+    "receive_executor_task_status",
+    "register_heartbeat",
     "pending_fetches",
     "restart_refusal",
     "root_group_id",
@@ -123,6 +128,7 @@ __all__ = [
     "runs_to_start",
     "schedule_run",
     "set_task_annotations",
+    "stale_siblings",
     "start_run",
     "stop_run",
     "tasks_to_approve",

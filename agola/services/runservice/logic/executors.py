@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
+import attrs
+
+from agola.errors import BadRequest
 from agola.types.runservice import Executor, ExecutorTask, RunConfigTask
 
 HEARTBEAT_EXPIRY = timedelta(seconds=60)
@@ -79,3 +82,25 @@ def executor_gone_reason(
     if not executor_alive(executor, now, expiry):
         return "executor heartbeat expired"
     return None
+
+
+def register_heartbeat(executor: Executor, executor_id: str, now: datetime) -> Executor:
+    """The executor as stored after a heartbeat: the path id must match, the time is ours."""
+    if executor.id != executor_id:
+        raise BadRequest(f"executor id {executor.id!r} does not match the path id {executor_id!r}")
+    return attrs.evolve(executor, last_status_update_time=now)
+
+
+def stale_siblings(sender: Executor, executors: Iterable[Executor]) -> list[str]:
+    """Dynamic executors of the sender's group it no longer lists as siblings (e.g. pods of a
+    scaled down deployment): the heartbeat handler deletes them."""
+    if not sender.executor_group:
+        return []
+    return sorted(
+        e.id
+        for e in executors
+        if e.dynamic
+        and e.id != sender.id
+        and e.executor_group == sender.executor_group
+        and e.id not in sender.siblings_executors
+    )

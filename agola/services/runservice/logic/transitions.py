@@ -10,6 +10,7 @@ from datetime import datetime
 
 import attrs
 
+from agola.errors import BadRequest
 from agola.services.runservice.logic.run_tasks import mark_nothing_to_fetch, with_task
 from agola.types.runservice import (
     ExecutorTask,
@@ -101,6 +102,23 @@ _ALLOWED_PREVIOUS: dict[ExecutorTaskPhase, frozenset[RunTaskStatus]] = {
         {RunTaskStatus.FAILED, RunTaskStatus.NOT_STARTED, RunTaskStatus.RUNNING}
     ),
 }
+
+
+def receive_executor_task_status(
+    stored: ExecutorTask, reported: ExecutorTask, executor_id: str
+) -> ExecutorTask:
+    """The stored executor task after an executor's status report: the status is replaced, the
+    stored spec (executor, run, stop flag) kept. Only the owning executor may report."""
+    if reported.id != stored.id:
+        raise BadRequest(f"reported task id {reported.id!r} does not match {stored.id!r}")
+    if stored.spec.executor_id != executor_id:
+        raise BadRequest(f"task {stored.id} is not assigned to executor {executor_id}")
+    if len(reported.status.steps) != len(stored.status.steps):
+        raise BadRequest(
+            f"task {stored.id} has {len(stored.status.steps)} steps, "
+            f"the report has {len(reported.status.steps)}"
+        )
+    return attrs.evolve(stored, status=reported.status)
 
 
 def apply_executor_task_status(run: Run, et: ExecutorTask) -> tuple[Run, bool]:
