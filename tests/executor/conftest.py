@@ -16,6 +16,7 @@ from agola.services.executor.drivers.base import Driver
 from agola.services.executor.drivers.docker import DockerDriver, DockerDriverConfig
 from agola.services.executor.drivers.host import HostDriver, HostDriverConfig
 from agola.services.executor.store import LocalArchiveStore
+from tests.executor.helpers import EXECUTOR_ID
 from tests.support.services import BUSYBOX_BIN, docker_available, missing
 
 DISTROLESS_IMAGE = "agola-test/distroless:latest"
@@ -70,7 +71,7 @@ async def docker_driver(busybox_image: str) -> AsyncIterator[DockerDriver]:
     driver = DockerDriver(DockerDriverConfig(network="none", busybox_path=BUSYBOX_BIN))
     await driver.setup()
     yield driver
-    for pod in await driver.list_pods("test-executor"):
+    for pod in await driver.list_pods(EXECUTOR_ID):
         await driver.remove_pod(pod.pod_id)
     await driver.close()
 
@@ -92,7 +93,7 @@ async def driver(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     d = DockerDriver(DockerDriverConfig(network="none", busybox_path=BUSYBOX_BIN))
     await d.setup()
     yield d
-    for pod in await d.list_pods("test-executor"):
+    for pod in await d.list_pods(EXECUTOR_ID):
         await d.remove_pod(pod.pod_id)
     await d.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,9 @@ from agola.services.executor.taskrunner import TaskRunner
 from agola.services.executor.taskspec import Container, Step, TaskSpec
 from tests.support.services import BUSYBOX_IMAGE
 
-EXECUTOR_ID = "test-executor"
+# Unique per test process: several test runs may share the Docker engine, and each one removes
+# the pods of its own executor id when a test ends.
+EXECUTOR_ID = f"test-executor-{uuid.uuid4().hex[:8]}"
 
 
 def spec(task_id: str, *steps: Step, image: str = BUSYBOX_IMAGE, containers: tuple[Container, ...] | None = None, **kw: Any) -> TaskSpec:

@@ -37,6 +37,10 @@ class LogFile:
 
     async def write(self, data: bytes) -> None:
         """Append ``data`` (the ``Sink`` signature, so pod output can be written directly)."""
+        self.write_nowait(data)
+
+    def write_nowait(self, data: bytes) -> None:
+        """``write`` for synchronous callers (timers, callbacks)."""
         if self.finished or not data:
             return
         view = memoryview(data)

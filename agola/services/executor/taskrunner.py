@@ -184,56 +184,62 @@ class TaskRunner:
         message = f"Task timed out after {self.spec.task_timeout_interval:g}s: stopping it."
         for target in (self._current_log, self.logs.setup if self.logs else None):
             if target is not None and not target.finished:
-                asyncio.get_running_loop().create_task(target.line(message))
+                target.write_nowait(message.encode() + b"\n")
                 break
         self.stop(timedout=True)
 
     async def _setup(self, setup_log: LogFile) -> StepRunner | None:
-        spec = self.spec
+        # A task of its own, so that a stop or a timeout can interrupt a slow pull or start.
+        self._current = asyncio.create_task(self._prepare(setup_log))
         try:
-            if any(c.privileged for c in spec.containers) and not self.allow_privileged:
-                raise _SetupFailed(PRIVILEGED_REFUSED)
-            await setup_log.line("Starting pod.")
-            try:
-                self.pod = await self.driver.create_pod(pod_spec_for(spec, self.executor_id), setup_log.write)
-            except (AgolaError, OSError) as exc:
-                raise _SetupFailed(f"Pod failed to start. Error: {exc}") from exc
-            if self._stop_requested:
-                raise asyncio.CancelledError
-            await setup_log.line("Pod started.")
-            home = await self.pod.home_dir(spec.step_user)
-            runner = StepRunner(
-                spec=spec, pod=self.pod, task_dir=self.task_dir, store=self.store,
-                working_dir="/", home=home, render_key=self.render_key, arch=spec.arch,
-            )
-            working_dir = runner.resolve(spec.working_dir or "~/project", "/")
-            runner.working_dir = working_dir
-            await setup_log.line(f'Creating working dir "{working_dir}".')
-            try:
-                await self.pod.mkdir(working_dir, spec.step_user)
-            except AgolaError as exc:
-                raise _SetupFailed(f'Failed to create working dir "{working_dir}". Error: {exc}') from exc
-        except _SetupFailed as exc:
+            await asyncio.wait({self._current})
+        except asyncio.CancelledError:
+            self._current.cancel()
+            raise
+        task, self._current = self._current, None
+        if task.cancelled() or self._stop_requested:
+            reason = "task timed out during setup" if self.status.timedout else "task stopped during setup"
+            await setup_log.line(reason[0].upper() + reason[1:] + ".")
+            return await self._setup_failed(Phase.STOPPED, reason)
+        exc = task.exception()
+        if isinstance(exc, _SetupFailed):
             await setup_log.line(str(exc))
             return await self._setup_failed(Phase.FAILED, str(exc))
-        except asyncio.CancelledError:
-            if not self._stop_requested:
-                raise
-            return await self._setup_failed(Phase.STOPPED, "task stopped during setup")
-        except Exception as exc:  # noqa: BLE001 - e.g. the engine went away: a failed setup
+        if exc is not None:  # e.g. the engine went away: a failed setup, not an executor crash
             await setup_log.line(f"Pod failed to start. Error: {exc}")
             return await self._setup_failed(Phase.FAILED, str(exc))
         self.status.setup_step.finish(Phase.SUCCESS)
         setup_log.close()
         await self._report()
+        return task.result()
+
+    async def _prepare(self, setup_log: LogFile) -> StepRunner:
+        spec = self.spec
+        if any(c.privileged for c in spec.containers) and not self.allow_privileged:
+            raise _SetupFailed(PRIVILEGED_REFUSED)
+        await setup_log.line("Starting pod.")
+        try:
+            self.pod = await self.driver.create_pod(pod_spec_for(spec, self.executor_id), setup_log.write)
+        except (AgolaError, OSError) as exc:
+            raise _SetupFailed(f"Pod failed to start. Error: {exc}") from exc
+        await setup_log.line("Pod started.")
+        working_dir = spec.working_dir or "~/project"
+        await setup_log.line(f'Creating working dir "{working_dir}".')
+        try:
+            working_dir = await self.pod.make_working_dir(working_dir, spec.step_user)
+        except AgolaError as exc:
+            raise _SetupFailed(f'Failed to create working dir "{working_dir}". Error: {exc}') from exc
+        home = await self.pod.home_dir(spec.step_user) if "~" in "".join(_tilde_paths(spec)) else "/"
+        runner = StepRunner(
+            spec=spec, pod=self.pod, task_dir=self.task_dir, store=self.store,
+            working_dir=working_dir, home=home, render_key=self.render_key, arch=spec.arch,
+        )
         return runner
 
     async def _setup_failed(self, phase: Phase, reason: str) -> None:
         self.status.setup_step.finish(phase)
         self.status.fail_error = reason
-        if self.status.timedout:
-            phase = Phase.FAILED
-        self._end(phase)
+        self._end(Phase.FAILED if self.status.timedout else phase)
         return None
 
     async def _steps(self, runner: StepRunner) -> None:
@@ -287,6 +293,20 @@ class TaskRunner:
 
 class _SetupFailed(Exception):
     pass
+
+
+def _tilde_paths(spec: TaskSpec) -> list[str]:
+    """Step paths that may need the home dir (looked up only when one starts with ``~``)."""
+    paths = []
+    for step in spec.steps:
+        for attr in ("working_dir", "dest_dir"):
+            value = getattr(step, attr, "")
+            if value.startswith("~"):
+                paths.append(value)
+        for content in getattr(step, "contents", ()):
+            if content.source_dir.startswith("~"):
+                paths.append(content.source_dir)
+    return paths
 
 
 def status_json(status: TaskStatus) -> dict[str, Any]:

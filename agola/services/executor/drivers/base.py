@@ -13,6 +13,7 @@ caller filters it with ``agola.util.tarsafe`` before storing or extracting it an
 from __future__ import annotations
 
 import abc
+import posixpath
 import uuid
 from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable, Mapping
@@ -143,6 +144,17 @@ class Pod(abc.ABC):
     @abc.abstractmethod
     async def mkdir(self, path: str, user: str = "") -> None:
         """``mkdir -p`` as ``user``. Raises ``agola.errors.BadRequest`` with the reason on failure."""
+
+    async def make_working_dir(self, path: str, user: str = "") -> str:
+        """Expand ``~`` (``user``'s home) in ``path``, ``mkdir -p`` it as ``user``; returns the path.
+
+        Relative paths are relative to ``/``. Drivers may override this to do it in one round trip.
+        """
+        if path == "~" or path.startswith("~/"):
+            path = (await self.home_dir(user)).rstrip("/") + path[1:]
+        path = posixpath.normpath(posixpath.join("/", path))
+        await self.mkdir(path, user)
+        return path
 
     @abc.abstractmethod
     async def file_digest(self, path: str, algo: str, *, working_dir: str = "", user: str = "") -> str:

@@ -19,6 +19,7 @@ import base64
 import json
 import os
 import platform
+import posixpath
 from pathlib import Path
 from typing import Any, AsyncIterator, Mapping
 
@@ -198,8 +199,33 @@ class DockerPod(Pod):
         return text.split()[0]
 
     async def has_executable(self, path: str) -> bool:
-        rc, _ = await self._capture([BUSYBOX, "test", "-f", path, "-a", "-x", path])
-        return rc == 0
+        # A stat through the archive API: no exec, so it costs a few milliseconds.
+        try:
+            async with self._docker._query(
+                f"containers/{self.main.id}/archive", method="HEAD", params={"path": path}
+            ) as response:
+                raw = response.headers.get("X-Docker-Container-Path-Stat", "")
+        except (DockerError, ValueError):  # 404: aiodocker fails to decode the empty HEAD body
+            return False
+        try:
+            mode = int(json.loads(base64.b64decode(raw))["mode"])
+        except (ValueError, KeyError, TypeError):
+            return False
+        is_dir = bool(mode & (1 << 31))  # Go's os.ModeDir
+        is_link = bool(mode & (1 << 27))  # os.ModeSymlink: the target is checked by exec itself
+        return not is_dir and (is_link or bool(mode & 0o111))
+
+    async def make_working_dir(self, path: str, user: str = "") -> str:
+        if not (path == "~" or path.startswith("~/")):
+            path = posixpath.normpath(posixpath.join("/", path))
+            await self.mkdir(path, user)
+            return path
+        # One exec for "expand ~ then mkdir -p", as the user (HOME comes from the image's passwd).
+        script = f'd="$HOME${{1#\\~}}"; {BUSYBOX} mkdir -p "$d" 2>&1 && printf %s "$d"'
+        rc, out = await self._capture([BUSYBOX, "sh", "-c", script, "sh", path], user=user)
+        if rc == 0 and out.startswith(b"/"):
+            return posixpath.normpath(out.decode())
+        return await super().make_working_dir(path, user)  # e.g. a root-owned HOME: mkdir's fallback
 
     async def _user_ids(self, user: str) -> tuple[int, int]:
         if user not in self._ids:
@@ -211,17 +237,25 @@ class DockerPod(Pod):
         return self._ids[user]
 
     async def put_archive(self, dest_dir: str, archive: Path, *, user: str = "") -> None:
-        await self.mkdir(dest_dir, user)
         owner = await self._user_ids(user) if user else (0, 0)
         if owner != (0, 0):
             # Docker keeps the tar headers' ownership: rewrite them so the step user owns its files.
             owned = archive.with_name(archive.name + ".owned")
             await asyncio.to_thread(_rewrite_owner, archive, owned, owner)
             try:
-                await _put_archive(self._docker, self.main.id, dest_dir, owned)
+                await self._put_archive(dest_dir, owned, user)
             finally:
                 owned.unlink(missing_ok=True)
         else:
+            await self._put_archive(dest_dir, archive, user)
+
+    async def _put_archive(self, dest_dir: str, archive: Path, user: str) -> None:
+        try:
+            await _put_archive(self._docker, self.main.id, dest_dir, archive)
+        except DockerError as exc:
+            if exc.status != 404:
+                raise
+            await self.mkdir(dest_dir, user)  # only pay for the mkdir exec when it is missing
             await _put_archive(self._docker, self.main.id, dest_dir, archive)
 
     async def get_archive(self, path: str) -> AsyncIterator[bytes]:

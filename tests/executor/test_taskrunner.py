@@ -1,0 +1,131 @@
+"""Task lifecycle: live logs, stop mid-step, timeout, cancellation, host driver refusals."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from agola.services.executor.drivers.base import Driver
+from agola.services.executor.drivers.host import HostDriver
+from agola.services.executor.logs import LogFile, read_log
+from agola.services.executor.store import LocalArchiveStore
+from agola.services.executor.taskspec import Container, Phase, RunStep, TaskSpec, TaskStatus
+from tests.executor.helpers import EXECUTOR_ID, phases, runner, setup_log, spec, step_log
+from tests.support.waiting import wait_for
+
+
+async def follow_until(runner_, index: int, needle: bytes) -> bytes:  # type: ignore[no-untyped-def]
+    """Follow step ``index``'s live log until ``needle`` shows up."""
+    await wait_for(lambda: runner_.logs is not None and runner_.logs.live(False, index) is not None, timeout=30)
+    seen = b""
+    async for chunk in runner_.logs.live(False, index).follow():
+        seen += chunk
+        if needle in seen:
+            return seen
+    return seen
+
+
+async def test_stop_mid_step_kills_the_pod_and_marks_the_step_stopped(
+    driver: Driver, data_dir: Path, store: LocalArchiveStore
+) -> None:
+    reports: list[dict] = []
+    task = spec(
+        "t-stop",
+        RunStep(command="echo early"),
+        RunStep(command="echo started; sleep 60; echo never"),
+        RunStep(command="echo not-run"),
+    )
+    r = runner(task, driver, data_dir, store, on_status=lambda s: reports.append(s.to_json()))
+    running = asyncio.create_task(r.run())
+    seen = await asyncio.wait_for(follow_until(r, 1, b"started"), 30)
+    assert b"started" in seen  # delivered live, while the step is still running
+    r.stop()
+    status = await asyncio.wait_for(running, 30)
+    assert status.phase == Phase.STOPPED
+    assert phases(status) == ["success", "stopped", "notstarted"]
+    assert not status.timedout
+    assert "never" not in step_log(data_dir, "t-stop", 1)
+    assert "Task stopped." in step_log(data_dir, "t-stop", 1)
+    assert reports[-1]["phase"] == "stopped" and reports[0]["phase"] == "running"
+    assert await driver.list_pods(EXECUTOR_ID) == []
+
+
+async def test_task_timeout_stops_the_task_and_says_so(driver: Driver, data_dir: Path, store: LocalArchiveStore) -> None:
+    # Generous against a loaded machine: the timeout counts from the start, setup included.
+    task = spec("t-timeout", RunStep(command="echo go; sleep 60"), RunStep(command="true"), task_timeout_interval=4)
+    status = await asyncio.wait_for(runner(task, driver, data_dir, store).run(), 30)
+    assert status.phase == Phase.FAILED and status.timedout
+    assert phases(status) == ["stopped", "notstarted"]
+    log = step_log(data_dir, "t-timeout", 0)
+    assert log.startswith("go") and "Task timed out after 4s" in log
+
+
+async def test_timeout_during_setup(data_dir: Path, store: LocalArchiveStore, host_driver: HostDriver) -> None:
+    class SlowDriver(HostDriver):
+        async def create_pod(self, spec, out):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(60)  # a pull that never ends
+
+    task = spec("t-slow", RunStep(command="true"), task_timeout_interval=0.2)
+    status = await asyncio.wait_for(runner(task, SlowDriver(host_driver.config), data_dir, store).run(), 10)
+    assert status.phase == Phase.FAILED and status.timedout
+    assert status.setup_step.phase == Phase.STOPPED and phases(status) == ["notstarted"]
+    assert "Task timed out after 0.2s" in setup_log(data_dir, "t-slow")
+
+
+async def test_stop_before_start_cancels(driver: Driver, data_dir: Path, store: LocalArchiveStore) -> None:
+    r = runner(spec("t-cancel", RunStep(command="true")), driver, data_dir, store)
+    r.stop()
+    status = await r.run()
+    assert status.phase == Phase.CANCELLED and phases(status) == ["notstarted"]
+
+
+async def test_large_output_is_streamed_to_file_and_followers(driver: Driver, data_dir: Path, store: LocalArchiveStore) -> None:
+    size = 20 * 1024 * 1024
+    task = spec("t-big", RunStep(command=f"head -c {size} /dev/zero | tr '\\0' x", tty=False))
+    r = runner(task, driver, data_dir, store)
+    running = asyncio.create_task(r.run())
+    await wait_for(lambda: r.logs is not None and r.logs.live(False, 0) is not None, timeout=30)
+    total = 0
+    async for chunk in r.logs.live(False, 0).follow():
+        total += len(chunk)
+    status = await running
+    assert phases(status) == ["success"]
+    assert total == size == (data_dir / "tasks/t-big/logs/steps/0.log").stat().st_size
+    # A finished log is read back (for the runservice fetcher) with the same content.
+    assert sum([len(c) async for c in read_log(data_dir / "tasks/t-big", None, step=0)]) == size
+
+
+async def test_log_follow_wakes_on_each_write(tmp_path: Path) -> None:
+    log = LogFile(tmp_path / "x.log")
+    got: list[bytes] = []
+
+    async def follower() -> None:
+        async for chunk in log.follow():
+            got.append(chunk)
+
+    task = asyncio.create_task(follower())
+    for i in range(3):
+        await log.write(f"line{i}\n".encode())
+        await wait_for(lambda: b"".join(got).count(b"\n") == i + 1, timeout=5)
+    log.close()
+    await asyncio.wait_for(task, 5)
+    assert b"".join(got) == b"line0\nline1\nline2\n"
+
+
+@pytest.mark.parametrize(
+    "task, message",
+    [
+        (TaskSpec("h1", (Container("img"), Container("sidecar")), (RunStep("true"),)), "service containers are not supported"),
+        (TaskSpec("h2", (Container("img", privileged=True),), (RunStep("true"),)), "privileged"),
+        (TaskSpec("h3", (Container("img"),), (RunStep("true"),), user="nobody"), "another user"),
+    ],
+)
+async def test_host_driver_refuses_what_it_cannot_honour(
+    host_driver: HostDriver, data_dir: Path, store: LocalArchiveStore, task: TaskSpec, message: str
+) -> None:
+    status: TaskStatus = await runner(task, host_driver, data_dir, store, allow_privileged=True).run()
+    assert status.setup_step.phase == Phase.FAILED and status.phase == Phase.FAILED
+    assert message in setup_log(data_dir, task.task_id)
+    assert phases(status) == ["notstarted"]
