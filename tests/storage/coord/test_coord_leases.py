@@ -62,7 +62,7 @@ async def test_a_stalled_process_finds_its_lease_and_mutex_lost(coord: Coordinat
     stall_event_loop(lease.ttl + 1.5)
     await asyncio.wait_for(lease.wait_lost(), 10)
     await wait_for(lambda: mutex.lost, timeout=10, message="mutex reports its session lost")
-    assert await coord.get("stall") is None
+    await wait_for(lambda: _gone(coord, "stall"), timeout=10, message="the server expired the lease")
     # The lock is free for others again.
     other = coord.mutex("stall-lock", ttl=1)
     assert await other.try_lock()
@@ -101,6 +101,10 @@ async def test_lock_waiters_are_served_in_arrival_order(coord: Coordination) -> 
     await asyncio.wait_for(t3, 10)
     assert order == ["m2", "m3"]
     await m3.unlock()
+
+
+async def _gone(coord: Coordination, key: str) -> bool:
+    return await coord.get(key) is None
 
 
 async def _count(coord: Coordination, prefix: str, n: int) -> bool:
