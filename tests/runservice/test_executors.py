@@ -114,3 +114,21 @@ def test_status_reports_replace_the_status_and_keep_the_spec() -> None:
         receive_executor_task_status(
             stored, attrs.evolve(reported, status=attrs.evolve(reported.status, steps=reported.status.steps[:1])), "ex1"
         )
+
+
+def test_an_executor_coming_back_cannot_revive_a_task_failed_while_it_was_gone() -> None:
+    import attrs
+
+    from agola.services.runservice.logic.transitions import receive_executor_task_status
+    from agola.types.runservice import ExecutorTaskPhase
+
+    w = World.of(task("a"))
+    w.schedule()
+    w.report("a", ExecutorTaskPhase.RUNNING)
+    w.later(120)  # heartbeat expired
+    w.clean()
+    failed = w.executor_tasks["a"]
+    assert failed.status.phase is ExecutorTaskPhase.FAILED and failed.spec.stop
+    still_running = attrs.evolve(failed, status=attrs.evolve(failed.status, phase=ExecutorTaskPhase.RUNNING))
+    assert receive_executor_task_status(failed, still_running, "ex1") == failed
+    assert w.status("a") == "failed"

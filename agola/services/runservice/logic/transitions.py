@@ -118,6 +118,10 @@ def receive_executor_task_status(
             f"task {stored.id} has {len(stored.status.steps)} steps, "
             f"the report has {len(reported.status.steps)}"
         )
+    if stored.status.phase.is_finished and not reported.status.phase.is_finished:
+        # A finished status is final: e.g. a task failed because its executor vanished, which
+        # then came back still running it. Its ``spec.stop`` tells it to stop.
+        return stored
     return attrs.evolve(stored, status=reported.status)
 
 
@@ -159,7 +163,8 @@ def _copy_step(
 
 def fail_executor_task(et: ExecutorTask, now: datetime, reason: str) -> ExecutorTask:
     """An executor task whose executor is gone: ``failed`` with ``reason``, ended now, and every
-    step that was running failed and ended now too (steps never started stay untouched)."""
+    step that was running failed and ended now too (steps never started stay untouched). It is
+    also flagged ``stop``, so an executor coming back stops running it."""
     status = et.status
 
     def fail_step(step: ExecutorTaskStepStatus) -> ExecutorTaskStepStatus:
@@ -169,6 +174,7 @@ def fail_executor_task(et: ExecutorTask, now: datetime, reason: str) -> Executor
 
     return attrs.evolve(
         et,
+        spec=attrs.evolve(et.spec, stop=True),
         status=attrs.evolve(
             status,
             phase=ExecutorTaskPhase.FAILED,
