@@ -1,0 +1,217 @@
+"""Typed client of the runservice API (used by the gateway, the scheduler and executors).
+
+Errors come back typed (``NotExist``, ``BadRequest``...). Streams (logs, archives, caches,
+exports, run events) are async iterators of bytes (or of decoded events) with bounded memory.
+"""
+
+from __future__ import annotations
+
+
+from typing import Any, AsyncIterable, AsyncIterator, Mapping
+
+import aiohttp
+
+from agola.clients.base import HTTPClient
+from agola.errors import NotExist
+from agola.types.runservice import (
+    Executor,
+    ExecutorTask,
+    ExecutorTaskSpecData,
+    Run,
+    RunConfig,
+    RunCreateRequest,
+    RunEvent,
+    RunPhase,
+    RunResponse,
+)
+
+NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30)
+
+
+def _step_params(setup: bool, step: int | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if setup:
+        params["setup"] = ""
+    if step is not None:
+        params["step"] = step
+    return params
+
+
+class RunserviceClient(HTTPClient):
+    # --- runs ---------------------------------------------------------------------------------
+
+    async def create_run(self, req: RunCreateRequest) -> RunResponse:
+        return RunResponse.from_json(await self.json("POST", "/runs", json_body=req.to_json()))
+
+    async def get_run(self, run_id: str, change_groups: list[str] | None = None) -> RunResponse:
+        params = {"changegroup": change_groups} if change_groups else None
+        return RunResponse.from_json(await self.json("GET", f"/runs/{run_id}", params=params))
+
+    async def list_runs(
+        self,
+        *,
+        phases: list[str] | None = None,
+        results: list[str] | None = None,
+        groups: list[str] | None = None,
+        last_run: bool = False,
+        change_groups: list[str] | None = None,
+        start: str = "",
+        limit: int = 0,
+        asc: bool = False,
+    ) -> tuple[list[Run], str]:
+        params: dict[str, Any] = {}
+        if phases:
+            params["phase"] = phases
+        if results:
+            params["result"] = results
+        if groups:
+            params["group"] = groups
+        if last_run:
+            params["lastrun"] = ""
+        if change_groups:
+            params["changegroup"] = change_groups
+        if start:
+            params["start"] = start
+        if limit:
+            params["limit"] = limit
+        if asc:
+            params["asc"] = ""
+        body = await self.json("GET", "/runs", params=params)
+        return [Run.from_json(r) for r in body["runs"]], body.get("change_groups_update_tokens", "")
+
+    async def _run_action(self, run_id: str, body: dict[str, Any]) -> Run:
+        out = await self.json("PUT", f"/runs/{run_id}/actions", json_body=body)
+        return Run.from_json(out["run"])
+
+    async def start_run(self, run_id: str, token: str = "") -> Run:
+        return await self._run_action(run_id, {"action_type": "changephase", "phase": RunPhase.RUNNING.value,
+                                               "change_groups_update_tokens": token})
+
+    async def cancel_run(self, run_id: str, token: str = "") -> Run:
+        return await self._run_action(run_id, {"action_type": "changephase", "phase": RunPhase.CANCELLED.value,
+                                               "change_groups_update_tokens": token})
+
+    async def stop_run(self, run_id: str, token: str = "") -> Run:
+        return await self._run_action(run_id, {"action_type": "stop", "change_groups_update_tokens": token})
+
+    async def restart_run(self, run_id: str, *, from_start: bool, environment: Mapping[str, str] | None = None) -> RunResponse:
+        req = RunCreateRequest(run_id=run_id, from_start=from_start, environment=dict(environment or {}))
+        return await self.create_run(req)
+
+    async def _task_action(self, run_id: str, task_id: str, body: dict[str, Any]) -> Run:
+        out = await self.json("PUT", f"/runs/{run_id}/tasks/{task_id}/actions", json_body=body)
+        return Run.from_json(out["run"])
+
+    async def approve_task(self, run_id: str, task_id: str, token: str = "") -> Run:
+        return await self._task_action(run_id, task_id, {"action_type": "approve", "change_groups_update_tokens": token})
+
+    async def set_task_annotations(self, run_id: str, task_id: str, annotations: Mapping[str, str], token: str = "") -> Run:
+        return await self._task_action(run_id, task_id, {"action_type": "setannotations",
+                                                          "annotations": dict(annotations),
+                                                          "change_groups_update_tokens": token})
+
+    async def change_groups_token(self, groups: list[str]) -> str:
+        return str(await self.json("GET", "/changegroups", params={"changegroup": groups}))
+
+    # --- logs and events ----------------------------------------------------------------------
+
+    def get_log(self, run_id: str, task_id: str, *, setup: bool = False, step: int | None = None,
+                follow: bool = False) -> AsyncIterator[bytes]:
+        params = {"runid": run_id, "taskid": task_id, **_step_params(setup, step)}
+        if follow:
+            params["follow"] = ""
+        return self._stream_any("GET", "/logs", params=params)
+
+    async def delete_log(self, run_id: str, task_id: str, *, setup: bool = False, step: int | None = None) -> None:
+        await self.json("DELETE", "/logs", params={"runid": run_id, "taskid": task_id, **_step_params(setup, step)})
+
+    async def run_events(self) -> AsyncIterator[RunEvent]:
+        """Run events as they happen (server-sent events), until the caller stops iterating."""
+        resp = await self.request("GET", "/runs/events", timeout=NO_TIMEOUT)
+        async with resp:
+            async for line in resp.content:
+                if line.startswith(b"data: "):
+                    yield RunEvent.from_json(line[6:].strip())
+
+    async def _stream_any(self, method: str, path: str, **kwargs: Any) -> AsyncIterator[bytes]:
+        resp = await self.request(method, path, timeout=NO_TIMEOUT, **kwargs)
+        async with resp:
+            async for chunk in resp.content.iter_any():
+                yield chunk
+
+    # --- executors ----------------------------------------------------------------------------
+
+    async def executor_heartbeat(self, executor: Executor) -> Executor:
+        return Executor.from_json(await self.json("POST", f"/executor/{executor.id}", json_body=executor.to_json()))
+
+    async def delete_executor(self, executor_id: str) -> None:
+        await self.json("DELETE", f"/executor/{executor_id}")
+
+    async def list_executors(self) -> list[Executor]:
+        return [Executor.from_json(e) for e in await self.json("GET", "/executors")]
+
+    async def executor_tasks(self, executor_id: str) -> list[tuple[ExecutorTask, ExecutorTaskSpecData | None]]:
+        raw = await self.json("GET", f"/executor/{executor_id}/tasks")
+        return [ExecutorTask.from_json_with_data(t) for t in raw]
+
+    async def executor_tasks_raw(self, executor_id: str) -> list[dict[str, Any]]:
+        """The tasks as JSON (spec data inline in ``spec``: what ``TaskSpec.from_json`` reads)."""
+        return list(await self.json("GET", f"/executor/{executor_id}/tasks"))
+
+    async def executor_task(self, executor_id: str, task_id: str) -> tuple[ExecutorTask, ExecutorTaskSpecData | None]:
+        return ExecutorTask.from_json_with_data(await self.json("GET", f"/executor/{executor_id}/tasks/{task_id}"))
+
+    async def update_executor_task_status(self, executor_id: str, task: ExecutorTask | Mapping[str, Any]) -> None:
+        body = task.to_json() if isinstance(task, ExecutorTask) else dict(task)
+        await self.json("POST", f"/executor/{executor_id}/tasks/{body['id']}", json_body=body)
+
+    async def upload_log(self, task_id: str, data: bytes | AsyncIterable[bytes], *, setup: bool = False,
+                         step: int | None = None) -> None:
+        params = {"taskid": task_id, **_step_params(setup, step)}
+        await self.json("PUT", "/executor/logs", params=params, data=data, timeout=NO_TIMEOUT)
+
+    async def upload_archive(self, task_id: str, step: int, data: bytes | AsyncIterable[bytes]) -> None:
+        await self.json("PUT", "/executor/archives", params={"taskid": task_id, "step": step}, data=data,
+                        timeout=NO_TIMEOUT)
+
+    def get_archive(self, task_id: str, step: int) -> AsyncIterator[bytes]:
+        return self.stream("GET", "/executor/archives", params={"taskid": task_id, "step": step}, timeout=NO_TIMEOUT)
+
+    async def cache_exists(self, key: str, *, prefix: bool = False) -> bool:
+        try:
+            resp = await self.request("HEAD", f"/executor/caches/{_quote(key)}", params={"prefix": ""} if prefix else None)
+        except NotExist:
+            return False
+        resp.release()
+        return True
+
+    def get_cache(self, key: str, *, prefix: bool = False) -> AsyncIterator[bytes]:
+        return self.stream("GET", f"/executor/caches/{_quote(key)}", params={"prefix": ""} if prefix else None,
+                           timeout=NO_TIMEOUT)
+
+    async def put_cache(self, key: str, data: bytes | AsyncIterable[bytes]) -> bool:
+        """Store a cache; False if the key already existed (the first upload stays)."""
+        resp = await self.request("POST", f"/executor/caches/{_quote(key)}", data=data, timeout=NO_TIMEOUT)
+        resp.release()
+        return resp.status != 304
+
+    # --- maintenance, export, import ----------------------------------------------------------
+
+    async def set_maintenance(self, enabled: bool) -> None:
+        await self.json("PUT" if enabled else "DELETE", "/maintenance")
+
+    def export(self) -> AsyncIterator[bytes]:
+        return self.stream("GET", "/export", timeout=NO_TIMEOUT)
+
+    async def import_(self, data: bytes | AsyncIterable[bytes]) -> int:
+        out = await self.json("POST", "/import", data=data, timeout=NO_TIMEOUT)
+        return int(out.get("imported", 0))
+
+
+def _quote(key: str) -> str:
+    from urllib.parse import quote
+
+    return quote(key, safe="")
+
+
+__all__ = ["RunserviceClient"]

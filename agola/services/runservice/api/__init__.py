@@ -1,0 +1,46 @@
+"""The runservice HTTP API: one module per resource, assembled by ``build_app``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from agola.errors import BadRequest, Unavailable
+from agola.services.runservice.api import events, executor, logs, maintenance, runs
+from agola.services.runservice.api.common import ROLE
+from agola.util.http import API_PREFIX, Handler, make_app
+
+if TYPE_CHECKING:
+    from agola.services.runservice.role import RunserviceRole
+
+ALWAYS = {"/health", f"{API_PREFIX}/version"}
+
+
+def _maintenance_gate(role: RunserviceRole):  # type: ignore[no-untyped-def]
+    @web.middleware
+    async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        if role.maintenance and path not in maintenance.MAINTENANCE_PATHS and path not in ALWAYS:
+            raise Unavailable("runservice is in maintenance mode: only maintenance, export and import are served")
+        return await handler(request)
+
+    return gate
+
+
+async def _unknown(request: web.Request) -> web.Response:
+    # The reference's runservice router answers 400 (not 404) for unknown routes.
+    raise BadRequest(f"unknown route {request.method} {request.path}")
+
+
+def build_app(role: RunserviceRole) -> web.Application:
+    app = make_app("runservice", client_max_size=16 * 1024 * 1024)
+    app.middlewares.append(_maintenance_gate(role))
+    app[ROLE] = role
+    events.add_routes(app)  # before /runs/{runid}
+    runs.add_routes(app)
+    logs.add_routes(app)
+    executor.add_routes(app)
+    maintenance.add_routes(app)
+    app.router.add_route("*", f"{API_PREFIX}/{{tail:.*}}", _unknown)
+    return app

@@ -1,0 +1,80 @@
+"""What every runservice handler shares: the service context and small request helpers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, AsyncIterator
+
+from aiohttp import web
+
+from agola.errors import BadRequest, Unavailable
+
+if TYPE_CHECKING:
+    from agola.services.runservice.role import RunserviceRole
+
+ROLE = web.AppKey("runservice_role", object)
+
+STREAM_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive"}
+
+
+def role_of(request: web.Request) -> RunserviceRole:
+    return request.app[ROLE]  # type: ignore[return-value]
+
+
+def core_of(request: web.Request):  # type: ignore[no-untyped-def]
+    role = role_of(request)
+    if role.core is None:
+        raise Unavailable("runservice not started")
+    return role.core
+
+
+def readdb_of(request: web.Request):  # type: ignore[no-untyped-def]
+    role = role_of(request)
+    if role.readdb is None:
+        raise Unavailable("runservice readdb not running")
+    return role.readdb
+
+
+def query_step(request: web.Request) -> tuple[bool, int | None]:
+    """``setup`` flag and ``step=N`` of log and archive requests."""
+    setup = "setup" in request.query
+    raw = request.query.get("step")
+    step: int | None = None
+    if raw is not None:
+        try:
+            step = int(raw)
+        except ValueError:
+            raise BadRequest(f"step {raw!r} is not an integer") from None
+        if step < 0:
+            raise BadRequest("step must be >= 0")
+    return setup, step
+
+
+async def stream_body(
+    request: web.Request,
+    chunks: AsyncIterator[bytes],
+    *,
+    content_type: str = "application/octet-stream",
+    size: int | None = None,
+) -> web.StreamResponse:
+    """Send ``chunks`` as the response body with bounded memory (one chunk at a time)."""
+    resp = web.StreamResponse(status=200, headers=STREAM_HEADERS)
+    resp.content_type = content_type
+    if size is not None:
+        resp.content_length = size
+    await resp.prepare(request)
+    try:
+        async for chunk in chunks:
+            # write() hands each chunk to the transport at once (flushing it), waiting only
+            # when the peer is slow: memory stays bounded and followers see lines promptly.
+            await resp.write(chunk)
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    await resp.write_eof()
+    return resp
+
+
+async def request_chunks(request: web.Request, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    async for chunk in request.content.iter_chunked(size):
+        yield chunk

@@ -1,0 +1,30 @@
+"""``GET /runs/events``: server-sent run events (phase/result changes), pushed from the
+coordination watch on ``scheduler/runevents`` (every write of it is a revision: none is lost
+while connected; no replay of older events, as in the reference)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from agola.services.runservice.api.common import STREAM_HEADERS, core_of
+from agola.services.runservice.store import RUN_EVENTS_KEY
+from agola.util.http import API_PREFIX
+
+
+async def run_events(request: web.Request) -> web.StreamResponse:
+    core = core_of(request)
+    watcher = core.store.coord.watch(RUN_EVENTS_KEY)
+    async with watcher:
+        resp = web.StreamResponse(status=200, headers=STREAM_HEADERS)
+        resp.content_type = "text/event-stream"
+        await resp.prepare(request)
+        await resp.write(b": connected\n\n")
+        async for ev in watcher:
+            if ev.type != "put" or ev.kv.key != RUN_EVENTS_KEY:
+                continue
+            await resp.write(b"data: " + ev.kv.value + b"\n\n")
+    return resp
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get(f"{API_PREFIX}/runs/events", run_events)

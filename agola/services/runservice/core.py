@@ -1,0 +1,262 @@
+"""The runservice's shared business operations: what HTTP handlers and scheduler loops both do.
+
+Pure decisions come from ``agola.services.runservice.logic``; this module reads and writes the
+store, talks to executors, and retries on optimistic concurrency conflicts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta
+from typing import Awaitable, Callable
+
+import aiohttp
+import attrs
+
+from agola.errors import BadRequest, Conflict, NotExist
+from agola.services.runservice import logic
+from agola.services.runservice.logic.executors import HEARTBEAT_EXPIRY
+from agola.services.runservice.store import RunChangeGroupsToken, RunStore, StoredRun
+from agola.storage.datamanager import DataManagerOptions
+from agola.storage.objectstorage.base import ObjectStorage
+from agola.types.runservice import (
+    Executor,
+    ExecutorTask,
+    ExecutorTaskSpecData,
+    Run,
+    RunConfig,
+    RunCreateRequest,
+    RunPhase,
+)
+from agola.util.log import get_logger
+
+log = get_logger(__name__)
+
+RETRIES = 20
+EXECUTOR_API = "/api/v1alpha/executor"
+
+
+@attrs.frozen(kw_only=True)
+class RunserviceOptions:
+    """Loop periods and timeouts. Loops are woken by coordination watches; the periods are only
+    the safety net. Tests shrink them."""
+
+    scheduler_interval: float = 2.0
+    cleaner_interval: float = 1.0
+    task_updater_interval: float = 10.0
+    fetcher_interval: float = 2.0
+    archiver_interval: float = 2.0
+    cache_cleaner_interval: float = 24 * 3600.0
+    workspace_cleaner_interval: float = 24 * 3600.0
+    heartbeat_expiry: timedelta = HEARTBEAT_EXPIRY
+    lock_ttl: float = 10.0
+    executor_timeout: float = 10.0
+    max_backoff: float = 5.0
+    # Fetches run concurrently up to this many per fetcher pass.
+    fetch_concurrency: int = 8
+    datamanager: DataManagerOptions | None = None
+
+
+class RunserviceCore:
+    def __init__(
+        self,
+        store: RunStore,
+        ost: ObjectStorage,
+        options: RunserviceOptions,
+        *,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.ost = ost
+        self.options = options
+        self.wake = wake  # wake the scheduler loops (something they care about changed)
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def now(self) -> Callable[[], datetime]:
+        return self.store.now
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.options.executor_timeout)
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # --- run creation and actions ------------------------------------------------------------
+
+    async def create_run(self, req: RunCreateRequest) -> tuple[Run, RunConfig]:
+        now = self.now()
+        if req.run_id:
+            old = await self.store.get_run(req.run_id)
+            old_rc = await self.store.get_run_config(req.run_id)
+            if old is None or old_rc is None:
+                raise BadRequest(f"run {req.run_id} to restart does not exist")
+            logic.check_restartable(old.run, req.from_start)
+            run_id = await self.store.new_run_id()
+            run, rc = logic.build_restarted_run(
+                req, old.run, old_rc, run_id, 0, now, lambda: str(uuid.uuid4())
+            )
+        else:
+            logic.validate_new_run_request(req)
+            run_id = await self.store.new_run_id()
+            run, rc = logic.build_new_run(req, run_id, 0, now)
+        run = await self.store.create_run(run, rc)
+        self.wake()
+        return run, rc
+
+    async def update_run(
+        self,
+        run_id: str,
+        change: Callable[[Run], Run],
+        *,
+        token: RunChangeGroupsToken | None = None,
+    ) -> Run:
+        """Apply ``change`` to the active run and store it, retrying on concurrent updates (a
+        caller's change groups token is checked, not retried: it then gets the conflict)."""
+        for _ in range(RETRIES):
+            stored = await self.store.get_active_run(run_id)
+            if stored is None:
+                archived = await self.store.get_archived_run(run_id)
+                if archived is None:
+                    raise NotExist(f"run {run_id} does not exist")
+                change(archived)  # the logic explains why the action does not apply
+                raise BadRequest(f"run {run_id} is archived: it cannot change any more")
+            new = change(stored.run)
+            if new == stored.run and token is None:
+                return new
+            try:
+                await self.store.put_run(
+                    new, stored.revision, event=logic.run_event_needed(stored.run, new), token=token
+                )
+            except Conflict:
+                if token is not None:
+                    raise
+                continue
+            self.wake()
+            return new
+        raise Conflict(f"run {run_id}: too many concurrent updates")
+
+    # --- executor tasks ----------------------------------------------------------------------
+
+    async def spec_data(self, et: ExecutorTask, run: Run | None = None) -> ExecutorTaskSpecData:
+        if run is None:
+            stored = await self.store.get_run(et.spec.run_id)
+            if stored is None:
+                raise NotExist(f"run {et.spec.run_id} of task {et.id} does not exist")
+            run = stored.run
+        rc = await self.store.get_run_config(et.spec.run_id)
+        if rc is None:
+            raise NotExist(f"run config {et.spec.run_id} does not exist")
+        return logic.executor_task_spec_data(run, rc, et.id)
+
+    async def task_with_data(self, et: ExecutorTask) -> dict:  # type: ignore[type-arg]
+        try:
+            return et.to_json(await self.spec_data(et))
+        except NotExist:
+            # Its run is gone: the executor only needs to know it must stop.
+            return et.to_json()
+
+    async def push_task(self, et: ExecutorTask, executor: Executor | None = None, run: Run | None = None) -> bool:
+        """POST the task with its spec data to its executor. Failures are fine: executors poll."""
+        if executor is None:
+            executor = await self.store.get_executor(et.spec.executor_id)
+        if executor is None or not executor.listen_url:
+            return False
+        try:
+            body = et.to_json(await self.spec_data(et, run)) if run is not None else await self.task_with_data(et)
+            url = executor.listen_url.rstrip("/") + EXECUTOR_API
+            timeout = aiohttp.ClientTimeout(total=self.options.executor_timeout)
+            async with self.session.post(url, json=body, timeout=timeout) as resp:
+                if resp.status >= 400:
+                    log.warning("executor refused task", executor=executor.id, task=et.id, status=resp.status)
+                    return False
+            return True
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.info("pushing task to executor failed (it will poll)", executor=executor.id, task=et.id,
+                     error=repr(exc))
+            return False
+
+    async def apply_task_status(self, et: ExecutorTask) -> bool:
+        """Copy an executor task's status onto its run task (retrying on conflicts)."""
+        for _ in range(RETRIES):
+            stored = await self.store.get_active_run(et.spec.run_id)
+            if stored is None:
+                return False
+            new, accepted = logic.apply_executor_task_status(stored.run, et)
+            if not accepted:
+                task = stored.run.tasks.get(et.id)
+                if task is not None and task.status.value != et.status.phase.value:
+                    log.info("executor task status ignored", task=et.id, run=stored.run.id,
+                             status=task.status.value, phase=et.status.phase.value)
+                return False
+            if new == stored.run:
+                return True
+            try:
+                await self.store.put_run(new, stored.revision)
+            except Conflict:
+                continue
+            self.wake()
+            return True
+        return False
+
+    async def executor_task_update(self, executor_id: str, received: ExecutorTask) -> None:
+        """An executor reports a task status: store it (keeping our spec), then update the run."""
+        for _ in range(RETRIES):
+            found = await self.store.get_executor_task(received.id)
+            if found is None:
+                raise BadRequest(f"executor task {received.id} does not exist")
+            et, rev = found
+            if et.spec.executor_id != executor_id:
+                raise BadRequest(f"executor task {received.id} is not assigned to executor {executor_id}")
+            if et.status.phase.is_finished and received.status.phase != et.status.phase:
+                # Final already (e.g. failed because the executor was considered gone): keep it.
+                return
+            new = attrs.evolve(et, status=attrs.evolve(received.status, id=et.id))
+            if new != et:
+                try:
+                    await self.store.put_executor_task(new, rev)
+                except Conflict:
+                    continue
+            await self.apply_task_status(new)
+            return
+        raise Conflict(f"executor task {received.id}: too many concurrent updates")
+
+    async def heartbeat(self, executor: Executor) -> Executor:
+        """Register or refresh an executor; drop dynamic siblings it no longer lists."""
+        executor = attrs.evolve(executor, last_status_update_time=self.now())
+        previous = await self.store.get_executor(executor.id)
+        await self.store.put_executor(executor)
+        if executor.dynamic and executor.executor_group:
+            for other in await self.store.list_executors():
+                if (
+                    other.id != executor.id
+                    and other.dynamic
+                    and other.executor_group == executor.executor_group
+                    and other.id not in executor.siblings_executors
+                ):
+                    await self.store.delete_executor(other.id)
+        if previous is None or previous.active_tasks != executor.active_tasks:
+            self.wake()  # new capacity
+        return executor
+
+    async def executor_tasks(self, executor_id: str) -> list[ExecutorTask]:
+        return [et for et, _ in await self.store.list_executor_tasks() if et.spec.executor_id == executor_id]
+
+
+async def gather_limited(n: int, jobs: list[Callable[[], Awaitable[object]]]) -> list[object]:
+    sem = asyncio.Semaphore(max(1, n))
+
+    async def one(job: Callable[[], Awaitable[object]]) -> object:
+        async with sem:
+            return await job()
+
+    return list(await asyncio.gather(*(one(j) for j in jobs), return_exceptions=True))
+

@@ -1,0 +1,19 @@
+"""The runservice's background jobs, each a small class with ``run_once()`` run by ``LoopRunner``."""
+
+from agola.services.runservice.loops.archiver import FinishedRunsArchiver
+from agola.services.runservice.loops.expiry import CacheCleaner, WorkspaceCleaner
+from agola.services.runservice.loops.fetcher import Fetcher
+from agola.services.runservice.loops.runner import Job, LoopRunner
+from agola.services.runservice.loops.scheduler import ExecutorTasksCleaner, RunsScheduler, TaskUpdater
+
+__all__ = [
+    "CacheCleaner",
+    "ExecutorTasksCleaner",
+    "Fetcher",
+    "FinishedRunsArchiver",
+    "Job",
+    "LoopRunner",
+    "RunsScheduler",
+    "TaskUpdater",
+    "WorkspaceCleaner",
+]

@@ -1,0 +1,127 @@
+"""The runs scheduler (spec §3.6 ``scheduleRun`` for every active run) and the executor tasks
+cleaner / task updater that keep run tasks in step with their executor tasks."""
+
+from __future__ import annotations
+
+import asyncio
+
+from agola.errors import Conflict
+from agola.services.runservice import logic
+from agola.services.runservice.core import RunserviceCore
+from agola.services.runservice.logic.executors import executor_load
+from agola.services.runservice.logic.scheduling import CleanupKind
+
+from agola.util.log import get_logger
+
+log = get_logger(__name__)
+
+
+class RunsScheduler:
+    """Advance every active run and hand its runnable tasks to executors.
+
+    Runs under the ``runsscheduler`` lock: one instance decides at a time, so executor limits hold
+    across instances; executor tasks are created with create-revision 0, so a run task never gets
+    two executor tasks whatever happens.
+    """
+
+    name = "runsscheduler"
+    lock = "runsscheduler"
+
+    def __init__(self, core: RunserviceCore) -> None:
+        self.core = core
+
+    async def run_once(self) -> None:
+        store = self.core.store
+        executors = await store.list_executors()
+        by_id = {e.id: e for e in executors}
+        tasks = await store.list_executor_tasks()
+        ets = [et for et, _ in tasks]
+        revs = {et.id: rev for et, rev in tasks}
+        load = executor_load(executors, ets)
+        now = self.core.now()
+        pushes: list[asyncio.Future[bool] | asyncio.Task[bool]] = []
+        for stored in sorted(await store.list_active_runs(), key=lambda s: s.run.id):
+            run = stored.run
+            if run.archived:
+                continue
+            rc = await store.get_run_config(run.id)
+            if rc is None:
+                log.warning("run without run config", run=run.id)
+                continue
+            sched = logic.schedule_run(
+                run, rc, ets, executors, now, load=load, heartbeat_expiry=self.core.options.heartbeat_expiry
+            )
+            if sched.run_changed or sched.run_event:
+                try:
+                    await store.put_run(sched.run, stored.revision, event=sched.run_event)
+                except Conflict:
+                    self.core.wake()  # changed under us: look again soon
+                    continue
+            for et in sched.stop_tasks:
+                try:
+                    revs[et.id] = await store.put_executor_task(et, revs[et.id])
+                except (Conflict, KeyError):
+                    continue
+                pushes.append(asyncio.ensure_future(self.core.push_task(et, by_id.get(et.spec.executor_id))))
+            for et in sched.new_tasks:
+                if await store.create_executor_task(et):
+                    ets.append(et)
+                    pushes.append(
+                        asyncio.ensure_future(self.core.push_task(et, by_id.get(et.spec.executor_id), sched.run))
+                    )
+            load = sched.load
+        if pushes:
+            await asyncio.gather(*pushes, return_exceptions=True)
+
+
+class ExecutorTasksCleaner:
+    """Stray executor tasks: delete those of runs no longer active, tell executors to clean up
+    the finished tasks of finished runs, fail the tasks whose executor is gone."""
+
+    name = "executortaskscleaner"
+    lock = "executortaskscleaner"
+
+    def __init__(self, core: RunserviceCore) -> None:
+        self.core = core
+
+    async def run_once(self) -> None:
+        store = self.core.store
+        executors = {e.id: e for e in await store.list_executors()}
+        runs = {s.run.id: s.run for s in await store.list_active_runs()}
+        now = self.core.now()
+        for et, rev in await store.list_executor_tasks():
+            cleanup = logic.executor_task_cleanup(
+                et, runs.get(et.spec.run_id), executors, now, heartbeat_expiry=self.core.options.heartbeat_expiry
+            )
+            if cleanup.kind is CleanupKind.DELETE:
+                await store.delete_executor_task(et.id)
+            elif cleanup.kind is CleanupKind.STOP:
+                try:
+                    await store.put_executor_task(cleanup.task, rev)
+                except Conflict:
+                    continue
+                await self.core.push_task(cleanup.task, executors.get(et.spec.executor_id))
+            elif cleanup.kind is CleanupKind.FAIL:
+                try:
+                    await store.put_executor_task(cleanup.task, rev)
+                except Conflict:
+                    continue
+                log.info("executor task failed: executor gone", task=et.id, executor=et.spec.executor_id,
+                         reason=cleanup.task.status.fail_error)
+                await self.core.apply_task_status(cleanup.task)
+
+
+class TaskUpdater:
+    """Re-apply every executor task status to its run (catches updates lost to a crash)."""
+
+    name = "taskupdater"
+    lock = "taskupdater"
+
+    def __init__(self, core: RunserviceCore) -> None:
+        self.core = core
+
+    async def run_once(self) -> None:
+        for et, _ in await self.core.store.list_executor_tasks():
+            await self.core.apply_task_status(et)
+
+

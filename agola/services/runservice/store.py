@@ -1,0 +1,294 @@
+"""Where the runservice keeps its state (spec §1.5, §1.6).
+
+* Active runs, executors and executor tasks live in coordination under ``scheduler/`` (values are
+  the wire JSON; executor tasks without their spec data).
+* Run configs, run counters and finished (archived) runs live in the datamanager (datatypes
+  ``runconfig``, ``runcounter``, ``run``; object storage base path ``rundata``).
+
+Every run write is an atomic compare-and-put on the run key's mod revision (``put_run``), together
+with the run event key when the phase or result changed, and the run-level change group keys when
+the writer holds a change groups update token. A lost race raises ``Conflict``: callers re-read.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import OrderedDict
+from datetime import datetime, timezone
+from typing import Callable
+
+import attrs
+
+from agola.errors import BadRequest, Conflict, NotExist
+from agola.services.runservice.logic.groups import counter_change_group, root_group_id
+from agola.storage.coord.base import Compare, Coordination, Delete, Get, Op, Put
+from agola.storage.coord.sequence import next_sequence
+from agola.storage.datamanager import Action, DataManager
+from agola.types.runservice import Executor, ExecutorTask, Run, RunConfig, RunEvent
+
+SCHEDULER = "scheduler/"
+RUNS_PREFIX = "scheduler/runs/"
+EXECUTORS_PREFIX = "scheduler/executors/"
+TASKS_PREFIX = "scheduler/tasks/"
+CHANGEGROUPS_PREFIX = "scheduler/changegroups/"
+RUN_SEQUENCE_KEY = "scheduler/runsequence"
+RUN_EVENTS_KEY = "scheduler/runevents"
+RUN_EVENT_SEQUENCE_KEY = "scheduler/runeventsequence"
+LOCKS_PREFIX = "scheduler/locks/"
+MAINTENANCE_KEY = "maintenance"
+
+DATA_BASE_PATH = "rundata"
+DT_RUN = "run"
+DT_RUNCONFIG = "runconfig"
+DT_RUNCOUNTER = "runcounter"
+DATATYPES = [DT_RUN, DT_RUNCONFIG, DT_RUNCOUNTER]
+
+COUNTER_ATTEMPTS = 10
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def lock_key(name: str) -> str:
+    return f"{LOCKS_PREFIX}{name}"
+
+
+# --- run-level change groups (the runservice flavour of §3.2: kept in coordination) ----------
+
+
+@attrs.frozen
+class RunChangeGroupsToken:
+    """``{"cur_revision", "change_groups_revisions"}`` base64 (std) JSON; "" = no token."""
+
+    cur_revision: int
+    change_groups_revisions: dict[str, int] = attrs.field(factory=dict)
+
+    def encode(self) -> str:
+        doc = {"cur_revision": self.cur_revision, "change_groups_revisions": self.change_groups_revisions}
+        return base64.b64encode(json.dumps(doc, separators=(",", ":")).encode()).decode("ascii")
+
+    @classmethod
+    def decode(cls, token: str) -> RunChangeGroupsToken | None:
+        if not token:
+            return None
+        try:
+            doc = json.loads(base64.b64decode(token.encode("ascii"), validate=True))
+            revs = {str(k): int(v) for k, v in (doc.get("change_groups_revisions") or {}).items()}
+            return cls(int(doc["cur_revision"]), revs)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise BadRequest("invalid change groups update token") from None
+
+
+def _validate_change_group(name: str) -> None:
+    if not name or "/" in name or len(name) > 256:
+        raise BadRequest(f"invalid change group name {name!r}")
+
+
+@attrs.frozen
+class StoredRun:
+    run: Run
+    revision: int  # mod revision of the run key (0 = archived, not in coordination)
+
+
+class RunStore:
+    """Typed access to the runservice state in coordination and the datamanager."""
+
+    def __init__(
+        self, coord: Coordination, dm: DataManager, *, now: Callable[[], datetime] = utcnow
+    ) -> None:
+        self.coord = coord
+        self.dm = dm
+        self.now = now
+        # Run configs are immutable: keep the recent ones (the scheduler reads them every pass).
+        self._rc_cache: OrderedDict[str, RunConfig] = OrderedDict()
+        self._rc_cache_size = 2048
+
+    # --- run ids and events ------------------------------------------------------------------
+
+    async def new_run_id(self) -> str:
+        return str(await next_sequence(self.coord, RUN_SEQUENCE_KEY))
+
+    async def _event_op(self, run: Run) -> Put:
+        seq = await next_sequence(self.coord, RUN_EVENT_SEQUENCE_KEY)
+        ev = RunEvent(sequence=str(seq), run_id=run.id, phase=run.phase, result=run.result)
+        return Put(RUN_EVENTS_KEY, ev.to_json_bytes())
+
+    # --- active runs --------------------------------------------------------------------------
+
+    async def get_active_run(self, run_id: str) -> StoredRun | None:
+        kv = await self.coord.get(RUNS_PREFIX + run_id)
+        if kv is None:
+            return None
+        return StoredRun(Run.from_json(kv.value), kv.mod_revision)
+
+    async def list_active_runs(self) -> list[StoredRun]:
+        rr = await self.coord.range(RUNS_PREFIX)
+        return [StoredRun(Run.from_json(kv.value), kv.mod_revision) for kv in rr.kvs]
+
+    async def put_run(
+        self,
+        run: Run,
+        revision: int,
+        *,
+        event: bool = False,
+        token: RunChangeGroupsToken | None = None,
+        extra: list[Op] | None = None,
+    ) -> int:
+        """Compare-and-put the run (``revision`` 0 = create). Returns the new mod revision."""
+        key = RUNS_PREFIX + run.id
+        compares = [Compare.mod(key, "==", revision) if revision else Compare.create(key, "==", 0)]
+        ops: list[Op] = [Put(key, run.to_json_bytes())]
+        if token is not None:
+            for name, rev in token.change_groups_revisions.items():
+                _validate_change_group(name)
+                cg = CHANGEGROUPS_PREFIX + name
+                compares.append(Compare.mod(cg, "==", rev) if rev else Compare.create(cg, "==", 0))
+                ops.append(Put(cg, b""))
+        if event:
+            ops.append(await self._event_op(run))
+        ops.extend(extra or [])
+        res = await self.coord.txn(compares, ops)
+        if not res.succeeded:
+            raise Conflict(f"run {run.id} was updated concurrently")
+        return res.revision
+
+    async def delete_active_run(self, run_id: str, revision: int) -> None:
+        key = RUNS_PREFIX + run_id
+        res = await self.coord.txn([Compare.mod(key, "==", revision)], [Delete(key)])
+        if not res.succeeded:
+            raise Conflict(f"run {run_id} was updated concurrently")
+
+    # --- change groups ------------------------------------------------------------------------
+
+    async def change_groups_token(self, names: list[str]) -> RunChangeGroupsToken:
+        for name in names:
+            _validate_change_group(name)
+        rr = await self.coord.range(CHANGEGROUPS_PREFIX)
+        revs = {kv.key[len(CHANGEGROUPS_PREFIX) :]: kv.mod_revision for kv in rr.kvs}
+        return RunChangeGroupsToken(rr.revision, {n: revs.get(n, 0) for n in names})
+
+    # --- archived runs, run configs, counters (datamanager) -----------------------------------
+
+    async def get_archived_run(self, run_id: str) -> Run | None:
+        try:
+            return Run.from_json(await self.dm.read_object(DT_RUN, run_id))
+        except NotExist:
+            return None
+
+    async def get_run(self, run_id: str) -> StoredRun | None:
+        """The active run, else the archived one (revision 0)."""
+        stored = await self.get_active_run(run_id)
+        if stored is not None:
+            return stored
+        run = await self.get_archived_run(run_id)
+        return StoredRun(run, 0) if run is not None else None
+
+    async def get_run_config(self, run_id: str) -> RunConfig | None:
+        rc = self._rc_cache.get(run_id)
+        if rc is not None:
+            self._rc_cache.move_to_end(run_id)
+            return rc
+        try:
+            rc = RunConfig.from_json(await self.dm.read_object(DT_RUNCONFIG, run_id))
+        except NotExist:
+            return None
+        self._rc_cache[run_id] = rc
+        while len(self._rc_cache) > self._rc_cache_size:
+            self._rc_cache.popitem(last=False)
+        return rc
+
+    async def archive_run(self, run: Run, revision: int) -> None:
+        """Move a run (already marked archived) from coordination to the datamanager."""
+        await self.dm.write_wal([Action.put(DT_RUN, run.id, run.to_json_bytes())])
+        try:
+            await self.delete_active_run(run.id, revision)
+        except Conflict:
+            pass  # someone else archived it (or it changed: the next pass archives it again)
+
+    async def create_run(self, run: Run, rc: RunConfig) -> Run:
+        """Save a new run: counter + run config in one WAL guarded by the counter's change group
+        (retried on a concurrent creation in the same root group), then the active run key with
+        its creation event. Returns the run with its counter set."""
+        root = root_group_id(run.group)
+        group = counter_change_group(root)
+        for _ in range(COUNTER_ATTEMPTS):
+            token = await self.dm.get_change_groups_update_token([group])
+            try:
+                current = int(json.loads(await self.dm.read_object(DT_RUNCOUNTER, root)))
+            except NotExist:
+                current = 0
+            counter = current + 1
+            try:
+                await self.dm.write_wal(
+                    [
+                        Action.put(DT_RUNCOUNTER, root, json.dumps(counter).encode()),
+                        Action.put(DT_RUNCONFIG, rc.id, rc.to_json_bytes()),
+                    ],
+                    token,
+                )
+            except Conflict:
+                continue
+            run = attrs.evolve(run, counter=counter, enqueue_time=self.now())
+            await self.put_run(run, 0, event=True)
+            return run
+        raise Conflict(f"too many concurrent run creations in group {root}")
+
+    # --- executors ----------------------------------------------------------------------------
+
+    async def get_executor(self, executor_id: str) -> Executor | None:
+        kv = await self.coord.get(EXECUTORS_PREFIX + executor_id)
+        return Executor.from_json(kv.value) if kv is not None else None
+
+    async def list_executors(self) -> list[Executor]:
+        rr = await self.coord.range(EXECUTORS_PREFIX)
+        return [Executor.from_json(kv.value) for kv in rr.kvs]
+
+    async def put_executor(self, executor: Executor) -> None:
+        await self.coord.put(EXECUTORS_PREFIX + executor.id, executor.to_json_bytes())
+
+    async def delete_executor(self, executor_id: str) -> bool:
+        return await self.coord.delete(EXECUTORS_PREFIX + executor_id) > 0
+
+    # --- executor tasks -----------------------------------------------------------------------
+
+    async def get_executor_task(self, task_id: str) -> tuple[ExecutorTask, int] | None:
+        kv = await self.coord.get(TASKS_PREFIX + task_id)
+        if kv is None:
+            return None
+        return ExecutorTask.from_json(kv.value), kv.mod_revision
+
+    async def list_executor_tasks(self) -> list[tuple[ExecutorTask, int]]:
+        rr = await self.coord.range(TASKS_PREFIX)
+        return [(ExecutorTask.from_json(kv.value), kv.mod_revision) for kv in rr.kvs]
+
+    async def create_executor_task(self, et: ExecutorTask) -> bool:
+        """Create it unless it exists (id == run task id: one executor task per run task)."""
+        key = TASKS_PREFIX + et.id
+        res = await self.coord.txn([Compare.create(key, "==", 0)], [Put(key, et.to_json_bytes())])
+        return res.succeeded
+
+    async def put_executor_task(self, et: ExecutorTask, revision: int) -> int:
+        key = TASKS_PREFIX + et.id
+        res = await self.coord.txn([Compare.mod(key, "==", revision)], [Put(key, et.to_json_bytes()), Get(key)])
+        if not res.succeeded:
+            raise Conflict(f"executor task {et.id} was updated concurrently")
+        return res.revision
+
+    async def delete_executor_task(self, task_id: str) -> None:
+        await self.coord.delete(TASKS_PREFIX + task_id)
+
+    # --- maintenance --------------------------------------------------------------------------
+
+    async def maintenance_enabled(self) -> bool:
+        return await self.coord.get(MAINTENANCE_KEY) is not None
+
+    async def set_maintenance(self, enabled: bool) -> None:
+        if enabled:
+            res = await self.coord.txn([Compare.create(MAINTENANCE_KEY, "==", 0)], [Put(MAINTENANCE_KEY, b"")])
+            if not res.succeeded:
+                raise BadRequest("maintenance mode already enabled")
+        else:
+            if await self.coord.delete(MAINTENANCE_KEY) == 0:
+                raise BadRequest("maintenance mode already disabled")
