@@ -50,15 +50,21 @@ class KeepaliveLease(Lease):
             self._lost.set()
 
     async def revoke(self) -> None:
-        """Stop the keepalive and tell the server; the lease counts as lost afterwards."""
+        """Stop the keepalive and tell the server; the lease counts as lost afterwards.
+
+        A lease already reported lost may still exist server side (we lost contact, the server
+        kept it): it is revoked too, best effort."""
         if self._revoked:
             return
         self._revoked = True
         await self._stop_task()
         was_lost = self.lost
         self._lost.set()
-        if not was_lost:
+        try:
             await self._revoke()
+        except Exception:
+            if not was_lost:
+                raise
 
     async def close(self) -> None:
         """Stop the keepalive without revoking (the server expires the lease after its TTL)."""
