@@ -1,0 +1,159 @@
+"""Executor benchmarks (Docker engine required; images built offline like the tests).
+
+* P1 (executor level): a one-step ``echo`` task, from ``TaskRunner.run()`` to finished (pod created,
+  setup, step, pod removed), against a bare ``docker run --rm`` of the same image and command,
+  measured side by side. Also the driver-level cycle (create pod, exec, remove) for reference.
+* Logs: 100 MB of step output written to the step log *and* followed live, against the same
+  output sent to ``/dev/null`` inside the container; plus the executor's RSS growth meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from bench.common import BenchRow
+
+IMAGE = "agola-test/busybox:latest"
+EXECUTOR_ID = "bench-executor"
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def _median(fn: Callable[[], Awaitable[None]], n: int) -> float:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        await fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+async def _docker_run_rm(cmd: list[str]) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        "docker", "run", "--rm", "--network", "none", IMAGE, *cmd,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    if await proc.wait() != 0:
+        raise RuntimeError("docker run failed")
+
+
+async def run(quick: bool = False) -> list[BenchRow]:
+    from agola.services.executor.drivers.base import ContainerSpec, PodSpec
+    from agola.services.executor.drivers.docker import DockerDriver, DockerDriverConfig
+    from agola.services.executor.store import LocalArchiveStore
+    from agola.services.executor.taskrunner import TaskRunner
+    from agola.services.executor.taskspec import Container, Phase, RunStep, TaskSpec
+    from tests.support.services import ensure_busybox_image
+
+    ensure_busybox_image()
+    n = 3 if quick else 10
+    rows: list[BenchRow] = []
+    tmp = Path(tempfile.mkdtemp(prefix="agola-bench-executor-"))
+    store = LocalArchiveStore(tmp / "store")
+    driver = DockerDriver(DockerDriverConfig(network="none"))
+    await driver.setup()
+    counter = iter(range(10**6))
+    try:
+        async def task_echo() -> None:
+            spec = TaskSpec(f"bench-{next(counter)}", (Container(IMAGE),), (RunStep("echo hello"),))
+            status = await TaskRunner(spec, driver, executor_id=EXECUTOR_ID, data_dir=tmp / "data", store=store).run()
+            if status.phase != Phase.SUCCESS:
+                raise RuntimeError(f"bench task failed: {status.to_json()}")
+
+        async def pod_echo() -> None:
+            pod = await driver.create_pod(
+                PodSpec(task_id="bench", executor_id=EXECUTOR_ID, containers=(ContainerSpec(image=IMAGE),))
+            )
+            try:
+                await pod.exec(["echo", "hello"])
+            finally:
+                await pod.remove()
+
+        async def bare() -> None:
+            await _docker_run_rm(["echo", "hello"])
+
+        await bare()  # warm the engine and the page cache once for everyone
+        # Interleave so that load changes on the machine hit both sides alike.
+        ours, base, pods = [], [], []
+        for _ in range(n):
+            ours.append(await _median(task_echo, 1))
+            base.append(await _median(bare, 1))
+            pods.append(await _median(pod_echo, 1))
+        t_ours, t_base, t_pod = statistics.median(ours), statistics.median(base), statistics.median(pods)
+        rows.append(BenchRow("P1", "one-step echo task, executor level (TaskRunner) vs docker run --rm", t_ours, t_base,
+                             "s", "<= 1.5x baseline", t_ours <= 1.5 * t_base, note=f"median of {n}"))
+        rows.append(BenchRow("P1-pod", "create pod + exec echo + remove (driver level) vs docker run --rm", t_pod, t_base,
+                             "s", "<= 1.5x baseline", t_pod <= 1.5 * t_base, note=f"median of {n}"))
+
+        size_mb = 20 if quick else 100
+        produce = f"head -c {size_mb * 1024 * 1024} /dev/zero | tr '\\0' x"
+
+        async def followed_log() -> float:
+            spec = TaskSpec(f"bench-log-{next(counter)}", (Container(IMAGE),), (RunStep(produce, tty=False),))
+            runner = TaskRunner(spec, driver, executor_id=EXECUTOR_ID, data_dir=tmp / "data", store=store)
+            peak = _rss_mb()
+            start_rss = peak
+            running = asyncio.create_task(runner.run())
+            while runner.logs is None or runner.logs.live(False, 0) is None:
+                if running.done():
+                    break
+                await asyncio.sleep(0.005)
+            received = 0
+            t0 = time.perf_counter()
+            if runner.logs is not None and runner.logs.live(False, 0) is not None:
+                async for chunk in runner.logs.live(False, 0).follow():
+                    received += len(chunk)
+                    peak = max(peak, _rss_mb())
+            elapsed = time.perf_counter() - t0
+            await running
+            if received != size_mb * 1024 * 1024:
+                raise RuntimeError(f"follower got {received} bytes")
+            followed_log.rss_growth = max(getattr(followed_log, "rss_growth", 0.0), peak - start_rss)  # type: ignore[attr-defined]
+            return elapsed
+
+        pod = await driver.create_pod(PodSpec(task_id="bench-null", executor_id=EXECUTOR_ID, containers=(ContainerSpec(image=IMAGE),)))
+        try:
+            async def devnull() -> float:
+                t0 = time.perf_counter()
+                await pod.exec(["sh", "-c", produce + " > /dev/null"])
+                return time.perf_counter() - t0
+
+            m = 1 if quick else 3
+            ours_log, base_log = [], []
+            for _ in range(m):
+                ours_log.append(await followed_log())
+                base_log.append(await devnull())
+        finally:
+            await pod.remove()
+        t_log, t_null = statistics.median(ours_log), statistics.median(base_log)
+        rows.append(BenchRow("P-log", f"{size_mb} MB of step output to the log file, followed live, vs > /dev/null",
+                             t_log, t_null, "s", "<= 1.5x baseline", t_log <= 1.5 * t_null, note=f"median of {m}"))
+        growth = getattr(followed_log, "rss_growth", 0.0)
+        rows.append(BenchRow("P-log-rss", f"executor RSS growth while streaming {size_mb} MB", growth, None, "MB",
+                             "< 50 MB", growth < 50))
+    finally:
+        for info in await driver.list_pods(EXECUTOR_ID):
+            await driver.remove_pod(info.pod_id)
+        await driver.close()
+        subprocess.run(["rm", "-rf", str(tmp)], check=False)
+    return rows
+
+
+if __name__ == "__main__":
+    import sys
+
+    for row in asyncio.run(run(quick="--quick" in sys.argv)):
+        ratio = f"{row.ratio:.2f}x" if row.ratio is not None else "-"
+        print(f"{row.id:10} {row.ours:8.3f} {row.unit:3} base={row.baseline} ratio={ratio} met={row.met}  {row.what}")
