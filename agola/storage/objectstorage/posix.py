@@ -40,6 +40,9 @@ _CHUNKS_PER_HOP = 4
 # A concurrent delete may prune the destination's parent between our mkdir and our rename.
 _REPLACE_ATTEMPTS = 5
 
+# File name limit of common Linux filesystems (ext4, xfs, btrfs, tmpfs).
+_MAX_SEGMENT_BYTES = 255
+
 _MISSING_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
@@ -169,7 +172,10 @@ class PosixObjectStorage(ObjectStorage):
         return f"PosixObjectStorage({str(self.base_dir)!r})"
 
     def _file(self, path: str) -> Path:
-        return self.data_dir / validate_path(path)
+        validate_path(path)
+        if any(len(segment.encode()) > _MAX_SEGMENT_BYTES for segment in path.split("/")):
+            raise BadRequest(f"object path {path[:80]!r}...: a segment exceeds {_MAX_SEGMENT_BYTES} bytes")
+        return self.data_dir / path
 
     # -- stat / read ---------------------------------------------------------------------------
 

@@ -102,3 +102,11 @@ async def test_reader_of_replaced_object_keeps_old_content(tmp_path: Path) -> No
     await ost.delete("obj")
     async with reader:
         assert await reader.read() == b"old" * 1000
+
+
+async def test_overlong_file_name_is_a_bad_request(tmp_path: Path) -> None:
+    ost = PosixObjectStorage(tmp_path)
+    with pytest.raises(BadRequest):
+        await ost.write("d/" + "x" * 256, b"")
+    await ost.write("d/" + "x" * 255, b"ok")
+    assert await ost.read_all("d/" + "x" * 255) == b"ok"
