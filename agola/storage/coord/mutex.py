@@ -45,7 +45,15 @@ class QueuedMutex(Mutex):
 
     async def try_lock(self) -> bool:
         self._check_not_held()
-        owner_rev = await self._enqueue()
+        try:
+            owner_rev = await self._enqueue()
+        except BaseException:
+            # Never leave a session (and its keepalive task) behind a failed attempt.
+            try:
+                await asyncio.shield(self._leave())
+            except Exception:  # noqa: BLE001 - the original error matters more
+                pass
+            raise
         if owner_rev == self._my_rev:
             self._held = True
             return True

@@ -112,3 +112,17 @@ async def test_compacted_history_is_reported(etcd_restartable: EtcdServer) -> No
         assert [kv.value for kv in at.kvs] == [b"4"]
     finally:
         await coord.close()
+
+
+async def test_a_failed_try_lock_leaves_no_session_behind(etcd_restartable: EtcdServer) -> None:
+    coord = EtcdCoordination([etcd_restartable.endpoint], "trylock/", timeout=1.0)
+    try:
+        mutex = coord.mutex("lk", ttl=2)
+        assert await mutex.try_lock()
+        await mutex.unlock()
+        etcd_restartable.kill()
+        with pytest.raises(Unavailable):
+            await coord.mutex("lk", ttl=2).try_lock()
+        assert coord._leases == set()  # no keepalive task left running
+    finally:
+        await coord.close()
