@@ -14,8 +14,12 @@ from typing import Any
 
 import attrs
 import yaml
+from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+from yaml.reader import Reader
+from yaml.resolver import Resolver
+from yaml.scanner import Scanner
 
 from agola.pipeline.errors import LocatedError, Loc, PipelineError
 
@@ -69,11 +73,33 @@ def missing_loc(parent: Node, key: str | int) -> Loc:
     return attrs.evolve(parent.loc, path=child_path(parent.loc.path, key))
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """The pure-Python safe loader with a nesting-depth cap while composing."""
+try:
+    from yaml._yaml import CParser as _Parser  # libyaml: the reference's YAML parser, in C
+
+    _FAST = True
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml.parser import Parser as _Parser  # type: ignore[assignment]
+
+    _FAST = False
+
+
+class _BoundedLoader(Composer, _Parser, SafeConstructor, Resolver):  # type: ignore[misc]
+    """libyaml's parser (fast) under PyYAML's Python composer, with a nesting-depth cap.
+
+    The composer comes first in the MRO so its ``get_node``/``compose_node`` are used instead
+    of libyaml's recursive C ones.
+    """
 
     def __init__(self, stream: str) -> None:
-        super().__init__(stream)
+        if _FAST:
+            _Parser.__init__(self, stream)
+        else:  # pragma: no cover
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            _Parser.__init__(self)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
         self._depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
@@ -129,6 +155,8 @@ def parse_yaml(text: str, file: str) -> Node | None:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.problem:
+            problem = f"{exc.problem} ({exc.context})"
         raise PipelineError(
             [LocatedError(f"failed to unmarshal config: {problem}", _mark_loc(file, mark, ""))]
         ) from None

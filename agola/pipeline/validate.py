@@ -36,8 +36,9 @@ def validate_config(config: PipelineConfig, errors: ErrorList) -> None:
     _check_runs(config, errors)
     for run in config.runs:
         graph = _dependency_graph(run, errors)
-        if _check_cycles(run, graph, errors):
-            _check_redundant(run, graph, errors)
+        ancestors = {name: all_ancestors(graph, name) for name in graph}
+        if _check_cycles(run, graph, ancestors, errors):
+            _check_redundant(run, graph, ancestors, errors)
         _check_duplicate_depends(run, errors)
     for run in config.runs:
         for task in run.tasks:
@@ -129,12 +130,14 @@ def _dependency_graph(run: Run, errors: ErrorList) -> dict[str, list[str]]:
     return graph
 
 
-def _check_cycles(run: Run, graph: dict[str, list[str]], errors: ErrorList) -> bool:
+def _check_cycles(
+    run: Run, graph: dict[str, list[str]], ancestors_of: dict[str, set[str]], errors: ErrorList
+) -> bool:
     """Rule 5; returns True when the run has no cycle."""
     ok = True
     order = [t.name for t in run.tasks]
     for task in run.tasks:
-        ancestors = all_ancestors(graph, task.name)
+        ancestors = ancestors_of.get(task.name, set())
         if task.name not in ancestors:
             continue
         ok = False
@@ -148,12 +151,14 @@ def _check_cycles(run: Run, graph: dict[str, list[str]], errors: ErrorList) -> b
     return ok
 
 
-def _check_redundant(run: Run, graph: dict[str, list[str]], errors: ErrorList) -> None:
+def _check_redundant(
+    run: Run, graph: dict[str, list[str]], ancestors_of: dict[str, set[str]], errors: ErrorList
+) -> None:
     """Rule 6: a direct parent P of T that is also an ancestor of another direct parent Q."""
     for task in run.tasks:
         parents = direct_parents(graph, task.name)
         for q in parents:
-            q_ancestors = all_ancestors(graph, q)
+            q_ancestors = ancestors_of.get(q, set())
             for p in parents:
                 if p in q_ancestors:
                     errors.add(
