@@ -8,7 +8,7 @@ import attrs
 import pytest
 
 from agola.errors import BadRequest
-from agola.services.runservice.logic import build_new_run, build_restarted_run
+from agola.services.runservice.logic import build_new_run, build_restarted_run, executor_task_spec_data
 from agola.types.runservice import (
     Container,
     FetchPhase,
@@ -16,6 +16,7 @@ from agola.types.runservice import (
     RunPhase,
     RunResult,
     Runtime,
+    WorkspaceOperation,
 )
 from agola.types.runservice import ExecutorTaskPhase as P
 from tests.runservice.builders import GROUP, T0, World, create_request, task
@@ -119,6 +120,10 @@ def test_restart_from_failed_recreates_failed_tasks_and_their_descendants() -> N
     assert (run.id, rc.id, run.counter, run.phase, run.result) == ("run2", "run2", 2, RunPhase.QUEUED, RunResult.UNKNOWN)
     assert rc.environment == {"X": "1"} and run.group == w.run.group and run.name == w.run.name
     assert run.start_time is None and run.end_time is None and not run.stop
+    # the recreated b restores the workspace of the kept a, by a's (unchanged) id
+    assert executor_task_spec_data(run, rc, "new1").workspace_operations == [
+        WorkspaceOperation(task_id="a", step=1)
+    ]
     # the restarted run runs only what was recreated; kept workspaces are restored by id
     w2 = World(run=run, rc=rc, executors=w.executors)
     w2.run = w2.run.__class__.from_json({**run.to_json(), "phase": "running"})

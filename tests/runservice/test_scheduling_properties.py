@@ -134,6 +134,10 @@ def test_tasks_run_only_after_their_parents_and_every_run_ends(tasks: list[RunCo
 
     assert run.phase is RunPhase.FINISHED
     assert all(t.status.is_finished for t in run.tasks.values())
+    # whatever state the logic produces survives the wire unchanged
+    assert Run.from_json(run.to_json_bytes()) == run
+    assert RunConfig.from_json(rc.to_json_bytes()) == rc
+    assert all(ExecutorTask.from_json(et.to_json()) == et for et in ets.values())
     failed = any(t.status is RunTaskStatus.FAILED and not rc.tasks[t.id].ignore_failure
                  for t in run.tasks.values())
     assert run.result is (RunResult.FAILED if failed else RunResult.SUCCESS)
