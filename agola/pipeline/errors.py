@@ -89,6 +89,10 @@ class PipelineError(BadRequest):
         summary = first if more <= 0 else f"{first} (and {more} more error{'s' if more > 1 else ''})"
         super().__init__(summary, details=[e.to_json() for e in self.errors])
 
+    def setup_errors(self) -> list[str]:
+        """One line per error, for the ``setup_errors`` of a "Setup Error" run."""
+        return [str(e) for e in self.errors]
+
     def text(self) -> str:
         """Every error, one per line (what ``agola pipeline check`` prints)."""
         return "\n".join(str(e) for e in self.errors)

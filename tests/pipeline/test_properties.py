@@ -23,6 +23,9 @@ from agola.pipeline.schema import (
 )
 from agola.pipeline.when import match_when
 
+# The machine running the suite may be busy: judge properties, not per-example speed.
+PROFILE = settings(deadline=None, max_examples=60)
+
 # Ref names: no newlines (git forbids them), a small alphabet so collisions happen often.
 names = st.text(alphabet="abm/-._1", min_size=1, max_size=8)
 
@@ -59,11 +62,13 @@ def matches(when: When | None, ctx: RunContext) -> bool:
     return match_when(when, ctx.ref_type, ctx.branch, ctx.tag, ctx.ref)
 
 
+@PROFILE
 @given(contexts)
 def test_no_when_matches_everything(ctx: RunContext) -> None:
     assert matches(None, ctx)
 
 
+@PROFILE
 @given(names, names)
 def test_simple_and_anchored_regexp_agree(value: str, branch: str) -> None:
     ctx = RunContext.for_branch(branch)
@@ -72,6 +77,7 @@ def test_simple_and_anchored_regexp_agree(value: str, branch: str) -> None:
     assert by_simple == by_regexp == (value == branch)
 
 
+@PROFILE
 @given(whens, contexts, conditions)
 def test_more_includes_never_unmatch(when: When, ctx: RunContext, extra: list[WhenCondition]) -> None:
     before = matches(when, ctx)
@@ -90,6 +96,7 @@ def _add_include(conds: WhenConditions | None, extra: list[WhenCondition]) -> Wh
     return WhenConditions(conds.include + tuple(extra), conds.exclude)
 
 
+@PROFILE
 @given(whens, contexts)
 def test_excluded_ref_never_matches(when: When, ctx: RunContext) -> None:
     excluded = When(
@@ -100,12 +107,14 @@ def test_excluded_ref_never_matches(when: When, ctx: RunContext) -> None:
     assert not matches(excluded, ctx)
 
 
+@PROFILE
 @given(whens, st.integers(1, 99))
 def test_pull_requests_only_see_ref_conditions(when: When, pr: int) -> None:
     ctx = RunContext.for_pull_request(str(pr))
     assert matches(when, ctx) == matches(When(ref=when.ref), ctx)
 
 
+@PROFILE
 @given(whens, contexts)
 def test_condition_order_does_not_matter(when: When, ctx: RunContext) -> None:
     def reverse(c: WhenConditions | None) -> WhenConditions | None:
@@ -114,6 +123,7 @@ def test_condition_order_does_not_matter(when: When, ctx: RunContext) -> None:
     assert matches(when, ctx) == matches(When(reverse(when.branch), reverse(when.tag), reverse(when.ref)), ctx)
 
 
+@PROFILE
 @given(cond_sets, contexts)
 def test_exclude_only_never_matches_without_ref(conds: WhenConditions, ctx: RunContext) -> None:
     only_excludes = WhenConditions((), conds.exclude)
@@ -136,6 +146,7 @@ def dags(draw: st.DrawFn) -> dict[str, list[str]]:
     return {name: graph[name] for name in order}
 
 
+@PROFILE
 @given(dags())
 def test_levels_follow_the_longest_path(graph: dict[str, list[str]]) -> None:
     level = levels(graph)
@@ -144,6 +155,7 @@ def test_levels_follow_the_longest_path(graph: dict[str, list[str]]) -> None:
     assert set(level.values()) == set(range(max(level.values()) + 1))
 
 
+@PROFILE
 @given(dags(), st.data())
 def test_a_back_edge_is_a_cycle(graph: dict[str, list[str]], data: st.DataObject) -> None:
     task = data.draw(st.sampled_from(sorted(graph)))
@@ -161,7 +173,7 @@ def test_a_back_edge_is_a_cycle(graph: dict[str, list[str]], data: st.DataObject
     raise AssertionError("cycle not detected")
 
 
-@settings(max_examples=50)
+@settings(PROFILE, max_examples=50)
 @given(dags())
 def test_generated_run_levels_match_the_graph(graph: dict[str, list[str]]) -> None:
     runtime = Runtime(containers=(Container(image="busybox"),))
