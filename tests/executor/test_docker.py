@@ -23,6 +23,7 @@ from agola.services.executor.taskspec import (
     WorkspaceOperation,
 )
 from tests.executor.helpers import EXECUTOR_ID, phases, runner, setup_log, spec, step_log
+from tests.support.services import BUSYBOX_IMAGE
 from tests.support.waiting import wait_for
 
 
@@ -173,14 +174,20 @@ async def test_task_user_owns_the_working_dir_and_restored_files(
         SaveToWorkspaceStep(contents=(SaveContent(source_dir="out", dest_dir="ws", paths=("**",)),)),
         RestoreWorkspaceStep(dest_dir="again"),
         RunStep(command="pwd; id -u; echo more >> again/ws/f && cat again/ws/f"),
+        RunStep(command="echo $CENV $OVER; df -k /scratch | tail -1 | awk '{print $2}'"),
         user="nobody",
         workspace_operations=(WorkspaceOperation("t-user", 1),),
+        containers=(Container(image=BUSYBOX_IMAGE, environment={"CENV": "container", "OVER": "container"},
+                              volumes=(Volume("/scratch", 4 << 20),)),),
+        environment={"OVER": "task"},
     )
     r = runner(task, docker_driver, data_dir, store)
     # The workspace of step 1 is restored by step 2 of the same task: make it available in time.
     status = await r.run()
-    assert phases(status) == ["success"] * 4, step_log(data_dir, "t-user", 3)
+    assert phases(status) == ["success"] * 5, step_log(data_dir, "t-user", 3)
     assert step_log(data_dir, "t-user", 3).replace("\r\n", "\n") == "/home/project\n65534\nx\nmore\n"
+    # Container env < task env; the tmpfs volume has the asked size (KiB).
+    assert step_log(data_dir, "t-user", 4).replace("\r\n", "\n") == "container task\n4096\n"
 
 
 def test_registry_matching() -> None:
