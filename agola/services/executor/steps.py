@@ -11,19 +11,18 @@ from __future__ import annotations
 import asyncio
 import inspect
 import io
-import platform
 import posixpath
 import re
 import shutil
 import tarfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable, Mapping, Union
 
 from agola.errors import AgolaError
 from agola.services.executor import gitclone
 from agola.services.executor.drivers.base import Pod
+from agola.services.executor.drivers.docker import host_arch
 from agola.services.executor.logs import LogFile
 from agola.services.executor.store import ArchiveStore
 from agola.services.executor.taskspec import (
@@ -61,41 +60,12 @@ class KeyContext:
 # (template, hash_file) -> rendered key; may be sync (then it cannot hash) or async.
 RenderKey = Callable[[str, KeyContext], Union[str, Awaitable[str]]]
 
-_ACTION_RE = re.compile(r"\{\{\s*(\w+)((?:\s+\"[^\"]*\")*)\s*\}\}")
-
-
 async def default_render_key(template: str, ctx: KeyContext) -> str:
-    """A small renderer for ``{{ md5sum "f" }}``, ``sha256sum``, ``env``, ``os``, ``arch``,
-    ``year``, ``month``, ``day``, ``unixtime`` (the reference's template functions).
+    """The pipeline's cache key template renderer (``agola.pipeline.cachekey``), as the reference's
+    toolbox: ``md5sum``/``sha256sum`` (hashed in the pod), ``env``, ``os``, ``arch``, dates..."""
+    from agola.pipeline.cachekey import render_for_task
 
-    The pipeline's full template renderer is injected in its place by the executor role.
-    """
-    now = datetime.now(timezone.utc)
-    out, pos = [], 0
-    for m in _ACTION_RE.finditer(template):
-        out.append(template[pos : m.start()])
-        pos = m.end()
-        fn, args = m.group(1), re.findall(r"\"([^\"]*)\"", m.group(2))
-        if fn in ("md5sum", "sha256sum"):
-            out.append(await ctx(fn[:-3], args[0]))
-        elif fn == "env":
-            out.append(ctx.env.get(args[0], ""))
-        elif fn == "os":
-            out.append("linux")
-        elif fn == "arch":
-            out.append(ctx.arch)
-        elif fn == "year":
-            out.append(f"{now.year:04d}")
-        elif fn == "month":
-            out.append(f"{now.month:02d}")
-        elif fn == "day":
-            out.append(f"{now.day:02d}")
-        elif fn == "unixtime":
-            out.append(str(time.time_ns()))
-        else:
-            raise ValueError(f"unknown function {fn!r} in cache key template")
-    out.append(template[pos:])
-    return "".join(out)
+    return await render_for_task(template, ctx)
 
 
 async def render(render_key: RenderKey, template: str, ctx: KeyContext) -> str:
@@ -191,7 +161,7 @@ class StepRunner:
         self.spec, self.pod, self.task_dir, self.store = spec, pod, task_dir, store
         self.working_dir, self.home = working_dir, home
         self.render_key = render_key
-        self.arch = arch or platform.machine()
+        self.arch = arch or host_arch()
         self.user = spec.step_user
         self.tmp = task_dir / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
