@@ -6,6 +6,7 @@ the latest snapshot with recent WALs; each service's readdb follows it through `
 See ``docs/storage-datamanager.md``.
 """
 
+from agola.storage.datamanager.feed import FeedBatch, token_from
 from agola.storage.datamanager.manager import DataManager
 from agola.storage.datamanager.types import (
     Action,
@@ -28,6 +29,8 @@ __all__ = [
     "DataManager",
     "DataManagerOptions",
     "DataStatus",
+    "FeedBatch",
     "NoDataStatus",
     "NotInitialized",
+    "token_from",
 ]

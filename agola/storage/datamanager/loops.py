@@ -52,19 +52,24 @@ class Job(abc.ABC):
 
 
 async def run_locked(coord: Coordination, mutexes: dict[str, Mutex], job: Job, ttl: float) -> bool:
-    """Run ``job`` once if its lock is free; False when another instance holds it."""
+    """Run ``job`` once if its lock is free; False when another instance holds it.
+
+    ``mutexes`` caches one idle mutex (and so one session) per job between rounds; a caller running
+    the same job while a round is in flight gets a mutex of its own.
+    """
     if not job.lock:
         await job.run_once()
         return True
-    mutex = mutexes.get(job.lock)
-    if mutex is None:
-        mutex = mutexes[job.lock] = coord.mutex(lock_key(job.lock), ttl=ttl)
-    if not await mutex.try_lock():
-        return False
+    mutex = mutexes.pop(job.name, None) or coord.mutex(lock_key(job.lock), ttl=ttl)
     try:
-        await job.run_once()
+        if not await mutex.try_lock():
+            return False
+        try:
+            await job.run_once()
+        finally:
+            await mutex.unlock()
     finally:
-        await mutex.unlock()
+        mutexes.setdefault(job.name, mutex)
     return True
 
 

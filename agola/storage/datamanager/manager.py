@@ -7,6 +7,7 @@ from typing import AsyncIterator
 
 from agola.storage.coord.base import Coordination, Mutex
 from agola.storage.datamanager.checkpoint import Checkpointer
+from agola.storage.datamanager.feed import Feed, FeedBatch
 from agola.storage.datamanager.initetcd import INIT_LOCK_TIMEOUT, init_etcd
 from agola.storage.datamanager.loops import (
     CheckpointCleanJob,
@@ -174,6 +175,14 @@ class DataManager:
 
     async def list_objects(self, datatype: str) -> list[DataEntry]:
         return [entry async for entry in self._reader.iter_objects(datatype)]
+
+    # --- readdb feed ------------------------------------------------------------------------
+
+    def feed(self, wal_sequence: str = "") -> AsyncIterator[FeedBatch]:
+        """Batches to mirror the datamanager into a readdb, from the consumer's last applied WAL
+        sequence ("" = from scratch). The contract is in ``agola.storage.datamanager.feed``."""
+        feed = Feed(self.coord, self.ost, self.paths, self.datatypes, self.wal_reader, self.options.max_backoff)
+        return feed.follow(wal_sequence)
 
     # --- checkpoints -------------------------------------------------------------------------
 

@@ -92,10 +92,23 @@ class Stack:
         return dm
 
     async def close(self) -> None:
+        import asyncio, sys
         for dm in self.managers:
-            await dm.stop()
+            try:
+                await asyncio.wait_for(dm.stop(), 10)
+            except TimeoutError:
+                print("STOP HANG", dm, file=sys.stderr)
+                for t in asyncio.all_tasks():
+                    t.print_stack(file=sys.stderr)
+                raise
         for c in reversed(self.closers):
-            await c.close()  # type: ignore[attr-defined]
+            try:
+                await asyncio.wait_for(c.close(), 10)  # type: ignore[attr-defined]
+            except TimeoutError:
+                print("CLOSE HANG", c, file=sys.stderr)
+                for t in asyncio.all_tasks():
+                    t.print_stack(file=sys.stderr)
+                raise
 
 
 @pytest.fixture(params=["embedded", "etcd-s3"])
