@@ -84,7 +84,8 @@ def pipeline() -> None:
 def check(path: str, branch: str | None, tag: str | None, ref: str | None, commit_sha: str) -> None:
     """Validate the pipeline file of PATH (a repository, its .agola dir, or a file).
 
-    Prints `ok` and one line per run, or every error with its location; exits 1 on errors.
+    Prints `ok` and one line per run (then warnings, e.g. unknown keys, which are ignored), or
+    every error with its location; exits 1 on errors.
     Jsonnet and Starlark files are evaluated for --branch/--tag/--ref (default: branch master).
     """
     ctx = _context(branch, tag, ref, commit_sha)
@@ -92,6 +93,8 @@ def check(path: str, branch: str | None, tag: str | None, ref: str | None, commi
     click.echo("ok")
     for run in config.runs:
         click.echo(_summary(run))
+    for warning in config.warnings:
+        click.echo(f"warning: {warning}")
 
 
 def _summary(run: Run) -> str:

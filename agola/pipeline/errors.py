@@ -107,9 +107,14 @@ class ErrorList:
 
     def __init__(self) -> None:
         self.items: list[LocatedError] = []
+        # Things accepted (as the reference does) but probably not meant, e.g. unknown keys.
+        self.warnings: list[LocatedError] = []
 
     def add(self, message: str, loc: Loc, hint: str = "") -> None:
         self.items.append(LocatedError(message, loc, hint))
+
+    def warn(self, message: str, loc: Loc, hint: str = "") -> None:
+        self.warnings.append(LocatedError(message, loc, hint))
 
     def has_under(self, path: str) -> bool:
         """Whether an error was already reported at ``path`` or inside it."""

@@ -147,7 +147,7 @@ def parse_pipeline(
     config = parse_config(root, filename, fmt, errors)
     validate_config(config, errors)
     errors.raise_if_any()
-    return config
+    return attrs.evolve(config, warnings=tuple(errors.warnings))
 
 
 def read_document(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Callable, TypeVar
 
+import difflib
+
 import attrs
 
 from agola.pipeline.document import Node, missing_loc
@@ -53,6 +55,30 @@ T = TypeVar("T")
 
 _DEPEND_CONDITIONS = tuple(c.value for c in DependCondition)
 
+# Keys each object knows; others are ignored (as the reference does) with a warning.
+_STEP_COMMON = ("name", "when", "type")
+KNOWN_KEYS: dict[str, tuple[str, ...]] = {
+    "run": ("name", "tasks", "when", "docker_registries_auth"),
+    "task": (
+        "name", "runtime", "environment", "working_dir", "shell", "user", "steps", "depends",
+        "ignore_failure", "approval", "when", "docker_registries_auth", "task_timeout_interval",
+    ),
+    "runtime": ("type", "arch", "containers"),
+    "container": ("image", "environment", "user", "privileged", "entrypoint", "volumes"),
+    "volume": ("path", "tmpfs"),
+    "tmpfs": ("size",),
+    "registry auth": ("type", "username", "password", "auth"),
+    "when": ("branch", "tag", "ref"),
+    "depend": ("task", "conditions"),
+    "content": ("source_dir", "dest_dir", "paths"),
+    "clone step": _STEP_COMMON + ("depth", "recurse_submodules"),
+    "run step": _STEP_COMMON + ("command", "environment", "working_dir", "shell", "tty"),
+    "save_to_workspace step": _STEP_COMMON + ("contents",),
+    "restore_workspace step": _STEP_COMMON + ("dest_dir",),
+    "save_cache step": _STEP_COMMON + ("key", "contents"),
+    "restore_cache step": _STEP_COMMON + ("keys", "dest_dir"),
+}
+
 
 def parse_config(root: Node | None, file: str, fmt: ConfigFormat, errors: ErrorList) -> PipelineConfig:
     """Build the typed config; problems go to ``errors`` and the faulty parts are left out."""
@@ -95,6 +121,16 @@ class _Parser:
             return dict(node.value)
         self._type_error(node, f"a mapping for {what}")
         return {}
+
+    def check_keys(self, fields: dict[str, Node], what: str) -> None:
+        """Warn about keys ``what`` does not know (typos such as ``comand``)."""
+        known = KNOWN_KEYS[what]
+        for key, value in fields.items():
+            if key in known:
+                continue
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f'did you mean "{close[0]}"?' if close else "known keys: " + ", ".join(known)
+            self.errors.warn(f'unknown key "{key}" in {what} (ignored)', value.loc, hint)
 
     def sequence(self, node: Node | None, what: str) -> list[Node]:
         if node is None or node.kind == "null":
@@ -140,6 +176,7 @@ class _Parser:
             self._type_error(node, "a mapping for a run")
             return None
         f = node.value
+        self.check_keys(f, "run")
         name = self.text(f.get("name"), coerce=True)
         tasks = []
         for i, item in enumerate(self.sequence(f.get("tasks"), "tasks")):
@@ -162,6 +199,7 @@ class _Parser:
             self._type_error(node, "a mapping for a task")
             return None
         f = node.value
+        self.check_keys(f, "task")
         name = self.text(f.get("name"), coerce=True)
         runtime_node = f.get("runtime")
         runtime = None
@@ -213,6 +251,7 @@ class _Parser:
         f = self.mapping(node, "runtime")
         if node.kind != "map":
             return None
+        self.check_keys(f, "runtime")
         containers = []
         for i, item in enumerate(self.sequence(f.get("containers"), "containers")):
             if item.kind == "null":
@@ -233,6 +272,7 @@ class _Parser:
             self._type_error(node, "a mapping for a container")
             return None
         f = node.value
+        self.check_keys(f, "container")
         volumes = []
         for item in self.sequence(f.get("volumes"), "volumes"):
             if item.kind != "map":
@@ -255,10 +295,12 @@ class _Parser:
 
     def volume(self, node: Node) -> Volume:
         f = node.value
+        self.check_keys(f, "volume")
         tmpfs_node = f.get("tmpfs")
         tmpfs = None
         if tmpfs_node is not None and tmpfs_node.kind != "null":
             tf = self.mapping(tmpfs_node, "tmpfs")
+            self.check_keys(tf, "tmpfs")
             size = None
             size_node = tf.get("size")
             if size_node is not None and size_node.kind != "null":
@@ -316,6 +358,7 @@ class _Parser:
                 self._type_error(item, "a mapping for a docker registry auth")
                 continue
             f = item.value
+            self.check_keys(f, "registry auth")
             auth_type = self.text(f.get("type"), coerce=True) or RegistryAuthType.BASIC
             if auth_type not in tuple(t.value for t in RegistryAuthType):
                 self.errors.add(
@@ -341,6 +384,7 @@ class _Parser:
             self._type_error(node, "a mapping for when", "use branch, tag and/or ref keys")
             return None
         f = node.value
+        self.check_keys(f, "when")
         return When(
             branch=self.conditions(f.get("branch")),
             tag=self.conditions(f.get("tag")),
@@ -433,6 +477,7 @@ class _Parser:
             if value.kind != "str":
                 self._unsupported_depend(node)
                 return None
+        self.check_keys(entries, "depend")
         task = entries.get("task")
         return Depend(
             self.text(task, coerce=False),
@@ -528,6 +573,7 @@ class _Parser:
                 "step types are " + ", ".join(STEP_TYPES),
             )
             return None
+        self.check_keys(f, f"{step_type} step")
         name = self.text(f.get("name"), coerce=False)
         return make(node, f, name, self.when(f.get("when")))
 
@@ -580,6 +626,7 @@ class _Parser:
                     self._type_error(item, "a mapping for a content entry")
                 continue
             f = item.value
+            self.check_keys(f, "content")
             paths = self.strings(f.get("paths"), "paths") or default_paths
             out.append(
                 SaveContent(

@@ -13,7 +13,7 @@ from typing import Union
 
 import attrs
 
-from agola.pipeline.errors import Loc
+from agola.pipeline.errors import LocatedError, Loc
 
 DEFAULT_WORKING_DIR = "~/project"
 DEFAULT_SHELL = "/bin/sh -e"
@@ -263,6 +263,8 @@ class PipelineConfig:
     docker_registries_auth: dict[str, RegistryAuth] = attrs.Factory(dict)
     file: str = ""
     format: ConfigFormat = ConfigFormat.YAML
+    # Accepted but suspicious (unknown keys): shown by `agola pipeline check`.
+    warnings: tuple[LocatedError, ...] = attrs.field(default=(), eq=False)
 
     def run(self, name: str) -> Run:
         for run in self.runs:

@@ -6,6 +6,8 @@ Directives, one per comment line (``# name: value``):
 * ``vars: NAME=VALUE ...`` run variables; ``message: TEXT`` the commit message (``\\n`` escapes)
 * ``error: PATH [@LINE:COL] | TEXT`` an expected error (in order; ``-`` = no path); when present
   the file must be rejected with exactly these errors, each containing TEXT
+* ``warning: PATH [@LINE:COL] | TEXT`` an expected warning of an accepted file (in order; an
+  accepted file must have exactly the warnings listed)
 * ``runs: A,B`` the runs created; ``levels: RUN: task=level ...``; ``skip: RUN: task,...``
 * ``steps: RUN/TASK: type,...``; ``env: RUN/TASK: K=V,...``; ``shell: RUN/TASK: value``
 * ``depends: RUN/TASK: parent=cond+cond ...``; ``auth: RUN/TASK: registry=user:password ...``
@@ -22,7 +24,7 @@ from agola.pipeline import RunContext
 
 CORPUS = Path(__file__).with_name("corpus")
 CONFIG_EXTS = (".yml", ".yaml", ".json", ".jsonnet", ".star")
-_DIRECTIVE = re.compile(r"^(?:#|//)\s*(ctx|vars|message|error|runs|levels|skip|steps|env|shell|depends|auth):\s?(.*)$")
+_DIRECTIVE = re.compile(r"^(?:#|//)\s*(ctx|vars|message|error|warning|runs|levels|skip|steps|env|shell|depends|auth):\s?(.*)$")
 
 
 @attrs.frozen
@@ -40,6 +42,7 @@ class Case:
     variables: dict[str, str] = attrs.Factory(dict)
     message: str = ""
     errors: list[ExpectedError] = attrs.Factory(list)
+    warnings: list[ExpectedError] = attrs.Factory(list)
     checks: list[tuple[str, str]] = attrs.Factory(list)  # (directive, value)
 
     @property
@@ -68,6 +71,8 @@ def load_case(file: Path) -> Case:
             case.message = value.replace("\\n", "\n")
         elif name == "error":
             case.errors.append(_error(value))
+        elif name == "warning":
+            case.warnings.append(_error(value))
         else:
             case.checks.append((name, value))
     return case

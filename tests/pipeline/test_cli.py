@@ -172,3 +172,14 @@ def test_show_pull_request_ref(repo: Path) -> None:
     assert code == 0
     assert "skipped: when does not match" in out
     assert 'run "nightly": not created: when (branch nightly) does not match ref refs/pull/3/head' in out
+
+
+def test_check_shows_warnings_for_ignored_keys(tmp_path: Path) -> None:
+    file = tmp_path / "config.yml"
+    file.write_text(PIPELINE.replace("        depends: [checkout]\n", "        depend: [checkout]\n"))
+    code, out = invoke("check", str(file))
+    assert code == 0
+    assert out.splitlines()[-1] == (
+        f'warning: {file}:9:17: runs[0].tasks[1].depend: unknown key "depend" in task (ignored) '
+        '(did you mean "depends"?)'
+    )

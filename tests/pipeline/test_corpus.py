@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from agola.pipeline import GeneratedRun, PipelineError, generate_run_configs, parse_pipeline
-from tests.pipeline.corpus_runner import Case, corpus_files, load_case
+from agola.pipeline import GeneratedRun, LocatedError, PipelineError, generate_run_configs, parse_pipeline
+from tests.pipeline.corpus_runner import Case, ExpectedError, corpus_files, load_case
 
 CASES = [load_case(f) for f in corpus_files()]
 
@@ -29,6 +29,7 @@ def test_corpus_file(case: Case) -> None:
         _assert_errors(case, info.value)
         return
     config = parse_pipeline(case.file.name, data, case.ctx)
+    _assert_located(case, case.warnings, list(config.warnings))
     counter = itertools.count()
     runs = generate_run_configs(
         config, case.ctx, case.message, case.variables, lambda name: f"{name}#{next(counter)}"
@@ -38,17 +39,20 @@ def test_corpus_file(case: Case) -> None:
 
 
 def _assert_errors(case: Case, error: PipelineError) -> None:
-    got = [str(e) for e in error.errors]
-    assert len(error.errors) == len(case.errors), "\n".join(got)
-    for expected, actual in zip(case.errors, error.errors):
+    _assert_located(case, case.errors, error.errors)
+    # The error a caller sees (HTTP 400 body) carries all of them.
+    assert error.status == 400
+    assert len(error.details) == len(case.errors)
+
+
+def _assert_located(case: Case, expected_list: list[ExpectedError], got: list[LocatedError]) -> None:
+    assert len(got) == len(expected_list), "\n".join(str(e) for e in got)
+    for expected, actual in zip(expected_list, got):
         assert actual.file == case.file.name
         assert actual.path == expected.path, str(actual)
         assert expected.text in str(actual), str(actual)
         if expected.line is not None:
             assert (actual.line, actual.column) == (expected.line, expected.column), str(actual)
-    # The error a caller sees (HTTP 400 body) carries all of them.
-    assert error.status == 400
-    assert len(error.details) == len(case.errors)
 
 
 def _run(runs: list[GeneratedRun], name: str) -> GeneratedRun:
