@@ -12,7 +12,7 @@ import re
 from agola.pipeline import cachekey
 from agola.pipeline.dag import all_ancestors, direct_parents
 from agola.pipeline.errors import ErrorList, Loc
-from agola.pipeline.parse import count_lines
+from agola.pipeline.parse_steps import count_lines
 from agola.pipeline.schema import (
     MAX_RUN_NAME_LENGTH,
     MAX_TASK_NAME_LENGTH,
