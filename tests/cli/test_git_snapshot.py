@@ -1,0 +1,118 @@
+"""The direct-run snapshot with the real git CLI: what it contains, and what it leaves alone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agola.cli import _git
+
+
+def sh(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    r = tmp_path / "repo"
+    r.mkdir()
+    sh(r, "init", "-q", "-b", "main")
+    sh(r, "config", "user.name", "Dev")
+    sh(r, "config", "user.email", "dev@example.com")
+    (r / ".gitignore").write_text("*.log\nbuild/\n")
+    (r / "tracked.txt").write_text("v1\n")
+    (r / "gone.txt").write_text("bye\n")
+    sh(r, "add", ".")
+    sh(r, "commit", "-q", "-m", "first")
+    return r
+
+
+def state(repo: Path) -> tuple[str, str, str, bytes]:
+    """What the user can see: HEAD, branch, status and the raw index."""
+    index = (repo / ".git" / "index").read_bytes()
+    return sh(repo, "rev-parse", "HEAD"), sh(repo, "symbolic-ref", "HEAD"), sh(repo, "status", "--porcelain"), index
+
+
+def test_snapshot_takes_the_work_tree_and_leaves_index_head_and_files_alone(repo: Path) -> None:
+    (repo / "tracked.txt").write_text("v2 unstaged\n")
+    (repo / "staged.txt").write_text("staged\n")
+    sh(repo, "add", "staged.txt")
+    (repo / "new.txt").write_text("untracked\n")
+    (repo / "gone.txt").unlink()
+    (repo / "debug.log").write_text("ignored\n")
+    (repo / "build").mkdir()
+    (repo / "build" / "out.bin").write_text("ignored too\n")
+    before = state(repo)
+
+    snap = _git.save_snapshot(str(repo / "build"))  # from a subdirectory: the whole tree counts
+
+    assert state(repo) == before
+    assert (repo / "tracked.txt").read_text() == "v2 unstaged\n"
+    files = set(_git.list_files(snap.root, snap.commit_sha))
+    assert files == {".gitignore", "tracked.txt", "staged.txt", "new.txt"}
+    assert sh(repo, "show", f"{snap.commit_sha}:tracked.txt") == "v2 unstaged\n"
+    assert snap.parent_sha == sh(repo, "rev-parse", "HEAD").strip()
+    assert sh(repo, "rev-parse", _git.SNAPSHOT_REF).strip() == snap.commit_sha
+    assert sh(repo, "log", "-1", "--format=%s", snap.commit_sha).strip() == "agola direct run"
+    assert not [p for p in os.listdir(repo / ".git") if p.startswith("agola-directrun-index")]
+
+
+def test_untracked_excluded_on_request_and_ignored_included_on_request(repo: Path) -> None:
+    (repo / "new.txt").write_text("untracked\n")
+    (repo / "debug.log").write_text("ignored\n")
+
+    no_untracked = _git.save_snapshot(str(repo), untracked=False)
+    assert set(_git.list_files(str(repo), no_untracked.commit_sha)) == {".gitignore", "tracked.txt", "gone.txt"}
+
+    with_ignored = _git.save_snapshot(str(repo), ignored=True)
+    assert "debug.log" in _git.list_files(str(repo), with_ignored.commit_sha)
+    assert "new.txt" in _git.list_files(str(repo), with_ignored.commit_sha)
+    assert "?? debug.log" not in sh(repo, "status", "--porcelain")  # still ignored for the user
+
+
+def test_repository_without_commits_and_without_identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No user.name/email anywhere: the snapshot still commits (with a fallback identity).
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "EMAIL"):
+        monkeypatch.delenv(var, raising=False)
+    r = tmp_path / "fresh"
+    r.mkdir()
+    sh(r, "init", "-q")
+    (r / ".agola").mkdir()
+    (r / ".agola" / "config.yml").write_text("runs: []\n")
+
+    snap = _git.save_snapshot(str(r))
+
+    assert snap.parent_sha == ""
+    assert _git.list_files(str(r), snap.commit_sha) == [".agola/config.yml"]
+    assert subprocess.run(["git", "-C", str(r), "rev-parse", "--verify", "-q", "HEAD"], capture_output=True).returncode != 0
+    assert not (r / ".git" / "index").exists()
+
+
+def test_repo_uuid_is_created_once_and_kept(repo: Path) -> None:
+    first = _git.repo_uuid(str(repo))
+    assert len(first) == 36
+    assert _git.repo_uuid(str(repo)) == first
+    assert sh(repo, "config", "agola.repouuid").strip() == first
+
+
+def test_not_a_repository(tmp_path: Path) -> None:
+    with pytest.raises(_git.GitError, match="not inside a git work tree"):
+        _git.save_snapshot(str(tmp_path))
+
+
+def test_push_to_a_bare_repository_and_destination_refs(repo: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    snap = _git.save_snapshot(str(repo))
+    for dest in (_git.destination_ref(), _git.destination_ref(tag="v1"), _git.destination_ref(ref="refs/pull/1/head")):
+        _git.push_snapshot(snap.root, snap.commit_sha, str(remote), dest, token="secret")
+    refs = sh(remote, "for-each-ref", "--format=%(refname) %(objectname)")
+    assert f"refs/heads/master {snap.commit_sha}" in refs
+    assert f"refs/tags/v1 {snap.commit_sha}" in refs
+    assert f"refs/pull/1/head {snap.commit_sha}" in refs
+    assert _git.repo_push_url("http://gw:8000/", "u1", "abc") == "http://gw:8000/repos/u1/abc.git"
