@@ -20,6 +20,8 @@ import itertools
 import os
 import stat as stat_mod
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import IO, AsyncIterable, AsyncIterator, Iterator
 
@@ -37,8 +39,21 @@ from agola.storage.objectstorage.base import (
 _LIST_BATCH = 256
 # Chunks moved per worker-thread hop when streaming: fewer hops, still bounded (4 MiB).
 _CHUNKS_PER_HOP = 4
-# A concurrent delete may prune the destination's parent between our mkdir and our rename.
-_REPLACE_ATTEMPTS = 5
+# Another process's delete may prune the destination's parent between our mkdir and our rename
+# (in this process, _tree_lock rules that out).
+_REPLACE_ATTEMPTS = 50
+
+_TREE_LOCKS: dict[Path, threading.Lock] = {}
+_TREE_LOCKS_GUARD = threading.Lock()
+
+
+def _tree_lock(data_dir: Path) -> threading.Lock:
+    """One lock per data dir in this process: "mkdir parents + rename" vs "unlink + prune parents".
+
+    Held only for those metadata operations, never while data is written or fsynced.
+    """
+    with _TREE_LOCKS_GUARD:
+        return _TREE_LOCKS.setdefault(data_dir, threading.Lock())
 
 # File name limit of common Linux filesystems (ext4, xfs, btrfs, tmpfs).
 _MAX_SEGMENT_BYTES = 255
@@ -56,6 +71,18 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_surviving_dir(directory: Path, data_dir: Path) -> None:
+    """fsync ``directory``, or its closest ancestor still there (a delete may have pruned it)."""
+    while True:
+        try:
+            _fsync_dir(directory)
+            return
+        except FileNotFoundError:
+            if directory == data_dir:
+                raise
+            directory = directory.parent
 
 
 class _StagedFile:
@@ -86,12 +113,14 @@ class _StagedFile:
         if durable:
             os.fsync(self.file.fileno())
         self.file.close()
-        for _ in range(_REPLACE_ATTEMPTS):
-            _make_parents(dest.parent, data_dir, path, durable)
+        for attempt in range(_REPLACE_ATTEMPTS):
             try:
-                os.replace(self.name, dest)
+                with _tree_lock(data_dir):
+                    _make_parents(dest.parent, data_dir, path, durable)
+                    os.replace(self.name, dest)
             except FileNotFoundError:
-                continue  # a concurrent delete pruned the (empty) parent: create it again
+                time.sleep(0.001 * attempt)  # another process pruned an (empty) parent: again
+                continue
             except (IsADirectoryError, NotADirectoryError):
                 raise BadRequest(f"object path {path!r} clashes with a directory of other objects") from None
             except OSError as exc:
@@ -99,7 +128,7 @@ class _StagedFile:
                     raise BadRequest(f"object path {path!r} clashes with a directory of other objects") from None
                 raise
             if durable:
-                _fsync_dir(dest.parent)
+                _fsync_surviving_dir(dest.parent, data_dir)
             return
         raise Internal(f"could not place object {path!r}: its directory keeps disappearing")
 
@@ -124,7 +153,9 @@ def _make_parents(directory: Path, data_dir: Path, path: str, durable: bool) -> 
         try:
             os.mkdir(d)
         except FileExistsError:
-            if not d.is_dir():
+            # Made concurrently by another write (fine), or an object of that name (a clash).
+            # os.stat raising FileNotFoundError (pruned meanwhile) makes the caller retry.
+            if not stat_mod.S_ISDIR(os.stat(d).st_mode):
                 raise BadRequest(f"object path {path!r} clashes with an existing object") from None
             continue
         except NotADirectoryError:
@@ -256,22 +287,23 @@ class PosixObjectStorage(ObjectStorage):
         await asyncio.to_thread(self._delete_sync, file, path)
 
     def _delete_sync(self, file: Path, path: str) -> None:
-        try:
-            if not stat_mod.S_ISREG(os.stat(file).st_mode):
-                raise _not_exist(path)
-            os.unlink(file)
-        except _MISSING_ERRORS:
-            raise _not_exist(path) from None
-        if self.fsync:
-            _fsync_dir(file.parent)
-        # Prune now-empty parents so listings do not report empty "directories".
-        parent = file.parent
-        while parent != self.data_dir:
+        with _tree_lock(self.data_dir):
             try:
-                os.rmdir(parent)
-            except OSError:
-                break  # not empty (or already gone): stop
-            parent = parent.parent
+                if not stat_mod.S_ISREG(os.stat(file).st_mode):
+                    raise _not_exist(path)
+                os.unlink(file)
+            except _MISSING_ERRORS:
+                raise _not_exist(path) from None
+            # Prune now-empty parents so listings do not report empty "directories".
+            parent = file.parent
+            while parent != self.data_dir:
+                try:
+                    os.rmdir(parent)
+                except OSError:
+                    break  # not empty (or already gone): stop
+                parent = parent.parent
+        if self.fsync:
+            _fsync_surviving_dir(parent, self.data_dir)
 
     # -- list ----------------------------------------------------------------------------------
 

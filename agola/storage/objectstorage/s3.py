@@ -161,16 +161,22 @@ class _StreamBridge:
             pass  # the reader is not waiting: it sees the flag before its next wait
 
     def _next_item(self) -> object:
-        while True:
-            if self._aborted:
-                raise _Aborted()
+        if self._aborted:
+            raise _Aborted()
+        try:
             future = asyncio.run_coroutine_threadsafe(self._queue.get(), self._loop)
+        except RuntimeError:  # the loop is closed
+            raise _Aborted() from None
+        # Wait on this one future until it resolves: cancelling a get that has just taken an item
+        # would silently drop a chunk. The timeout only lets us notice a loop closed under us.
+        while True:
             try:
                 return future.result(timeout=1.0)
             except concurrent.futures.TimeoutError:
-                future.cancel()
                 if self._loop.is_closed():
                     raise _Aborted() from None
+            except (concurrent.futures.CancelledError, asyncio.CancelledError):
+                raise _Aborted() from None  # the loop is shutting down and cancelled our get
 
     def read(self, size: int = -1) -> bytes:
         parts = [self._leftover] if self._leftover else []

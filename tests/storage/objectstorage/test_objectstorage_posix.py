@@ -110,3 +110,17 @@ async def test_overlong_file_name_is_a_bad_request(tmp_path: Path) -> None:
         await ost.write("d/" + "x" * 256, b"")
     await ost.write("d/" + "x" * 255, b"ok")
     assert await ost.read_all("d/" + "x" * 255) == b"ok"
+
+
+@pytest.mark.parametrize("fsync", [False, True])
+async def test_writes_racing_deletes_that_prune_the_same_directory(tmp_path: Path, fsync: bool) -> None:
+    ost = PosixObjectStorage(tmp_path, fsync=fsync)
+
+    async def churn(name: str) -> None:
+        for _ in range(100 if not fsync else 20):
+            await ost.write(f"shared/dir/{name}", b"x")
+            await ost.delete(f"shared/dir/{name}")
+
+    await asyncio.gather(*(churn(f"o{i}") for i in range(4)))
+    assert [i async for i in ost.list("")] == []
+    assert list((tmp_path / "tmp").iterdir()) == []
