@@ -30,19 +30,21 @@ async def test_run_steps_env_precedence_exit_status_and_stop_at_first_failure(
         "t-run",
         RunStep(command="echo task=$A step=$B both=$C; echo to-stderr >&2", environment={"B": "step", "C": "step"}, tty=False),
         RunStep(command="cd sub 2>/dev/null || mkdir sub; pwd", working_dir="~/project"),
+        RunStep(command="# " + "x" * 70000 + "\necho big-script-ok"),  # too big to pass inline
         RunStep(command="echo before; exit 3"),
         RunStep(command="echo never"),
         environment={"A": "task", "C": "task"},
     )
     status = await runner(task, driver, data_dir, store).run()
     assert status.phase == Phase.FAILED
-    assert phases(status) == ["success", "success", "failed", "notstarted"]
-    assert [s.exit_status for s in status.steps] == [0, 0, 3, None]
+    assert phases(status) == ["success", "success", "success", "failed", "notstarted"]
+    assert [s.exit_status for s in status.steps] == [0, 0, 0, 3, None]
     # Both streams reach the step log (their relative order is not guaranteed without a tty).
     assert sorted(step_log(data_dir, "t-run", 0).splitlines()) == ["task=task step=step both=step", "to-stderr"]
     assert step_log(data_dir, "t-run", 1).strip().endswith("/project")
-    assert step_log(data_dir, "t-run", 2).strip() == "before"
-    assert not (data_dir / "tasks/t-run/logs/steps/3.log").exists()
+    assert step_log(data_dir, "t-run", 2).strip() == "big-script-ok"
+    assert step_log(data_dir, "t-run", 3).strip() == "before"
+    assert not (data_dir / "tasks/t-run/logs/steps/4.log").exists()
     assert 'Creating working dir "' in setup_log(data_dir, "t-run")
 
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import io
 import posixpath
 import re
 import shutil
 import tarfile
-import time
 from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable, Mapping, Union
 
@@ -207,25 +205,13 @@ class StepRunner:
             return fallback
         return argv
 
-    async def put_file(self, dest_dir: str, name: str, data: bytes, mode: int = 0o644) -> str:
-        archive = self.tmp / f"file-{name}.tar"
-        with tarfile.open(archive, "w") as tar:
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), mode, int(time.time())
-            tar.addfile(info, io.BytesIO(data))
-        try:
-            await self.pod.put_archive(dest_dir, archive)
-        finally:
-            archive.unlink(missing_ok=True)
-        return posixpath.join(dest_dir, name)
-
     async def run(self, index: int, step: RunStep, log: LogFile) -> int:
         shell = await self._shell(step, log)
-        script = await self.put_file(self.pod.script_dir, f"step-{index}.sh", step.command.rstrip("\n").encode() + b"\n")
         working_dir = self.resolve(step.working_dir) if step.working_dir else self.working_dir
         env = {**self.spec.environment, **step.environment}
-        return await self.pod.exec(
-            shell + [script], env=env, working_dir=working_dir, user=self.user, tty=step.tty, stdout=log.write
+        return await self.pod.run_script(
+            shell, step.command.rstrip("\n").encode() + b"\n", f"step-{index}.sh",
+            env=env, working_dir=working_dir, user=self.user, tty=step.tty, stdout=log.write,
         )
 
     # ------------------------------------------------------------------------------------ clone

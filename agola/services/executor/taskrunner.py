@@ -175,8 +175,10 @@ class TaskRunner:
         finally:
             if timer is not None:
                 timer.cancel()
-            await self._cleanup()
+            # Logs complete and status final are reported first; removing the pod can follow.
+            self.logs.close()
             await self._report()
+            await self._cleanup()
 
     def _on_timeout(self) -> None:
         if self.finished or self._stop_requested:

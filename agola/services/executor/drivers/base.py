@@ -13,7 +13,11 @@ caller filters it with ``agola.util.tarsafe`` before storing or extracting it an
 from __future__ import annotations
 
 import abc
+import io
 import posixpath
+import tarfile
+import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable, Mapping
@@ -167,7 +171,34 @@ class Pod(abc.ABC):
     @property
     @abc.abstractmethod
     def script_dir(self) -> str:
-        """A pod directory, readable by any user, where step scripts can be written."""
+        """A pod directory, writable and readable by any user, where step scripts are written."""
+
+    async def write_file(self, dest_dir: str, name: str, data: bytes, mode: int = 0o644) -> str:
+        """Write one file into an existing pod directory; returns its path."""
+        with tempfile.TemporaryDirectory(prefix="agola-file-") as tmp:
+            archive = Path(tmp) / "file.tar"
+            with tarfile.open(archive, "w") as tar:
+                info = tarfile.TarInfo(name)
+                info.size, info.mode, info.mtime = len(data), mode, int(time.time())
+                tar.addfile(info, io.BytesIO(data))
+            await self.put_archive(dest_dir, archive)
+        return posixpath.join(dest_dir, name)
+
+    async def run_script(
+        self,
+        shell: list[str],
+        script: bytes,
+        name: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        working_dir: str = "",
+        user: str = "",
+        tty: bool = False,
+        stdout: Sink = discard,
+    ) -> int:
+        """Write ``script`` as ``<script_dir>/<name>`` and run ``shell + [path]`` (a run step)."""
+        path = await self.write_file(self.script_dir, name, script)
+        return await self.exec(shell + [path], env=env, working_dir=working_dir, user=user, tty=tty, stdout=stdout)
 
     def fallback_shell(self) -> list[str] | None:
         """A shell the executor provides when the image has none (None: no fallback)."""

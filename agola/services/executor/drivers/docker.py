@@ -52,7 +52,9 @@ log = get_logger(__name__)
 
 HELPER_DIR = "/.agola"
 BUSYBOX = f"{HELPER_DIR}/bin/busybox"
-SCRIPT_DIR = f"{HELPER_DIR}/tmp"
+SCRIPT_DIR = f"{HELPER_DIR}/tmp"  # a small tmpfs, mode 1777, in container 0
+SCRIPT_TMPFS_SIZE = 16 << 20
+INLINE_SCRIPT_MAX = 64 * 1024
 # pid 1 of container 0: never exits on its own, ignores TERM/INT, reaps zombies in `wait`.
 SLEEPER = (BUSYBOX, "sh", "-c", f"trap : TERM INT; while :; do {BUSYBOX} sleep 3600 & wait; done")
 PRIVILEGED_REFUSED = "Executor doesn't allow executing privileged containers."
@@ -119,6 +121,29 @@ class DockerPod(Pod):
 
     def fallback_shell(self) -> list[str] | None:
         return [BUSYBOX, "sh", "-e"]
+
+    async def run_script(
+        self,
+        shell: list[str],
+        script: bytes,
+        name: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        working_dir: str = "",
+        user: str = "",
+        tty: bool = False,
+        stdout: Sink = discard,
+    ) -> int:
+        if len(script) > INLINE_SCRIPT_MAX or b"\0" in script:
+            # Too big for an argument: copied in as root through the archive API.
+            path = await self.write_file(HELPER_DIR, name, script)
+            return await self.exec(shell + [path], env=env, working_dir=working_dir, user=user, tty=tty, stdout=stdout)
+        # One exec instead of a copy then an exec: busybox writes the script to the pod's tmpfs,
+        # then replaces itself with the shell (so exit status and signals are the shell's).
+        path = f"{SCRIPT_DIR}/{name}"
+        wrapper = [BUSYBOX, "sh", "-c", 'printf "%s" "$1" > "$2" || exit 126; shift 2; exec "$@"', "agola-step",
+                   script.decode("utf-8", errors="surrogateescape"), path, *shell, path]
+        return await self.exec(wrapper, env=env, working_dir=working_dir, user=user, tty=tty, stdout=stdout)
 
     async def exec(
         self,
@@ -298,21 +323,6 @@ async def _put_archive(docker: aiodocker.Docker, container_id: str, dest_dir: st
             pass
 
 
-def _helper_dirs_tar() -> bytes:
-    """``/.agola/tmp`` (sticky, world-writable like /tmp) injected before container 0 starts."""
-    import io
-    import tarfile
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, mode in ((".agola", 0o755), (".agola/bin", 0o755), (".agola/tmp", 0o1777)):
-            info = tarfile.TarInfo(name)
-            info.type = tarfile.DIRTYPE
-            info.mode = mode
-            tar.addfile(info)
-    return buf.getvalue()
-
-
 class DockerDriver(Driver):
     name = "docker"
 
@@ -358,8 +368,6 @@ class DockerDriver(Driver):
                 config = self._container_config(spec, index, container, created[0].id if created else "")
                 c = await self.docker.containers.create(config)
                 created.append(c)
-                if index == 0:
-                    await c.put_archive("/", _helper_dirs_tar())
                 await c.start()
         except DockerError as exc:
             await self._remove_containers(created)
@@ -396,6 +404,9 @@ class DockerDriver(Driver):
         entrypoint = c.entrypoint
         if index == 0:
             host_config["Binds"] = [f"{self.config.busybox_path}:{BUSYBOX}:ro"]
+            host_config["Mounts"].append(
+                {"Type": "tmpfs", "Target": SCRIPT_DIR, "TmpfsOptions": {"SizeBytes": SCRIPT_TMPFS_SIZE, "Mode": 0o1777}}
+            )
             if self.config.network:
                 host_config["NetworkMode"] = self.config.network
             if entrypoint is None:
