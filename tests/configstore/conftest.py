@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
+from typing import AsyncIterator
+
 import pytest
 
 from agola.types.configstore import CreateUserLARequest
 
+from .stack import Stack
 from .world import World
 
 
@@ -26,3 +30,10 @@ def populated() -> World:
     w.project("org/org01/group01", "project01")
     w.group("user/user01", "mygroup")
     return w
+
+
+@pytest.fixture(params=["embedded", "etcd-s3"])
+async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stack]:
+    s = Stack(request.param, tmp_path, request)
+    yield s
+    await s.close()
