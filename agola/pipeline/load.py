@@ -205,6 +205,7 @@ def evaluate(filename: str, source: str, fmt: ConfigFormat, ctx: RunContext, lim
             capture_output=True,
             timeout=limits.timeout,
             check=False,
+            env=_evaluator_env(),
         )
     except subprocess.TimeoutExpired:
         raise _eval_error(
@@ -224,6 +225,12 @@ def evaluate(filename: str, source: str, fmt: ConfigFormat, ctx: RunContext, lim
         raise _eval_error(filename, f"failed to execute {what}: {_death(-signal.SIGABRT, limits)}")
     line, column = _error_position(message, os.path.basename(filename))
     raise PipelineError([LocatedError(f"failed to execute {what}: {message}", Loc(filename, line, column))])
+
+
+def _evaluator_env() -> dict[str, str]:
+    """Only what the interpreter may need: the evaluated file never sees the server's secrets."""
+    keep = ("PATH", "LD_LIBRARY_PATH", "LANG", "LC_ALL", "TMPDIR")
+    return {k: os.environ[k] for k in keep if k in os.environ}
 
 
 def _eval_error(filename: str, message: str, hint: str = "") -> PipelineError:
