@@ -17,6 +17,8 @@ from agola.storage.objectstorage.base import ObjectStorage
 
 
 def open_object_storage(cfg: Any) -> ObjectStorage:
+    if cfg is None:
+        raise BadRequest("objectStorage: not configured")
     kind = str(getattr(cfg, "type", "") or "")
     if kind == "posix":
         path = getattr(cfg, "path", "")

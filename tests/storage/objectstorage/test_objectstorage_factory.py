@@ -62,8 +62,8 @@ def test_real_config_class_is_accepted(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "cfg",
-    [Cfg(), Cfg(type="gcs"), Cfg(type="posix"), Cfg(type="s3", bucket="b"), Cfg(type="s3", endpoint="h:1")],
+    [None, Cfg(), Cfg(type="gcs"), Cfg(type="posix"), Cfg(type="s3", bucket="b"), Cfg(type="s3", endpoint="h:1")],
 )
-def test_incomplete_config_is_rejected(cfg: Cfg) -> None:
+def test_incomplete_config_is_rejected(cfg: Cfg | None) -> None:
     with pytest.raises(BadRequest):
         open_object_storage(cfg)
