@@ -1,7 +1,7 @@
 """The located document: a pipeline file as a tree of ``Node`` with a ``Loc`` on each value.
 
-YAML (and JSON, which the reference reads as YAML) is composed with PyYAML's pure-Python loader
-so each value keeps its line and column. The loader is bounded: nesting depth and the number of
+YAML (and JSON, which the reference reads as YAML) is parsed by libyaml and composed by PyYAML's
+Python composer, so each value keeps its line and column. The loader is bounded: nesting depth and the number of
 values produced (which an alias bomb would blow up) are capped, duplicate keys are rejected (as
 the reference's YAML library does) and keys must be scalars. Jsonnet and Starlark produce plain
 JSON-like values; those become nodes with a path but no line.
@@ -44,9 +44,6 @@ class Node:
     loc: Loc
     text: str = ""
 
-    def is_scalar(self) -> bool:
-        return self.kind not in ("map", "seq")
-
     def describe(self) -> str:
         return {
             "map": "a mapping",
@@ -74,29 +71,30 @@ def missing_loc(parent: Node, key: str | int) -> Loc:
 
 
 try:
-    from yaml._yaml import CParser as _Parser  # libyaml: the reference's YAML parser, in C
+    # libyaml, the C library the reference's Go YAML parser was ported from: fast, same grammar.
+    from yaml._yaml import CParser
 
-    _FAST = True
+    _EVENT_SOURCE: tuple[type, ...] = (CParser,)
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml.parser import Parser as _Parser  # type: ignore[assignment]
+    from yaml.parser import Parser
 
-    _FAST = False
+    _EVENT_SOURCE = (Reader, Scanner, Parser)
 
 
-class _BoundedLoader(Composer, _Parser, SafeConstructor, Resolver):  # type: ignore[misc]
-    """libyaml's parser (fast) under PyYAML's Python composer, with a nesting-depth cap.
+class _BoundedLoader(Composer, *_EVENT_SOURCE, SafeConstructor, Resolver):  # type: ignore[misc]
+    """A parser producing events under PyYAML's Python composer, with a nesting-depth cap.
 
     The composer comes first in the MRO so its ``get_node``/``compose_node`` are used instead
     of libyaml's recursive C ones.
     """
 
     def __init__(self, stream: str) -> None:
-        if _FAST:
-            _Parser.__init__(self, stream)
+        if len(_EVENT_SOURCE) == 1:
+            _EVENT_SOURCE[0].__init__(self, stream)
         else:  # pragma: no cover
             Reader.__init__(self, stream)
             Scanner.__init__(self)
-            _Parser.__init__(self)
+            _EVENT_SOURCE[2].__init__(self)
         Composer.__init__(self)
         SafeConstructor.__init__(self)
         Resolver.__init__(self)
