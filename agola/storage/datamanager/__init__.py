@@ -7,6 +7,12 @@ See ``docs/storage-datamanager.md``.
 """
 
 from agola.storage.datamanager.feed import FeedBatch, token_from
+from agola.storage.datamanager.maintenance import (
+    MaintenanceWatcher,
+    disable_maintenance,
+    enable_maintenance,
+    is_maintenance_enabled,
+)
 from agola.storage.datamanager.manager import DataManager
 from agola.storage.datamanager.types import (
     Action,
@@ -30,7 +36,11 @@ __all__ = [
     "DataManagerOptions",
     "DataStatus",
     "FeedBatch",
+    "MaintenanceWatcher",
     "NoDataStatus",
     "NotInitialized",
+    "disable_maintenance",
+    "enable_maintenance",
+    "is_maintenance_enabled",
     "token_from",
 ]

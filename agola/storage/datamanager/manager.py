@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from typing import AsyncIterable, AsyncIterator
+
+from agola.errors import BadRequest
 
 from agola.storage.coord.base import Coordination, Mutex
 from agola.storage.datamanager.checkpoint import Checkpointer
+from agola.storage.datamanager.exportimport import (
+    delete_storage_wals_upto,
+    export_stream,
+    write_import_snapshot,
+)
 from agola.storage.datamanager.feed import Feed, FeedBatch
 from agola.storage.datamanager.initetcd import INIT_LOCK_TIMEOUT, init_etcd
 from agola.storage.datamanager.loops import (
@@ -21,7 +28,14 @@ from agola.storage.datamanager.loops import (
     SyncJob,
     run_locked,
 )
+from agola.storage.datamanager.maintenance import (
+    MaintenanceWatcher,
+    disable_maintenance,
+    enable_maintenance,
+    is_maintenance_enabled,
+)
 from agola.storage.datamanager.read import Reader
+from agola.storage.datamanager.snapshot import latest_status
 from agola.storage.datamanager.types import (
     CHANGEGROUPS_PREFIX,
     Action,
@@ -199,3 +213,39 @@ class DataManager:
 
     async def _checkpoint_forced(self) -> bool:
         return await self.checkpointer.checkpoint(force=True)
+
+    # --- maintenance, export, import ----------------------------------------------------------
+
+    async def enable_maintenance(self) -> None:
+        """``BadRequest`` "maintenance mode already enabled" if it is."""
+        await enable_maintenance(self.coord)
+
+    async def disable_maintenance(self) -> None:
+        """``BadRequest`` "maintenance mode already disabled" if it is."""
+        await disable_maintenance(self.coord)
+
+    async def is_maintenance_enabled(self) -> bool:
+        return await is_maintenance_enabled(self.coord)
+
+    def maintenance_watcher(self, retry_interval: float = 1.0) -> MaintenanceWatcher:
+        return MaintenanceWatcher(self.coord, retry_interval=retry_interval)
+
+    async def export_data(self) -> AsyncIterator[bytes]:
+        """Checkpoint everything committed, then stream the snapshot (format in ``exportimport``)."""
+        await self.force_checkpoint()
+        status = await latest_status(self.ost, self.paths)
+        async for chunk in export_stream(self.ost, self.paths, status, self.datatypes):
+            yield chunk
+
+    async def import_data(self, stream: AsyncIterable[bytes]) -> None:
+        """Replace all data with an export stream (maintenance mode only, else ``BadRequest``).
+
+        Coordination is rebuilt under a new epoch, so every readdb feed resets and resyncs.
+        """
+        if not await self.is_maintenance_enabled():
+            raise BadRequest("not in maintenance mode")
+        status = await write_import_snapshot(
+            self.ost, self.paths, self.datatypes, stream, self.options.max_data_file_size
+        )
+        await self.init(force=True)
+        await delete_storage_wals_upto(self.ost, self.paths, status.wal_sequence)
