@@ -99,6 +99,9 @@ class HostPod(Pod):
             await stdout(f"exec failed: {exc}\n".encode())
             return 126
         self._procs.add(proc)
+        # Recorded on disk so that an executor restarted after a crash can kill what is left.
+        pid_file = self.root / "pids" / str(proc.pid)
+        pid_file.write_text(str(proc.pid))
         try:
             readers = [_pump(proc.stdout, stdout)]
             if proc.stderr is not None and stderr is not None:
@@ -111,6 +114,7 @@ class HostPod(Pod):
             raise
         finally:
             self._procs.discard(proc)
+            pid_file.unlink(missing_ok=True)
 
     async def put_archive(self, dest_dir: str, archive: Path, *, user: str = "") -> None:
         def extract() -> None:
@@ -182,6 +186,18 @@ def _kill(proc: asyncio.subprocess.Process) -> None:
             pass
 
 
+def _kill_recorded(pids_dir: Path) -> None:
+    """Kill the process groups a (possibly previous) executor process started for a pod."""
+    if not pids_dir.is_dir():
+        return
+    for entry in pids_dir.iterdir():
+        try:
+            os.killpg(int(entry.name), signal.SIGKILL)
+        except (ValueError, ProcessLookupError, PermissionError):
+            pass
+        entry.unlink(missing_ok=True)
+
+
 async def _pump(stream: asyncio.StreamReader | None, sink: Sink) -> None:
     if stream is None:
         return
@@ -224,7 +240,7 @@ class HostDriver(Driver):
         if main.tmpfs:
             raise PodSetupError("the host driver does not support tmpfs volumes")
         root = self.config.base_dir / spec.pod_id
-        for sub in ("home", "tmp", ".agola/tmp"):
+        for sub in ("home", "tmp", ".agola/tmp", "pids"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         (root / "pod.json").write_text(
             json.dumps({"pod_id": spec.pod_id, "task_id": spec.task_id, "executor_id": spec.executor_id})
@@ -258,5 +274,6 @@ class HostDriver(Driver):
         if pod is not None:
             await pod.stop()
         root = self.config.base_dir / pod_id
+        _kill_recorded(root / "pids")
         if root.exists():
             await asyncio.to_thread(_rmtree, root)
