@@ -125,7 +125,7 @@ async def test_log_follow_wakes_on_each_write(tmp_path: Path) -> None:
 async def test_host_driver_refuses_what_it_cannot_honour(
     host_driver: HostDriver, data_dir: Path, store: LocalArchiveStore, task: TaskSpec, message: str
 ) -> None:
-    status: TaskStatus = await runner(task, host_driver, data_dir, store, allow_privileged=True).run()
+    status: TaskStatus = await runner(task, host_driver, data_dir, store).run()
     assert status.setup_step.phase == Phase.FAILED and status.phase == Phase.FAILED
     assert message in setup_log(data_dir, task.task_id)
     assert phases(status) == ["notstarted"]

@@ -31,7 +31,7 @@ from agola.services.executor.drivers.base import (
     RegistryCredentials,
     TmpfsMount,
 )
-from agola.services.executor.drivers.docker import PRIVILEGED_REFUSED, split_entrypoint
+from agola.services.executor.drivers.docker import split_entrypoint
 from agola.services.executor.logs import LogFile, TaskLogs
 from agola.services.executor.steps import RenderKey, StepRunner, default_render_key
 from agola.services.executor.store import ArchiveStore
@@ -79,7 +79,6 @@ class TaskRunner:
         store: ArchiveStore,
         render_key: RenderKey = default_render_key,
         on_status: OnStatus | None = None,
-        allow_privileged: bool = False,
         keep_pod: bool = False,
     ) -> None:
         self.spec = spec
@@ -89,13 +88,12 @@ class TaskRunner:
         self.store = store
         self.render_key = render_key
         self.on_status = on_status
-        self.allow_privileged = allow_privileged
         self.keep_pod = keep_pod  # tests and debugging: leave the pod for inspection
         self.status = TaskStatus(task_id=spec.task_id, steps=[StepStatus() for _ in spec.steps])
         self.logs: TaskLogs | None = None
         self.pod: Pod | None = None
         self._stop_requested = False
-        self._current: asyncio.Task[int] | None = None
+        self._current: asyncio.Task[Any] | None = None
         self._current_log: LogFile | None = None
         self._finished = asyncio.Event()
 
@@ -217,8 +215,8 @@ class TaskRunner:
 
     async def _prepare(self, setup_log: LogFile) -> StepRunner:
         spec = self.spec
-        if any(c.privileged for c in spec.containers) and not self.allow_privileged:
-            raise _SetupFailed(PRIVILEGED_REFUSED)
+        # Whether privileged containers are allowed is the driver's call (its config), so the
+        # setup log gets the driver's refusal message (PRIVILEGED_REFUSED for Docker).
         await setup_log.line("Starting pod.")
         try:
             self.pod = await self.driver.create_pod(pod_spec_for(spec, self.executor_id), setup_log.write)

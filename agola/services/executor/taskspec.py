@@ -22,6 +22,12 @@ import attrs
 from agola.errors import BadRequest
 
 DEFAULT_SHELL = "/bin/sh -e"
+
+
+def _hide_values(env: Mapping[str, str]) -> str:
+    # Environments carry secrets (AGOLA_SSHPRIVKEY, variables): reprs show the names only.
+    return "{" + ", ".join(f"{k!r}: ..." for k in env) + "}"
+
 DEFAULT_WORKING_DIR = "~/project"
 
 
@@ -37,7 +43,7 @@ class Volume:
 @attrs.frozen
 class Container:
     image: str
-    environment: Mapping[str, str] = attrs.field(factory=dict)
+    environment: Mapping[str, str] = attrs.field(factory=dict, repr=_hide_values)
     user: str = ""
     privileged: bool = False
     entrypoint: str = ""  # split on single spaces, like the reference
@@ -48,8 +54,8 @@ class Container:
 class RegistryAuth:
     type: str = "basic"  # basic | encodedauth
     username: str = ""
-    password: str = ""
-    auth: str = ""
+    password: str = attrs.field(default="", repr=False)
+    auth: str = attrs.field(default="", repr=False)
 
 
 @attrs.frozen
@@ -74,7 +80,7 @@ class CloneStep:
 class RunStep:
     command: str
     name: str = ""
-    environment: Mapping[str, str] = attrs.field(factory=dict)
+    environment: Mapping[str, str] = attrs.field(factory=dict, repr=_hide_values)
     working_dir: str = ""
     shell: str = ""
     tty: bool = True
@@ -128,11 +134,11 @@ class CloneSource:
     repository_url: str
     ref: str = ""
     commit_sha: str = ""
-    ssh_private_key: str = ""
+    ssh_private_key: str = attrs.field(default="", repr=False)
     ssh_host_key: str = ""
     skip_host_key_check: bool = False
     # Full header line for HTTP(S) clones, e.g. "Authorization: Bearer <token>". Never logged.
-    http_auth_header: str = ""
+    http_auth_header: str = attrs.field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CloneSource | None:
@@ -156,7 +162,7 @@ class TaskSpec:
     steps: tuple[Step, ...]
     task_name: str = ""
     arch: str = ""
-    environment: Mapping[str, str] = attrs.field(factory=dict)
+    environment: Mapping[str, str] = attrs.field(factory=dict, repr=_hide_values)
     working_dir: str = DEFAULT_WORKING_DIR
     shell: str = ""
     user: str = ""
@@ -173,6 +179,11 @@ class TaskSpec:
 
     def effective_clone_source(self) -> CloneSource | None:
         return self.clone_source or CloneSource.from_env(self.environment)
+
+    @classmethod
+    def from_spec_data(cls, task_id: str, data: Any) -> TaskSpec:
+        """From ``agola.types.runservice.ExecutorTaskSpecData`` (what the runservice sends)."""
+        return cls.from_json(task_id, data.to_json())
 
     @classmethod
     def from_json(cls, task_id: str, data: Mapping[str, Any]) -> TaskSpec:

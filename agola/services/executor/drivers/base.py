@@ -61,14 +61,14 @@ class RegistryCredentials:
     """Credentials for one registry host, already resolved (username/password or base64 auth)."""
 
     username: str = ""
-    password: str = ""
-    auth: str = ""  # base64 "user:pass" (the reference's "encodedauth")
+    password: str = attrs.field(default="", repr=False)
+    auth: str = attrs.field(default="", repr=False)  # base64 "user:pass" (the reference's "encodedauth")
 
 
 @attrs.frozen
 class ContainerSpec:
     image: str
-    env: Mapping[str, str] = attrs.field(factory=dict)
+    env: Mapping[str, str] = attrs.field(factory=dict, repr=lambda env: f"<{len(env)} variables>")
     # None: the driver's default (container 0: the keep-alive sleeper; others: the image's own).
     entrypoint: tuple[str, ...] | None = None
     cmd: tuple[str, ...] | None = None
