@@ -64,3 +64,55 @@ def test_http_auth_header_goes_through_the_environment(tmp_path: Path) -> None:
 
 def test_urls_are_masked_in_logs() -> None:
     assert gitclone.mask_url("fetch https://user:pass@host/r.git failed") == "fetch https://***@host/r.git failed"
+
+
+async def test_clone_with_submodules_over_git_protocol(tmp_path: Path) -> None:
+    """Submodules are fetched too (over git:// on loopback; file:// submodules stay refused by git)."""
+    import subprocess
+
+    from tests.support.services import free_port
+    from tests.support.waiting import wait_for
+
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@e", "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
+
+    def git(*args: str, cwd: Path = tmp_path) -> None:
+        subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
+
+    repos = tmp_path / "repos"
+    for name in ("sub", "main"):
+        work = tmp_path / f"work-{name}"
+        git("init", "-q", "-b", "main", str(work))
+        (work / f"{name}.txt").write_text(f"{name}\n")
+        git("add", ".", cwd=work)
+        git("commit", "-q", "-m", name, cwd=work)
+        git("clone", "-q", "--bare", str(work), str(repos / f"{name}.git"))
+    port = free_port()
+    daemon = subprocess.Popen(
+        ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={repos}", "--listen=127.0.0.1", f"--port={port}", str(repos)],
+        env=env, stderr=subprocess.DEVNULL,
+    )
+    try:
+        work = tmp_path / "work-main"
+        git("-c", "protocol.file.allow=always", "submodule", "add", "-q", f"git://127.0.0.1:{port}/sub.git", "lib/sub", cwd=work)
+        git("commit", "-q", "-m", "add sub", cwd=work)
+        git("push", "-q", str(repos / "main.git"), "main", cwd=work)
+
+        async def daemon_up() -> bool:
+            probe = subprocess.run(["git", "ls-remote", f"git://127.0.0.1:{port}/main.git"], env=env, capture_output=True)
+            return probe.returncode == 0
+
+        await wait_for(daemon_up, timeout=10, interval=0.05)
+        log = bytearray()
+
+        async def sink(data: bytes) -> None:
+            log.extend(data)
+
+        dest = tmp_path / "checkout"
+        source = CloneSource(repository_url=f"git://127.0.0.1:{port}/main.git", ref="refs/heads/main")
+        await gitclone.checkout(source, dest, depth=1, recurse_submodules=True, out=sink)
+        assert (dest / "main.txt").read_text() == "main\n"
+        assert (dest / "lib/sub/sub.txt").read_text() == "sub\n", log.decode()
+    finally:
+        daemon.terminate()
+        daemon.wait()
