@@ -19,8 +19,15 @@ from agola.cli import CliContext
 # name -> ("module:attr", short help shown by `agola --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("agola.cli.serve:serve", "Run agola server components (roles) in this process."),
-    "version": ("agola.cli.main:version", "Print the client and gateway versions."),
+    "version": ("agola.cli.version:version", "Print the client and gateway versions."),
     "pipeline": ("agola.cli.pipeline:pipeline", "Check and inspect pipeline files (.agola/config.*)."),
+    "user": ("agola.cli.user:user", "Manage users, their API tokens and linked accounts."),
+    "org": ("agola.cli.org:org", "Manage organizations and their members."),
+    "projectgroup": ("agola.cli.projectgroup:projectgroup", "Manage project groups, their secrets and variables."),
+    "project": ("agola.cli.project:project", "Manage projects, their secrets and variables."),
+    "run": ("agola.cli.run:run", "List, inspect, follow and act on runs."),
+    "directrun": ("agola.cli.directrun:directrun", "Run the pipeline of a local repository on agola."),
+    "remotesource": ("agola.cli.remotesource:remotesource", "Manage remote sources (git hosts)."),
 }
 
 DEFAULT_GATEWAY_URL = "http://localhost:8000"

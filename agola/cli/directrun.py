@@ -1,0 +1,148 @@
+"""``agola directrun start``: run the pipeline of the local work tree without pushing anywhere
+(spec §6.8).
+
+The work tree (tracked changes, untracked files unless ``--no-untracked``, ignored files with
+``--ignored``) is saved as a commit on the hidden ref ``refs/agola/directrun`` without touching
+the index, HEAD or files; the commit is pushed through the gateway to
+``/repos/<user id>/<repo uuid>.git`` and ``POST /user/createrun`` starts the runs.
+``--follow`` then streams task statuses and logs until the runs end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from agola.cli import CliContext
+from agola.cli._output import EXIT_RUN_FAILED, CliError, call, read_yaml_source
+
+if TYPE_CHECKING:
+    from agola.client import GatewayClient
+
+DEFAULT_PR_REGEXES = (r"refs/pull/(\d+)/head", r"refs/merge-requests/(\d+)/head")
+
+
+@click.group()
+def directrun() -> None:
+    """Run the pipeline of a local repository on agola."""
+
+
+def parse_variables(var_files: tuple[str, ...], vars_: tuple[str, ...]) -> dict[str, str]:
+    """Variables from ``--var-file`` maps (in order), then ``--var NAME=VALUE`` (which win)."""
+    variables: dict[str, str] = {}
+    for path in var_files:
+        data = read_yaml_source(path)
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            raise CliError(f"{path}: a variables file is a map of name: value")
+        for k, v in data.items():
+            variables[str(k)] = "" if v is None else (str(v).lower() if isinstance(v, bool) else str(v))
+    for item in vars_:
+        name, sep, value = item.partition("=")
+        name, value = name.strip(), value.lstrip()
+        if not sep or not name or not value:
+            raise click.BadParameter(f"{item!r}: expected NAME=VALUE with a non-empty name and value", param_hint="--var")
+        variables[name] = value
+    return variables
+
+
+def _check_refs(branch: str | None, tag: str | None, ref: str | None, regexes: tuple[str, ...]) -> tuple[str, str, str]:
+    if sum(x is not None for x in (branch, tag, ref)) > 1:
+        raise click.UsageError("give at most one of --branch, --tag or --ref")
+    for rx in regexes:
+        try:
+            re.compile(rx)
+        except re.error as exc:
+            raise click.BadParameter(f"{rx!r}: {exc}", param_hint="--pull-request-ref-regexes") from None
+    if tag is not None or ref is not None:
+        return "", tag or "", ref or ""
+    return branch or "master", "", ""
+
+
+@directrun.command("start", context_settings={"ignore_unknown_options": False})
+@click.option("--untracked/--no-untracked", default=True, show_default=True, help="Include untracked files.")
+@click.option("--ignored", is_flag=True, help="Include ignored files too.")
+@click.option("--branch", default=None, help="Run as this branch (default: master).")
+@click.option("--tag", default=None, help="Run as this tag.")
+@click.option("--ref", default=None, help="Run as this ref (e.g. refs/pull/1/head).")
+@click.option("--pull-request-ref-regexes", "pr_regexes", multiple=True,
+              help="Regexes telling pull-request refs; group 1 is the PR id (repeatable).")
+@click.option("--var", "vars_", multiple=True, metavar="NAME=VALUE", help="A run variable (repeatable; wins over files).")
+@click.option("--var-file", "var_files", multiple=True, metavar="FILE", help="A YAML/JSON map of variables (repeatable).")
+@click.option("-C", "--repo", "repo", default=".", show_default=True, help="Path inside the local repository.")
+@click.option("-f", "--follow", is_flag=True, help="Stream statuses and logs until the run ends; exit 0 only on success.")
+@click.option("--follow-timeout", default=60.0, show_default=True, hidden=True,
+              help="Seconds to wait for the created run to show up in the runs list.")
+@click.argument("ignored_args", nargs=-1, metavar="")
+@click.pass_obj
+def start(
+    ctx: CliContext, untracked: bool, ignored: bool, branch: str | None, tag: str | None, ref: str | None,
+    pr_regexes: tuple[str, ...], vars_: tuple[str, ...], var_files: tuple[str, ...], repo: str, follow: bool,
+    follow_timeout: float, ignored_args: tuple[str, ...],
+) -> None:
+    """Save the work tree as a commit, push it to agola and start its runs.
+
+    The index, HEAD and files are left untouched. Stray positional arguments are ignored, as the
+    reference CLI does (so `--untracked false` keeps untracked files: use --no-untracked).
+    """
+    from agola.cli import _git
+
+    branch_, tag_, ref_ = _check_refs(branch, tag, ref, pr_regexes)
+    regexes = list(pr_regexes or DEFAULT_PR_REGEXES)
+    variables = parse_variables(var_files, vars_)
+    try:
+        root = _git.repo_root(repo)
+    except _git.GitError as exc:
+        raise CliError(str(exc)) from None
+
+    def info(msg: str) -> None:
+        click.echo(msg, err=True)
+
+    async def main(gw: GatewayClient) -> int:
+        from agola.client import UserCreateRunRequest
+
+        user = await gw.current_user()
+        try:
+            uuid_ = _git.repo_uuid(root)
+            snap = await asyncio.to_thread(_git.save_snapshot, root, untracked=untracked, ignored=ignored)
+            dest = _git.destination_ref(branch_, tag_, ref_)
+            url = _git.repo_push_url(ctx.gateway_url, user.id, uuid_)
+            await asyncio.to_thread(_git.push_snapshot, root, snap.commit_sha, url, dest, ctx.token)
+        except _git.GitError as exc:
+            raise CliError(str(exc)) from None
+        info(f"pushed {snap.commit_sha[:12]} as {dest}")
+        group = f"/user/{user.id}"
+        known: set[str] = set()
+        if follow:
+            known = {r.id for r in await gw.list_runs(group, limit=40)}
+        req = UserCreateRunRequest(
+            repo_uuid=uuid_, repo_path=f"{user.id}/{uuid_}", commit_sha=snap.commit_sha, branch=branch_, tag=tag_,
+            ref=ref_, pull_request_ref_regexes=regexes, variables=variables,
+        )
+        res = await gw.user_create_run(req)
+        if not follow:
+            info("run requested" + (f": {', '.join(res.run_ids)}" if res.run_ids else f" (agola run list)"))
+            return 0
+        return await _follow(gw, group, known, snap.commit_sha, res.run_ids, follow_timeout)
+
+    code = call(ctx, main)
+    if code:
+        sys.exit(code)
+
+
+async def _follow(gw: GatewayClient, group: str, known: set[str], commit_sha: str, run_ids: list[str],
+                  timeout: float) -> int:
+    from agola.cli._follow import RunFollower, newest_runs_of
+
+    ids = run_ids or await newest_runs_of(gw, group, known, commit_sha, timeout)
+    if not ids:
+        click.echo("no run was created (do the runs' `when` conditions exclude this ref?)", err=True)
+        return 0
+    follower = RunFollower(gw, click.echo, prefix_run=len(ids) > 1)
+    finals: list[Any] = await asyncio.gather(*(follower.follow(i) for i in ids))
+    return 0 if all(r.result == "success" for r in finals) else EXIT_RUN_FAILED
