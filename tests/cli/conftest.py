@@ -1,0 +1,3 @@
+from __future__ import annotations
+
+from tests.client.conftest import fake_gateway  # noqa: F401 - shared fixture
