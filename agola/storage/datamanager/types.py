@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from agola.errors import BadRequest, Internal, NotExist
+from agola.storage.coord.sequence import SEQUENCE_LENGTH
 from agola.storage.coord.sequence import Sequence as Seq
 
 # --- errors ----------------------------------------------------------------------------------
@@ -380,7 +381,7 @@ def decode_index(raw: bytes, where: str) -> dict[str, int]:
 
 def data_seq_of_file(file_id: str) -> str:
     """``fileID = <dataSeq>-<uuid>``: the data sequence part."""
-    return file_id[: 2 * _SEQ_PART + 1]
+    return file_id[:SEQUENCE_LENGTH]
 
 
 # --- change groups ---------------------------------------------------------------------------
