@@ -126,7 +126,7 @@ def start(
         )
         res = await gw.user_create_run(req)
         if not follow:
-            info("run requested" + (f": {', '.join(res.run_ids)}" if res.run_ids else f" (agola run list)"))
+            info("run requested" + (f": {', '.join(res.run_ids)}" if res.run_ids else " (agola run list)"))
             return 0
         return await _follow(gw, group, known, snap.commit_sha, res.run_ids, follow_timeout)
 

@@ -149,7 +149,7 @@ def logs(ctx: CliContext, run_id: str, task: str | None, step: int | None, setup
         t = _task_of(r, task)
         if delete:
             await gw.delete_log(r.id, t.id, step=step, setup=setup)
-            write(f"log deleted")
+            write("log deleted")
             return 0
         if step is None and not setup:
             await follower.task_logs(r, t.id, t.name, follow=follow)
