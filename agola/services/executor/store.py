@@ -13,7 +13,7 @@ import asyncio
 import os
 import shutil
 from pathlib import Path
-from typing import AsyncIterator, Protocol
+from typing import Any, AsyncIterator, Protocol
 from urllib.parse import quote
 
 from agola.errors import BadRequest, NotExist
@@ -98,3 +98,49 @@ def _copy_atomic(src: Path, dest: Path) -> None:
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     shutil.copyfile(src, tmp)
     os.replace(tmp, dest)
+
+
+class RunserviceArchiveStore:
+    """Archives kept by the runservice (spec §3.11), through ``agola.clients.runservice``.
+
+    Workspace archives stay on the executor by default: the runservice's fetcher pulls
+    ``<task dir>/archives/<step>.tar`` from the executor API, as in the reference. With
+    ``upload_workspaces`` they are pushed as soon as they are made instead.
+    """
+
+    def __init__(self, client: Any, *, upload_workspaces: bool = False) -> None:
+        self.client = client  # agola.clients.runservice.RunserviceClient
+        self.upload_workspaces = upload_workspaces
+
+    async def put_workspace(self, task_id: str, step: int, archive: Path) -> None:
+        if self.upload_workspaces:
+            with open(archive, "rb") as body:  # a file body: sent with its Content-Length
+                await self.client.upload_archive(task_id, step, body)
+
+    def get_workspace(self, task_id: str, step: int) -> AsyncIterator[bytes]:
+        stream: AsyncIterator[bytes] = self.client.get_archive(task_id, step)
+        return stream
+
+    async def cache_exists(self, key: str) -> bool:
+        return bool(await self.client.cache_exists(_check_key(key)))
+
+    async def put_cache(self, key: str, archive: Path) -> None:
+        with open(archive, "rb") as body:
+            await self.client.put_cache(_check_key(key), body)  # 304 = someone else saved it: fine
+
+    async def open_cache(self, prefix: str) -> AsyncIterator[bytes] | None:
+        stream: AsyncIterator[bytes] = self.client.get_cache(_check_key(prefix), prefix=True)
+        try:
+            first = await stream.__anext__()
+        except NotExist:
+            return None
+        except StopAsyncIteration:
+            first = b""
+
+        async def chained() -> AsyncIterator[bytes]:
+            if first:
+                yield first
+            async for chunk in stream:
+                yield chunk
+
+        return chained()
