@@ -198,3 +198,16 @@ def test_registry_matching() -> None:
     assert find_registry_auth("quay.io/org/img", {"https://quay.io/v2/": creds}) is creds
     assert find_registry_auth("quay.io/org/img", {"ghcr.io": creds}) is None
     assert find_registry_auth("library/busybox", {"https://index.docker.io/v1/": creds}) is creds
+
+
+async def test_task_with_a_service_container(docker_driver: DockerDriver, data_dir: Path, store: LocalArchiveStore) -> None:
+    """The runtime of a task: a service container (entrypoint split on spaces) reached on localhost."""
+    task = spec(
+        "t-service",
+        RunStep(command="for i in $(seq 100); do wget -q -O- http://127.0.0.1:8080/group && exit 0; sleep 0.1; done; exit 1"),
+        containers=(Container(image=BUSYBOX_IMAGE), Container(image=BUSYBOX_IMAGE, entrypoint="httpd -f -p 127.0.0.1:8080 -h /etc")),
+    )
+    status = await runner(task, docker_driver, data_dir, store).run()
+    assert phases(status) == ["success"], step_log(data_dir, "t-service", 0)
+    assert "root:x:0:" in step_log(data_dir, "t-service", 0)
+    assert await docker_driver.list_pods(EXECUTOR_ID) == []
