@@ -258,6 +258,10 @@ class ScriptedExecutor:
             return web.Response(status=404)
         return web.Response(body=self.archives[key])
 
+    def finished_logs_tasks(self) -> set[str]:
+        """Tasks this executor ran to the end (their setup log is complete)."""
+        return {tid for tid, which in self.finished_logs if which == "setup"}
+
     async def wait_tasks(self, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         async with self.new_task:
             await asyncio.wait_for(self.new_task.wait_for(lambda: len(self.pushed) >= n), timeout)
