@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Callable
 
 import attrs
 
-from agola.client import NotExist, RunResponse, RunTaskResponse
+from agola.client import ClientError, NotExist, RunResponse, RunTaskResponse
 from agola.client.types import TASK_FINISHED_STATUSES
 
 if TYPE_CHECKING:
     from agola.client import GatewayClient
 
 Writer = Callable[[str], None]
+MAX_LINE = 64 * 1024
 # Task statuses of tasks that never ran: they have no logs.
 _NO_LOGS = frozenset({"notstarted", "skipped", "cancelled"})
 
@@ -36,6 +37,9 @@ class LineBuffer:
         *lines, self.pending = self.pending.split(b"\n")
         for line in lines:
             self._emit(line)
+        if len(self.pending) > MAX_LINE:  # output without newlines: show it anyway, in pieces
+            self._emit(self.pending)
+            self.pending = b""
 
     def close(self) -> None:
         if self.pending:
@@ -98,7 +102,14 @@ class RunFollower:
             await asyncio.gather(*streams.values(), return_exceptions=True)
 
     async def task_logs(self, run: RunResponse, task_id: str, task_name: str, *, follow: bool) -> None:
-        """Print a task's setup log, then each step's log in order (following them if asked)."""
+        """Print a task's setup log, then each step's log in order (following them if asked).
+        A log that cannot be read is reported in one line; the other tasks go on."""
+        try:
+            await self._task_logs(run, task_id, task_name, follow=follow)
+        except ClientError as exc:
+            self.write(f"{self._prefix(run, task_name)}(logs unavailable: {exc.message})")
+
+    async def _task_logs(self, run: RunResponse, task_id: str, task_name: str, *, follow: bool) -> None:
         run_id = run.id
         prefix = self._prefix(run, task_name)
         task = await self.gw.get_task(run_id, task_id)

@@ -41,7 +41,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 
 def call(ctx: CliContext, fn: Callable[[GatewayClient], Awaitable[T]]) -> T:
     """Run ``fn`` with a client of the configured gateway; map every failure to a ``CliError``."""
-    from agola.client import ClientError, GatewayClient
+    from agola.client import ClientError, GatewayClient, Unauthorized
 
     async def main() -> T:
         async with GatewayClient(ctx.gateway_url, ctx.token) as gw:
@@ -49,6 +49,9 @@ def call(ctx: CliContext, fn: Callable[[GatewayClient], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
+    except Unauthorized as exc:
+        hint = "" if ctx.token else " (no token given: use --token or AGOLA_TOKEN)"
+        raise CliError(exc.message + hint) from None
     except ClientError as exc:
         raise CliError(exc.message) from None
     except KeyboardInterrupt:

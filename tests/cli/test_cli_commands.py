@@ -206,3 +206,16 @@ def test_help_does_not_import_the_http_stack() -> None:
 def test_groups_print_help(command: str) -> None:
     res = CliRunner().invoke(agola, [command])
     assert res.exit_code in (0, 2) and "Commands:" in res.output
+
+
+def test_missing_token_gets_a_hint(fake_gateway: FakeGateway) -> None:
+    res = CliRunner().invoke(agola, ["--gateway-url", fake_gateway.url, "run", "list"], env={"AGOLA_TOKEN": ""})
+    assert res.exit_code == 1
+    assert res.output == "Error: unauthorized (no token given: use --token or AGOLA_TOKEN)\n"
+
+
+def test_environment_variables_configure_the_client(fake_gateway: FakeGateway) -> None:
+    fake_gateway.add_user("user01", token="tok")
+    res = CliRunner().invoke(agola, ["user", "show", "--json"],
+                             env={"AGOLA_GATEWAY_URL": fake_gateway.url, "AGOLA_TOKEN": "tok"})
+    assert res.exit_code == 0 and json.loads(res.stdout)["username"] == "user01"

@@ -51,6 +51,7 @@ class FakeState:
     created_runs: list[dict[str, Any]] = attrs.Factory(list)  # createrun request bodies
     requests: list[Recorded] = attrs.Factory(list)
     return_run_ids: bool = False
+    needs_approval: bool = False  # task01 waits for approval before starting
     step_lines: int = 3
     line_interval: float = 0.05
     ids: Any = attrs.Factory(lambda: itertools.count(1))
@@ -338,6 +339,13 @@ class FakeGateway:
         """Queued -> running; setup; clone step; run step printing lines; then the end."""
         task = run["tasks"][task_id]
         await asyncio.sleep(0.05)
+        if self.state.needs_approval:
+            task["waiting_approval"] = True
+            run["phase"] = "running"
+            run["tasks_waiting_approval"] = [task_id]
+            while not task["approved"]:
+                await asyncio.sleep(0.01)
+            task["waiting_approval"], run["tasks_waiting_approval"] = False, []
         run["phase"], task["status"], run["setup_phase"] = "running", "running", "success"
         self.state.logs[(run["id"], task_id, "setup")] = b"pulling image\n"
         for i, step in enumerate(run["steps"]):
