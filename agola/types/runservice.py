@@ -163,6 +163,7 @@ class SaveContent(JSONType):
 
 
 class StepType(enum.StrEnum):
+    CLONE = "clone"
     RUN = "run"
     SAVE_TO_WORKSPACE = "save_to_workspace"
     RESTORE_WORKSPACE = "restore_workspace"
@@ -189,6 +190,16 @@ class Step(JSONType):
             raise BadRequest(f"{where}: unknown step type {kind!r}, expected one of {allowed}")
         step: Step = decode_object(raw, target, path)
         return step
+
+
+@attrs.frozen
+class CloneStep(Step):
+    """Check out the run's commit into the working dir (done by the executor on the host side:
+    the image needs no git)."""
+
+    type: StepType = jfield("type", default=StepType.CLONE)
+    depth: int | None = jfield("depth", default=None)
+    recurse_submodules: bool = jfield("recurse_submodules", default=False)
 
 
 @attrs.frozen
@@ -228,6 +239,7 @@ class RestoreCacheStep(Step):
 
 
 _STEP_CLASSES: dict[str, type[Step]] = {
+    StepType.CLONE.value: CloneStep,
     StepType.RUN.value: RunStep,
     StepType.SAVE_TO_WORKSPACE.value: SaveToWorkspaceStep,
     StepType.RESTORE_WORKSPACE.value: RestoreWorkspaceStep,

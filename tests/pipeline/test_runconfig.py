@@ -125,12 +125,12 @@ def test_the_runservice_decodes_generated_tasks() -> None:
     (run,) = generate(RunContext.for_tag("v1"), variables={"secret": "s"})
     for task in run.tasks.values():
         wire = task.to_json()
-        # The clone operation is the executor's; decode the rest with the runservice's types.
-        wire["steps"] = [s for s in wire["steps"] if s["type"] != "clone"]
         decoded = WireRunConfigTask.from_json(wire)
         assert decoded.id == task.id and decoded.level == task.level
         assert set(decoded.depends) == set(task.depends)
         assert [s.type for s in decoded.steps] == [s["type"] for s in wire["steps"]]
+        clone = [s for s in decoded.steps if s.type == "clone"]
+        assert all(c.depth == 5 and c.recurse_submodules for c in clone)
     build = WireRunConfigTask.from_json({**run.task_by_name("build").to_json(), "steps": []})
     assert build.task_timeout_interval is not None and build.task_timeout_interval.total_seconds() == 90
     assert build.runtime.containers[0].volumes[0].tmpfs.size == 64 * 1024 * 1024
