@@ -195,3 +195,15 @@ async def test_direct_run_logs_runs_and_actions(fake_gateway: FakeGateway, tmp_p
     assert ("DELETE", "/api/v1alpha/logs", f"runID={run_id}&taskID={task_id}&setup=") in sent
     actions = [r.body for r in fake_gateway.state.requests if r.path.endswith("/actions")]
     assert actions == [{"action_type": "cancel", "from_start": False}, {"action_type": "approve"}]
+
+
+def test_sync_facade(fake_gateway: FakeGateway) -> None:
+    from agola.client.sync import SyncGatewayClient
+
+    with SyncGatewayClient(fake_gateway.url, ADMIN_TOKEN) as gw:
+        assert gw.create_user("user01").username == "user01"
+        assert [u.username for u in gw.list_users()] == ["user01"]
+        with pytest.raises(NotExist):
+            gw.get_user("nobody")
+        with pytest.raises(NotExist):
+            list(gw.stream_log("norun", "t", step=0))
