@@ -31,6 +31,7 @@ class LineBuffer:
         self.write = write
         self.prefix = prefix
         self.pending = b""
+        self.emitted = False
 
     def feed(self, chunk: bytes) -> None:
         self.pending += chunk
@@ -47,6 +48,7 @@ class LineBuffer:
             self.pending = b""
 
     def _emit(self, line: bytes) -> None:
+        self.emitted = True
         self.write(self.prefix + line.rstrip(b"\r").decode(errors="replace"))
 
 
@@ -130,6 +132,11 @@ class RunFollower:
             task = await self._step_result(run_id, task_id, prefix, index, follow)
             index += 1
 
+    async def step_log(self, run_id: str, task_id: str, *, step: int | None, follow: bool) -> None:
+        """One step's (or, with ``step`` None, the setup's) log without prefix; when following,
+        waits for a step that has not started yet."""
+        await self._one_log(run_id, task_id, "", step, None, follow)
+
     async def _step_result(self, run_id: str, task_id: str, prefix: str, index: int, follow: bool) -> RunTaskResponse:
         """Report how a step ended (waiting briefly for the status to catch up with the log)."""
         task = await self.gw.get_task(run_id, task_id)
@@ -145,9 +152,11 @@ class RunFollower:
         return task
 
     async def _one_log(
-        self, run_id: str, task_id: str, prefix: str, step: int | None, title: str, follow: bool
+        self, run_id: str, task_id: str, prefix: str, step: int | None, title: str | None, follow: bool
     ) -> None:
-        self.write(f"{prefix}--- {title}")
+        """One log (``step`` None = setup), waiting for it to exist when following."""
+        if title is not None:
+            self.write(f"{prefix}--- {title}")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.log_wait
         while True:
@@ -159,9 +168,13 @@ class RunFollower:
                 return
             except NotExist:
                 lines.close()
+                if lines.emitted:
+                    return  # it existed and was read: a stream that ends is the step's end
                 # The executor may not serve it yet, or the archive is being written: retry a while.
                 task = await self.gw.get_task(run_id, task_id)
-                if not follow or (task.status in TASK_FINISHED_STATUSES and loop.time() > deadline):
+                # No waiting for a step that does not exist, or whose log was archived (then deleted).
+                hopeless = step is not None and (step >= len(task.steps) or task.steps[step].log_archived)
+                if not follow or hopeless or (task.status in TASK_FINISHED_STATUSES and loop.time() > deadline):
                     self.write(f"{prefix}(no log)")
                     return
                 await asyncio.sleep(self.poll_interval)

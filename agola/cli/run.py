@@ -154,6 +154,12 @@ def logs(ctx: CliContext, run_id: str, task: str | None, step: int | None, setup
         if step is None and not setup:
             await follower.task_logs(r, t.id, t.name, follow=follow)
             return 0
+        if follow:
+            steps = len((await gw.get_task(r.id, t.id)).steps)
+            if step is not None and step >= steps:
+                raise CliError(f"task {t.name} has {steps} steps (0 to {steps - 1}): no step {step}")
+            await follower.step_log(r.id, t.id, step=step, follow=True)
+            return 0
         out = LineBuffer(write, "")
         async for chunk in gw.stream_log(r.id, t.id, step=step, setup=setup, follow=follow):
             out.feed(chunk)

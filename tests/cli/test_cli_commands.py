@@ -219,3 +219,16 @@ def test_environment_variables_configure_the_client(fake_gateway: FakeGateway) -
     res = CliRunner().invoke(agola, ["user", "show", "--json"],
                              env={"AGOLA_GATEWAY_URL": fake_gateway.url, "AGOLA_TOKEN": "tok"})
     assert res.exit_code == 0 and json.loads(res.stdout)["username"] == "user01"
+
+
+def test_run_logs_follow_of_one_step(fake_gateway: FakeGateway, tmp_path: Path) -> None:
+    fake_gateway.add_user("user01", token="tok")
+    fake_gateway.state.return_run_ids = True
+    started = cli(fake_gateway.url, "tok", "directrun", "start", "-C", str(_repo(tmp_path)))
+    assert started.exit_code == 0, started.output
+    run_id = started.stderr.strip().splitlines()[-1].split(": ")[-1]
+    # Started right away: the step has not begun yet, --follow waits for it, then streams it live.
+    step = cli(fake_gateway.url, "tok", "run", "logs", run_id, "-t", "task01", "--step", "1", "-f")
+    assert (step.exit_code, step.output) == (0, "line 0\nline 1\nline 2\n")
+    missing = cli(fake_gateway.url, "tok", "run", "logs", run_id, "-t", "task01", "--step", "7", "-f")
+    assert (missing.exit_code, missing.output) == (1, "Error: task task01 has 2 steps (0 to 1): no step 7\n")
