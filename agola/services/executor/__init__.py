@@ -1,0 +1,11 @@
+"""The executor: runs executor tasks in pods and reports step results (spec §7).
+
+Public surface (import from the modules; nothing is imported here, to keep start-up light):
+
+* ``taskspec``: ``TaskSpec`` (what to run, from the runservice's spec data), ``TaskStatus``.
+* ``taskrunner``: ``TaskRunner`` (setup, steps, stop, timeout, live logs of one task).
+* ``drivers.base``: the ``Driver``/``Pod`` interface; ``drivers.docker.DockerDriver`` and
+  ``drivers.host.HostDriver`` (untrusted code runs with the executor's rights there).
+* ``store``: ``ArchiveStore`` with ``LocalArchiveStore`` and ``RunserviceArchiveStore``.
+* ``logs``: ``LogFile``/``TaskLogs`` and ``read_log`` (the executor API's log stream).
+"""

@@ -19,8 +19,7 @@ from typing import AsyncIterator, Awaitable, Callable, Mapping, Union
 
 from agola.errors import AgolaError
 from agola.services.executor import gitclone
-from agola.services.executor.drivers.base import Pod
-from agola.services.executor.drivers.docker import host_arch
+from agola.services.executor.drivers.base import Pod, host_arch
 from agola.services.executor.logs import LogFile
 from agola.services.executor.store import ArchiveStore
 from agola.services.executor.taskspec import (

@@ -30,8 +30,8 @@ from agola.services.executor.drivers.base import (
     PodSpec,
     RegistryCredentials,
     TmpfsMount,
+    split_entrypoint,
 )
-from agola.services.executor.drivers.docker import split_entrypoint
 from agola.services.executor.logs import LogFile, TaskLogs
 from agola.services.executor.steps import RenderKey, StepRunner, default_render_key
 from agola.services.executor.store import ArchiveStore

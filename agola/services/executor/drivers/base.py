@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import io
+import platform
 import posixpath
 import tarfile
 import tempfile
@@ -34,6 +35,22 @@ LABEL_EXECUTOR_ID = "agola.io/executorid"
 LABEL_POD_ID = "agola.io/podid"
 LABEL_TASK_ID = "agola.io/taskid"
 LABEL_CONTAINER_INDEX = "agola.io/containerindex"
+
+
+_ARCHS = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm", "i686": "386"}
+
+
+def host_arch() -> str:
+    """This machine's architecture, named as the reference does (amd64, arm64, arm, 386)."""
+    machine = platform.machine().lower()
+    return _ARCHS.get(machine, machine)
+
+
+def split_entrypoint(entrypoint: str) -> tuple[str, ...] | None:
+    """The reference splits a container entrypoint on single spaces."""
+    if not entrypoint:
+        return None
+    return tuple(part for part in entrypoint.split(" ") if part)
 
 
 class PodSetupError(AgolaError):

@@ -18,7 +18,6 @@ import asyncio
 import base64
 import json
 import os
-import platform
 import posixpath
 from pathlib import Path
 from typing import Any, AsyncIterator, Mapping
@@ -44,6 +43,8 @@ from agola.services.executor.drivers.base import (
     RegistryCredentials,
     Sink,
     discard,
+    host_arch,
+    split_entrypoint,
 )
 from agola.util import tarsafe
 from agola.util.log import get_logger
@@ -58,7 +59,6 @@ INLINE_SCRIPT_MAX = 64 * 1024
 # pid 1 of container 0: never exits on its own, ignores TERM/INT, reaps zombies in `wait`.
 SLEEPER = (BUSYBOX, "sh", "-c", f"trap : TERM INT; while :; do {BUSYBOX} sleep 3600 & wait; done")
 PRIVILEGED_REFUSED = "Executor doesn't allow executing privileged containers."
-_ARCHS = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm", "i686": "386"}
 
 
 @attrs.frozen
@@ -67,11 +67,6 @@ class DockerDriverConfig:
     network: str = ""  # "" = the engine's default; "none", "host" or a network name
     allow_privileged: bool = False
     docker_url: str | None = None  # None = from the environment (DOCKER_HOST) or the local socket
-
-
-def host_arch() -> str:
-    machine = platform.machine().lower()
-    return _ARCHS.get(machine, machine)
 
 
 def image_registry(image: str) -> str:
@@ -486,13 +481,6 @@ def _split_tag(image: str) -> tuple[str, str]:
     if sep and "/" not in tag:
         return name, tag
     return image, "latest"
-
-
-def split_entrypoint(entrypoint: str) -> tuple[str, ...] | None:
-    """The reference splits a container entrypoint on single spaces."""
-    if not entrypoint:
-        return None
-    return tuple(part for part in entrypoint.split(" ") if part)
 
 
 __all__ = [

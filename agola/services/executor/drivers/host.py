@@ -33,8 +33,8 @@ from agola.services.executor.drivers.base import (
     PodSpec,
     Sink,
     discard,
+    host_arch,
 )
-from agola.services.executor.drivers.docker import host_arch
 from agola.util import tarsafe
 
 CHUNK = 64 * 1024
