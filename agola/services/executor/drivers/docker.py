@@ -450,19 +450,19 @@ class DockerDriver(Driver):
         label = f"{LABEL_EXECUTOR_ID}={executor_id}" if executor_id else f"{LABEL_AGOLA}=true"
         pods: dict[str, dict[str, Any]] = {}
         for c in await self._containers(label):
-            labels = c._container.get("Labels") or {}
+            labels = _labels(c)
             pod_id = labels.get(LABEL_POD_ID, "")
             pod = pods.setdefault(pod_id, {"task_id": "", "executor_id": labels.get(LABEL_EXECUTOR_ID, ""), "running": False})
             if labels.get(LABEL_CONTAINER_INDEX) == "0" or not pod["task_id"]:
                 pod["task_id"] = labels.get(LABEL_TASK_ID, "")
-            pod["running"] = pod["running"] or c._container.get("State") == "running"
+            pod["running"] = pod["running"] or _field(c, "State") == "running"
         return [PodInfo(pod_id=pid, **fields) for pid, fields in pods.items()]
 
     async def remove_pod(self, pod_id: str) -> None:
         await self.setup()
         containers = await self._containers(f"{LABEL_POD_ID}={pod_id}")
         # Service containers first: they depend on container 0's network namespace.
-        containers.sort(key=lambda c: -int((c._container.get("Labels") or {}).get(LABEL_CONTAINER_INDEX, "0")))
+        containers.sort(key=lambda c: -int(_labels(c).get(LABEL_CONTAINER_INDEX, "0") or 0))
         await self._remove_containers(containers)
 
     async def _remove_containers(self, containers: list[aiodocker.containers.DockerContainer]) -> None:
@@ -472,6 +472,18 @@ class DockerDriver(Driver):
             except DockerError as exc:
                 if exc.status not in (404, 409):
                     log.warning("cannot remove container", container=c.id, error=exc.message)
+
+
+def _field(container: aiodocker.containers.DockerContainer, key: str) -> Any:
+    """A field of a container as listed (``GET /containers/json``)."""
+    try:
+        return container[key]
+    except KeyError:
+        return None
+
+
+def _labels(container: aiodocker.containers.DockerContainer) -> dict[str, str]:
+    return _field(container, "Labels") or {}
 
 
 def _split_tag(image: str) -> tuple[str, str]:
