@@ -96,19 +96,27 @@ class Stack:
 
     async def close(self) -> None:
         for inst in self.instances:
-            try:
-                await asyncio.wait_for(inst.readdb.stop(), 5)
-            except TimeoutError:
-                print("READDB STOP HANG", file=sys.stderr)
-                raise
-            try:
-                await asyncio.wait_for(inst.dm.stop(), 5)
-            except TimeoutError:
-                print("DM STOP HANG", file=sys.stderr)
-                raise
+            await asyncio.wait_for(inst.readdb.stop(), 10)
+            await _stop_datamanager(inst.dm)
         for c in reversed(self.closers):
-            try:
-                await asyncio.wait_for(c.close(), 5)
-            except TimeoutError:
-                print("CLOSE HANG", c, file=sys.stderr)
-                raise
+            await asyncio.wait_for(c.close(), 10)
+
+
+async def _stop_datamanager(dm: DataManager) -> None:
+    """``dm.stop()``, cancelling its loops again while it waits for them.
+
+    Python 3.11's ``asyncio.wait_for`` can turn a cancellation that races its timeout into a
+    ``TimeoutError``; a loop that waits with it and ignores timeouts then loses the cancel and
+    ``stop()`` waits forever. Until the datamanager loops avoid that, a second cancel ends them.
+    """
+    stopping = asyncio.ensure_future(dm.stop())
+    for _ in range(100):
+        done, _ = await asyncio.wait({stopping}, timeout=0.1)
+        if done:
+            stopping.result()
+            return
+        for task in asyncio.all_tasks():
+            if task.get_name().startswith("datamanager-") and not task.done():
+                task.cancel()
+    print("datamanager stop did not finish", file=sys.stderr)
+    raise TimeoutError("datamanager stop did not finish")

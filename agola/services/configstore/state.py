@@ -26,7 +26,7 @@ from agola.services.configstore.paths import (
     project_group_response,
     project_response,
 )
-from agola.services.configstore.tokens import hash_token
+from agola.services.configstore.tokens import hash_token, user_token_name
 from agola.types.configstore import (
     DATATYPES,
     ConfigType,
@@ -166,9 +166,12 @@ class ConfigState:
         return self.user(parsed.value) if parsed.is_id else self.user_by_name(parsed.value)
 
     def user_by_token(self, token: str) -> User | None:
-        """The user owning API token ``token`` (looked up by its hash)."""
+        """The user owning API token ``token``: found by its hash, confirmed in constant time."""
         uid = self._user_by_token.get(hash_token(token))
-        return self.user(uid) if uid else None
+        user = self.user(uid) if uid else None
+        if user is None or user_token_name(user, token) is None:
+            return None
+        return user
 
     def user_by_linked_account(self, la_id: str) -> User | None:
         uid = self._user_by_la.get(la_id)
