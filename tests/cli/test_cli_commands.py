@@ -232,3 +232,13 @@ def test_run_logs_follow_of_one_step(fake_gateway: FakeGateway, tmp_path: Path) 
     assert (step.exit_code, step.output) == (0, "line 0\nline 1\nline 2\n")
     missing = cli(fake_gateway.url, "tok", "run", "logs", run_id, "-t", "task01", "--step", "7", "-f")
     assert (missing.exit_code, missing.output) == (1, "Error: task task01 has 2 steps (0 to 1): no step 7\n")
+
+
+def test_version_prints_client_and_gateway(fake_gateway: FakeGateway) -> None:
+    from agola import __version__
+
+    res = cli(fake_gateway.url, "", "version")
+    assert res.exit_code == 0
+    assert res.output == f"Client version: \t{__version__}\nGateway version:\t{__version__}\n"
+    assert json.loads(cli(fake_gateway.url, "", "version", "--json").stdout) == {
+        "client": __version__, "gateway": __version__}
