@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -10,6 +11,7 @@ import pytest
 
 from agola.errors import BadRequest, NotExist
 from agola.storage.objectstorage.posix import PosixObjectStorage
+from tests.support.waiting import wait_for
 
 
 async def test_objects_live_under_data_and_staging_is_cleaned(tmp_path: Path) -> None:
@@ -124,3 +126,35 @@ async def test_writes_racing_deletes_that_prune_the_same_directory(tmp_path: Pat
     await asyncio.gather(*(churn(f"o{i}") for i in range(4)))
     assert [i async for i in ost.list("")] == []
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def _open_fds_on(path: Path) -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == str(path):
+                count += 1
+        except OSError:
+            pass
+    return count
+
+
+async def test_reader_cancelled_mid_read_still_closes_its_file(tmp_path: Path) -> None:
+    ost = PosixObjectStorage(tmp_path)
+    await ost.write("big", b"x" * (8 * 1024 * 1024))
+    file = tmp_path / "data" / "big"
+    reader = await ost.read("big")
+    got_one = asyncio.Event()
+
+    async def consume() -> None:
+        async for _chunk in reader:
+            got_one.set()
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(consume())
+    await got_one.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await reader.aclose()
+    await wait_for(lambda: _open_fds_on(file) == 0, timeout=10, message="reader file closed")
