@@ -1,0 +1,26 @@
+"""The gateway's business logic. HTTP handlers parse, then call one of these functions with the
+caller's ``Identity``; the functions check permissions, talk to the configstore, runservice and
+gitserver through ``Services``, and return typed values the handlers serialize."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from agola.clients.runservice import RunserviceClient
+from agola.services.gateway.auth import TokenSigner
+
+
+@attrs.define
+class Services:
+    """The gateway's dependencies. ``configstore`` is a ``ConfigstoreAPI`` (the HTTP client, or the
+    configstore's in-process action handler)."""
+
+    configstore: Any
+    runservice: RunserviceClient
+    gitserver_url: str
+    api_exposed_url: str
+    signer: TokenSigner
+    # Raw file fetcher for run creation, overridable in tests; default: the gitserver.
+    extra: dict[str, Any] = attrs.field(factory=dict)

@@ -1,0 +1,141 @@
+"""Runs, tasks and logs (spec §6.2, §6.7, §3.8): reads need ``CanGetRun``, actions
+``CanDoRunActions``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import AsyncIterator
+
+import attrs
+
+from agola.errors import BadRequest, NotExist
+from agola.services.gateway.actions import Services
+from agola.services.gateway.auth import Identity
+from agola.services.gateway.permissions import can_do_run_actions, can_get_run, deny, require_user
+from agola.types.runservice import Run, RunConfigTask, RunResponse, RunTask
+
+DEFAULT_RUNS_LIMIT = 25
+MAX_RUNS_LIMIT = 40
+APPROVERS_ANNOTATION = "approvers"
+
+
+def approval_change_group(run_id: str) -> str:
+    """Change group guarding a run's approvals (shared with the scheduler's approve loop)."""
+    return hashlib.sha256(f"approval-{run_id}".encode()).hexdigest()
+
+
+@attrs.frozen
+class RunsQuery:
+    group: str
+    phases: tuple[str, ...] = ()
+    results: tuple[str, ...] = ()
+    change_groups: tuple[str, ...] = ()
+    last_run: bool = False
+    start: str = ""
+    limit: int = 0
+    asc: bool = False
+
+
+@attrs.frozen
+class TaskView:
+    run: Run
+    task: RunTask
+    config: RunConfigTask | None
+
+
+async def list_runs(svc: Services, ident: Identity, q: RunsQuery) -> list[Run]:
+    require_user(ident)
+    if not q.group:
+        raise BadRequest("no groups specified")
+    if not await can_get_run(svc.configstore, ident, q.group):
+        raise deny(ident, "see the runs of this group")
+    limit = DEFAULT_RUNS_LIMIT if q.limit <= 0 else min(q.limit, MAX_RUNS_LIMIT)
+    runs, _ = await svc.runservice.list_runs(
+        groups=[q.group], phases=list(q.phases), results=list(q.results), change_groups=list(q.change_groups),
+        last_run=q.last_run, start=q.start, limit=limit, asc=q.asc)
+    return runs
+
+
+async def _readable_run(svc: Services, ident: Identity, run_id: str, change_groups: list[str] | None = None) -> RunResponse:
+    resp = await svc.runservice.get_run(run_id, change_groups)
+    if not await can_get_run(svc.configstore, ident, resp.run.group):
+        # Same answer as a missing run for those who may not know it exists.
+        raise deny(ident, "see this run")
+    return resp
+
+
+async def _actionable_run(svc: Services, ident: Identity, run_id: str, change_groups: list[str] | None = None) -> RunResponse:
+    require_user(ident)
+    resp = await svc.runservice.get_run(run_id, change_groups)
+    if not await can_do_run_actions(svc.configstore, ident, resp.run.group):
+        raise deny(ident, "act on this run")
+    return resp
+
+
+async def get_run(svc: Services, ident: Identity, run_id: str) -> RunResponse:
+    return await _readable_run(svc, ident, run_id)
+
+
+async def run_action(svc: Services, ident: Identity, run_id: str, action: str, from_start: bool) -> RunResponse:
+    before = await _actionable_run(svc, ident, run_id)
+    if action == "restart":
+        return await svc.runservice.restart_run(run_id, from_start=from_start)
+    if action == "cancel":
+        await svc.runservice.cancel_run(run_id)
+        return before
+    if action == "stop":
+        await svc.runservice.stop_run(run_id)
+        return before
+    raise BadRequest(f"wrong run action type {action!r} (expected restart, cancel or stop)")
+
+
+def _task(resp: RunResponse, task_id: str) -> TaskView:
+    task = resp.run.tasks.get(task_id)
+    if task is None:
+        raise NotExist(f"run {resp.run.id} has no task {task_id}")
+    config = resp.run_config.tasks.get(task_id) if resp.run_config is not None else None
+    return TaskView(resp.run, task, config)
+
+
+async def get_task(svc: Services, ident: Identity, run_id: str, task_id: str) -> TaskView:
+    return _task(await _readable_run(svc, ident, run_id), task_id)
+
+
+def approvers(task: RunTask) -> list[str]:
+    raw = task.annotations.get(APPROVERS_ANNOTATION, "")
+    try:
+        value = json.loads(raw) if raw else []
+    except ValueError:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+async def task_action(svc: Services, ident: Identity, run_id: str, task_id: str, action: str) -> None:
+    if action != "approve":
+        raise BadRequest(f"wrong task action type {action!r} (expected approve)")
+    group = approval_change_group(run_id)
+    resp = await _actionable_run(svc, ident, run_id, [group])
+    if ident.user is None:
+        raise BadRequest("approving needs a user: the admin token has none")
+    view = _task(resp, task_id)
+    if not view.task.waiting_approval:
+        raise BadRequest(f"task {task_id} is not waiting for an approval")
+    current = approvers(view.task)
+    if ident.user.id in current:
+        raise BadRequest(f"user {ident.user.name} has already approved task {task_id}")
+    annotations = {**view.task.annotations, APPROVERS_ANNOTATION: json.dumps(current + [ident.user.id])}
+    await svc.runservice.set_task_annotations(run_id, task_id, annotations, resp.change_groups_update_token)
+
+
+async def get_log(svc: Services, ident: Identity, run_id: str, task_id: str, *, setup: bool, step: int | None,
+                  follow: bool) -> AsyncIterator[bytes]:
+    """Check access, then the log stream (errors of the runservice surface on the first chunk)."""
+    await _readable_run(svc, ident, run_id)
+    return svc.runservice.get_log(run_id, task_id, setup=setup, step=step, follow=follow)
+
+
+async def delete_log(svc: Services, ident: Identity, run_id: str, task_id: str, *, setup: bool,
+                     step: int | None) -> None:
+    await _actionable_run(svc, ident, run_id)
+    await svc.runservice.delete_log(run_id, task_id, setup=setup, step=step)

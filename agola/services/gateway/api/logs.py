@@ -1,0 +1,77 @@
+"""``/logs``: a step's (or the setup's) log, followed live if asked; deletion of archived logs."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from agola.errors import AgolaError, BadRequest
+from agola.services.gateway.actions import runs as actions
+from agola.services.gateway.api.common import ctx, no_content
+from agola.util.http import API_PREFIX, query_bool
+from agola.util.log import get_logger
+
+log = get_logger(__name__)
+
+
+def _param(request: web.Request, camel: str) -> str:
+    # The reference uses camelCase (runID, taskID); lower case is accepted too.
+    return request.query.get(camel) or request.query.get(camel.lower()) or ""
+
+
+def _target(request: web.Request) -> tuple[str, str, bool, int | None]:
+    run_id, task_id = _param(request, "runID"), _param(request, "taskID")
+    if not run_id:
+        raise BadRequest("empty run id")
+    if not task_id:
+        raise BadRequest("empty task id")
+    setup = "setup" in request.query
+    raw_step = request.query.get("step")
+    if setup == (raw_step is not None):
+        raise BadRequest("exactly one of setup or step is required")
+    step: int | None = None
+    if raw_step is not None:
+        try:
+            step = int(raw_step)
+        except ValueError:
+            raise BadRequest(f"step {raw_step!r} is not an integer") from None
+        if step < 0:
+            raise BadRequest("step must be >= 0")
+    return run_id, task_id, setup, step
+
+
+async def get_log(request: web.Request) -> web.StreamResponse:
+    svc, ident = await ctx(request)
+    run_id, task_id, setup, step = _target(request)
+    stream = await actions.get_log(svc, ident, run_id, task_id, setup=setup, step=step,
+                                   follow=query_bool(request, "follow"))
+    iterator = stream.__aiter__()
+    # Pull the first chunk before answering, so a missing log is a proper error status.
+    try:
+        first = await iterator.__anext__()
+    except StopAsyncIteration:
+        first = b""
+    resp = web.StreamResponse(status=200, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    resp.content_type = "text/plain"
+    await resp.prepare(request)
+    try:
+        if first:
+            await resp.write(first)
+        async for chunk in iterator:
+            await resp.write(chunk)
+    except AgolaError as exc:
+        log.warning("log relay ended early", run=run_id, task=task_id, error=exc.message)
+    except ConnectionResetError:
+        pass
+    return resp
+
+
+async def delete_log(request: web.Request) -> web.Response:
+    svc, ident = await ctx(request)
+    run_id, task_id, setup, step = _target(request)
+    await actions.delete_log(svc, ident, run_id, task_id, setup=setup, step=step)
+    return no_content()
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get(f"{API_PREFIX}/logs", get_log)
+    app.router.add_delete(f"{API_PREFIX}/logs", delete_log)

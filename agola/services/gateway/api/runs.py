@@ -1,0 +1,96 @@
+"""``/runs``: list, get, actions; ``/runs/{id}/tasks/{id}``: get, approve; ``/runs/events``."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from agola.errors import AgolaError, BadRequest
+from agola.services.gateway.actions import events
+from agola.services.gateway.actions import runs as actions
+from agola.services.gateway.api import serialize
+from agola.services.gateway.api.common import bool_field, ctx, json_object, str_field
+from agola.util.http import API_PREFIX, json_response, query_bool, query_int
+from agola.util.log import get_logger
+
+log = get_logger(__name__)
+
+
+def _query(request: web.Request) -> actions.RunsQuery:
+    q = request.query
+    groups = q.getall("group", [])
+    return actions.RunsQuery(
+        group=groups[0] if groups else "",  # only the first group is used, as in the reference
+        phases=tuple(q.getall("phase", [])),
+        results=tuple(q.getall("result", [])),
+        change_groups=tuple(q.getall("changegroup", [])),
+        last_run=query_bool(request, "lastrun"),
+        start=q.get("start", ""),
+        limit=query_int(request, "limit", 0),
+        asc=query_bool(request, "asc"),
+    )
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    svc, ident = await ctx(request)
+    runs = await actions.list_runs(svc, ident, _query(request))
+    return json_response([serialize.runs_row(r) for r in runs])
+
+
+async def get_run(request: web.Request) -> web.Response:
+    svc, ident = await ctx(request)
+    return json_response(serialize.run(await actions.get_run(svc, ident, request.match_info["runid"])))
+
+
+async def run_actions(request: web.Request) -> web.Response:
+    svc, ident = await ctx(request)
+    body = await json_object(request)
+    resp = await actions.run_action(svc, ident, request.match_info["runid"], str_field(body, "action_type"),
+                                    bool_field(body, "from_start"))
+    return json_response(serialize.run(resp))
+
+
+async def get_task(request: web.Request) -> web.Response:
+    svc, ident = await ctx(request)
+    view = await actions.get_task(svc, ident, request.match_info["runid"], request.match_info["taskid"])
+    return json_response(serialize.task(view))
+
+
+async def task_actions(request: web.Request) -> web.Response:
+    svc, ident = await ctx(request)
+    body = await json_object(request)
+    await actions.task_action(svc, ident, request.match_info["runid"], request.match_info["taskid"],
+                              str_field(body, "action_type"))
+    return web.Response(status=200)
+
+
+async def run_events(request: web.Request) -> web.StreamResponse:
+    svc, ident = await ctx(request)
+    stream = await events.run_events(svc, ident)
+    resp = web.StreamResponse(status=200, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    resp.content_type = "text/event-stream"
+    await resp.prepare(request)
+    await resp.write(b": connected\n\n")
+    try:
+        async for event in stream:
+            await resp.write(b"data: " + json.dumps(event.to_json()).encode() + b"\n\n")
+    except AgolaError as exc:
+        # Headers are gone: the stream just ends; the client reconnects.
+        log.warning("run events relay ended", error=exc.message)
+    except ConnectionResetError:
+        pass
+    return resp
+
+
+def add_routes(app: web.Application) -> None:
+    p = f"{API_PREFIX}/runs"
+    app.router.add_get(p, list_runs)
+    app.router.add_get(f"{p}/events", run_events)
+    app.router.add_get(f"{p}/{{runid}}", get_run)
+    app.router.add_put(f"{p}/{{runid}}/actions", run_actions)
+    app.router.add_get(f"{p}/{{runid}}/tasks/{{taskid}}", get_task)
+    app.router.add_put(f"{p}/{{runid}}/tasks/{{taskid}}/actions", task_actions)
+
+
+__all__ = ["add_routes", "BadRequest"]

@@ -1,0 +1,77 @@
+"""``/user``, ``/users``: users, tokens, linked accounts."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from agola.services.gateway.actions import users as actions
+from agola.services.gateway.api import serialize
+from agola.services.gateway.api.common import ctx, json_object, no_content, paging, str_field
+from agola.util.http import API_PREFIX, json_response
+
+
+async def current_user(request: web.Request) -> web.Response:
+    svc, ident = await ctx(request)
+    return json_response(serialize.user(await actions.current_user(svc, ident)))
+
+
+async def get_user(request: web.Request) -> web.Response:
+    svc, ident = await ctx(request)
+    return json_response(serialize.user(await actions.get_user(svc, ident, request.match_info["userref"])))
+
+
+async def list_users(request: web.Request) -> web.Response:
+    svc, ident = await ctx(request)
+    users = await actions.list_users(svc, ident, *paging(request))
+    return json_response([serialize.user(u) for u in users])
+
+
+async def create_user(request: web.Request) -> web.Response:
+    svc, ident = await ctx(request)
+    body = await json_object(request)
+    user = await actions.create_user(svc, ident, str_field(body, "username"))
+    return json_response(serialize.user(user), status=201)
+
+
+async def delete_user(request: web.Request) -> web.Response:
+    svc, ident = await ctx(request)
+    await actions.delete_user(svc, ident, request.match_info["userref"])
+    return no_content()
+
+
+async def create_token(request: web.Request) -> web.Response:
+    svc, ident = await ctx(request)
+    body = await json_object(request)
+    token = await actions.create_user_token(svc, ident, request.match_info["userref"], str_field(body, "token_name"))
+    return json_response({"token": token}, status=201)
+
+
+async def delete_token(request: web.Request) -> web.Response:
+    svc, ident = await ctx(request)
+    await actions.delete_user_token(svc, ident, request.match_info["userref"], request.match_info["tokenname"])
+    return no_content()
+
+
+async def create_linked_account(request: web.Request) -> web.Response:
+    svc, ident = await ctx(request)
+    await actions.create_user_linked_account(svc, ident, request.match_info["userref"])
+    return no_content()  # not reached: linked accounts need the remote source flows
+
+
+async def delete_linked_account(request: web.Request) -> web.Response:
+    svc, ident = await ctx(request)
+    await actions.delete_user_linked_account(svc, ident, request.match_info["userref"], request.match_info["laid"])
+    return no_content()
+
+
+def add_routes(app: web.Application) -> None:
+    p = API_PREFIX
+    app.router.add_get(f"{p}/user", current_user)
+    app.router.add_get(f"{p}/users", list_users)
+    app.router.add_post(f"{p}/users", create_user)
+    app.router.add_get(f"{p}/users/{{userref}}", get_user)
+    app.router.add_delete(f"{p}/users/{{userref}}", delete_user)
+    app.router.add_post(f"{p}/users/{{userref}}/tokens", create_token)
+    app.router.add_delete(f"{p}/users/{{userref}}/tokens/{{tokenname}}", delete_token)
+    app.router.add_post(f"{p}/users/{{userref}}/linkedaccounts", create_linked_account)
+    app.router.add_delete(f"{p}/users/{{userref}}/linkedaccounts/{{laid}}", delete_linked_account)

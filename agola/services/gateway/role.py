@@ -1,0 +1,57 @@
+"""The gateway role: the public API in front of the configstore, the runservice and the
+gitserver (spec §6). Stateless apart from the generated token signing key in its ``dataDir``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from agola.clients.configstore import ConfigstoreClient
+from agola.clients.runservice import RunserviceClient
+from agola.config import Config
+from agola.services.gateway.actions import Services
+from agola.services.gateway.api import build_app
+from agola.services.gateway.auth import Authenticator, TokenSigner
+from agola.services.role import Role
+
+
+class GatewayRole(Role):
+    name = "gateway"
+
+    def __init__(self, config: Config, *, configstore: Any = None) -> None:
+        """``configstore``: a ``ConfigstoreAPI`` to use instead of the HTTP client (tests, or a
+        configstore in the same process)."""
+        super().__init__(config)
+        self._configstore_override = configstore
+        self.services: Services | None = None
+        self.auth: Authenticator | None = None
+
+    async def start(self) -> None:
+        gw = self.config.gateway
+        signer = TokenSigner.from_config(gw.token_signing, gw.data_dir)
+        configstore = self._configstore_override or ConfigstoreClient(gw.configstore_url)
+        self.services = Services(
+            configstore=configstore,
+            runservice=RunserviceClient(gw.runservice_url),
+            gitserver_url=gw.gitserver_url,
+            api_exposed_url=gw.api_exposed_url,
+            signer=signer,
+        )
+        self.auth = Authenticator(configstore, signer, gw.admin_token)
+
+    async def stop(self) -> None:
+        svc, self.services = self.services, None
+        if svc is None:
+            return
+        await svc.runservice.close()
+        if isinstance(svc.configstore, ConfigstoreClient):
+            await svc.configstore.close()
+
+    def web_app(self) -> web.Application:
+        assert self.services is not None and self.auth is not None, "start() first"
+        return build_app(self.services, self.auth)
+
+    def web_runner_options(self) -> dict[str, Any]:
+        # Git request bodies pass through the /repos proxy still gzipped.
+        return {"auto_decompress": False}

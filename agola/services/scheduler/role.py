@@ -1,0 +1,160 @@
+"""The scheduler role (spec §6.11): starts queued runs and drives approvals.
+
+* Start: for every run group with queued runs, the oldest queued run (run ids are ordered) is
+  started when fewer than ``scheduler.runsPerGroupLimit`` runs of that group are running (default
+  1: one branch/tag/PR of a project or user builds one commit at a time, FIFO). The check and the
+  start are one optimistic transaction on the change group ``sha256("changegroup-" + group)``, so
+  two schedulers never start more than the limit.
+* Approve: a running run's task waiting for approval whose ``approvers`` annotation lists someone
+  is approved in the runservice (change group ``sha256("approval-" + runID)``).
+
+``run_once()`` does one pass of both; the role loops on it every ``interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from typing import Any
+
+from agola.clients.runservice import RunserviceClient
+from agola.config import Config
+from agola.errors import AgolaError, BadRequest, Conflict
+from agola.services.role import Role
+from agola.types.runservice import Run, RunPhase
+from agola.util.log import get_logger
+
+log = get_logger(__name__)
+
+PAGE = 25
+
+
+def group_change_group(group: str) -> str:
+    return hashlib.sha256(f"changegroup-{group}".encode()).hexdigest()
+
+
+def approval_change_group(run_id: str) -> str:
+    return hashlib.sha256(f"approval-{run_id}".encode()).hexdigest()
+
+
+def approvers(annotations: dict[str, str]) -> list[Any]:
+    raw = annotations.get("approvers", "")
+    try:
+        value = json.loads(raw) if raw else []
+    except ValueError:
+        return []
+    return value if isinstance(value, list) else []
+
+
+class Scheduler:
+    """The scheduling logic over a runservice client (no loop of its own)."""
+
+    def __init__(self, runservice: RunserviceClient, runs_per_group_limit: int = 1) -> None:
+        self.rs = runservice
+        self.limit = max(1, runs_per_group_limit)
+
+    async def _all(self, phase: RunPhase, groups: list[str] | None = None) -> list[Run]:
+        out: list[Run] = []
+        start = ""
+        while True:
+            runs, _ = await self.rs.list_runs(phases=[phase.value], groups=groups, start=start, limit=PAGE, asc=True)
+            out.extend(runs)
+            if len(runs) < PAGE:
+                return out
+            start = runs[-1].id
+
+    async def queued_groups(self) -> list[str]:
+        """Groups with queued runs, in the order of their oldest queued run."""
+        seen: dict[str, None] = {}
+        for run in await self._all(RunPhase.QUEUED):
+            seen.setdefault(run.group, None)
+        return list(seen)
+
+    async def schedule_group(self, group: str) -> Run | None:
+        """Start the oldest queued run of ``group`` if the group has room; the started run or None."""
+        queued, _ = await self.rs.list_runs(phases=[RunPhase.QUEUED.value], groups=[group], limit=1, asc=True)
+        if not queued:
+            return None
+        running, token = await self.rs.list_runs(phases=[RunPhase.RUNNING.value], groups=[group], limit=self.limit,
+                                                 change_groups=[group_change_group(group)])
+        if len(running) >= self.limit:
+            return None
+        try:
+            started = await self.rs.start_run(queued[0].id, token)
+        except (Conflict, BadRequest) as exc:
+            # Someone else changed the group (or the run) meanwhile: the next pass decides again.
+            log.debug("run not started", run=queued[0].id, error=exc.message)
+            return None
+        log.info("run started", run=started.id, group=group)
+        return started
+
+    async def schedule(self) -> list[Run]:
+        started = []
+        for group in await self.queued_groups():
+            run = await self.schedule_group(group)
+            if run is not None:
+                started.append(run)
+        return started
+
+    async def approve(self) -> list[tuple[str, str]]:
+        """Approve the waiting tasks someone approved; the (run id, task id) pairs approved."""
+        done = []
+        for run in await self._all(RunPhase.RUNNING):
+            for task_id, task in run.tasks.items():
+                if not task.waiting_approval or task.approved or not approvers(task.annotations):
+                    continue
+                try:
+                    fresh = await self.rs.get_run(run.id, [approval_change_group(run.id)])
+                    await self.rs.approve_task(run.id, task_id, fresh.change_groups_update_token)
+                except (Conflict, BadRequest) as exc:
+                    log.debug("task not approved", run=run.id, task=task_id, error=exc.message)
+                    continue
+                log.info("task approved", run=run.id, task=task_id)
+                done.append((run.id, task_id))
+        return done
+
+    async def run_once(self) -> None:
+        await self.schedule()
+        await self.approve()
+
+
+class SchedulerRole(Role):
+    name = "scheduler"
+
+    def __init__(self, config: Config, *, interval: float = 1.0) -> None:
+        super().__init__(config)
+        self.interval = interval
+        self.client: RunserviceClient | None = None
+        self.scheduler: Scheduler | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        section = self.config.scheduler
+        self.client = RunserviceClient(section.runservice_url)
+        self.scheduler = Scheduler(self.client, section.runs_per_group_limit)
+        self._task = asyncio.create_task(self._loop(), name="scheduler-loop")
+
+    async def run_once(self) -> None:
+        assert self.scheduler is not None, "start() first"
+        await self.scheduler.run_once()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except AgolaError as exc:
+                # The runservice may be starting, in maintenance or briefly unreachable.
+                log.warning("scheduler pass failed", error=exc.message)
+            except Exception as exc:  # noqa: BLE001 - keep scheduling whatever one pass hit
+                log.error("scheduler pass crashed", exc_info=exc)
+            await asyncio.sleep(self.interval)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if self.client is not None:
+            await self.client.close()
+            self.client = None

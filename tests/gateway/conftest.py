@@ -1,0 +1,148 @@
+"""A gateway on loopback in front of real roles: runservice (embedded storage), gitserver, and the
+configstore. Until the configstore role exists, the gateway is handed the configstore's real
+in-process ``ActionHandler`` (embedded datamanager + readdb), which implements the same
+``ConfigstoreAPI`` as the HTTP ``ConfigstoreClient`` (checked in test_configstore_client.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import pytest
+
+from agola.client import GatewayClient
+from agola.clients.runservice import RunserviceClient
+from agola.config import parse_config
+from agola.services.gateway.role import GatewayRole
+from agola.services.gitserver.role import GitserverRole
+from agola.services.role import RoleHost
+from agola.services.runservice.core import RunserviceOptions
+from agola.services.runservice.role import RunserviceRole
+from agola.storage.datamanager import DataManagerOptions
+from tests.configstore.stack import Stack as ConfigstoreStack
+from tests.support.services import free_port
+
+ADMIN_TOKEN = "admintoken-for-tests-0123456789"
+
+FAST = RunserviceOptions(
+    scheduler_interval=0.3,
+    cleaner_interval=0.3,
+    task_updater_interval=1.0,
+    fetcher_interval=0.3,
+    archiver_interval=0.3,
+    heartbeat_expiry=timedelta(seconds=60),
+    lock_ttl=5.0,
+    executor_timeout=3.0,
+    max_backoff=0.5,
+    datamanager=DataManagerOptions(checkpoint_interval=1.0, min_checkpoint_wals=20, sync_interval=0.5,
+                                   lock_ttl=5.0, max_backoff=0.5),
+)
+
+
+class Env:
+    """The running stack and helpers to act as the admin or as users."""
+
+    def __init__(self, url: str, rs_url: str, gitserver_url: str, role: GatewayRole, configstore: Any) -> None:
+        self.url = url
+        self.rs_url = rs_url
+        self.gitserver_url = gitserver_url
+        self.role = role
+        self.configstore = configstore
+        self.clients: list[GatewayClient] = []
+        self.rs = RunserviceClient(rs_url)
+
+    def client(self, token: str = "") -> GatewayClient:
+        c = GatewayClient(self.url, token)
+        self.clients.append(c)
+        return c
+
+    @property
+    def admin(self) -> GatewayClient:
+        return self.client(ADMIN_TOKEN)
+
+    async def user(self, name: str) -> tuple[Any, GatewayClient]:
+        """Create a user with a token; returns (UserResponse, client acting as that user)."""
+        admin = self.admin
+        user = await admin.create_user(name)
+        token = await admin.create_user_token(name, "default")
+        return user, self.client(token)
+
+    async def close(self) -> None:
+        for c in self.clients:
+            await c.close()
+        await self.rs.close()
+
+
+@pytest.fixture
+async def env(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    cs_stack = ConfigstoreStack("embedded", tmp_path / "cs", request)
+    inst = await cs_stack.open()
+    ports = {name: free_port() for name in ("runservice", "gitserver", "gateway")}
+    config = parse_config(
+        f"dataDir: {tmp_path / 'data'}\n"
+        f"runservice: {{web: {{listenAddress: '127.0.0.1:{ports['runservice']}'}}}}\n"
+        f"gitserver: {{web: {{listenAddress: '127.0.0.1:{ports['gitserver']}'}}}}\n"
+        "gateway:\n"
+        f"  adminToken: {ADMIN_TOKEN}\n"
+        f"  web: {{listenAddress: '127.0.0.1:{ports['gateway']}'}}\n"
+        "  configstoreURL: http://127.0.0.1:9\n"  # unused: the in-process handler is passed
+    )
+    config.validate({"runservice", "gitserver", "gateway"})
+    gateway = GatewayRole(config, configstore=inst.cs)
+    host = RoleHost([RunserviceRole(config, options=FAST), GitserverRole(config), gateway], shutdown_timeout=2)
+    await host.start()
+    e = Env(f"http://127.0.0.1:{ports['gateway']}", f"http://127.0.0.1:{ports['runservice']}",
+            f"http://127.0.0.1:{ports['gitserver']}", gateway, inst.cs)
+    try:
+        yield e
+    finally:
+        await e.close()
+        await host.stop()
+        await cs_stack.close()
+
+
+# --- git helpers --------------------------------------------------------------------------------
+
+GIT_ENV = {
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_AUTHOR_NAME": "tester", "GIT_AUTHOR_EMAIL": "tester@example.com",
+    "GIT_COMMITTER_NAME": "tester", "GIT_COMMITTER_EMAIL": "tester@example.com",
+    "GIT_TERMINAL_PROMPT": "0",
+}
+
+
+async def git(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        "git", *args, cwd=cwd, env={**os.environ, **GIT_ENV, **(env or {})},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    text = out.decode(errors="replace")
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed ({proc.returncode}):\n{text}")
+    return proc.returncode or 0, text
+
+
+async def make_repo(path: Path, files: dict[str, str]) -> str:
+    """A work tree with one commit of ``files``; returns the commit sha."""
+    path.mkdir(parents=True, exist_ok=True)
+    await git("init", "-q", "-b", "master", cwd=path)
+    for name, text in files.items():
+        f = path / name
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(text)
+    await git("add", "-A", cwd=path)
+    await git("commit", "-q", "-m", "initial", cwd=path)
+    _, sha = await git("rev-parse", "HEAD", cwd=path)
+    return sha.strip()
+
+
+async def push(path: Path, url: str, dest: str, token: str = "", check: bool = True) -> tuple[int, str]:
+    env = {}
+    if token:
+        env = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
+               "GIT_CONFIG_VALUE_0": f"Authorization: token {token}"}
+    return await git("push", "--force", url, f"HEAD:{dest}", cwd=path, check=check, env=env)
