@@ -143,16 +143,28 @@ async def run(quick: bool = False) -> list[BenchRow]:
                 await pod.exec(["sh", "-c", produce + " > /dev/null"])
                 return time.perf_counter() - t0
 
+            async def transport_only() -> float:
+                async def drop(_: bytes) -> None:
+                    pass
+
+                t0 = time.perf_counter()
+                await pod.exec(["sh", "-c", produce], stdout=drop)
+                return time.perf_counter() - t0
+
             m = 1 if quick else 3
-            ours_log, base_log = [], []
+            ours_log, base_log, transport = [], [], []
             for _ in range(m):
                 ours_log.append(await followed_log())
                 base_log.append(await devnull())
+                transport.append(await transport_only())
         finally:
             await pod.remove()
-        t_log, t_null = statistics.median(ours_log), statistics.median(base_log)
+        t_log, t_null, t_transport = statistics.median(ours_log), statistics.median(base_log), statistics.median(transport)
         rows.append(BenchRow("P-log", f"{size_mb} MB of step output to the log file, followed live, vs > /dev/null",
                              t_log, t_null, "s", "<= 1.5x baseline", t_log <= 1.5 * t_null, note=f"median of {m}"))
+        rows.append(BenchRow("P-log-transport", f"same, vs the Docker exec stream alone (output dropped by the executor)",
+                             t_log, t_transport, "s", "<= 1.2x baseline", t_log <= 1.2 * t_transport,
+                             note="what the log file and the follower add on top of Docker's own streaming"))
         growth = getattr(followed_log, "rss_growth", 0.0)
         rows.append(BenchRow("P-log-rss", f"executor RSS growth while streaming {size_mb} MB", growth, None, "MB",
                              "< 50 MB", growth < 50))
