@@ -147,6 +147,15 @@ async def test_multipart_stream_round_trip(s3_server: S3Server) -> None:
     await ost.close()
 
 
+async def test_multipart_from_bytes_of_known_length(s3_server: S3Server) -> None:
+    ost = _storage(s3_server, _bucket())
+    blob = bytes(range(256)) * (48 * 1024)  # 12 MiB: three parts
+    await ost.write("multi", blob)
+    assert (await ost.stat("multi")).size == len(blob)
+    assert await ost.read_all("multi") == blob
+    await ost.close()
+
+
 async def _aiter(chunks: list[bytes]) -> AsyncIterator[bytes]:
     for chunk in chunks:
         yield chunk
