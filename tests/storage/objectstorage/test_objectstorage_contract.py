@@ -79,10 +79,12 @@ async def test_overwrite_replaces_content(ost: ObjectStorage) -> None:
 
 
 async def test_unicode_and_spaces_in_names(ost: ObjectStorage) -> None:
-    name = "dir with space/ünïcode €.txt"
-    await ost.write(name, b"x")
-    assert await ost.read_all(name) == b"x"
-    assert await paths(ost, "dir with space/") == [name]
+    names = ["dir with space/ünïcode €.txt", "dir with space/a+b%20c&d=e?.log"]
+    for name in names:
+        await ost.write(name, name.encode())
+        assert await ost.read_all(name) == name.encode()
+    assert await paths(ost, "dir with space/") == sorted(names)
+    assert await paths(ost, "", recursive=False) == ["dir with space/"]
 
 
 async def test_objects_are_visible_to_another_instance(ost_factory: OstFactory) -> None:
