@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from aiohttp import web
@@ -15,6 +16,9 @@ from agola.util.http import API_PREFIX, json_response, query_bool, query_int
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
+
+CLIENT_CHECK_INTERVAL = 0.5
+KEEPALIVE_INTERVAL = 15.0
 
 
 def _query(request: web.Request) -> actions.RunsQuery:
@@ -72,14 +76,41 @@ async def run_events(request: web.Request) -> web.StreamResponse:
     resp.content_type = "text/event-stream"
     await resp.prepare(request)
     await resp.write(b": connected\n\n")
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1000)
+
+    async def pump() -> None:
+        try:
+            async for event in stream:
+                await queue.put(b"data: " + json.dumps(event.to_json()).encode() + b"\n\n")
+        except AgolaError as exc:
+            log.warning("run events relay ended", error=exc.message)
+        finally:
+            await queue.put(None)
+
+    pump_task = asyncio.create_task(pump())
+    idle = 0.0
     try:
-        async for event in stream:
-            await resp.write(b"data: " + json.dumps(event.to_json()).encode() + b"\n\n")
-    except AgolaError as exc:
-        # Headers are gone: the stream just ends; the client reconnects.
-        log.warning("run events relay ended", error=exc.message)
+        while True:
+            # A silent stream must still notice a client that went away, to drop the upstream.
+            if request.transport is None or request.transport.is_closing():
+                break
+            try:
+                item = await asyncio.wait_for(queue.get(), CLIENT_CHECK_INTERVAL)
+            except TimeoutError:
+                idle += CLIENT_CHECK_INTERVAL
+                if idle >= KEEPALIVE_INTERVAL:
+                    idle = 0.0
+                    await resp.write(b": keepalive\n\n")
+                continue
+            if item is None:
+                break
+            idle = 0.0
+            await resp.write(item)
     except ConnectionResetError:
         pass
+    finally:
+        pump_task.cancel()
+        await asyncio.gather(pump_task, return_exceptions=True)
     return resp
 
 
