@@ -14,6 +14,7 @@ from minio.datatypes import Object
 from agola.errors import BadRequest, NotExist, Unavailable
 from agola.storage.objectstorage.s3 import S3ObjectStorage, _lexical, parse_endpoint
 from tests.support.services import S3Server, free_port
+from tests.support.waiting import wait_for
 
 
 def _bucket() -> str:
@@ -250,3 +251,32 @@ def test_lexical_merge_holds_at_most_a_page() -> None:
         emitted += 1
         held.append(consumed - emitted)
     assert max(held) <= 3
+
+
+async def test_server_restart_is_unavailable_then_recovers(tmp_path: Any) -> None:
+    server = S3Server(tmp_path / "moto.log")
+    server.start()
+    try:
+        ost = _storage(server, _bucket())
+        await ost.write("before", b"1")
+        server.stop()
+        with pytest.raises(Unavailable):
+            await ost.write("during", b"2")
+        with pytest.raises(Unavailable):
+            await ost.stat("before")
+
+        server.start()  # same port, empty (moto keeps everything in memory): the bucket is gone
+
+        async def write_succeeds() -> bool:
+            try:
+                await ost.write("after", b"3")
+            except Unavailable:
+                return False
+            return True
+
+        # A caller retrying (as the background loops do) gets through: the bucket is re-created.
+        await wait_for(write_succeeds, timeout=30, interval=0.2, message="write after S3 restart")
+        assert await ost.read_all("after") == b"3"
+        await ost.close()
+    finally:
+        server.stop()
