@@ -104,7 +104,7 @@ class Checkpointer:
         data_seq = str(await next_sequence(self._coord, CHECKPOINTSEQ_KEY))
         changes: dict[str, dict[str, Action]] = {}
         for wal in wals:
-            for action in await self._wals.actions(wal.wal_data_file_id):
+            for action in await self._wals.wal_actions(wal):
                 changes.setdefault(action.data_type, {})[action.id] = action
         old_files = status.files if status else {}
         files: dict[str, list[DataFileRef]] = {}

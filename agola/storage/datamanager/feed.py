@@ -227,7 +227,7 @@ class Feed:
                     continue
                 if cur and wal.previous_wal_sequence != cur:
                     raise _Resync(f"wal {wal.wal_sequence} follows {wal.previous_wal_sequence}, not {cur}")
-                actions.extend(await self._wals.actions(wal.wal_data_file_id))
+                actions.extend(await self._wals.wal_actions(wal))
                 cur = wal.wal_sequence
         yield FeedBatch(actions, cur, revision, change_groups=groups, change_groups_reset=True, synced=True)
 
@@ -269,7 +269,7 @@ class Feed:
                 raise _Resync(f"new epoch at wal {wal.wal_sequence}")
             if cur and wal.previous_wal_sequence != cur:
                 raise _Resync(f"wal {wal.wal_sequence} follows {wal.previous_wal_sequence}, not {cur}")
-            actions.extend(await self._wals.actions(wal.wal_data_file_id))
+            actions.extend(await self._wals.wal_actions(wal))
             return wal.wal_sequence
         return cur
 

@@ -41,6 +41,9 @@ from agola.util.log import get_logger
 
 log = get_logger(__name__)
 
+# Inline WAL data files the sync job writes at once.
+SYNC_PARALLEL = 16
+
 
 class Job(abc.ABC):
     name: str = ""
@@ -130,19 +133,25 @@ class SyncJob(Job):
 
     async def run_once(self) -> int:
         rr = await self._coord.range(WALS_PREFIX)
+        todo = [(kv, WalData.from_json(kv.value, kv.key)) for kv in rr.kvs]
+        todo = [(kv, wal) for kv, wal in todo if wal.wal_status is WalStatus.COMMITTED]
+        # Data files first (in parallel: nothing lists them), then headers strictly in order, so
+        # a header in storage always means its data and every earlier WAL are there too.
+        for i in range(0, len(todo), SYNC_PARALLEL):
+            await asyncio.gather(
+                *(
+                    self._ost.write(self._paths.wal_data(wal.wal_data_file_id), wal.inline_data, persist=True)
+                    for _, wal in todo[i : i + SYNC_PARALLEL]
+                    if wal.inline_data is not None
+                )
+            )
         synced = 0
-        for kv in rr.kvs:
-            wal = WalData.from_json(kv.value, kv.key)
-            if wal.wal_status is not WalStatus.COMMITTED:
-                continue
+        for kv, wal in todo:
             header = WalHeader(wal.wal_data_file_id, wal.previous_wal_sequence)
             await self._ost.write(self._paths.wal_header(wal.wal_sequence), header.to_json(), persist=True)
             res = await self._coord.txn(
                 [Compare.mod(kv.key, "==", kv.mod_revision)],
-                [
-                    Put(kv.key, wal.with_status(WalStatus.COMMITTED_STORAGE).to_json()),
-                    Put(LAST_STORAGE_WAL_KEY, wal.wal_sequence.encode()),
-                ],
+                [Put(kv.key, wal.stored().to_json()), Put(LAST_STORAGE_WAL_KEY, wal.wal_sequence.encode())],
             )
             if not res.succeeded:
                 break  # the WAL moved under us (init/import): next round starts over

@@ -99,6 +99,8 @@ class DataManager:
             LoopRunner(self.ping_job, o.ping_interval, self.run_job, o.max_backoff),
         ]
         self._tasks: list[asyncio.Task[None]] = []
+        self._initialized = False
+        self._init_errors = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -106,6 +108,7 @@ class DataManager:
         """Spec §4.6 InitEtcd; True if coordination was (re)built from storage."""
         done = await init_etcd(self.coord, self.ost, self.paths, self.checkpointer, self.options, force=force)
         self._writer.forget_head()
+        self._initialized = True
         return done
 
     async def start(self) -> None:
@@ -116,13 +119,13 @@ class DataManager:
 
     async def _init_then_loop(self) -> None:
         delay = 0.1
-        while True:
+        while not self._initialized:
             try:
                 await self.init()
-                break
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep trying: the service must not die
+                self._init_errors += 1
                 log.warning("datamanager init failed", error=repr(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(self.options.max_backoff, delay * 2)
@@ -144,7 +147,7 @@ class DataManager:
     @property
     def loop_errors(self) -> dict[str, int]:
         """Errors seen per background job since start (for health reporting and tests)."""
-        return {r.job.name: r.errors for r in self._runners}
+        return {"init": self._init_errors} | {r.job.name: r.errors for r in self._runners}
 
     async def run_job(self, job: Job) -> bool:
         """Run one background job now under its lock (``try_lock``: False if held elsewhere)."""

@@ -47,7 +47,7 @@ class Reader:
         for wal in wals:
             if covered and wal.wal_sequence <= covered:
                 continue
-            for action in await self._wals.actions(wal.wal_data_file_id):
+            for action in await self._wals.wal_actions(wal):
                 changes[(action.data_type, action.id)] = action
         return status, changes
 

@@ -240,16 +240,20 @@ class WalData:
     wal_status: WalStatus
     wal_sequence: str
     previous_wal_sequence: str
+    # Small WALs travel inside the coordination value until the sync job writes their data file
+    # (an extension of the reference shape: one transaction acknowledges the write).
+    inline_data: bytes | None = None
 
     def to_json(self) -> bytes:
-        return _dumps(
-            {
-                "WalDataFileID": self.wal_data_file_id,
-                "WalStatus": self.wal_status.value,
-                "WalSequence": self.wal_sequence,
-                "PreviousWalSequence": self.previous_wal_sequence,
-            }
-        )
+        doc = {
+            "WalDataFileID": self.wal_data_file_id,
+            "WalStatus": self.wal_status.value,
+            "WalSequence": self.wal_sequence,
+            "PreviousWalSequence": self.previous_wal_sequence,
+        }
+        if self.inline_data is not None:
+            doc["Data"] = _b64(self.inline_data)
+        return _dumps(doc)
 
     @classmethod
     def from_json(cls, raw: bytes, where: str) -> "WalData":
@@ -260,12 +264,17 @@ class WalData:
                 WalStatus(doc["WalStatus"]),
                 str(doc["WalSequence"]),
                 str(doc.get("PreviousWalSequence") or ""),
+                _unb64(doc["Data"], where) if doc.get("Data") is not None else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             raise CorruptData(where, "not a WAL entry") from None
 
     def with_status(self, status: WalStatus) -> "WalData":
         return attrs.evolve(self, wal_status=status)
+
+    def stored(self) -> "WalData":
+        """The value once the data file is in storage (inline data dropped)."""
+        return attrs.evolve(self, wal_status=WalStatus.COMMITTED_STORAGE, inline_data=None)
 
 
 @attrs.frozen
@@ -437,6 +446,9 @@ class DataManagerOptions:
     ping_interval: float = 1.0
     max_data_file_size: int = 10 * 1024 * 1024
     lock_ttl: float = 10.0
+    # WALs up to this size (encoded actions) are committed inline in the coordination value and
+    # written to object storage by the sync job; larger ones are written to storage first.
+    inline_wal_max_bytes: int = 64 * 1024
     # Background loops back off exponentially up to this after errors.
     max_backoff: float = 10.0
     # Bytes of snapshot files kept in memory to serve ``read_object``.

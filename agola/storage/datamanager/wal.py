@@ -9,7 +9,8 @@ Concurrency: two writers in different processes race on ``walsdata``; the loser 
 retries unless one of *its change groups* moved, which is a ``Conflict`` for the caller. WAL
 sequences therefore grow in commit order and every WAL names its predecessor, which lets the readdb
 feed detect gaps and resets. Inside one process, commits are serialised by a lock so concurrent
-callers do not burn transactions against each other.
+callers do not burn transactions against each other; writes queued while a transaction is in
+flight are committed together by the next one (group commit), each as its own WAL.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Callable
 import attrs
 
 from agola.errors import BadRequest, Conflict, NotExist
-from agola.storage.coord.base import Compare, Coordination, Get, KeyValue, Put, RangeResult
+from agola.storage.coord.base import Compare, Coordination, Get, KeyValue, Op, Put, RangeResult
 from agola.storage.datamanager.types import (
     CHANGEGROUPS_MINREV_KEY,
     CHANGEGROUPS_PREFIX,
@@ -53,6 +54,8 @@ log = get_logger(__name__)
 
 # A writer losing the walsdata race this many times in a row gives up with a Conflict.
 MAX_COMMIT_ATTEMPTS = 200
+# WALs committed by one coordination transaction at most.
+MAX_GROUP_COMMIT = 64
 
 
 @attrs.frozen
@@ -65,6 +68,14 @@ class _Head:
     walsdata_mod: int
 
 
+@attrs.define
+class _Pending:
+    file_id: str
+    token: ChangeGroupsUpdateToken
+    inline: bytes | None
+    future: asyncio.Future[int]
+
+
 class WalReader:
     """Reads WAL data files; they are immutable, so decoded ones are kept in a small LRU."""
 
@@ -73,6 +84,12 @@ class WalReader:
         self._paths = paths
         self._cache: collections.OrderedDict[str, list[Action]] = collections.OrderedDict()
         self._cache_entries = cache_entries
+
+    async def wal_actions(self, wal: WalData) -> list[Action]:
+        """The actions of a WAL listed in coordination (inline or in its data file)."""
+        if wal.inline_data is not None:
+            return decode_wal_data(wal.inline_data, wal_key(wal.wal_sequence))
+        return await self.actions(wal.wal_data_file_id)
 
     async def actions(self, wal_data_file_id: str) -> list[Action]:
         cached = self._cache.get(wal_data_file_id)
@@ -113,8 +130,9 @@ class WalWriter:
         self._datatypes = set(datatypes)
         self._options = options
         self._on_commit = on_commit
-        self._lock = asyncio.Lock()
         self._head: _Head | None = None
+        self._queue: list[_Pending] = []
+        self._committer: asyncio.Task[None] | None = None
 
     def forget_head(self) -> None:
         """Drop the cached head (after init/import rewrote the WAL keys)."""
@@ -137,16 +155,47 @@ class WalWriter:
         token = token or ChangeGroupsUpdateToken(0, {})
         self._validate(actions, token)
         file_id = uuid.uuid4().hex
-        await self._ost.write(self._paths.wal_data(file_id), encode_wal_data(actions), persist=True)
+        data = encode_wal_data(actions)
+        inline: bytes | None = data
+        if len(data) > self._options.inline_wal_max_bytes:
+            await self._ost.write(self._paths.wal_data(file_id), data, persist=True)
+            inline = None
+        pending = _Pending(file_id, token, inline, asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_loop(), name="datamanager-wal-commit")
         try:
-            async with self._lock:
-                revision = await self._commit(file_id, token)
+            revision = await asyncio.shield(pending.future)
         except Conflict:
-            await self._forget_orphan(file_id)
+            if inline is None:
+                await self._forget_orphan(file_id)
             raise
         if self._on_commit is not None:
             self._on_commit()
         return ChangeGroupsUpdateToken(revision, {name: revision for name in token.change_groups_revisions})
+
+    async def _commit_loop(self) -> None:
+        """Group commit: every write queued while a transaction runs goes into the next one."""
+        while self._queue:
+            batch: list[_Pending] = []
+            used: set[str] = set()
+            rest: list[_Pending] = []
+            for p in self._queue:
+                names = set(p.token.change_groups_revisions)
+                # Two writes on one change group never share a transaction: the second one must
+                # see the first one's revision (and conflict).
+                if len(batch) >= MAX_GROUP_COMMIT or names & used:
+                    rest.append(p)
+                else:
+                    batch.append(p)
+                    used |= names
+            self._queue = rest
+            try:
+                await self._commit(batch)
+            except Exception as exc:  # noqa: BLE001 - handed to every waiting writer
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(exc)
 
     async def _forget_orphan(self, file_id: str) -> None:
         try:
@@ -166,61 +215,78 @@ class WalWriter:
         seq = seq_from_json(walseq.value, WALSEQ_KEY) if walseq else Seq(0, 0)
         return _Head(seq, walseq.mod_revision if walseq else 0, parse_walsdata(walsdata.value), walsdata.mod_revision)
 
-    def _compares(self, head: _Head, seq: str, token: ChangeGroupsUpdateToken) -> list[Compare]:
+    def _compares(self, head: _Head, seqs: list[str], batch: list[_Pending]) -> list[Compare]:
         cmp = [
             Compare.mod(WALSEQ_KEY, "==", head.walseq_mod),
             Compare.mod(WALSDATA_KEY, "==", head.walsdata_mod),
-            Compare.version(wal_key(seq), "==", 0),
-        ]
-        for name, rev in sorted(token.change_groups_revisions.items()):
-            key = CHANGEGROUPS_PREFIX + name
-            cmp.append(Compare.mod(key, "==", rev) if rev > 0 else Compare.create(key, "==", 0))
-        if token.cur_revision > 0:
-            limit = token.cur_revision + self._options.change_group_compact_range
-            cmp.append(Compare.mod(CHANGEGROUPS_MINREV_KEY, "<", limit))
+        ] + [Compare.version(wal_key(seq), "==", 0) for seq in seqs]
+        for p in batch:
+            for name, rev in sorted(p.token.change_groups_revisions.items()):
+                key = CHANGEGROUPS_PREFIX + name
+                cmp.append(Compare.mod(key, "==", rev) if rev > 0 else Compare.create(key, "==", 0))
+        oldest = min((p.token.cur_revision for p in batch if p.token.cur_revision > 0), default=0)
+        if oldest > 0:
+            cmp.append(Compare.mod(CHANGEGROUPS_MINREV_KEY, "<", oldest + self._options.change_group_compact_range))
         return cmp
 
-    async def _commit(self, file_id: str, token: ChangeGroupsUpdateToken) -> int:
-        groups = sorted(token.change_groups_revisions.items())
+    async def _commit(self, batch: list[_Pending]) -> None:
         for _ in range(MAX_COMMIT_ATTEMPTS):
             head = self._head or await self._read_head()
-            seq = Seq(head.walseq.epoch or int(time.time()), head.walseq.c + 1)
-            seq_s = str(seq)
-            wal = WalData(file_id, WalStatus.COMMITTED, seq_s, head.last_committed)
-            # The WAL key comes before the change groups: a feed that splits this revision's events
-            # never shows fresh change group revisions with stale data.
-            success = [
-                Put(WALSEQ_KEY, seq.to_json()),
-                Put(WALSDATA_KEY, walsdata_json(seq_s)),
-                Put(wal_key(seq_s), wal.to_json()),
-            ] + [Put(CHANGEGROUPS_PREFIX + name, b"") for name, _ in groups]
-            failure = [Get(WALSEQ_KEY), Get(WALSDATA_KEY), Get(CHANGEGROUPS_MINREV_KEY)] + [
-                Get(CHANGEGROUPS_PREFIX + name) for name, _ in groups
+            epoch = head.walseq.epoch or int(time.time())
+            seqs = [Seq(epoch, head.walseq.c + i + 1) for i in range(len(batch))]
+            names = sorted({name for p in batch for name in p.token.change_groups_revisions})
+            success: list[Op] = [
+                Put(WALSEQ_KEY, seqs[-1].to_json()),
+                Put(WALSDATA_KEY, walsdata_json(str(seqs[-1]))),
             ]
-            res = await self._coord.txn(self._compares(head, seq_s, token), success, failure)
+            previous = head.last_committed
+            for p, seq in zip(batch, seqs):
+                success.append(Put(wal_key(str(seq)), WalData(p.file_id, WalStatus.COMMITTED, str(seq), previous, p.inline).to_json()))
+                previous = str(seq)
+            # WAL keys come before the change groups: a feed that splits this revision's events
+            # never shows fresh change group revisions with stale data.
+            success += [Put(CHANGEGROUPS_PREFIX + name, b"") for name in names]
+            failure: list[Op] = [Get(WALSEQ_KEY), Get(WALSDATA_KEY), Get(CHANGEGROUPS_MINREV_KEY)]
+            failure += [Get(CHANGEGROUPS_PREFIX + name) for name in names]
+            res = await self._coord.txn(self._compares(head, [str(s) for s in seqs], batch), success, failure)
             if res.succeeded:
-                self._head = _Head(seq, res.revision, seq_s, res.revision)
-                return res.revision
+                self._head = _Head(seqs[-1], res.revision, str(seqs[-1]), res.revision)
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_result(res.revision)
+                return
             self._head = None
-            self._check_token(token, groups, res.responses)
+            current = {name: _first(rr) for name, rr in zip(names, res.responses[3:])}
+            minrev = _first(res.responses[2])
+            still: list[_Pending] = []
+            for p in batch:
+                problem = self._check_token(p.token, current, minrev)
+                if problem:
+                    if not p.future.done():
+                        p.future.set_exception(Conflict(problem))
+                else:
+                    still.append(p)
+            batch = still
+            if not batch:
+                return
             self._head = self._head_from(res.responses[0], res.responses[1])
-        raise Conflict("wal concurrency error: wals groups already updated")
+        for p in batch:
+            if not p.future.done():
+                p.future.set_exception(Conflict("wal concurrency error: wals groups already updated"))
 
     def _check_token(
-        self,
-        token: ChangeGroupsUpdateToken,
-        groups: list[tuple[str, int]],
-        responses: list[RangeResult | None],
-    ) -> None:
-        minrev = _first(responses[2])
+        self, token: ChangeGroupsUpdateToken, current: dict[str, KeyValue | None], minrev: KeyValue | None
+    ) -> str:
+        """Why this token cannot commit ("" if it can)."""
         if token.cur_revision > 0 and minrev is not None:
             if minrev.mod_revision >= token.cur_revision + self._options.change_group_compact_range:
-                raise Conflict("wal concurrency error: change groups update token too old")
-        for (name, rev), rr in zip(groups, responses[3:]):
-            kv = _first(rr)
+                return "wal concurrency error: change groups update token too old"
+        for name, rev in token.change_groups_revisions.items():
+            kv = current.get(name)
             moved = (kv is None or kv.mod_revision != rev) if rev > 0 else kv is not None
             if moved:
-                raise Conflict(f"wal concurrency error: change groups already updated ({name})")
+                return f"wal concurrency error: change groups already updated ({name})"
+        return ""
 
 
 def _first(rr: RangeResult | None) -> KeyValue | None:

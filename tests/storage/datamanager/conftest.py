@@ -38,6 +38,8 @@ FAST = DataManagerOptions(
     max_data_file_size=2048,
     lock_ttl=5.0,
     max_backoff=0.5,
+    # Mixes both WAL paths: small WALs inline in coordination, larger ones written to storage first.
+    inline_wal_max_bytes=256,
 )
 
 

@@ -19,16 +19,21 @@ from agola.storage.objectstorage.posix import PosixObjectStorage
 from tests.storage.datamanager.conftest import DATATYPES, FAST
 
 
+def payload(i: int) -> bytes:
+    """Odd writes are small (committed inline in coordination), even ones go to storage first."""
+    return b"x" * (10 if i % 2 else 300)
+
+
 async def main(base: Path, mode: str) -> None:
     coord = await EmbeddedCoordination.open(base / "coord", "svc/")
     ost = PosixObjectStorage(base / "ost")
-    dm = DataManager(coord, ost, "configdata", DATATYPES, attrs.evolve(FAST, max_data_file_size=4096))
+    options = attrs.evolve(FAST, max_data_file_size=4096, inline_wal_max_bytes=1000)
+    dm = DataManager(coord, ost, "configdata", DATATYPES, options)
     await dm.init()
     await dm.start()
-    payload = b"x" * 300
     i = 0
     while True:
-        batch = [Action.put("user", f"w{i:06d}-{j}", payload) for j in range(5)]
+        batch = [Action.put("user", f"w{i:06d}-{j}", payload(i)) for j in range(5)]
         await dm.write_wal(batch)
         print(f"ack w{i:06d}", flush=True)
         i += 1

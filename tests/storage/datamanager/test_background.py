@@ -75,6 +75,12 @@ async def test_loops_survive_an_etcd_outage(etcd_restartable: EtcdServer, tmp_pa
             await dm.write_wal([Action.put("user", "down", b"")])
         await wait_for(lambda: sum(dm.loop_errors.values()) > 0, timeout=20, message="loops report errors")
         etcd_restartable.start()
+
+        async def writable() -> bool:
+            await dm.write_wal([Action.put("user", "probe", b"")])  # Unavailable until reconnected
+            return True
+
+        await wait_for(writable, timeout=30, message="writes accepted again")
         await write_some(dm, 5, 10)
         await dm.write_wal([Action.put("user", "back", b"1")])
         await wait_for(lambda: _all_checkpointed(dm), timeout=30, message="loops recovered")

@@ -141,7 +141,7 @@ async def test_write_before_init_is_refused(embedded_stack: Stack) -> None:
 
 async def test_corrupt_wal_file_is_an_error_naming_it(stack: Stack) -> None:
     dm = await stack.open()
-    await dm.write_wal([put("user", "x", b"1")])
+    await dm.write_wal([put("user", "x", b"1" * 1000)])  # above the inline size: a storage file
     [path] = [i.path async for i in dm.ost.list("configdata/wals/data/") if await dm.ost.read_all(i.path)]
     await dm.ost.write(path, b'{"ActionType": "put", "DataT')
     fresh = await stack.open(init=False)  # no cached decode
