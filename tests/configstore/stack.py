@@ -95,11 +95,14 @@ class Stack:
         return inst
 
     async def close(self) -> None:
+        # asyncio.timeout, not wait_for: see _stop_datamanager
         for inst in self.instances:
-            await asyncio.wait_for(inst.readdb.stop(), 10)
+            async with asyncio.timeout(10):
+                await inst.readdb.stop()
             await _stop_datamanager(inst.dm)
         for c in reversed(self.closers):
-            await asyncio.wait_for(c.close(), 10)
+            async with asyncio.timeout(10):
+                await c.close()
 
 
 async def _stop_datamanager(dm: DataManager) -> None:

@@ -73,9 +73,11 @@ class ConfigReadDB:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
+        # Cancel until it is done: a library below may swallow one cancellation (Python 3.11's
+        # asyncio.wait_for can turn a cancel racing its timeout into a TimeoutError).
+        while task is not None and not task.done():
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.wait({task}, timeout=0.5)
         self._synced = False
         if self._db is not None:
             await self._db.close()
