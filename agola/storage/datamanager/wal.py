@@ -56,6 +56,7 @@ log = get_logger(__name__)
 MAX_COMMIT_ATTEMPTS = 200
 # WALs committed by one coordination transaction at most.
 MAX_GROUP_COMMIT = 64
+MAX_GROUP_COMMIT_BYTES = 512 * 1024
 
 
 @attrs.frozen
@@ -180,15 +181,20 @@ class WalWriter:
             batch: list[_Pending] = []
             used: set[str] = set()
             rest: list[_Pending] = []
+            size = 0
             for p in self._queue:
                 names = set(p.token.change_groups_revisions)
+                inline = len(p.inline or b"")
                 # Two writes on one change group never share a transaction: the second one must
-                # see the first one's revision (and conflict).
-                if len(batch) >= MAX_GROUP_COMMIT or names & used:
+                # see the first one's revision (and conflict). The size cap keeps a transaction
+                # well under etcd's request limit (1.5 MiB by default).
+                full = len(batch) >= MAX_GROUP_COMMIT or (batch and size + inline > MAX_GROUP_COMMIT_BYTES)
+                if full or names & used:
                     rest.append(p)
                 else:
                     batch.append(p)
                     used |= names
+                    size += inline
             self._queue = rest
             try:
                 await self._commit(batch)

@@ -14,7 +14,7 @@ from agola.storage.datamanager import (
     DataManager,
     NotInitialized,
 )
-from tests.storage.datamanager.conftest import Stack
+from tests.storage.datamanager.conftest import FAST, Stack
 
 
 def put(dt: str, id: str, data: bytes) -> Action:
@@ -163,3 +163,14 @@ async def test_corrupt_snapshot_file_is_an_error_naming_it(stack: Stack) -> None
     assert path in str(err.value)
     with pytest.raises(CorruptData):
         await fresh.list_objects("user")
+
+
+async def test_large_and_many_concurrent_writes_commit_in_bounded_transactions(stack: Stack) -> None:
+    """Big inline WALs written together are split over several transactions, none refused."""
+    import attrs
+
+    dm = await stack.open(attrs.evolve(FAST, inline_wal_max_bytes=200 * 1024))
+    big = b"b" * (150 * 1024)
+    await asyncio.gather(*(dm.write_wal([put("user", f"big{i}", big)]) for i in range(12)))
+    for i in range(12):
+        assert await dm.read_object("user", f"big{i}") == big
