@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("agola.cli.run:run", "List, inspect, follow and act on runs."),
     "directrun": ("agola.cli.directrun:directrun", "Run the pipeline of a local repository on agola."),
     "remotesource": ("agola.cli.remotesource:remotesource", "Manage remote sources (git hosts)."),
+    "completion": ("agola.cli.completion:completion", "Print a shell completion script (bash, zsh, fish)."),
 }
 
 DEFAULT_GATEWAY_URL = "http://localhost:8000"

@@ -242,3 +242,12 @@ def test_version_prints_client_and_gateway(fake_gateway: FakeGateway) -> None:
     assert res.output == f"Client version: \t{__version__}\nGateway version:\t{__version__}\n"
     assert json.loads(cli(fake_gateway.url, "", "version", "--json").stdout) == {
         "client": __version__, "gateway": __version__}
+
+
+def test_completion_script_and_lazy_completion() -> None:
+    script = CliRunner().invoke(agola, ["completion", "bash"])
+    assert script.exit_code == 0 and "_AGOLA_COMPLETE=bash_complete" in script.output
+    out = subprocess.run([sys.executable, "-m", "agola.cli.main"], capture_output=True, text=True,
+                         env={"COMP_WORDS": "agola run l", "COMP_CWORD": "2", "_AGOLA_COMPLETE": "bash_complete",
+                              "PATH": "/usr/bin:/bin"})
+    assert out.stdout.split() == ["plain,list", "plain,logs"]
