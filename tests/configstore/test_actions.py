@@ -174,3 +174,19 @@ async def test_a_persisted_readdb_continues_where_it_stopped(stack: Stack, tmp_p
     user = await again.cs.create_user(CreateUserRequest("user03"))
     await wait_for(lambda: writer.readdb.state.user_by_name("user03") is not None, 10)
     assert (await writer.cs.get_user("user03")).id == user.id
+
+
+async def test_concurrent_creates_under_one_parent_all_succeed(stack: Stack) -> None:
+    """Creates under one parent share its change group: the losers are planned again and succeed."""
+    a = (await stack.open()).cs
+    b = (await stack.open()).cs
+    await a.create_user(CreateUserRequest("user01"))
+    await wait_for(lambda: b.readdb.state.project_group_by_ref("user/user01") is not None, 10)
+
+    def project(name: str) -> Project:
+        return Project(name=name, parent=Parent("projectgroup", "user/user01"), visibility="public",
+                       remote_repository_config_type="manual")
+
+    created = await asyncio.gather(*(cs.create_project(project(f"p{i}")) for i, cs in enumerate([a, b, a, b, a, b])))
+    assert sorted(p.path for p in created) == [f"user/user01/p{i}" for i in range(6)]
+    await wait_for(lambda: len(b.readdb.state.projects_in(b.readdb.state.project_group_by_ref("user/user01").id)) == 6, 10)  # type: ignore[union-attr]

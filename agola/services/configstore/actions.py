@@ -7,7 +7,9 @@ HTTP handlers only parse, call one of these methods and serialize the result.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 from typing import Callable, TypeVar
 
 from agola.errors import BadRequest, Conflict, NotExist
@@ -47,8 +49,10 @@ log = get_logger(__name__)
 
 R = TypeVar("R")
 
-# A write that lost a change group race is planned again on the newer state this many times.
-MAX_ATTEMPTS = 5
+# A write that lost a change group race is planned again on the newer state this many times,
+# after a short random pause (so that a crowd of writers on one parent spreads out).
+MAX_ATTEMPTS = 10
+RETRY_PAUSE = 0.02
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 20
 
@@ -97,6 +101,7 @@ class ActionHandler:
                 log.debug("configstore write conflict, planning again", attempt=attempt)
                 fresh = await self.dm.get_change_groups_update_token(list(plan.change_groups))
                 await self.readdb.wait_revision(fresh.cur_revision)
+                await asyncio.sleep(random.uniform(0, RETRY_PAUSE * attempt))
                 continue
             await self.readdb.wait_revision(written.cur_revision)
             return plan.result
