@@ -10,8 +10,11 @@ Objects are frozen attrs instances, so they are shared, never copied.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any, Iterable, Iterator
+
+import attrs
 
 from agola.errors import BadRequest, Internal
 from agola.services.configstore.names import (
@@ -86,8 +89,6 @@ class ConfigState:
             self.delete(datatype, id)
             return
         if isinstance(data, (bytes, bytearray)):
-            import json
-
             data = json.loads(data)
         obj = DATATYPES[datatype].from_json(data)
         if getattr(obj, "id", id) != id:
@@ -448,8 +449,6 @@ class ConfigState:
 
 
 def _with_id(obj: Any, id: str) -> Any:
-    import attrs
-
     return attrs.evolve(obj, id=id)
 
 
