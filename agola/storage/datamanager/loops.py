@@ -114,10 +114,16 @@ class LoopRunner:
                 log.warning(
                     "datamanager job failed", job=self.job.name, error=repr(exc), retry_in=round(delay, 2)
                 )
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass
+            await self._sleep(delay)
+
+    async def _sleep(self, delay: float) -> None:
+        """Wait ``delay`` seconds or until woken. Not ``asyncio.wait_for``: on Python 3.11 a
+        cancellation racing its timeout comes out as ``TimeoutError`` and would be lost."""
+        waiter = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({waiter}, timeout=delay)
+        finally:
+            waiter.cancel()
 
 
 class SyncJob(Job):

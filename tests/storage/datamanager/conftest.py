@@ -97,9 +97,11 @@ class Stack:
     async def close(self) -> None:
         # Bounded waits: a hang here must fail the test with a stack, not eat the suite's timeout.
         for dm in self.managers:
-            await asyncio.wait_for(dm.stop(), 20)
+            async with asyncio.timeout(20):
+                await dm.stop()
         for c in reversed(self.closers):
-            await asyncio.wait_for(c.close(), 20)  # type: ignore[attr-defined]
+            async with asyncio.timeout(20):
+                await c.close()  # type: ignore[attr-defined]
 
 
 @pytest.fixture(params=["embedded", "etcd-s3"])
