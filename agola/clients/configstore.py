@@ -9,8 +9,10 @@ Errors come back typed: a missing object is ``NotExist``, a failed check ``BadRe
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, AsyncIterable, AsyncIterator, Protocol
 from urllib.parse import quote
+
+import aiohttp
 
 from agola.clients.base import HTTPClient
 from agola.errors import NotExist
@@ -37,6 +39,9 @@ from agola.types.configstore import (
     Variable,
     VariableResponse,
 )
+
+# Export and import move the whole installation: no overall deadline.
+NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30)
 
 # parent_type (as in ActionHandler) -> URL collection
 _PARENTS = {"project": "projects", "projectgroup": "projectgroups"}
@@ -293,6 +298,21 @@ class ConfigstoreClient(HTTPClient):
 
     async def delete_variable(self, parent_type: str, parent_ref: str, name: str) -> None:
         await self.json("DELETE", f"{self._parent(parent_type, parent_ref)}/variables/{seg(name)}")
+
+    # --- maintenance, export, import (spec §3.12; not part of ConfigstoreAPI) -------------------
+
+    async def set_maintenance(self, enabled: bool) -> None:
+        """Enter or leave maintenance mode (400 if already in that mode)."""
+        await self.json("PUT" if enabled else "DELETE", "/maintenance")
+
+    def export(self) -> AsyncIterator[bytes]:
+        """Every object, as the datamanager's export stream."""
+        return self.stream("GET", "/export", timeout=NO_TIMEOUT)
+
+    async def import_(self, data: bytes | AsyncIterable[bytes]) -> int:
+        """Replace every object with an export stream (maintenance mode only); the entry count."""
+        out = await self.json("POST", "/import", data=data, timeout=NO_TIMEOUT)
+        return int((out or {}).get("imported", 0))
 
 
 __all__ = ["ConfigstoreAPI", "ConfigstoreClient", "seg"]
