@@ -414,38 +414,35 @@ class ConfigState:
     def variable_by_name(self, parent_id: str, name: str) -> Variable | None:
         return next((v for v in self.variables(parent_id) if v.name == name), None)
 
-    def _levels(self, parent: Parent) -> list[Parent]:
-        """``parent`` then every group above it, nearest first."""
+    def _levels(self, parent: Parent, tree: bool) -> list[tuple[str, str]]:
+        """(parent id, parent path) of ``parent`` and, with ``tree``, of every group above it,
+        nearest first. Paths are built along one chain walk."""
+        project: Project | None = None
         if parent.type == ConfigType.PROJECT:
             project = self.project(parent.id)
             if project is None:
                 raise Internal(f"project {parent.id!r} doesn't exist")
-            group_id = project.parent.id
-            levels = [parent]
+            chain = self.chain(project.parent.id)
         elif parent.type == ConfigType.PROJECTGROUP:
-            group_id = parent.id
-            levels = []
+            chain = self.chain(parent.id)
         else:
             raise BadRequest(f"wrong parent type {parent.type!r}")
-        levels.extend(Parent(ConfigType.PROJECTGROUP, g.id) for g in reversed(self.chain(group_id)))
-        return levels
+        path = self.chain_owner(chain).path
+        levels: list[tuple[str, str]] = [(chain[0].id, path)]
+        for group in chain[1:]:
+            path = join_path(path, group.name)
+            levels.append((group.id, path))
+        if project is not None:
+            levels.append((project.id, join_path(path, project.name)))
+        levels.reverse()
+        return levels if tree else levels[:1]
 
     def secrets_tree(self, parent: Parent, tree: bool = True) -> list[SecretResponse]:
         """The secrets of ``parent`` (and with ``tree`` of every group above it, nearest first)."""
-        levels = self._levels(parent) if tree else [parent]
-        out: list[SecretResponse] = []
-        for level in levels:
-            path = self.parent_path(level)
-            out.extend(SecretResponse(s, path) for s in self.secrets(level.id))
-        return out
+        return [SecretResponse(s, path) for pid, path in self._levels(parent, tree) for s in self.secrets(pid)]
 
     def variables_tree(self, parent: Parent, tree: bool = True) -> list[VariableResponse]:
-        levels = self._levels(parent) if tree else [parent]
-        out: list[VariableResponse] = []
-        for level in levels:
-            path = self.parent_path(level)
-            out.extend(VariableResponse(v, path) for v in self.variables(level.id))
-        return out
+        return [VariableResponse(v, path) for pid, path in self._levels(parent, tree) for v in self.variables(pid)]
 
 
 def _with_id(obj: Any, id: str) -> Any:
