@@ -1,0 +1,150 @@
+"""The CLI and the public client against the real control plane in one process: gateway,
+configstore, runservice and gitserver roles (embedded coordination, posix storage), no executor,
+so direct runs stay queued (which is what `run cancel` needs).
+
+The roles run in a background thread with their own event loop, because the CLI under test
+calls ``asyncio.run`` itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from click.testing import CliRunner, Result
+
+from agola.cli.main import agola
+from agola.config import parse_config
+from agola.services import registry
+from agola.services.role import RoleHost
+from tests.support.services import free_port
+from tests.support.waiting import wait_for_sync
+
+ADMIN = "test-admin-token"
+COMPONENTS = ("runservice", "configstore", "gateway", "gitserver")
+
+
+class Stack:
+    def __init__(self, tmp_path: Path) -> None:
+        ports = {c: free_port() for c in COMPONENTS}
+        extra = {"gateway": f"\n  adminToken: {ADMIN}"}
+        text = f"dataDir: {tmp_path / 'data'}\n" + "".join(
+            f"{c}:\n  web: {{listenAddress: '127.0.0.1:{ports[c]}'}}{extra.get(c, '')}\n" for c in COMPONENTS)
+        self.config = parse_config(text)
+        self.config.validate(set(COMPONENTS))
+        self.url = f"http://127.0.0.1:{ports['gateway']}"
+        self.tmp_path = tmp_path
+        self.loop = asyncio.new_event_loop()
+        self.host: RoleHost | None = None
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+        async def start() -> None:
+            roles = [registry.load_role(c)(self.config) for c in registry.ordered(set(COMPONENTS))]
+            self.host = RoleHost(roles, shutdown_timeout=5)
+            await self.host.start()
+
+        asyncio.run_coroutine_threadsafe(start(), self.loop).result(60)
+
+    def stop(self) -> None:
+        if self.host is not None:
+            asyncio.run_coroutine_threadsafe(self.host.stop(), self.loop).result(60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(tmp_path)
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def cli(stack: Stack, token: str, *args: str, input: str | None = None) -> Result:
+    return CliRunner().invoke(agola, ["--gateway-url", stack.url, "--token", token, *args], input=input)
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def bootstrap(stack: Stack, name: str) -> str:
+    ok(cli(stack, ADMIN, "user", "create", name))
+    return ok(cli(stack, ADMIN, "user", "token", "create", name, "token01")).stdout.strip()
+
+
+def test_bootstrap_orgs_groups_secrets_and_denials(stack: Stack) -> None:
+    version = ok(cli(stack, "", "version"))
+    assert "Gateway version:" in version.output
+
+    tok1 = bootstrap(stack, "user01")
+    tok2 = bootstrap(stack, "user02")
+    assert "Username:        user01" in ok(cli(stack, tok1, "user", "show")).output
+    assert [u["username"] for u in json.loads(ok(cli(stack, ADMIN, "user", "list", "--json")).stdout)] == ["user01", "user02"]
+
+    denied = cli(stack, tok1, "user", "create", "user03")
+    assert denied.exit_code == 1 and denied.output.startswith("Error: ") and len(denied.output.splitlines()) == 1
+    assert "Traceback" not in denied.output
+
+    ok(cli(stack, tok1, "org", "create", "org01"))
+    ok(cli(stack, tok1, "org", "member", "add", "-n", "org01", "--username", "user02"))
+    members = ok(cli(stack, tok1, "org", "member", "list", "-n", "org01")).output
+    assert "user01" in members and "owner" in members and "user02" in members
+
+    ok(cli(stack, tok1, "projectgroup", "create", "-n", "group01", "--parent", "org/org01"))
+    ok(cli(stack, tok1, "projectgroup", "secret", "create", "--projectgroup", "org/org01/group01", "-n", "s1",
+           "-f", "-", input="password: hunter2\n"))
+    listed = ok(cli(stack, tok1, "projectgroup", "secret", "list", "--projectgroup", "org/org01/group01")).output
+    assert "s1" in listed and "hunter2" not in listed
+    user2_secret = cli(stack, tok2, "projectgroup", "secret", "create", "--projectgroup", "org/org01/group01",
+                       "-n", "s2", "-f", "-", input="a: b\n")
+    assert user2_secret.exit_code == 1 and user2_secret.output.startswith("Error: ")
+
+
+def _repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "work"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".agola").mkdir()
+    (repo / ".agola" / "config.yml").write_text(
+        "version: v0\nruns:\n  - name: run01\n    tasks:\n      - name: task01\n"
+        "        runtime: {containers: [{image: busybox}]}\n        steps:\n          - run: env\n")
+    return repo
+
+
+def test_direct_run_is_created_listed_shown_and_cancelled(stack: Stack, tmp_path: Path) -> None:
+    tok1 = bootstrap(stack, "user01")
+    tok2 = bootstrap(stack, "user02")
+    repo = _repo(tmp_path)
+
+    ok(cli(stack, tok1, "directrun", "start", "-C", str(repo), "--branch", "develop", "--var", "A=1"))
+
+    def listed() -> list[dict[str, object]]:
+        return json.loads(ok(cli(stack, tok1, "run", "list", "--json")).stdout)
+    runs = wait_for_sync(listed, 20)
+    assert len(runs) == 1
+    run = runs[0]
+    assert run["annotations"]["branch"] == "develop" and run["annotations"]["ref_type"] == "branch"
+    assert run["phase"] == "queued"
+    shown = ok(cli(stack, tok1, "run", "show", str(run["id"]))).output
+    assert "task01" in shown
+
+    other = cli(stack, tok2, "run", "show", str(run["id"]))
+    assert other.exit_code == 1 and other.output.startswith("Error: ")
+    other_cancel = cli(stack, tok2, "run", "cancel", str(run["id"]))
+    assert other_cancel.exit_code == 1
+
+    ok(cli(stack, tok1, "run", "cancel", str(run["id"])))
+    final = json.loads(ok(cli(stack, tok1, "run", "show", str(run["id"]), "--json")).stdout)
+    assert final["phase"] == "cancelled"
