@@ -76,13 +76,16 @@ class RunFollower:
         try:
             while True:
                 run = await self.gw.get_run(run_id)
-                if run.phase != phase:
+                # A finished run is reported once, by the summary below, after its tasks' ends.
+                if run.phase != phase and not run.finished:
                     phase = run.phase
                     self.write(f"==> run {run.name} #{run.counter} ({run.id}): {run.phase}")
                 for task in sorted(run.tasks.values(), key=lambda t: (t.level, t.name)):
-                    if seen_status.get(task.id) != task.status:
+                    previous = seen_status.get(task.id)
+                    if previous != task.status:
                         seen_status[task.id] = task.status
-                        self.write(f"==> {self._prefix(run, task.name)}{task.status}")
+                        if previous is not None or task.status != "notstarted":
+                            self.write(f"==> {self._prefix(run, task.name)}{task.status}")
                     if task.waiting_approval and not task.approved and task.id not in announced_approval:
                         announced_approval.add(task.id)
                         self.write(f"==> {self._prefix(run, task.name)}waiting for approval: "

@@ -1,0 +1,129 @@
+"""``agola directrun start --follow`` end to end: every role in one process (embedded storage,
+docker executor), a local work tree, and the terminal output a developer sees.
+
+Uses the offline-built ``agola-test/busybox`` image (the ``busybox_image`` fixture); the clone step
+runs on the executor host, so the image needs no git.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from click.testing import CliRunner, Result
+
+from agola.cli.main import agola
+from agola.config import parse_config
+from agola.services import registry
+from agola.services.role import RoleHost
+from tests.support.services import free_port
+
+ADMIN = "e2e-admin-token"
+COMPONENTS = ("runservice", "executor", "configstore", "scheduler", "gateway", "gitserver")
+
+
+class AllRoles:
+    def __init__(self, tmp_path: Path) -> None:
+        web = {c: free_port() for c in COMPONENTS if c != "scheduler"}
+        extra = {
+            "gateway": f"  adminToken: {ADMIN}\n",
+            "executor": "  docker: {network: none}\n  activeTasksLimit: 2\n",
+        }
+        text = f"dataDir: {tmp_path / 'data'}\n"
+        for c in COMPONENTS:
+            text += f"{c}:\n" + (f"  web: {{listenAddress: '127.0.0.1:{web[c]}'}}\n" if c in web else "  {}\n")
+            text += extra.get(c, "")
+        text = text.replace("scheduler:\n  {}\n", "scheduler: {}\n")
+        self.config = parse_config(text)
+        self.config.validate(set(COMPONENTS))
+        self.url = f"http://127.0.0.1:{web['gateway']}"
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.host: RoleHost | None = None
+
+    def start(self) -> None:
+        self.thread.start()
+
+        async def start() -> None:
+            roles = [registry.load_role(c)(self.config) for c in registry.ordered(set(COMPONENTS))]
+            self.host = RoleHost(roles, shutdown_timeout=5)
+            await self.host.start()
+
+        asyncio.run_coroutine_threadsafe(start(), self.loop).result(60)
+
+    def stop(self) -> None:
+        if self.host is not None:
+            asyncio.run_coroutine_threadsafe(self.host.stop(), self.loop).result(60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture
+def roles(tmp_path: Path, busybox_image: str) -> Iterator[AllRoles]:
+    r = AllRoles(tmp_path)
+    r.start()
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+def cli(roles: AllRoles, token: str, *args: str) -> Result:
+    return CliRunner().invoke(agola, ["--gateway-url", roles.url, "--token", token, *args])
+
+
+PIPELINE = """\
+version: v0
+runs:
+  - name: run01
+    tasks:
+      - name: task01
+        runtime: {{containers: [{{image: {image}}}]}}
+        environment:
+          ENV01: {{from_variable: variable01}}
+        steps:
+          - type: clone
+          - type: run
+            name: greet
+            command: |
+                echo "ENV01=$ENV01"
+                sleep 1
+                echo STEPLOG
+                test "$ENV01" != fail
+"""
+
+
+def test_directrun_follow_success_then_failure_and_logs(roles: AllRoles, tmp_path: Path, busybox_image: str) -> None:
+    assert cli(roles, ADMIN, "user", "create", "user01").exit_code == 0
+    token = cli(roles, ADMIN, "user", "token", "create", "user01", "t").stdout.strip()
+    repo = tmp_path / "work"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".agola").mkdir()
+    (repo / ".agola" / "config.yml").write_text(PIPELINE.format(image=busybox_image))
+
+    ok = cli(roles, token, "directrun", "start", "-C", str(repo), "--var", "variable01=hello", "--follow")
+    assert ok.exit_code == 0, ok.output
+    out = ok.stdout
+    assert "[task01] ENV01=hello" in out and "[task01] STEPLOG" in out
+    assert "[task01] --- step 1: success (exit status 0)" in out
+    assert out.rstrip().endswith("finished, result success")
+
+    bad = cli(roles, token, "directrun", "start", "-C", str(repo), "--var", "variable01=fail", "-f")
+    assert bad.exit_code == 3, bad.output
+    assert "[task01] ENV01=fail" in bad.stdout and "result failed" in bad.stdout
+
+    run_id = cli(roles, token, "run", "list", "--json", "--result", "success").stdout
+    import json
+
+    [row] = json.loads(run_id)
+    step = cli(roles, token, "run", "logs", row["id"], "-t", "task01", "--step", "1")
+    assert step.exit_code == 0 and "STEPLOG" in step.output
+    setup = cli(roles, token, "run", "logs", row["id"], "-t", "task01", "--setup")
+    assert setup.exit_code == 0
+    missing = cli(roles, token, "run", "logs", row["id"], "-t", "task01", "--step", "99")
+    assert missing.exit_code == 1 and missing.output.startswith("Error: ")
