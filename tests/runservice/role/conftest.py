@@ -124,7 +124,12 @@ async def make_instance(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
 
     yield make
     for inst in reversed(instances):
-        await inst.stop()
+        try:
+            await asyncio.wait_for(inst.stop(), 15)
+        except TimeoutError:
+            for t in asyncio.all_tasks():
+                t.print_stack(limit=6)
+            raise
 
 
 @pytest.fixture
