@@ -127,3 +127,95 @@ def test_directrun_follow_success_then_failure_and_logs(roles: AllRoles, tmp_pat
     assert setup.exit_code == 0
     missing = cli(roles, token, "run", "logs", row["id"], "-t", "task01", "--step", "99")
     assert missing.exit_code == 1 and missing.output.startswith("Error: ")
+
+
+APPROVAL_PIPELINE = """\
+version: v0
+runs:
+  - name: run01
+    tasks:
+      - name: build
+        runtime: {{containers: [{{image: {image}}}]}}
+        steps:
+          - type: run
+            command: echo built
+      - name: deploy
+        runtime: {{containers: [{{image: {image}}}]}}
+        approval: true
+        depends: [build]
+        steps:
+          - type: run
+            command: echo deployed; test -f /tmp/never-there
+"""
+
+
+def _wait_json(roles: AllRoles, token: str, args: list[str], ready: object, timeout: float = 60) -> object:
+    import json
+
+    from tests.support.waiting import wait_for_sync
+
+    def check() -> object:
+        value = json.loads(cli(roles, token, *args, "--json").stdout)
+        return value if ready(value) else None  # type: ignore[operator]
+
+    return wait_for_sync(check, timeout)
+
+
+def test_approval_restart_and_broken_pipeline_through_the_cli(roles: AllRoles, tmp_path: Path,
+                                                               busybox_image: str) -> None:
+    assert cli(roles, ADMIN, "user", "create", "user01").exit_code == 0
+    token = cli(roles, ADMIN, "user", "token", "create", "user01", "t").stdout.strip()
+    repo = tmp_path / "work"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".agola").mkdir()
+    config = repo / ".agola" / "config.yml"
+
+    # A broken pipeline file: a setup error run whose located message is shown; exit 3.
+    config.write_text("version: v0\nruns:\n  - name: run01\n    tasks: [{name: t, steps: [clone]}]\n")
+    broken = cli(roles, token, "directrun", "start", "-C", str(repo), "-f")
+    assert broken.exit_code == 3
+    assert "setup error: .agola/config.yml:4:" in broken.stdout and "setuperror" in broken.stdout
+
+    # Approval: deploy waits; `run approve` releases it; following to the end reports the failure.
+    config.write_text(APPROVAL_PIPELINE.format(image=busybox_image))
+    assert cli(roles, token, "directrun", "start", "-C", str(repo), "--branch", "main").exit_code == 0
+    runs = _wait_json(roles, token, ["run", "list", "-s", "running"],
+                      lambda rows: rows and rows[0]["tasks_waiting_approval"])
+    run_id = runs[0]["id"]  # type: ignore[index]
+    shown = cli(roles, token, "run", "show", run_id).output
+    assert "waiting approval" in shown
+    assert cli(roles, token, "run", "approve", run_id, "deploy").output == f"task deploy of run {run_id} approved\n"
+    followed = cli(roles, token, "run", "logs", run_id, "-f")
+    assert followed.exit_code == 3, followed.output
+    assert "[deploy] deployed" in followed.stdout and "result failed" in followed.stdout
+
+    # Restart from the failed tasks: a new run where only deploy runs again (and waits for approval).
+    restarted = cli(roles, token, "run", "restart", run_id, "--json")
+    assert restarted.exit_code == 0, restarted.output
+    import json
+
+    new = json.loads(restarted.stdout)
+    assert new["id"] != run_id
+
+
+def test_stop_a_running_run(roles: AllRoles, tmp_path: Path, busybox_image: str) -> None:
+    assert cli(roles, ADMIN, "user", "create", "user01").exit_code == 0
+    token = cli(roles, ADMIN, "user", "token", "create", "user01", "t").stdout.strip()
+    repo = tmp_path / "work"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".agola").mkdir()
+    (repo / ".agola" / "config.yml").write_text(
+        f"version: v0\nruns:\n  - name: run01\n    tasks:\n      - name: long\n"
+        f"        runtime: {{containers: [{{image: {busybox_image}}}]}}\n"
+        f"        steps: [{{type: run, command: 'echo started; sleep 60'}}]\n")
+    assert cli(roles, token, "directrun", "start", "-C", str(repo)).exit_code == 0
+    rows = _wait_json(roles, token, ["run", "list", "-s", "running"], lambda rows: bool(rows))
+    run_id = rows[0]["id"]  # type: ignore[index]
+    _wait_json(roles, token, ["run", "show", run_id],
+               lambda r: any(t["status"] == "running" for t in r["tasks"].values()))
+    assert cli(roles, token, "run", "stop", run_id).output == f"run {run_id} is stopping\n"
+    followed = cli(roles, token, "run", "logs", run_id, "-f")
+    assert followed.exit_code == 3, followed.output
+    assert "result stopped" in followed.stdout
