@@ -8,10 +8,11 @@ runs on the executor host, so the image needs no git.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 from click.testing import CliRunner, Result
@@ -21,6 +22,7 @@ from agola.config import parse_config
 from agola.services import registry
 from agola.services.role import RoleHost
 from tests.support.services import free_port
+from tests.support.waiting import wait_for_sync
 
 ADMIN = "e2e-admin-token"
 COMPONENTS = ("runservice", "executor", "configstore", "scheduler", "gateway", "gitserver")
@@ -117,10 +119,7 @@ def test_directrun_follow_success_then_failure_and_logs(roles: AllRoles, tmp_pat
     assert bad.exit_code == 3, bad.output
     assert "[task01] ENV01=fail" in bad.stdout and "result failed" in bad.stdout
 
-    run_id = cli(roles, token, "run", "list", "--json", "--result", "success").stdout
-    import json
-
-    [row] = json.loads(run_id)
+    [row] = json.loads(cli(roles, token, "run", "list", "--json", "--result", "success").stdout)
     step = cli(roles, token, "run", "logs", row["id"], "-t", "task01", "--step", "1")
     assert step.exit_code == 0 and "STEPLOG" in step.output
     setup = cli(roles, token, "run", "logs", row["id"], "-t", "task01", "--setup")
@@ -149,14 +148,12 @@ runs:
 """
 
 
-def _wait_json(roles: AllRoles, token: str, args: list[str], ready: object, timeout: float = 60) -> object:
-    import json
+def _wait_json(roles: AllRoles, token: str, args: list[str], ready: Callable[[Any], Any], timeout: float = 60) -> Any:
+    """The JSON output of a CLI command, once ``ready`` accepts it."""
 
-    from tests.support.waiting import wait_for_sync
-
-    def check() -> object:
+    def check() -> Any:
         value = json.loads(cli(roles, token, *args, "--json").stdout)
-        return value if ready(value) else None  # type: ignore[operator]
+        return value if ready(value) else None
 
     return wait_for_sync(check, timeout)
 
@@ -182,7 +179,7 @@ def test_approval_restart_and_broken_pipeline_through_the_cli(roles: AllRoles, t
     assert cli(roles, token, "directrun", "start", "-C", str(repo), "--branch", "main").exit_code == 0
     runs = _wait_json(roles, token, ["run", "list", "-s", "running"],
                       lambda rows: rows and rows[0]["tasks_waiting_approval"])
-    run_id = runs[0]["id"]  # type: ignore[index]
+    run_id = runs[0]["id"]
     shown = cli(roles, token, "run", "show", run_id).output
     assert "waiting approval" in shown
     assert cli(roles, token, "run", "approve", run_id, "deploy").output == f"task deploy of run {run_id} approved\n"
@@ -193,8 +190,6 @@ def test_approval_restart_and_broken_pipeline_through_the_cli(roles: AllRoles, t
     # Restart from the failed tasks: a new run where only deploy runs again (and waits for approval).
     restarted = cli(roles, token, "run", "restart", run_id, "--json")
     assert restarted.exit_code == 0, restarted.output
-    import json
-
     new = json.loads(restarted.stdout)
     assert new["id"] != run_id
 
@@ -212,7 +207,7 @@ def test_stop_a_running_run(roles: AllRoles, tmp_path: Path, busybox_image: str)
         f"        steps: [{{type: run, command: 'echo started; sleep 60'}}]\n")
     assert cli(roles, token, "directrun", "start", "-C", str(repo)).exit_code == 0
     rows = _wait_json(roles, token, ["run", "list", "-s", "running"], lambda rows: bool(rows))
-    run_id = rows[0]["id"]  # type: ignore[index]
+    run_id = rows[0]["id"]
     _wait_json(roles, token, ["run", "show", run_id],
                lambda r: any(t["status"] == "running" for t in r["tasks"].values()))
     assert cli(roles, token, "run", "stop", run_id).output == f"run {run_id} is stopping\n"
