@@ -148,3 +148,32 @@ def test_direct_run_is_created_listed_shown_and_cancelled(stack: Stack, tmp_path
     ok(cli(stack, tok1, "run", "cancel", str(run["id"])))
     final = json.loads(ok(cli(stack, tok1, "run", "show", str(run["id"]), "--json")).stdout)
     assert final["phase"] == "cancelled"
+
+
+def test_remote_sources_groups_and_tokens(stack: Stack) -> None:
+    tok1 = bootstrap(stack, "user01")
+    created = ok(cli(stack, ADMIN, "remotesource", "create", "-n", "gitea", "--type", "gitea", "--auth-type",
+                     "password", "--api-url", "http://127.0.0.1:1", "-s", "--json"))
+    assert json.loads(created.stdout)["name"] == "gitea"
+    ok(cli(stack, ADMIN, "remotesource", "update", "--ref", "gitea", "--no-registration-enabled"))
+    [rs] = json.loads(ok(cli(stack, tok1, "remotesource", "list", "--json")).stdout)
+    assert (rs["name"], rs["registration_enabled"], rs["login_enabled"]) == ("gitea", False, True)
+    denied = cli(stack, tok1, "remotesource", "delete", "--ref", "gitea")
+    assert denied.exit_code == 1 and denied.output.startswith("Error: ")
+    ok(cli(stack, ADMIN, "remotesource", "delete", "--ref", "gitea"))
+    assert json.loads(ok(cli(stack, tok1, "remotesource", "list", "--json")).stdout) == []
+    needs_url = cli(stack, ADMIN, "remotesource", "create", "-n", "x", "--type", "gitea", "--auth-type", "password")
+    assert needs_url.exit_code == 2
+
+    ok(cli(stack, tok1, "projectgroup", "create", "-n", "g1", "--parent", "user/user01"))
+    ok(cli(stack, tok1, "projectgroup", "update", "--ref", "user/user01/g1", "-n", "g2", "--visibility", "private"))
+    [group] = json.loads(ok(cli(stack, tok1, "projectgroup", "list", "--parent", "user/user01", "--json")).stdout)
+    assert (group["path"], group["visibility"]) == ("user/user01/g2", "private")
+    ok(cli(stack, tok1, "projectgroup", "delete", "--ref", "user/user01/g2"))
+    assert json.loads(ok(cli(stack, tok1, "projectgroup", "list", "--parent", "user/user01", "--json")).stdout) == []
+
+    second = ok(cli(stack, tok1, "user", "token", "create", "-n", "user01", "-t", "second")).stdout.strip()
+    assert "second" in ok(cli(stack, second, "user", "show")).output
+    ok(cli(stack, tok1, "user", "token", "delete", "user01", "second"))
+    gone = cli(stack, second, "user", "show")
+    assert gone.exit_code == 1 and gone.output.startswith("Error: ")
