@@ -7,10 +7,8 @@ runs on the executor host, so the image needs no git.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
-import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -18,55 +16,12 @@ import pytest
 from click.testing import CliRunner, Result
 
 from agola.cli.main import agola
-from agola.config import parse_config
-from agola.services import registry
-from agola.services.role import RoleHost
-from tests.support.services import free_port
+from tests.client.stack import ADMIN, ALL, RoleStack
 from tests.support.waiting import wait_for_sync
 
-ADMIN = "e2e-admin-token"
-COMPONENTS = ("runservice", "executor", "configstore", "scheduler", "gateway", "gitserver")
-
-
-class AllRoles:
-    def __init__(self, tmp_path: Path) -> None:
-        web = {c: free_port() for c in COMPONENTS if c != "scheduler"}
-        extra = {
-            "gateway": f"  adminToken: {ADMIN}\n",
-            "executor": "  docker: {network: none}\n  activeTasksLimit: 2\n",
-        }
-        text = f"dataDir: {tmp_path / 'data'}\n"
-        for c in COMPONENTS:
-            text += f"{c}:\n" + (f"  web: {{listenAddress: '127.0.0.1:{web[c]}'}}\n" if c in web else "  {}\n")
-            text += extra.get(c, "")
-        text = text.replace("scheduler:\n  {}\n", "scheduler: {}\n")
-        self.config = parse_config(text)
-        self.config.validate(set(COMPONENTS))
-        self.url = f"http://127.0.0.1:{web['gateway']}"
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.host: RoleHost | None = None
-
-    def start(self) -> None:
-        self.thread.start()
-
-        async def start() -> None:
-            roles = [registry.load_role(c)(self.config) for c in registry.ordered(set(COMPONENTS))]
-            self.host = RoleHost(roles, shutdown_timeout=5)
-            await self.host.start()
-
-        asyncio.run_coroutine_threadsafe(start(), self.loop).result(60)
-
-    def stop(self) -> None:
-        if self.host is not None:
-            asyncio.run_coroutine_threadsafe(self.host.stop(), self.loop).result(60)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
 @pytest.fixture
-def roles(tmp_path: Path, busybox_image: str) -> Iterator[AllRoles]:
-    r = AllRoles(tmp_path)
+def roles(tmp_path: Path, busybox_image: str) -> Iterator[RoleStack]:
+    r = RoleStack(tmp_path, ALL, {"executor": "  docker: {network: none}\n  activeTasksLimit: 2\n"})
     r.start()
     try:
         yield r
@@ -74,7 +29,7 @@ def roles(tmp_path: Path, busybox_image: str) -> Iterator[AllRoles]:
         r.stop()
 
 
-def cli(roles: AllRoles, token: str, *args: str) -> Result:
+def cli(roles: RoleStack, token: str, *args: str) -> Result:
     return CliRunner().invoke(agola, ["--gateway-url", roles.url, "--token", token, *args])
 
 
@@ -99,7 +54,7 @@ runs:
 """
 
 
-def test_directrun_follow_success_then_failure_and_logs(roles: AllRoles, tmp_path: Path, busybox_image: str) -> None:
+def test_directrun_follow_success_then_failure_and_logs(roles: RoleStack, tmp_path: Path, busybox_image: str) -> None:
     assert cli(roles, ADMIN, "user", "create", "user01").exit_code == 0
     token = cli(roles, ADMIN, "user", "token", "create", "user01", "t").stdout.strip()
     repo = tmp_path / "work"
@@ -148,7 +103,7 @@ runs:
 """
 
 
-def _wait_json(roles: AllRoles, token: str, args: list[str], ready: Callable[[Any], Any], timeout: float = 60) -> Any:
+def _wait_json(roles: RoleStack, token: str, args: list[str], ready: Callable[[Any], Any], timeout: float = 60) -> Any:
     """The JSON output of a CLI command, once ``ready`` accepts it."""
 
     def check() -> Any:
@@ -158,7 +113,7 @@ def _wait_json(roles: AllRoles, token: str, args: list[str], ready: Callable[[An
     return wait_for_sync(check, timeout)
 
 
-def test_approval_restart_and_broken_pipeline_through_the_cli(roles: AllRoles, tmp_path: Path,
+def test_approval_restart_and_broken_pipeline_through_the_cli(roles: RoleStack, tmp_path: Path,
                                                                busybox_image: str) -> None:
     assert cli(roles, ADMIN, "user", "create", "user01").exit_code == 0
     token = cli(roles, ADMIN, "user", "token", "create", "user01", "t").stdout.strip()
@@ -194,7 +149,7 @@ def test_approval_restart_and_broken_pipeline_through_the_cli(roles: AllRoles, t
     assert new["id"] != run_id
 
 
-def test_stop_a_running_run(roles: AllRoles, tmp_path: Path, busybox_image: str) -> None:
+def test_stop_a_running_run(roles: RoleStack, tmp_path: Path, busybox_image: str) -> None:
     assert cli(roles, ADMIN, "user", "create", "user01").exit_code == 0
     token = cli(roles, ADMIN, "user", "token", "create", "user01", "t").stdout.strip()
     repo = tmp_path / "work"

@@ -1,76 +1,28 @@
-"""The CLI and the public client against the real control plane in one process: gateway,
-configstore, runservice and gitserver roles (embedded coordination, posix storage), no executor,
-so direct runs stay queued (which is what `run cancel` needs).
-
-The roles run in a background thread with their own event loop, because the CLI under test
-calls ``asyncio.run`` itself.
+"""The CLI against the real control plane in one process: gateway, configstore, runservice and
+gitserver roles (embedded storage), no executor, so direct runs stay queued (which is what
+`run cancel` needs). See test_cli_e2e_docker.py for runs that execute.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
-import threading
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from click.testing import CliRunner, Result
 
 from agola.cli.main import agola
-from agola.config import parse_config
-from agola.services import registry
-from agola.services.role import RoleHost
-from tests.support.services import free_port
+from tests.client.stack import ADMIN, RoleStack
 from tests.support.waiting import wait_for_sync
-
-ADMIN = "test-admin-token"
-COMPONENTS = ("runservice", "configstore", "gateway", "gitserver")
-
-
-class Stack:
-    def __init__(self, tmp_path: Path) -> None:
-        ports = {c: free_port() for c in COMPONENTS}
-        extra = {"gateway": f"\n  adminToken: {ADMIN}"}
-        text = f"dataDir: {tmp_path / 'data'}\n" + "".join(
-            f"{c}:\n  web: {{listenAddress: '127.0.0.1:{ports[c]}'}}{extra.get(c, '')}\n" for c in COMPONENTS)
-        self.config = parse_config(text)
-        self.config.validate(set(COMPONENTS))
-        self.url = f"http://127.0.0.1:{ports['gateway']}"
-        self.tmp_path = tmp_path
-        self.loop = asyncio.new_event_loop()
-        self.host: RoleHost | None = None
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-        async def start() -> None:
-            roles = [registry.load_role(c)(self.config) for c in registry.ordered(set(COMPONENTS))]
-            self.host = RoleHost(roles, shutdown_timeout=5)
-            await self.host.start()
-
-        asyncio.run_coroutine_threadsafe(start(), self.loop).result(60)
-
-    def stop(self) -> None:
-        if self.host is not None:
-            asyncio.run_coroutine_threadsafe(self.host.stop(), self.loop).result(60)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(tmp_path)
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
+def stack(control_plane: RoleStack) -> RoleStack:
+    return control_plane
 
 
-def cli(stack: Stack, token: str, *args: str, input: str | None = None) -> Result:
+def cli(stack: RoleStack, token: str, *args: str, input: str | None = None) -> Result:
     return CliRunner().invoke(agola, ["--gateway-url", stack.url, "--token", token, *args], input=input)
 
 
@@ -79,12 +31,12 @@ def ok(result: Result) -> Result:
     return result
 
 
-def bootstrap(stack: Stack, name: str) -> str:
+def bootstrap(stack: RoleStack, name: str) -> str:
     ok(cli(stack, ADMIN, "user", "create", name))
     return ok(cli(stack, ADMIN, "user", "token", "create", name, "token01")).stdout.strip()
 
 
-def test_bootstrap_orgs_groups_secrets_and_denials(stack: Stack) -> None:
+def test_bootstrap_orgs_groups_secrets_and_denials(stack: RoleStack) -> None:
     version = ok(cli(stack, "", "version"))
     assert "Gateway version:" in version.output
 
@@ -123,7 +75,7 @@ def _repo(tmp_path: Path) -> Path:
     return repo
 
 
-def test_direct_run_is_created_listed_shown_and_cancelled(stack: Stack, tmp_path: Path) -> None:
+def test_direct_run_is_created_listed_shown_and_cancelled(stack: RoleStack, tmp_path: Path) -> None:
     tok1 = bootstrap(stack, "user01")
     tok2 = bootstrap(stack, "user02")
     repo = _repo(tmp_path)
@@ -150,7 +102,7 @@ def test_direct_run_is_created_listed_shown_and_cancelled(stack: Stack, tmp_path
     assert final["phase"] == "cancelled"
 
 
-def test_remote_sources_groups_and_tokens(stack: Stack) -> None:
+def test_remote_sources_groups_and_tokens(stack: RoleStack) -> None:
     tok1 = bootstrap(stack, "user01")
     created = ok(cli(stack, ADMIN, "remotesource", "create", "-n", "gitea", "--type", "gitea", "--auth-type",
                      "password", "--api-url", "http://127.0.0.1:1", "-s", "--json"))

@@ -6,6 +6,7 @@ from typing import Iterator
 import pytest
 
 from tests.client.fakegateway import FakeGateway
+from tests.client.stack import RoleStack
 
 
 @pytest.fixture
@@ -16,3 +17,14 @@ def fake_gateway(tmp_path: Path) -> Iterator[FakeGateway]:
         yield gw
     finally:
         gw.stop()
+
+
+@pytest.fixture
+def control_plane(tmp_path: Path) -> Iterator[RoleStack]:
+    """gateway, configstore, runservice and gitserver (no executor: runs stay queued)."""
+    s = RoleStack(tmp_path)
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()

@@ -1,5 +1,8 @@
 """A stand-in gateway speaking the wire format of spec §6.2 (paths, JSON shapes, status codes,
-``{"message", "code"}`` errors), for the client and CLI tests until the real gateway role exists.
+``{"message", "code"}`` errors). The client's wire compatibility is tested against the real
+gateway (test_gateway_client.py, tests/cli/test_cli_real_gateway.py, test_cli_e2e_docker.py);
+this fake stays for what needs scripted, deterministic runs in milliseconds: the CLI's output
+formatting and ``--follow`` timing (lines arriving while a step runs, approval).
 
 It keeps its state in memory, records every request, and scripts runs: a direct run gets one task
 ``task01`` whose ``run`` step prints a few lines over a short time (so ``--follow`` is exercised

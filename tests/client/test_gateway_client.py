@@ -1,35 +1,75 @@
-"""The public client against a gateway speaking §6.2's wire format.
-
-Until the real gateway role lands these run against ``FakeGateway`` (tests/client/fakegateway.py),
-which follows the spec's paths, JSON shapes and error bodies.
-"""
+"""The public client against the real gateway (with configstore, runservice and gitserver roles):
+every call goes over HTTP to the real handlers; a trace of the requests the client sent checks
+the wire format of spec §6.2 (paths, escaping, query flags, bodies)."""
 
 from __future__ import annotations
 
 import ast
+import asyncio
+import json
+import subprocess
 from pathlib import Path
+from typing import Any, AsyncIterator
 
+import aiohttp
 import pytest
 
 import agola.client
+from agola.cli import _git
 from agola.client import (
+    AlreadyExists,
     BadRequest,
+    Conflict,
     CreateOrgRequest,
-    CreateProjectRequest,
+    CreateProjectGroupRequest,
     CreateSecretRequest,
     CreateVariableRequest,
     Forbidden,
     GatewayClient,
     NotExist,
+    PayloadTooLarge,
     Unauthorized,
     Unavailable,
     UpdateProjectGroupRequest,
+    UserCreateRunRequest,
     VariableValueRequest,
     error_from_response,
 )
-from agola.client.errors import AlreadyExists, Conflict, PayloadTooLarge
-from tests.client.fakegateway import ADMIN_TOKEN, FakeGateway
+from tests.client.stack import ADMIN, RoleStack
 from tests.support.services import free_port
+from tests.support.waiting import wait_for
+
+
+class Recorder:
+    """An aiohttp session whose requests are recorded as (method, raw path, raw query, body)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str, Any]] = []
+        trace = aiohttp.TraceConfig()
+        trace.on_request_start.append(self._start)
+        trace.on_request_chunk_sent.append(self._chunk)
+        self.session = aiohttp.ClientSession(trace_configs=[trace])
+
+    async def _start(self, session: Any, ctx: Any, params: aiohttp.TraceRequestStartParams) -> None:
+        url = params.url
+        self.sent.append((params.method, url.raw_path, url.raw_query_string, None))
+
+    async def _chunk(self, session: Any, ctx: Any, params: aiohttp.TraceRequestChunkSentParams) -> None:
+        method, path, query, _ = self.sent[-1]
+        self.sent[-1] = (method, path, query, json.loads(params.chunk))
+
+
+@pytest.fixture
+async def admin(control_plane: RoleStack) -> AsyncIterator[tuple[GatewayClient, Recorder]]:
+    rec = Recorder()
+    async with GatewayClient(control_plane.url, ADMIN, session=rec.session) as gw:
+        yield gw, rec
+    await rec.session.close()
+
+
+async def user_client(url: str, admin: GatewayClient, name: str) -> tuple[agola.client.UserResponse, GatewayClient]:
+    user = await admin.create_user(name)
+    return user, GatewayClient(url, await admin.create_user_token(name, "default"))
 
 
 def test_client_package_imports_nothing_else_from_agola() -> None:
@@ -42,41 +82,44 @@ def test_client_package_imports_nothing_else_from_agola() -> None:
                 assert all(not a.name.startswith("agola") or a.name.startswith("agola.client") for a in node.names)
 
 
-async def test_users_and_tokens_with_the_admin_token(fake_gateway: FakeGateway) -> None:
-    async with GatewayClient(fake_gateway.url, ADMIN_TOKEN) as admin:
-        created = await admin.create_user("user01")
-        assert created.username == "user01" and created.id
-        token = await admin.create_user_token("user01", "token01")
-        assert token
-        assert [u.username for u in await admin.list_users(limit=5, asc=True)] == ["user01"]
-        assert (await admin.get_user("user01")).tokens == ["token01"]
+async def test_users_and_tokens(control_plane: RoleStack, admin: tuple[GatewayClient, Recorder]) -> None:
+    gw, rec = admin
+    created = await gw.create_user("user01")
+    assert created.username == "user01" and created.id
+    token = await gw.create_user_token("user01", "token01")
+    assert token
+    assert [u.username for u in await gw.list_users(limit=5, asc=True)] == ["user01"]
+    assert (await gw.get_user("user01")).tokens == ["token01"]
+    assert rec.sent[:3] == [
+        ("POST", "/api/v1alpha/users", "", {"username": "user01"}),
+        ("POST", "/api/v1alpha/users/user01/tokens", "", {"token_name": "token01"}),
+        ("GET", "/api/v1alpha/users", "limit=5&asc=", None),
+    ]
 
-    async with GatewayClient(fake_gateway.url, token) as user:
-        me = await user.current_user()
-        assert me.id == created.id
-        with pytest.raises(Forbidden, match="not an admin") as err:
+    async with GatewayClient(control_plane.url, token) as user:
+        assert (await user.current_user()).id == created.id
+        with pytest.raises(Forbidden) as err:
             await user.create_user("user02")
         assert err.value.http_status == 403 and isinstance(err.value, PermissionError)
-
-    sent = fake_gateway.state.requests
-    assert [(r.method, r.path) for r in sent[:3]] == [
-        ("POST", "/api/v1alpha/users"), ("POST", "/api/v1alpha/users/user01/tokens"), ("GET", "/api/v1alpha/users")]
-    assert sent[0].body == {"username": "user01"}
-    assert sent[1].body == {"token_name": "token01"}
-    assert sent[2].query == "limit=5&asc="
-    assert sent[0].authorization == f"token {ADMIN_TOKEN}"
-
-
-async def test_errors_carry_the_server_message_and_kind(fake_gateway: FakeGateway) -> None:
-    async with GatewayClient(fake_gateway.url, "wrong") as gw:
+        await user.delete_user_token("user01", "token01")
         with pytest.raises(Unauthorized):
-            await gw.current_user()
-    async with GatewayClient(fake_gateway.url, ADMIN_TOKEN) as gw:
-        with pytest.raises(NotExist, match="user 'nobody' doesn't exist") as err:
-            await gw.get_user("nobody")
-        assert isinstance(err.value, LookupError) and err.value.code == "not_exist"
-        with pytest.raises(BadRequest, match="no groups specified"):
-            await gw.list_runs("")
+            await user.current_user()
+
+
+async def test_errors_carry_the_server_message_and_kind(control_plane: RoleStack,
+                                                        admin: tuple[GatewayClient, Recorder]) -> None:
+    gw, _ = admin
+    async with GatewayClient(control_plane.url, "wrong") as bad:
+        with pytest.raises(Unauthorized):
+            await bad.current_user()
+    with pytest.raises(NotExist) as err:
+        await gw.get_user("nobody")
+    assert isinstance(err.value, LookupError) and err.value.code == "not_exist" and err.value.message
+    with pytest.raises(BadRequest, match="no groups specified"):
+        await gw.list_runs("")
+    await gw.create_user("user01")
+    with pytest.raises((BadRequest, Conflict)):
+        await gw.create_user("user01")
 
 
 async def test_unreachable_gateway_is_unavailable() -> None:
@@ -98,38 +141,75 @@ def test_error_mapping_from_status_and_code() -> None:
     assert error_from_response(418, None, "I'm a teapot").message == "I'm a teapot"
 
 
-async def test_refs_with_slashes_are_one_path_segment(fake_gateway: FakeGateway) -> None:
-    async with GatewayClient(fake_gateway.url, ADMIN_TOKEN) as gw:
-        p = await gw.create_project(CreateProjectRequest("p1", "user/user01", "user01/repo", "gitea"))
-        assert (await gw.get_project("user/user01/p1")).id == p.id
-        assert [x.name for x in await gw.list_project_group_projects("user/user01")] == ["p1"]
-        await gw.create_secret("project", "user/user01/p1", CreateSecretRequest("s1", {"k": "v"}))
-        await gw.create_variable("project", "user/user01/p1", CreateVariableRequest(
+async def test_refs_with_slashes_groups_secrets_and_variables(control_plane: RoleStack,
+                                                              admin: tuple[GatewayClient, Recorder]) -> None:
+    gw, rec = admin
+    _, user = await user_client(control_plane.url, gw, "user01")
+    async with user:
+        group = await user.create_project_group(CreateProjectGroupRequest("g1", "user/user01"))
+        assert group.path == "user/user01/g1"
+        assert (await user.get_project_group("user/user01/g1")).id == group.id
+        updated = await user.update_project_group("user/user01/g1", UpdateProjectGroupRequest(visibility="private"))
+        assert updated.visibility == "private"
+        assert [g.name for g in await user.list_project_group_subgroups("user/user01")] == ["g1"]
+        await user.create_secret("projectgroup", "user/user01", CreateSecretRequest("s1", {"k": "v"}))
+        await user.create_secret("projectgroup", "user/user01/g1", CreateSecretRequest("s1", {"k": "w"}))
+        await user.create_variable("projectgroup", "user/user01/g1", CreateVariableRequest(
             "var01", [VariableValueRequest("s1", "k", {"branch": "master"})]))
-        secrets = await gw.list_secrets("project", "user/user01/p1", tree=True, remove_overridden=True)
-        variables = await gw.list_variables("project", "user/user01/p1")
-    assert [(s.name, s.parent_path) for s in secrets] == [("s1", "user/user01/p1")]
-    assert variables[0].values[0].secret_var == "k" and variables[0].values[0].when == {"branch": "master"}
-    sent = {(r.method, r.path, r.query): r.body for r in fake_gateway.state.requests}
-    assert ("GET", "/api/v1alpha/projects/user%2Fuser01%2Fp1", "") in sent
-    assert ("GET", "/api/v1alpha/projects/user%2Fuser01%2Fp1/secrets", "tree=&removeoverridden=") in sent
-    assert sent[("POST", "/api/v1alpha/projects", "")] == {
-        "name": "p1", "parent_ref": "user/user01", "repo_path": "user01/repo", "remote_source_name": "gitea",
-        "visibility": "public", "skip_ssh_host_key_check": False}
-    assert sent[("POST", "/api/v1alpha/projects/user%2Fuser01%2Fp1/secrets", "")] == {
-        "name": "s1", "data": {"k": "v"}, "type": "internal"}
+        tree = await user.list_secrets("projectgroup", "user/user01/g1", tree=True)
+        nearest = await user.list_secrets("projectgroup", "user/user01/g1", tree=True, remove_overridden=True)
+        variables = await user.list_variables("projectgroup", "user/user01/g1")
+        await user.delete_secret("projectgroup", "user/user01", "s1")
+    assert [s.parent_path for s in tree] == ["user/user01/g1", "user/user01"]
+    assert [s.parent_path for s in nearest] == ["user/user01/g1"]
+    [var] = variables
+    assert var.values[0].secret_var == "k" and var.values[0].matching_secret_parent_path == "user/user01/g1"
+    assert var.values[0].when is not None
 
 
-async def test_orgs_and_members(fake_gateway: FakeGateway) -> None:
-    user = fake_gateway.add_user("user01", token="tok")
-    async with GatewayClient(fake_gateway.url, "tok") as gw:
-        org = await gw.create_org(CreateOrgRequest("org01"))
-        assert org.visibility == "public"
-        members = await gw.list_org_members("org01")
+async def test_request_wire_format(control_plane: RoleStack) -> None:
+    """The paths, escaping and flags the client sends, as recorded on the way out."""
+    rec = Recorder()
+    async with GatewayClient(control_plane.url, ADMIN, session=rec.session) as gw:
+        for call in (gw.get_project("user/user01/p1"),
+                     gw.list_secrets("project", "user/user01/p1", tree=True, remove_overridden=True),
+                     gw.list_runs("/user/x", phases=["queued", "running"], limit=10),
+                     gw.get_log("r1", "t1", step=1),
+                     gw.delete_log("r1", "t1", setup=True)):
+            try:
+                await call
+            except agola.client.ClientError:
+                pass  # nothing exists: only what was sent matters here
+    await rec.session.close()
+    assert [(m, p, q) for m, p, q, _ in rec.sent] == [
+        ("GET", "/api/v1alpha/projects/user%2Fuser01%2Fp1", ""),
+        ("GET", "/api/v1alpha/projects/user%2Fuser01%2Fp1/secrets", "tree=&removeoverridden="),
+        ("GET", "/api/v1alpha/runs", "group=%2Fuser%2Fx&phase=queued&phase=running&limit=10"),
+        ("GET", "/api/v1alpha/logs", "runID=r1&taskID=t1&step=1"),
+        ("DELETE", "/api/v1alpha/logs", "runID=r1&taskID=t1&setup="),
+    ]
+
+
+async def test_orgs_and_members(control_plane: RoleStack, admin: tuple[GatewayClient, Recorder]) -> None:
+    gw, _ = admin
+    u1, c1 = await user_client(control_plane.url, gw, "user01")
+    u2, c2 = await user_client(control_plane.url, gw, "user02")
+    async with c1, c2:
+        org = await c1.create_org(CreateOrgRequest("org01"))
+        assert (org.name, org.visibility) == ("org01", "public")
+        added = await c1.add_org_member("org01", "user02", "member")
+        assert added.role == "member" and added.user is not None and added.user.id == u2.id
+        members = await c1.list_org_members("org01")
         assert members.organization is not None and members.organization.name == "org01"
-        assert [(m.user.username if m.user else "", m.role) for m in members.members] == [("user01", "owner")]
-        added = await gw.add_org_member("org01", "user01", "member")
-        assert added.role == "member" and added.user is not None and added.user.id == user["id"]
+        assert sorted((m.user.username if m.user else "", m.role) for m in members.members) == [
+            ("user01", "owner"), ("user02", "member")]
+        with pytest.raises(Forbidden):
+            await c2.delete_org("org01")
+        await c1.remove_org_member("org01", "user02")
+        assert [o.name for o in await c2.list_orgs()] == ["org01"]
+        await c1.delete_org("org01")
+        with pytest.raises(NotExist):
+            await c1.get_org("org01")
 
 
 def test_update_requests_send_only_what_changed() -> None:
@@ -137,73 +217,71 @@ def test_update_requests_send_only_what_changed() -> None:
     assert UpdateProjectGroupRequest().to_json() == {}
 
 
-async def test_direct_run_logs_runs_and_actions(fake_gateway: FakeGateway, tmp_path: Path) -> None:
-    from agola.cli import _git
-    from agola.client import UserCreateRunRequest
-    from tests.support.waiting import wait_for
-
-    u = fake_gateway.add_user("user01", token="tok")
+async def test_direct_run_created_listed_cancelled_with_events(control_plane: RoleStack, tmp_path: Path,
+                                                                admin: tuple[GatewayClient, Recorder]) -> None:
+    gw, _ = admin
+    u, user = await user_client(control_plane.url, gw, "user01")
     repo = tmp_path / "r"
     repo.mkdir()
-    _git.git(str(repo), "init", "-q")
-    (repo / "f").write_text("x")
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".agola").mkdir()
+    (repo / ".agola" / "config.yml").write_text(
+        "version: v0\nruns:\n  - name: run01\n    tasks:\n      - name: task01\n"
+        "        runtime: {containers: [{image: busybox}]}\n        steps: [{type: run, command: env}]\n")
     snap = _git.save_snapshot(str(repo))
-    _git.push_snapshot(snap.root, snap.commit_sha, _git.repo_push_url(fake_gateway.url, u["id"], "uuid1"),
-                       "refs/heads/master", "tok")
+    token = user._token  # noqa: SLF001 - the same token the CLI pushes with
+    _git.push_snapshot(snap.root, snap.commit_sha, _git.repo_push_url(control_plane.url, u.id, "uuid1"),
+                       "refs/heads/master", token)
 
-    async with GatewayClient(fake_gateway.url, "tok") as gw:
-        res = await gw.user_create_run(UserCreateRunRequest("uuid1", f"{u['id']}/uuid1", snap.commit_sha, branch="master",
-                                                            variables={"A": "1"}))
-        assert res.run_ids == []  # the reference answers an empty 201
-        runs = await gw.list_runs(f"/user/{u['id']}", phases=["queued", "running"], limit=10)
-        assert len(runs) <= 1
-        run_id = (await gw.list_runs(f"/user/{u['id']}"))[0].id
-        task_id = next(iter((await gw.get_run(run_id)).tasks))
+    async with user:
+        events: list[agola.client.RunEvent] = []
 
-        async def step_started() -> bool:
-            return (await gw.get_task(run_id, task_id)).steps[1].phase != "notstarted"
-        await wait_for(step_started, 10)
-        followed = b"".join([c async for c in gw.stream_log(run_id, task_id, step=1, follow=True)])
+        async def listen() -> None:
+            async for ev in user.run_events():
+                events.append(ev)
 
-        async def finished() -> bool:
-            return (await gw.get_run(run_id)).finished
-        await wait_for(finished, 10)
-        run = await gw.get_run(run_id)
-        assert run.result == "success" and run.task_by_name("task01") is not None
-        task = await gw.get_task(run_id, task_id)
-        assert [s.log_archived for s in task.steps] == [True, True]
-        assert task.setup_step is not None and task.setup_step.name == "Task setup"
-        assert await gw.get_log(run_id, task_id, step=1) == followed == b"line 0\r\nline 1\r\nline 2\r\n"
-        await gw.delete_log(run_id, task_id, setup=True)
-        with pytest.raises(NotExist, match="^log doesn't exist"):
-            await gw.get_log(run_id, task_id, setup=True)
-        with pytest.raises(BadRequest, match="not queued"):
-            await gw.cancel_run(run_id)
-        with pytest.raises(BadRequest, match="not waiting for approval"):
-            await gw.approve_task(run_id, task_id)
-        with pytest.raises(ValueError):
-            await gw.get_log(run_id, task_id)
+        listener = asyncio.create_task(listen())
+        res = await user.user_create_run(UserCreateRunRequest(
+            "uuid1", f"{u.id}/uuid1", snap.commit_sha, branch="master", variables={"A": "1"}))
+        [run_id] = res.run_ids
+        # The runs list is the runservice's read model: it may lag a moment behind creation.
+        [row] = await wait_for(lambda: user.list_runs(f"/user/{u.id}", phases=["queued"]), 10, interval=0.1)
+        assert row.id == run_id and row.annotations["branch"] == "master"
+        run = await user.get_run(run_id)
+        task = run.task_by_name("task01")
+        assert task is not None and task.status == "notstarted" and not run.finished
+        detail = await user.get_task(run_id, task.id)
+        assert [s.type for s in detail.steps] == ["run"] and detail.steps[0].command == "env"
+        with pytest.raises(NotExist):
+            await user.get_log(run_id, task.id, step=0)
+        with pytest.raises(BadRequest):
+            await user.stop_run(run_id)  # queued runs are cancelled, not stopped
+        await user.cancel_run(run_id)
+        assert (await user.get_run(run_id)).phase == "cancelled"
+        await wait_for(lambda: any(e.run_id == run_id and e.phase == "cancelled" for e in events), 10)
+        listener.cancel()
 
-    body = fake_gateway.state.created_runs[0]
-    assert body == {"repo_uuid": "uuid1", "repo_path": f"{u['id']}/uuid1", "commit_sha": snap.commit_sha,
-                    "message": "agola direct run", "branch": "master", "tag": "", "ref": "",
-                    "pull_request_ref_regexes": [r"refs/pull/(\d+)/head", r"refs/merge-requests/(\d+)/head"],
-                    "variables": {"A": "1"}}
-    sent = [(r.method, r.path, r.query) for r in fake_gateway.state.requests if r.path.startswith("/api")]
-    assert ("GET", "/api/v1alpha/runs", f"group=%2Fuser%2F{u['id']}&phase=queued&phase=running&limit=10") in sent
-    assert ("GET", "/api/v1alpha/logs", f"runID={run_id}&taskID={task_id}&step=1&follow=") in sent
-    assert ("DELETE", "/api/v1alpha/logs", f"runID={run_id}&taskID={task_id}&setup=") in sent
-    actions = [r.body for r in fake_gateway.state.requests if r.path.endswith("/actions")]
-    assert actions == [{"action_type": "cancel", "from_start": False}, {"action_type": "approve"}]
+        _, other = await user_client(control_plane.url, gw, "user02")
+        async with other:
+            with pytest.raises(Forbidden):
+                await other.get_run(run_id)
+            with pytest.raises((Unauthorized, Forbidden)):
+                await other.user_create_run(UserCreateRunRequest(
+                    "uuid1", f"{u.id}/uuid1", snap.commit_sha, branch="master"))
 
 
-def test_sync_facade(fake_gateway: FakeGateway) -> None:
+async def test_version(control_plane: RoleStack) -> None:
+    async with GatewayClient(control_plane.url) as gw:
+        assert (await gw.version()).version == agola.__version__
+
+
+def test_sync_facade(control_plane: RoleStack) -> None:
     from agola.client.sync import SyncGatewayClient
 
-    with SyncGatewayClient(fake_gateway.url, ADMIN_TOKEN) as gw:
+    with SyncGatewayClient(control_plane.url, ADMIN) as gw:
         assert gw.create_user("user01").username == "user01"
         assert [u.username for u in gw.list_users()] == ["user01"]
         with pytest.raises(NotExist):
             gw.get_user("nobody")
-        with pytest.raises(NotExist):
+        with pytest.raises(agola.client.ClientError):
             list(gw.stream_log("norun", "t", step=0))
