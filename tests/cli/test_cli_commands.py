@@ -1,8 +1,9 @@
 """The ``agola`` client commands through click's CliRunner: output a user reads (tables, JSON,
 one-line errors, exit statuses) and the requests that reach the gateway.
 
-Run against ``FakeGateway`` (tests/client/fakegateway.py, the §6.2 wire format) until the real
-gateway role exists.
+Run against ``FakeGateway`` (tests/client/fakegateway.py, the §6.2 wire format) for scripted,
+fast runs; the same commands against the real roles are in test_cli_real_gateway.py and
+test_cli_e2e_docker.py.
 """
 
 from __future__ import annotations
