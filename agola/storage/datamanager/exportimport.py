@@ -87,8 +87,9 @@ async def write_import_snapshot(
     datatypes: list[str],
     stream: AsyncIterable[bytes],
     max_file_size: int,
-) -> DataStatus:
-    """Validate the stream and write it as a new snapshot (data files, indexes, then the status).
+) -> tuple[DataStatus, int]:
+    """Validate the stream and write it as a new snapshot (data files, indexes, then the status);
+    returns the status and the number of entries.
 
     The status names the last storage WAL as already included, so older WALs are never replayed.
     On a validation error every file written so far is removed and ``BadRequest`` names the line.
@@ -98,7 +99,7 @@ async def write_import_snapshot(
     files: dict[str, list[DataFileRef]] = {}
     writer: DataFileWriter | None = None
     current, last_id = "", ""
-    n = 0
+    n = count = 0
     try:
         async for line in _lines(stream):
             n += 1
@@ -125,6 +126,7 @@ async def write_import_snapshot(
             assert writer is not None
             await writer.add(entry)
             last_id = entry.id
+            count += 1
         if writer is not None:
             await writer.flush()
     except BaseException:
@@ -135,8 +137,8 @@ async def write_import_snapshot(
     covered = storage_wals[-1] if storage_wals else (previous.wal_sequence if previous else "")
     status = DataStatus(data_seq, covered, {dt: refs for dt, refs in files.items() if refs})
     await ost.write(paths.data_status(data_seq), status.to_json(), persist=True)
-    log.info("import snapshot written", data_sequence=data_seq, lines=n, base=paths.base)
-    return status
+    log.info("import snapshot written", data_sequence=data_seq, entries=count, base=paths.base)
+    return status, count
 
 
 def _entry(doc: object, n: int) -> DataEntry:

@@ -243,15 +243,21 @@ class DataManager:
         async for chunk in export_stream(self.ost, self.paths, status, self.datatypes):
             yield chunk
 
-    async def import_data(self, stream: AsyncIterable[bytes]) -> None:
-        """Replace all data with an export stream (maintenance mode only, else ``BadRequest``).
+    async def import_data(self, stream: AsyncIterable[bytes]) -> int:
+        """Replace all data with an export stream (maintenance mode only, else ``BadRequest``);
+        returns the number of objects imported.
 
         Coordination is rebuilt under a new epoch, so every readdb feed resets and resyncs.
         """
         if not await self.is_maintenance_enabled():
             raise BadRequest("not in maintenance mode")
-        status = await write_import_snapshot(
+        status, count = await write_import_snapshot(
             self.ost, self.paths, self.datatypes, stream, self.options.max_data_file_size
         )
         await self.init(force=True)
         await delete_storage_wals_upto(self.ost, self.paths, status.wal_sequence)
+        return count
+
+    # The names the runservice's data I/O looks for.
+    export_stream = export_data
+    import_stream = import_data

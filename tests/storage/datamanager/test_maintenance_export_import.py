@@ -87,7 +87,7 @@ async def test_import_replaces_data_and_readers_resync(stack: Stack) -> None:
     await dm.stop()  # maintenance mode: the service stops its loops
 
     await dm.enable_maintenance()
-    await dm.import_data(chunks(archive, 1000))
+    assert await dm.import_data(chunks(archive, 1000)) == len(expected)
     await dm.disable_maintenance()
     assert await truth(dm, dm.datatypes) == expected
     await wait_for(lambda: mirror.resets == 2 and converged(mirror, dm), timeout=30, message="reset")
