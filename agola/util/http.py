@@ -44,7 +44,7 @@ async def read_json(request: web.Request) -> Any:
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
-        raise PayloadTooLarge(f"request body too large (limit {exc.max_size} bytes)") from None
+        raise PayloadTooLarge(f"request body too large (limit {request.client_max_size} bytes)") from None
     if not raw:
         raise BadRequest("request body is empty, expected JSON")
     try:
@@ -85,8 +85,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if err.status >= 500:
             log.warning("request failed", method=request.method, path=request.path, error=err.message)
         return error_response(err)
-    except web.HTTPRequestEntityTooLarge as exc:
-        return error_response(PayloadTooLarge(f"request body too large (limit {exc.max_size} bytes)"))
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(PayloadTooLarge(f"request body too large (limit {request.client_max_size} bytes)"))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -13,7 +13,6 @@ from aiohttp import web
 
 from agola.errors import BadRequest
 from agola.services.configstore.api.common import (
-    Page,
     actions_of,
     body,
     created,
