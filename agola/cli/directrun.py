@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from agola.cli import CliContext
-from agola.cli._output import EXIT_RUN_FAILED, CliError, call, read_yaml_source
+from agola.cli._output import EXIT_RUN_FAILED, CliError, call, print_json, read_yaml_source
 
 if TYPE_CHECKING:
     from agola.client import GatewayClient
@@ -78,12 +78,13 @@ def _check_refs(branch: str | None, tag: str | None, ref: str | None, regexes: t
 @click.option("-f", "--follow", is_flag=True, help="Stream statuses and logs until the run ends; exit 0 only on success.")
 @click.option("--follow-timeout", default=60.0, show_default=True, hidden=True,
               help="Seconds to wait for the created run to show up in the runs list.")
+@click.option("--json", "as_json", is_flag=True, help="Print the pushed commit and the created run ids as JSON.")
 @click.argument("ignored_args", nargs=-1, metavar="")
 @click.pass_obj
 def start(
     ctx: CliContext, untracked: bool, ignored: bool, branch: str | None, tag: str | None, ref: str | None,
     pr_regexes: tuple[str, ...], vars_: tuple[str, ...], var_files: tuple[str, ...], repo: str, follow: bool,
-    follow_timeout: float, ignored_args: tuple[str, ...],
+    follow_timeout: float, as_json: bool, ignored_args: tuple[str, ...],
 ) -> None:
     """Save the work tree as a commit, push it to agola and start its runs.
 
@@ -125,6 +126,8 @@ def start(
             ref=ref_, pull_request_ref_regexes=regexes, variables=variables,
         )
         res = await gw.user_create_run(req)
+        if as_json:
+            print_json({"commit_sha": snap.commit_sha, "repo_uuid": uuid_, "ref": dest, "run_ids": res.run_ids})
         if not follow:
             info("run requested" + (f": {', '.join(res.run_ids)}" if res.run_ids else " (agola run list)"))
             return 0

@@ -80,12 +80,16 @@ def test_direct_run_is_created_listed_shown_and_cancelled(stack: RoleStack, tmp_
     tok2 = bootstrap(stack, "user02")
     repo = _repo(tmp_path)
 
-    ok(cli(stack, tok1, "directrun", "start", "-C", str(repo), "--branch", "develop", "--var", "A=1"))
+    started = json.loads(ok(cli(stack, tok1, "directrun", "start", "-C", str(repo), "--branch", "develop",
+                                "--var", "A=1", "--json")).stdout)
+    assert started["ref"] == "refs/heads/develop" and len(started["run_ids"]) == 1
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "refs/agola/directrun"], capture_output=True, text=True)
+    assert started["commit_sha"] == head.stdout.strip()
 
     def listed() -> list[dict[str, object]]:
         return json.loads(ok(cli(stack, tok1, "run", "list", "--json")).stdout)
     runs = wait_for_sync(listed, 20)
-    assert len(runs) == 1
+    assert [r["id"] for r in runs] == started["run_ids"]
     run = runs[0]
     assert run["annotations"]["branch"] == "develop" and run["annotations"]["ref_type"] == "branch"
     assert run["phase"] == "queued"
