@@ -9,13 +9,14 @@ WAL keys are marked ``checkpointed`` only after the status is durable.
 from __future__ import annotations
 
 import time
-from typing import AsyncIterator
 
 from agola.errors import NotExist
 from agola.storage.coord.base import Compare, Coordination, Put
 from agola.storage.coord.sequence import next_sequence
 from agola.storage.datamanager.snapshot import (
     DataFileWriter,
+    empty_entries,
+    merge_entries,
     iter_data_file,
     latest_status,
     list_status_seqs,
@@ -26,8 +27,6 @@ from agola.storage.datamanager.types import (
     CHECKPOINTSEQ_KEY,
     WALS_PREFIX,
     Action,
-    ActionType,
-    DataEntry,
     DataFileRef,
     DataManagerOptions,
     DataStatus,
@@ -137,7 +136,7 @@ class Checkpointer:
             async for entry in merge_entries(dt, entries, actions[i:j]):
                 await writer.add(entry)
             i = j
-        async for entry in merge_entries(dt, _empty(), actions[i:]):
+        async for entry in merge_entries(dt, empty_entries(), actions[i:]):
             await writer.add(entry)
         await writer.flush()
         return writer.refs
@@ -173,30 +172,3 @@ async def _delete_quietly(ost: ObjectStorage, path: str) -> int:
     except NotExist:
         return 0
     return 1
-
-
-async def _empty() -> AsyncIterator[DataEntry]:
-    return
-    yield  # pragma: no cover - makes this an async generator
-
-
-async def merge_entries(
-    dt: str, entries: AsyncIterator[DataEntry], actions: list[tuple[str, Action]]
-) -> AsyncIterator[DataEntry]:
-    """Merge sorted snapshot entries with sorted last actions: a put replaces or inserts, a delete
-    removes."""
-    i = 0
-    async for entry in entries:
-        while i < len(actions) and actions[i][0] < entry.id:
-            if actions[i][1].action_type is ActionType.PUT:
-                yield DataEntry(actions[i][0], dt, actions[i][1].data)
-            i += 1
-        if i < len(actions) and actions[i][0] == entry.id:
-            if actions[i][1].action_type is ActionType.PUT:
-                yield DataEntry(entry.id, dt, actions[i][1].data)
-            i += 1
-            continue
-        yield entry
-    for id, action in actions[i:]:
-        if action.action_type is ActionType.PUT:
-            yield DataEntry(id, dt, action.data)

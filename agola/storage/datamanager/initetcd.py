@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 
 from agola.errors import Conflict
-from agola.storage.coord.base import Compare, Coordination, Delete, Put
+from agola.storage.coord.base import Compare, Coordination, Put
 from agola.storage.datamanager.checkpoint import Checkpointer, fresh_epoch
 from agola.storage.datamanager.snapshot import latest_status, list_storage_wal_seqs, read_wal_header
 from agola.storage.datamanager.types import (

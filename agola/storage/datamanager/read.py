@@ -12,7 +12,13 @@ from typing import AsyncIterator
 
 from agola.errors import NotExist
 from agola.storage.coord.base import Coordination
-from agola.storage.datamanager.snapshot import SnapshotCache, iter_status_entries, latest_status
+from agola.storage.datamanager.snapshot import (
+    SnapshotCache,
+    empty_entries,
+    iter_status_entries,
+    latest_status,
+    merge_entries,
+)
 from agola.storage.datamanager.types import (
     Action,
     ActionType,
@@ -66,19 +72,6 @@ class Reader:
         """Every current object of ``datatype`` in id order (snapshot merged with recent WALs)."""
         status, changes = await self._state()
         pending = sorted((id, a) for (dt, id), a in changes.items() if dt == datatype)
-        i = 0
-        if status is not None:
-            async for entry in iter_status_entries(self._ost, self._paths, status, datatype):
-                while i < len(pending) and pending[i][0] < entry.id:
-                    if pending[i][1].action_type is ActionType.PUT:
-                        yield DataEntry(pending[i][0], datatype, pending[i][1].data)
-                    i += 1
-                if i < len(pending) and pending[i][0] == entry.id:
-                    if pending[i][1].action_type is ActionType.PUT:
-                        yield DataEntry(entry.id, datatype, pending[i][1].data)
-                    i += 1
-                    continue
-                yield entry
-        for id, action in pending[i:]:
-            if action.action_type is ActionType.PUT:
-                yield DataEntry(id, datatype, action.data)
+        entries = iter_status_entries(self._ost, self._paths, status, datatype) if status else empty_entries()
+        async for entry in merge_entries(datatype, entries, pending):
+            yield entry

@@ -14,6 +14,8 @@ from typing import AsyncIterator, Awaitable, Callable
 
 from agola.errors import NotExist
 from agola.storage.datamanager.types import (
+    Action,
+    ActionType,
     CorruptData,
     DataEntry,
     DataFileRef,
@@ -217,3 +219,30 @@ class SnapshotCache:
         if entry.id != id:
             raise CorruptData(path, f"index points {id!r} at entry {entry.id!r}")
         return entry.data
+
+
+async def empty_entries() -> AsyncIterator[DataEntry]:
+    return
+    yield  # pragma: no cover - makes this an async generator
+
+
+async def merge_entries(
+    dt: str, entries: AsyncIterator[DataEntry], actions: list[tuple[str, Action]]
+) -> AsyncIterator[DataEntry]:
+    """Merge sorted snapshot entries with sorted last actions: a put replaces or inserts, a delete
+    removes."""
+    i = 0
+    async for entry in entries:
+        while i < len(actions) and actions[i][0] < entry.id:
+            if actions[i][1].action_type is ActionType.PUT:
+                yield DataEntry(actions[i][0], dt, actions[i][1].data)
+            i += 1
+        if i < len(actions) and actions[i][0] == entry.id:
+            if actions[i][1].action_type is ActionType.PUT:
+                yield DataEntry(entry.id, dt, actions[i][1].data)
+            i += 1
+            continue
+        yield entry
+    for id, action in actions[i:]:
+        if action.action_type is ActionType.PUT:
+            yield DataEntry(id, dt, action.data)
