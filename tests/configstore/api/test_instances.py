@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -78,3 +79,39 @@ async def test_restart_keeps_everything(installation: Installation) -> None:
     assert (await again.c.get_user_by_token(tok.token)).name == "user01"
     await again.c.create_user(CreateUserRequest("user02"))
     assert [u.name for u in await again.c.list_users(asc=True)] == ["user01", "user02"]
+
+
+async def test_group_races_leave_no_duplicate_and_no_orphan(distributed: Installation) -> None:
+    a = await distributed.start()
+    b = await distributed.start()
+    await a.c.create_user(CreateUserRequest("user01"))
+    await wait_for(lambda: b.c.get_user("user01"), 10)
+
+    def group(parent: str, name: str) -> ProjectGroup:
+        return ProjectGroup(name=name, parent=Parent("projectgroup", parent), visibility="public")
+
+    results = await asyncio.gather(a.c.create_project_group(group("user/user01", "g1")),
+                                   b.c.create_project_group(group("user/user01", "g1")), return_exceptions=True)
+    assert sum(not isinstance(r, BaseException) for r in results) == 1, results
+    for round_ in range(3):
+        parent = (await a.c.create_project_group(group("user/user01", f"parent{round_}"))).project_group
+        await wait_for(lambda: b.c.get_project_group(parent.id), 10)
+        # b creates a child while a deletes the parent: either the child was created first and
+        # went with its parent, or the create fails; never a child without its parent
+        outcome = await asyncio.gather(b.c.create_project_group(group(parent.id, "child")),
+                                       a.c.delete_project_group(parent.id), return_exceptions=True)
+        assert not isinstance(outcome[1], BaseException), outcome
+        for inst in (a, b):
+            async def parent_gone(inst: Any = inst) -> bool:
+                try:
+                    await inst.c.get_project_group(parent.id)
+                    return False
+                except NotExist:
+                    return True
+
+            await wait_for(parent_gone, 10)
+            with pytest.raises(NotExist):
+                await inst.c.get_project_group(f"user/user01/parent{round_}/child")
+        if not isinstance(outcome[0], BaseException):
+            with pytest.raises(NotExist):
+                await a.c.get_project_group(outcome[0].project_group.id)

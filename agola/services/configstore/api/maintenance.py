@@ -9,6 +9,7 @@ replaces every object with such a stream, under a new epoch that every readdb re
 
 from __future__ import annotations
 
+import asyncio
 from typing import AsyncIterator
 
 from aiohttp import web
@@ -17,6 +18,9 @@ from agola.errors import BadRequest, Unavailable
 from agola.services.configstore.api.common import role_of
 from agola.storage.datamanager import DataManager
 from agola.util.http import API_PREFIX, json_response
+from agola.util.log import get_logger
+
+log = get_logger(__name__)
 
 STREAM_HEADERS = {"Cache-Control": "no-cache"}
 CHUNK = 64 * 1024
@@ -49,10 +53,19 @@ async def export(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(status=200, headers=STREAM_HEADERS)
     resp.content_type = "application/octet-stream"
     await resp.prepare(request)
-    if first:
-        await resp.write(first)
-    async for chunk in chunks:
-        await resp.write(chunk)
+    try:
+        if first:
+            await resp.write(first)
+        async for chunk in chunks:
+            await resp.write(chunk)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception as exc:
+        # Headers are gone: the only way to tell the client is a cut (unterminated) stream.
+        log.error("configstore export failed after streaming started", error=repr(exc))
+        if request.transport is not None:
+            request.transport.close()
+        raise ConnectionResetError("export aborted") from exc
     await resp.write_eof()
     return resp
 
