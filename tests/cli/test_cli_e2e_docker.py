@@ -169,3 +169,44 @@ def test_stop_a_running_run(roles: RoleStack, tmp_path: Path, busybox_image: str
     followed = cli(roles, token, "run", "logs", run_id, "-f")
     assert followed.exit_code == 3, followed.output
     assert "result stopped" in followed.stdout
+
+
+WORKSPACE_PIPELINE = """\
+version: v0
+runs:
+  - name: run01
+    tasks:
+      - name: one
+        runtime: {{containers: [{{image: {image}}}]}}
+        steps:
+          - {{type: run, command: echo from-one > a.txt}}
+          - {{type: save_to_workspace, contents: [{{source_dir: ., dest_dir: ., paths: [a.txt]}}]}}
+      - name: two
+        runtime: {{containers: [{{image: {image}}}]}}
+        depends: [one]
+        steps:
+          - {{type: restore_workspace, dest_dir: .}}
+          - {{type: run, command: 'cat a.txt > b.txt; echo from-two >> b.txt'}}
+          - {{type: save_to_workspace, contents: [{{source_dir: ., dest_dir: ., paths: [b.txt]}}]}}
+      - name: three
+        runtime: {{containers: [{{image: {image}}}]}}
+        depends: [two]
+        steps:
+          - {{type: restore_workspace, dest_dir: .}}
+          - {{type: run, command: 'echo A=$(cat a.txt) B=$(cat b.txt | tr "\\\\n" +)'}}
+"""
+
+
+def test_workspace_across_three_tasks(roles: RoleStack, tmp_path: Path, busybox_image: str) -> None:
+    assert cli(roles, ADMIN, "user", "create", "user01").exit_code == 0
+    token = cli(roles, ADMIN, "user", "token", "create", "user01", "t").stdout.strip()
+    repo = tmp_path / "work"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".agola").mkdir()
+    (repo / ".agola" / "config.yml").write_text(WORKSPACE_PIPELINE.format(image=busybox_image))
+    res = cli(roles, token, "directrun", "start", "-C", str(repo), "-f")
+    assert res.exit_code == 0, res.output
+    assert "[three] A=from-one B=from-one+from-two+" in res.stdout
+    order = [res.stdout.index(f"==> [{t}] success") for t in ("one", "two", "three")]
+    assert order == sorted(order)
