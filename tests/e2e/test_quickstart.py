@@ -1,0 +1,63 @@
+"""``quickstart.sh`` run as a user would, twice (it must be idempotent), on a private config:
+a temporary data dir and free ports, the docker driver, no installation step."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.services import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "quickstart.sh"
+ROLES = ("runservice", "executor", "configstore", "gitserver")
+
+
+def _config(tmp_path: Path) -> Path:
+    text = f"dataDir: {tmp_path / 'data'}\ngateway:\n  adminToken: qs-admin\n"
+    text += f"  web: {{listenAddress: '127.0.0.1:{free_port()}'}}\n"
+    for role in ROLES:
+        text += f"{role}:\n  web: {{listenAddress: '127.0.0.1:{free_port()}'}}\n"
+    text = text.replace("executor:\n", "executor:\n  docker: {network: none}\n")
+    path = tmp_path / "config.yml"
+    path.write_text(text)
+    return path
+
+
+def _quickstart(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AGOLA_QUICKSTART_CONFIG": str(config), "AGOLA_QUICKSTART_NO_INSTALL": "1",
+           "AGOLA_QUICKSTART_DRIVER": "docker"}
+    env.pop("AGOLA_TOKEN", None)
+    return subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=180)
+
+
+def test_quickstart_twice_then_stop(tmp_path: Path, busybox_image: str) -> None:
+    config = _config(tmp_path)
+    state = tmp_path / "data" / "quickstart"
+    try:
+        first = _quickstart(config)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "[build] cache: miss" in first.stdout
+        assert "[package] package: hello from agola, built from 2 deps" in first.stdout
+        assert "==> examples/hello: success" in first.stdout
+        assert "The server keeps running" in first.stdout
+        token = state / "token"
+        assert token.stat().st_mode & 0o777 == 0o600
+        pid = (state / "server.pid").read_text().strip()
+
+        # Again: same server, same user and token, same repository, so the cache is hit.
+        second = _quickstart(config)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert f"agola server already running (pid {pid})" in second.stdout
+        assert "reusing the token of user quickstart" in second.stdout
+        assert "[build] cache: hit (2 deps restored)" in second.stdout
+        assert "run hello #2" in second.stdout
+    finally:
+        stopped = _quickstart(config, "--stop")
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stdout + stopped.stderr
+    assert not (state / "server.pid").exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid), 0)
