@@ -83,7 +83,7 @@ def test_failing_then_restart_from_failed_tasks(user: Session, tmp_path: Path, b
     followed = user.cli("run", "logs", new_id, "-f")
     assert followed.exit_code == 3, followed.output
     # Only the failed task ran again: lint's result (and log) was carried over, not re-executed.
-    assert "[test] FAIL: test_answer" in followed.stdout and "==> [test] running" in followed.stdout
+    assert "[test] FAIL: test_answer" in followed.stdout and "==> [test] failed" in followed.stdout
     assert "==> [lint] running" not in followed.stdout
     new_tasks = {t["name"]: t for t in json.loads(user.cli("run", "show", new_id, "--json").stdout)["tasks"].values()}
     assert new_tasks["lint"]["status"] == "success"
