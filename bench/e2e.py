@@ -1,0 +1,366 @@
+"""End-to-end benchmarks: a real ``agola serve --components all`` process (embedded storage, free
+ports, a temporary data dir), pipelines submitted as direct runs, against the same work done by
+bare Docker commands measured in the same run, interleaved so that load changes hit both sides.
+
+* P1: submit (push + createrun) -> run finished, a one-task ``echo`` pipeline, docker driver,
+  vs ``docker run --rm`` of the same image and command.
+* P2: 100 runs x 3 tasks, executor ``activeTasksLimit`` 8, vs the same 300 containers through
+  ``xargs -P8 docker run --rm``.
+* P3: a step printing 100 MB, followed live by ``agola run logs -f`` (a CLI process), vs the same
+  container with its output sent to /dev/null; and the server's RSS growth meanwhile.
+* P7: save_to_workspace + restore_workspace of a 1 GB tree vs ``tar c`` + ``tar x`` of the same
+  tree in the same container.
+
+The host-driver and idle rows (P1b, P4, against Buildbot) are in ``bench/host.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from agola.client import GatewayClient, UserCreateRunRequest
+from bench.common import BenchRow
+
+IMAGE = "agola-test/busybox:latest"
+ADMIN = "bench-admin-token"
+ROLES_WITH_WEB = ("runservice", "executor", "configstore", "gateway", "gitserver")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tree_rss_mb(pid: int) -> float:
+    """RSS of a process and its descendants, in MB (from /proc)."""
+    total = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            continue
+    return total / 1024
+
+
+class Server:
+    """``agola serve --components all`` as a child process, on free ports and a temp data dir."""
+
+    def __init__(self, root: Path, *, driver: str = "docker", limit: int = 2) -> None:
+        self.root = root
+        self.ports = {role: free_port() for role in ROLES_WITH_WEB}
+        self.url = f"http://127.0.0.1:{self.ports['gateway']}"
+        executor = f"  activeTasksLimit: {limit}\n"
+        executor += "  driver: {type: host}\n" if driver == "host" else "  docker: {network: none}\n"
+        text = f"dataDir: {root / 'data'}\n"
+        for role in ROLES_WITH_WEB:
+            text += f"{role}:\n  web: {{listenAddress: '127.0.0.1:{self.ports[role]}'}}\n"
+            text += {"gateway": f"  adminToken: {ADMIN}\n", "executor": executor}.get(role, "")
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "config.yml").write_text(text)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.token = ""
+        self.user_id = ""
+
+    async def start(self) -> float:
+        """Start the process; seconds until every role answers /health."""
+        import aiohttp
+
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agola.cli.main", "serve", "--components", "all", "--config", str(self.root / "config.yml")],
+            stdout=subprocess.DEVNULL, stderr=open(self.root / "server.log", "wb"),
+        )
+        pending = set(self.ports.values())
+        async with aiohttp.ClientSession() as session:
+            while pending:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"agola serve exited; see {self.root / 'server.log'}")
+                for port in list(pending):
+                    try:
+                        async with session.get(f"http://127.0.0.1:{port}/health", timeout=aiohttp.ClientTimeout(total=1)) as r:
+                            if r.status == 200:
+                                pending.discard(port)
+                    except (aiohttp.ClientError, asyncio.TimeoutError):
+                        pass
+                if pending:
+                    await asyncio.sleep(0.01)
+                if time.perf_counter() - t0 > 60:
+                    raise RuntimeError("agola serve not ready within 60 s")
+        return time.perf_counter() - t0
+
+    def rss_mb(self) -> float:
+        return tree_rss_mb(self.proc.pid) if self.proc else 0.0
+
+    async def bootstrap(self) -> None:
+        async with GatewayClient(self.url, ADMIN) as gw:
+            user = await gw.create_user("bench")
+            self.user_id = user.id
+            self.token = await gw.create_user_token("bench", "t")
+
+    def client(self) -> GatewayClient:
+        return GatewayClient(self.url, self.token)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Repo:
+    """A work tree whose pipeline is pushed once; each ``submit`` is one direct run of it."""
+
+    def __init__(self, server: Server, path: Path, pipeline: str) -> None:
+        from agola.cli import _git
+
+        self.server = server
+        path.mkdir(parents=True)
+        subprocess.run(["git", "init", "-q", str(path)], check=True)
+        (path / ".agola").mkdir()
+        (path / ".agola" / "config.yml").write_text(pipeline)
+        self.uuid = _git.repo_uuid(str(path))
+        self.path = path
+        self.commit = ""
+
+    def push(self) -> None:
+        from agola.cli import _git
+
+        snap = _git.save_snapshot(str(self.path), untracked=True, ignored=False)
+        url = _git.repo_push_url(self.server.url, self.server.user_id, self.uuid)
+        _git.push_snapshot(str(self.path), snap.commit_sha, url, "refs/heads/master", self.server.token)
+        self.commit = snap.commit_sha
+
+    async def create_run(self, gw: GatewayClient) -> str:
+        req = UserCreateRunRequest(
+            repo_uuid=self.uuid, repo_path=f"{self.server.user_id}/{self.uuid}", commit_sha=self.commit,
+            branch="master",
+        )
+        res = await gw.user_create_run(req)
+        if not res.run_ids:
+            raise RuntimeError("createrun returned no run id")
+        return str(res.run_ids[0])
+
+
+async def wait_finished(gw: GatewayClient, run_id: str, poll: float = 0.02, timeout: float = 1800) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = await gw.get_run(run_id)
+        if run.phase == "finished":
+            if run.result != "success":
+                raise RuntimeError(f"bench run {run_id} ended {run.result}")
+            return run
+        await asyncio.sleep(poll)
+    raise TimeoutError(f"run {run_id} not finished after {timeout} s")
+
+
+async def docker(*args: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        "docker", *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    if await proc.wait() != 0:
+        raise RuntimeError(f"docker {' '.join(args[:3])}... failed")
+
+
+async def timed(fn: Callable[[], Awaitable[Any]]) -> float:
+    t0 = time.perf_counter()
+    await fn()
+    return time.perf_counter() - t0
+
+
+def pipeline(tasks: dict[str, list[str]], image: str = IMAGE) -> str:
+    """A pipeline of independent tasks, each a list of step lines (already YAML)."""
+    text = "version: v0\nruns:\n  - name: bench\n    tasks:\n"
+    for name, steps in tasks.items():
+        text += f"      - name: {name}\n        runtime: {{containers: [{{image: {image}}}]}}\n        steps:\n"
+        text += "".join(f"          - {s}\n" for s in steps)
+    return text
+
+
+ECHO = "{run: echo hello}"
+
+
+# ---------------------------------------------------------------------------------------- P1
+
+async def p1_latency(server: Server, tmp: Path, n: int) -> BenchRow:
+    repo = Repo(server, tmp / "p1", pipeline({"echo": [ECHO]}))
+    await asyncio.to_thread(repo.push)
+    async with server.client() as gw:
+        await wait_finished(gw, await repo.create_run(gw))  # warm-up: first pod, first archive dirs
+
+        async def ours() -> None:
+            await asyncio.to_thread(repo.push)  # what `directrun start` does: push, then createrun
+            await wait_finished(gw, await repo.create_run(gw))
+
+        async def bare() -> None:
+            await docker("run", "--rm", "--network", "none", IMAGE, "echo", "hello")
+
+        await bare()
+        t_ours, t_base = [], []
+        for _ in range(n):
+            t_ours.append(await timed(ours))
+            t_base.append(await timed(bare))
+    o, b = statistics.median(t_ours), statistics.median(t_base)
+    return BenchRow("P1", "one-task echo pipeline, submit (push+createrun) -> finished, docker driver, vs docker run --rm",
+                    o, b, "s", "<= 1.5x baseline", o <= 1.5 * b, f"median of {n}; finished polled every 20 ms")
+
+
+# ---------------------------------------------------------------------------------------- P2
+
+async def p2_throughput(tmp: Path, runs: int) -> BenchRow:
+    server = Server(tmp / "p2-server", limit=8)
+    try:
+        await server.start()
+        await server.bootstrap()
+        repo = Repo(server, tmp / "p2", pipeline({f"t{i}": [ECHO] for i in range(3)}))
+        await asyncio.to_thread(repo.push)
+        async with server.client() as gw:
+            await wait_finished(gw, await repo.create_run(gw))
+
+            async def ours() -> None:
+                ids = [await repo.create_run(gw) for _ in range(runs)]
+                for run_id in ids:
+                    await wait_finished(gw, run_id, poll=0.1)
+
+            async def bare() -> None:
+                cmd = (f"seq {runs * 3} | xargs -P8 -I{{}} docker run --rm --network none {IMAGE} echo hello >/dev/null")
+                proc = await asyncio.create_subprocess_shell(cmd)
+                if await proc.wait() != 0:
+                    raise RuntimeError("xargs docker run failed")
+
+            t_base = await timed(bare)
+            t_ours = await timed(ours)
+    finally:
+        server.stop()
+    return BenchRow("P2", f"{runs} runs x 3 tasks, executor limit 8, vs {runs * 3} x docker run --rm via xargs -P8",
+                    t_ours, t_base, "s", "<= 1.3x baseline", t_ours <= 1.3 * t_base,
+                    f"{runs * 3 / t_ours:.1f} tasks/s vs {runs * 3 / t_base:.1f} containers/s")
+
+
+# ---------------------------------------------------------------------------------------- P3
+
+LINE = "0123456789" * 7  # 71 bytes with the newline
+
+
+async def p3_logs(server: Server, tmp: Path, mb: int) -> list[BenchRow]:
+    size = mb * 1_000_000
+    command = f"yes {LINE} | head -c {size}"
+    repo = Repo(server, tmp / "p3", pipeline({"logs": [f"{{run: '{command}'}}"]}))
+    await asyncio.to_thread(repo.push)
+    env = {**os.environ, "AGOLA_GATEWAY_URL": server.url, "AGOLA_TOKEN": server.token}
+    growth: list[float] = []
+    async with server.client() as gw:
+
+        async def ours() -> None:
+            run_id = await repo.create_run(gw)
+            follower = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "agola.cli.main", "run", "logs", run_id, "-f",
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env,
+            )
+            before, peak = server.rss_mb(), 0.0
+            while follower.returncode is None:
+                peak = max(peak, server.rss_mb())
+                try:
+                    await asyncio.wait_for(follower.wait(), 0.1)
+                except asyncio.TimeoutError:
+                    pass
+            growth.append(peak - before)
+            if follower.returncode != 0:
+                raise RuntimeError(f"agola run logs -f exited {follower.returncode}")
+            await wait_finished(gw, run_id)
+
+        async def bare() -> None:
+            await docker("run", "--rm", "--network", "none", IMAGE, "sh", "-c", command)
+
+        n = 3
+        t_ours, t_base = [], []
+        for _ in range(n):
+            t_base.append(await timed(bare))
+            t_ours.append(await timed(ours))
+    o, b = statistics.median(t_ours), statistics.median(t_base)
+    g = max(growth)
+    return [
+        BenchRow("P3", f"a step printing {mb} MB, followed live by `agola run logs -f`, vs docker run > /dev/null",
+                 o, b, "s", "<= 1.5x baseline", o <= 1.5 * b, f"median of {n}; createrun -> follower exits"),
+        BenchRow("P3-rss", f"server RSS growth while streaming {mb} MB to a follower", g, None, "MB", "< 50 MB", g < 50,
+                 "max over runs of (peak - before), process tree"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------- P7
+
+def _step_seconds(step: Any) -> float:
+    return (datetime.fromisoformat(step.end_time) - datetime.fromisoformat(step.start_time)).total_seconds()
+
+
+async def p7_workspace(server: Server, tmp: Path, mb: int) -> BenchRow:
+    make = [
+        f"{{run: {{name: generate, command: 'mkdir -p tree && for i in $(seq 1 {mb}); do head -c 1048576 /dev/urandom > tree/f$i; done'}}}}",
+        "{run: {name: tar, command: 'tar cf /tmp/ws.tar tree && mkdir /tmp/x && tar xf /tmp/ws.tar -C /tmp/x && rm -rf /tmp/ws.tar /tmp/x'}}",
+        "{save_to_workspace: {contents: [{source_dir: ., dest_dir: ., paths: ['tree/**']}]}}",
+    ]
+    text = pipeline({"make": make}) + (
+        f"      - name: use\n        runtime: {{containers: [{{image: {IMAGE}}}]}}\n        depends: [make]\n"
+        f"        steps:\n          - {{restore_workspace: {{dest_dir: .}}}}\n          - {{run: 'du -sm tree'}}\n"
+    )
+    repo = Repo(server, tmp / "p7", text)
+    await asyncio.to_thread(repo.push)
+    async with server.client() as gw:
+        run = await wait_finished(gw, await repo.create_run(gw), poll=0.2)
+        tasks = {t.name: t for t in run.tasks.values()}
+        make_t = await gw.get_task(run.id, tasks["make"].id)
+        use_t = await gw.get_task(run.id, tasks["use"].id)
+    t_tar = _step_seconds(make_t.steps[1])
+    t_ours = _step_seconds(make_t.steps[2]) + _step_seconds(use_t.steps[0])
+    size_gb = mb / 1024
+    ours_speed, tar_speed = size_gb / t_ours, size_gb / t_tar
+    return BenchRow("P7", f"save + restore of a {mb} MiB workspace (random data) vs tar c + tar x of the same tree",
+                    ours_speed * 1024, tar_speed * 1024, "MB/s", ">= 50% of tar's speed", ours_speed >= 0.5 * tar_speed,
+                    f"ours {t_ours:.1f} s, tar {t_tar:.1f} s (step times)")
+
+
+async def run(quick: bool = False) -> list[BenchRow]:
+    from agola.util.busyboximage import ensure_image
+
+    if shutil.which("docker") is None or subprocess.run(["docker", "version"], capture_output=True).returncode:
+        return [BenchRow(i, "needs a Docker engine", 0.0, None, "-", "-", None, "skipped: no Docker engine")
+                for i in ("P1", "P2", "P3", "P7")]
+    await asyncio.to_thread(ensure_image, IMAGE)
+    tmp = Path(tempfile.mkdtemp(prefix="agola-bench-e2e-"))
+    rows: list[BenchRow] = []
+    try:
+        server = Server(tmp / "server", limit=2)
+        try:
+            await server.start()
+            await server.bootstrap()
+            rows.append(await p1_latency(server, tmp, 3 if quick else 10))
+            rows.extend(await p3_logs(server, tmp, 20 if quick else 100))
+            rows.append(await p7_workspace(server, tmp, 100 if quick else 1024))
+        finally:
+            server.stop()
+        rows.append(await p2_throughput(tmp, 10 if quick else 100))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
