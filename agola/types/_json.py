@@ -37,7 +37,7 @@ T = TypeVar("T", bound="JSONType")
 def jfield(
     name: str,
     *,
-    omitempty: bool = True,
+    omitempty: bool | str = True,
     default: Any = attrs.NOTHING,
     factory: Callable[[], Any] | None = None,
     converter: Any = None,
@@ -46,7 +46,8 @@ def jfield(
 
     Without ``default``/``factory`` the field is required when parsing.
     ``omitempty=False`` always writes the key (``null`` for ``None``), as the Go types do for the
-    fields the spec marks "NOT omitempty".
+    fields the spec marks "NOT omitempty". ``omitempty="nil"`` omits only ``None`` (Go's
+    ``*int`` with omitempty: a pointer to 0 is still written).
     """
     metadata = {_JSON_KEY: name, _OMITEMPTY_KEY: omitempty}
     if factory is not None:
@@ -119,7 +120,7 @@ Decoder = Callable[[Any, str], Any]
 class _FieldSpec:
     attr: str
     key: str
-    omitempty: bool
+    omitempty: bool | str
     tp: Any
     required: bool
 
@@ -232,7 +233,7 @@ def _object_encoder(cls: type) -> Callable[[Any], dict[str, Any]]:
                 value = getattr(obj, attr)
                 # omitempty drops Go's zero values: None, "", 0, false, empty list/map. A nested
                 # struct (attrs instances are always truthy) is never dropped, as in Go.
-                if omitempty and not value:
+                if omitempty and (value is None if omitempty == "nil" else not value):
                     continue
                 out[key] = field_enc(value)
             return out

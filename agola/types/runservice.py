@@ -417,7 +417,7 @@ class ExecutorTaskStepStatus(JSONType):
     phase: ExecutorTaskPhase = jfield("phase", default=ExecutorTaskPhase.NOT_STARTED)
     start_time: datetime | None = jfield("start_time", default=None)
     end_time: datetime | None = jfield("end_time", default=None)
-    exit_status: int | None = jfield("exit_status", default=None)
+    exit_status: int | None = jfield("exit_status", omitempty="nil", default=None)  # Go *int: 0 is kept
 
 
 @attrs.frozen

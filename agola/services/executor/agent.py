@@ -1,0 +1,421 @@
+"""The executor's control loop (spec §7.3, §7.4): registration, task intake, status reports, cleanup.
+
+``ExecutorAgent`` connects the task runner (``taskrunner.TaskRunner``) to the runservice:
+
+* **heartbeat** every ``heartbeat_interval``: the ``Executor`` record (listen URL, archs, labels,
+  privileged allowed, active task limit, active tasks);
+* **task intake**: tasks pushed by the runservice (``POST /api/v1alpha/executor``, see ``api``)
+  and, as a fallback, polled (``GET .../executor/<id>/tasks``) every ``poll_interval`` and as soon
+  as a task slot frees up. At most ``active_tasks_limit`` tasks run at once: a task arriving while
+  the executor is full is left to a later poll. A task the runservice believes running but this
+  executor does not know (it restarted) is reported ``failed``; a not started task the runservice
+  asks to stop is reported ``cancelled``; a running one is stopped;
+* **status reports**: each status change of a task is sent at once, without holding the task up
+  (reports are coalesced per task; a failed send is retried every ``status_interval``). A task is
+  forgotten once its final status is stored by the runservice;
+* **orphan pods**: pods labelled with this executor's id whose task is not running here are
+  removed at start and every ``orphans_interval``;
+* **task data**: ``<dataDir>/tasks/<id>`` (logs, workspace archives: what the runservice fetches
+  through the executor API) is deleted once the runservice no longer knows the task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Mapping
+
+import attrs
+
+from agola.errors import AgolaError, BadRequest, NotExist
+from agola.services.executor.drivers.base import Driver
+from agola.services.executor.logs import TaskLogs
+from agola.services.executor.steps import RenderKey, default_render_key
+from agola.services.executor.store import ArchiveStore
+from agola.services.executor.taskrunner import TaskRunner
+from agola.services.executor.taskspec import TaskSpec
+from agola.types.runservice import (
+    Arch,
+    Executor,
+    ExecutorTask,
+    ExecutorTaskPhase,
+    ExecutorTaskStatus,
+    ExecutorTaskStepStatus,
+)
+from agola.util.log import get_logger
+
+log = get_logger(__name__)
+
+LOST_TASK_ERROR = "the executor restarted while the task was running: the task was lost"
+# Task ids become directory names: only plain names are accepted.
+_SAFE_TASK_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$")
+# Ids of tasks finished and forgotten are kept this long, so a stale task list never restarts them.
+FORGET_AFTER = 600.0
+
+
+@attrs.frozen(kw_only=True)
+class AgentOptions:
+    """Loop periods (seconds). Tests shrink them."""
+
+    heartbeat_interval: float = 2.0
+    poll_interval: float = 2.0
+    status_interval: float = 2.0
+    orphans_interval: float = 5.0
+    data_clean_interval: float = 60.0
+    # On a graceful stop, running tasks are stopped and get this long to report it.
+    stop_grace: float = 10.0
+
+
+@attrs.frozen(kw_only=True)
+class AgentSettings:
+    """Who this executor is and what it offers (from ``config.executor``)."""
+
+    executor_id: str
+    listen_url: str
+    data_dir: Path
+    labels: Mapping[str, str] = attrs.field(factory=dict)
+    active_tasks_limit: int = 2
+    allow_privileged_containers: bool = False
+
+
+def check_task_id(task_id: str) -> str:
+    if not _SAFE_TASK_ID.match(task_id or "") or task_id in (".", ".."):
+        raise BadRequest(f"invalid task id {task_id!r}")
+    return task_id
+
+
+@attrs.define
+class TaskEntry:
+    """A task this executor runs (or ran and has not yet reported as finished)."""
+
+    runner: TaskRunner
+    task: ExecutorTask  # as received: its spec (executor, run, stop) goes back with each report
+    started_at: float
+    job: asyncio.Task[Any] | None = None
+    dirty: bool = True  # a status change not yet stored by the runservice
+    final_sent: bool = False
+    sender: asyncio.Task[None] | None = None
+    lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
+
+    @property
+    def running(self) -> bool:
+        return not self.runner.finished
+
+
+class ExecutorAgent:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        *,
+        client: Any,  # agola.clients.runservice.RunserviceClient
+        driver: Driver,
+        store: ArchiveStore,
+        options: AgentOptions | None = None,
+        render_key: RenderKey = default_render_key,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.driver = driver
+        self.store = store
+        self.options = options or AgentOptions()
+        self.render_key = render_key
+        self.tasks: dict[str, TaskEntry] = {}
+        self._forgotten: dict[str, float] = {}
+        self._loops: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._poll_wake = asyncio.Event()
+        self._stopping = False
+
+    @property
+    def id(self) -> str:
+        return self.settings.executor_id
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir
+
+    # ------------------------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        (self.data_dir / "tasks").mkdir(parents=True, exist_ok=True)
+        # Nothing runs yet: every pod of this executor id was left by a previous process.
+        await self.remove_orphans()
+        await self._quietly(self.heartbeat(), "heartbeat")
+        o = self.options
+        self._loops = [
+            asyncio.create_task(self._every(o.heartbeat_interval, self.heartbeat, "heartbeat"), name="executor-heartbeat"),
+            asyncio.create_task(self._poll_loop(), name="executor-poll"),
+            asyncio.create_task(self._every(o.status_interval, self.resend_statuses, "status"), name="executor-status"),
+            asyncio.create_task(self._every(o.orphans_interval, self.remove_orphans, "orphans"), name="executor-orphans"),
+            asyncio.create_task(self._every(o.data_clean_interval, self.clean_task_data, "taskdata"), name="executor-taskdata"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop the loops, stop running tasks (they report ``stopped``), then forget everything."""
+        self._stopping = True
+        loops, self._loops = self._loops, []
+        for t in loops:
+            t.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        jobs = [e.job for e in self.tasks.values() if e.job is not None and not e.job.done()]
+        for entry in self.tasks.values():
+            entry.runner.stop()
+        if jobs:
+            await asyncio.wait(jobs, timeout=self.options.stop_grace)
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        try:
+            await asyncio.wait_for(self.resend_statuses(), timeout=self.options.stop_grace)
+        except (asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - stopping anyway
+            log.warning("final status reports failed", executor=self.id, error=repr(exc))
+        pending = list(self._background)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _every(self, interval: float, job: Callable[[], Awaitable[Any]], what: str) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self._quietly(job(), what)
+
+    async def _quietly(self, coro: Awaitable[Any], what: str) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - loops keep going; the next pass retries
+            log.warning("executor loop pass failed", loop=what, executor=self.id, error=repr(exc))
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ------------------------------------------------------------------------------- heartbeat
+
+    def active_tasks(self) -> int:
+        return sum(1 for e in self.tasks.values() if e.running)
+
+    def executor_record(self) -> Executor:
+        archs = [Arch(a) for a in self.driver.archs() if a in Arch._value2member_map_]
+        return Executor(
+            id=self.id,
+            listen_url=self.settings.listen_url,
+            archs=archs,
+            labels=dict(self.settings.labels),
+            allow_privileged_containers=self.settings.allow_privileged_containers,
+            active_tasks_limit=self.settings.active_tasks_limit,
+            active_tasks=self.active_tasks(),
+            dynamic=False,
+            executor_group=self.id,
+        )
+
+    async def heartbeat(self) -> None:
+        await self.client.executor_heartbeat(self.executor_record())
+
+    # ------------------------------------------------------------------------------ task intake
+
+    def wake_poll(self) -> None:
+        self._poll_wake.set()
+
+    async def _poll_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._poll_wake.wait(), timeout=self.options.poll_interval)
+            except asyncio.TimeoutError:
+                pass
+            self._poll_wake.clear()
+            await self._quietly(self.poll(), "poll")
+
+    async def poll(self) -> None:
+        """Fetch this executor's tasks and act on each; stop the running ones no longer listed."""
+        asked_at = time.monotonic()
+        listed = await self.client.executor_tasks_raw(self.id)
+        seen = set()
+        for raw in listed:
+            seen.add(str(raw.get("id", "")))
+            try:
+                self.receive(raw)
+            except AgolaError as exc:
+                log.warning("task refused", executor=self.id, task=raw.get("id"), error=exc.message)
+        for task_id, entry in list(self.tasks.items()):
+            if task_id not in seen and entry.running and entry.started_at < asked_at:
+                log.info("task no longer assigned to this executor: stopping it", task=task_id)
+                entry.runner.stop()
+
+    def receive(self, raw: Mapping[str, Any]) -> str:
+        """Act on a task sent by the runservice (pushed or polled). Synchronous: the decision is
+        taken without yielding, so two deliveries of one task never both start it. Returns what was
+        done (``started``, ``stopping``, ``busy``, ``lost``, ``cancelled``, ``ignored``)."""
+        et, data = ExecutorTask.from_json_with_data(dict(raw))
+        check_task_id(et.id)
+        if et.spec.executor_id != self.id:
+            raise BadRequest(f"task {et.id} is assigned to executor {et.spec.executor_id!r}, not {self.id!r}")
+        entry = self.tasks.get(et.id)
+        phase = et.status.phase
+        if entry is not None:
+            if et.spec.stop and entry.running:
+                entry.runner.stop()
+                return "stopping"
+            return "ignored"
+        if phase is ExecutorTaskPhase.RUNNING:
+            # The runservice saw it start here, but no such task runs: this executor restarted.
+            self._spawn(self._report_lost(et), f"executor-lost-{et.id}")
+            return "lost"
+        if phase is not ExecutorTaskPhase.NOT_STARTED or et.id in self._forgotten:
+            return "ignored"
+        if et.spec.stop:
+            self._spawn(self._report_final(et, ExecutorTaskPhase.CANCELLED, "stopped before it started"),
+                        f"executor-cancel-{et.id}")
+            return "cancelled"
+        if data is None or self._stopping:
+            return "ignored"  # no spec data: its run is gone; stopping: let another executor take it
+        if self.active_tasks() >= max(1, self.settings.active_tasks_limit):
+            return "busy"  # a later poll (woken when a slot frees) takes it
+        try:
+            spec = TaskSpec.from_json(et.id, dict(raw["spec"]))
+        except AgolaError as exc:
+            self._spawn(self._report_final(et, ExecutorTaskPhase.FAILED, f"invalid task spec: {exc.message}"),
+                        f"executor-invalid-{et.id}")
+            raise
+        self._start(et, spec)
+        return "started"
+
+    def _start(self, et: ExecutorTask, spec: TaskSpec) -> None:
+        runner = TaskRunner(
+            spec, self.driver, executor_id=self.id, data_dir=self.data_dir, store=self.store,
+            render_key=self.render_key, on_status=lambda _status: self._status_changed(et.id),
+        )
+        entry = TaskEntry(runner=runner, task=et, started_at=time.monotonic())
+        self.tasks[et.id] = entry
+        entry.job = asyncio.create_task(runner.run(), name=f"executor-task-{et.id}")
+        entry.job.add_done_callback(lambda job: self._task_done(et.id, job))
+        log.info("task started", executor=self.id, task=et.id, run=et.spec.run_id)
+
+    def _task_done(self, task_id: str, job: asyncio.Task[Any]) -> None:
+        if not job.cancelled() and job.exception() is not None:
+            log.error("task runner crashed", task=task_id, exc_info=job.exception())
+        self._status_changed(task_id)  # the final status (sent if the runner could not)
+        self.wake_poll()  # a slot is free: take the next task now
+
+    # -------------------------------------------------------------------------- status reports
+
+    def _status_changed(self, task_id: str) -> None:
+        entry = self.tasks.get(task_id)
+        if entry is None:
+            return
+        entry.dirty = True
+        if entry.sender is None or entry.sender.done():
+            entry.sender = asyncio.create_task(self._send(task_id), name=f"executor-report-{task_id}")
+            self._background.add(entry.sender)
+            entry.sender.add_done_callback(self._background.discard)
+
+    async def _send(self, task_id: str) -> None:
+        entry = self.tasks.get(task_id)
+        if entry is None:
+            return
+        async with entry.lock:
+            while entry.dirty:
+                entry.dirty = False
+                finished = entry.runner.finished
+                body = {"id": task_id, "spec": entry.task.spec.to_json(), "status": entry.runner.status.to_json()}
+                try:
+                    await self.client.update_executor_task_status(self.id, body)
+                except asyncio.CancelledError:
+                    entry.dirty = True
+                    raise
+                except Exception as exc:  # noqa: BLE001 - retried by the status loop
+                    entry.dirty = True
+                    log.info("task status report failed (will retry)", task=task_id, error=repr(exc))
+                    return
+                if finished:
+                    entry.final_sent = True
+        if entry.final_sent and not entry.dirty:
+            self._forget(task_id)
+
+    def _forget(self, task_id: str) -> None:
+        self.tasks.pop(task_id, None)
+        now = time.monotonic()
+        self._forgotten[task_id] = now
+        for tid, at in list(self._forgotten.items()):
+            if now - at > FORGET_AFTER:
+                del self._forgotten[tid]
+
+    async def resend_statuses(self) -> None:
+        for task_id, entry in list(self.tasks.items()):
+            if entry.dirty or (not entry.running and not entry.final_sent):
+                entry.dirty = True
+                await self._send(task_id)
+
+    async def _report_final(self, et: ExecutorTask, phase: ExecutorTaskPhase, error: str) -> None:
+        status = final_status(et, phase, error)
+        await self.client.update_executor_task_status(self.id, attrs.evolve(et, status=status))
+        log.info("task reported", executor=self.id, task=et.id, phase=phase.value, reason=error)
+
+    async def _report_lost(self, et: ExecutorTask) -> None:
+        await self._report_final(et, ExecutorTaskPhase.FAILED, LOST_TASK_ERROR)
+
+    # -------------------------------------------------------------------------------- cleanup
+
+    async def remove_orphans(self) -> list[str]:
+        active = {tid for tid, e in self.tasks.items() if e.running}
+        removed = await self.driver.remove_orphans(self.id, active)
+        if removed:
+            log.info("orphan pods removed", executor=self.id, pods=",".join(removed))
+        return removed
+
+    async def clean_task_data(self) -> list[str]:
+        """Delete the local files of tasks the runservice no longer knows (logs fetched, run gone)."""
+        removed = []
+        base = self.data_dir / "tasks"
+        if not base.is_dir():
+            return removed
+        for path in base.iterdir():
+            if path.name in self.tasks or not path.is_dir():
+                continue
+            try:
+                await self.client.executor_task(self.id, path.name)
+            except NotExist:
+                await asyncio.to_thread(shutil.rmtree, path, True)
+                removed.append(path.name)
+        return removed
+
+    # -------------------------------------------------------------------------- for the API
+
+    def task_dir(self, task_id: str) -> Path:
+        return self.data_dir / "tasks" / check_task_id(task_id)
+
+    def live_logs(self, task_id: str) -> TaskLogs | None:
+        entry = self.tasks.get(task_id)
+        return entry.runner.logs if entry is not None else None
+
+
+def final_status(et: ExecutorTask, phase: ExecutorTaskPhase, error: str) -> ExecutorTaskStatus:
+    """``et``'s status ended now with ``phase``: its running setup step and steps fail."""
+    now = datetime.now(timezone.utc)
+    running = ExecutorTaskPhase.RUNNING
+
+    def end(step: ExecutorTaskStepStatus) -> ExecutorTaskStepStatus:
+        if step.phase is running:
+            return attrs.evolve(step, phase=ExecutorTaskPhase.FAILED, end_time=now)
+        return step
+
+    status = et.status
+    return attrs.evolve(
+        status,
+        id=et.id,
+        phase=phase,
+        fail_error=error,
+        setup_step=end(status.setup_step),
+        steps=[end(s) for s in status.steps],
+        end_time=now,
+    )
+
+
+__all__ = ["AgentOptions", "AgentSettings", "ExecutorAgent", "LOST_TASK_ERROR", "check_task_id", "final_status"]

@@ -1,0 +1,131 @@
+"""The executor HTTP API (spec §7.2), served on the executor for the runservice.
+
+| method & path | behaviour |
+|---|---|
+| ``POST /api/v1alpha/executor`` | a task pushed by the runservice (ExecutorTask with spec data) |
+| ``GET /api/v1alpha/executor/logs?taskid=&(setup|step=N)[&follow]`` | a task log; ``follow`` streams a running step's log until it ends |
+| ``GET /api/v1alpha/executor/archives?taskid=&step=N`` | a ``save_to_workspace`` archive |
+
+Bodies are streamed from the files with bounded memory. Non-follow responses carry a
+Content-Length (the size when the request came: a log still written to is cut there).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, AsyncIterator
+
+from aiohttp import web
+
+from agola.errors import BadRequest, NotExist, Unavailable
+from agola.services.executor.logs import log_path, read_log
+from agola.util.http import API_PREFIX, json_response, make_app, read_json
+
+if TYPE_CHECKING:
+    from agola.services.executor.agent import ExecutorAgent
+
+AGENT = web.AppKey("executor_agent_source", object)
+STREAM_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive"}
+CHUNK = 256 * 1024
+# A pushed task carries its whole spec (environment, secrets, registry auth): allow a large one.
+MAX_TASK_BODY = 16 * 1024 * 1024
+
+
+def _agent(request: web.Request) -> ExecutorAgent:
+    agent = request.app[AGENT]()  # type: ignore[operator]
+    if agent is None:
+        raise Unavailable("executor not started")
+    return agent  # type: ignore[no-any-return]
+
+
+def _step_query(request: web.Request) -> tuple[bool, int | None]:
+    setup = "setup" in request.query
+    raw = request.query.get("step")
+    if raw is None:
+        return setup, None
+    try:
+        step = int(raw)
+    except ValueError:
+        raise BadRequest(f"step {raw!r} is not an integer") from None
+    if step < 0:
+        raise BadRequest("step must be >= 0")
+    return setup, step
+
+
+async def push_task(request: web.Request) -> web.Response:
+    outcome = _agent(request).receive(await read_json(request))
+    return json_response({"result": outcome})
+
+
+async def get_log(request: web.Request) -> web.StreamResponse:
+    agent = _agent(request)
+    setup, step = _step_query(request)
+    if setup == (step is not None):
+        raise BadRequest("exactly one of setup or step must be given")
+    task_id = request.query.get("taskid", "")
+    task_dir = agent.task_dir(task_id)
+    follow = "follow" in request.query
+    live = agent.live_logs(task_id)
+    live_log = live.live(setup, step) if live is not None else None
+    if not (follow and live_log is not None):
+        # A finished (or not followed) log: a plain file response with its length.
+        path = log_path(task_dir, setup=setup, step=step)
+        if not path.exists():
+            raise NotExist(f"no log for task {task_id}")
+        size = live_log.size if live_log is not None and not live_log.finished else os.path.getsize(path)
+        return await _stream(request, _file_chunks(path, size), size)
+    chunks = read_log(task_dir, live, setup=setup, step=step, follow=True)
+    return await _stream(request, chunks, None)
+
+
+async def get_archive(request: web.Request) -> web.StreamResponse:
+    agent = _agent(request)
+    _, step = _step_query(request)
+    if step is None:
+        raise BadRequest("step is required")
+    task_id = request.query.get("taskid", "")
+    path = agent.task_dir(task_id) / "archives" / f"{step}.tar"
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        raise NotExist(f"no archive for task {task_id} step {step}") from None
+    return await _stream(request, _file_chunks(path, size), size)
+
+
+async def _file_chunks(path: os.PathLike[str] | str, size: int) -> AsyncIterator[bytes]:
+    with open(path, "rb") as f:
+        remaining = size
+        while remaining > 0:
+            data = f.read(min(CHUNK, remaining))
+            if not data:
+                break
+            remaining -= len(data)
+            yield data
+
+
+async def _stream(request: web.Request, chunks: AsyncIterator[bytes], size: int | None) -> web.StreamResponse:
+    resp = web.StreamResponse(status=200, headers=STREAM_HEADERS)
+    resp.content_type = "application/octet-stream"
+    if size is not None:
+        resp.content_length = size
+    await resp.prepare(request)  # headers out now: a follower knows the log exists
+    try:
+        async for chunk in chunks:
+            await resp.write(chunk)
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+    await resp.write_eof()
+    return resp
+
+
+def build_app(agent_source: object) -> web.Application:
+    """The executor's application; ``agent_source()`` returns the running agent (or None)."""
+    app = make_app("executor", client_max_size=MAX_TASK_BODY)
+    app[AGENT] = agent_source
+    app.router.add_post(f"{API_PREFIX}/executor", push_task)
+    app.router.add_get(f"{API_PREFIX}/executor/logs", get_log)
+    app.router.add_get(f"{API_PREFIX}/executor/archives", get_archive)
+    return app
+
+
+__all__ = ["build_app"]
