@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from agola.errors import Conflict
 from agola.storage.datamanager import Action, DataManager
 from tests.storage.datamanager.conftest import Stack
 from tests.storage.datamanager.mirror import Mirror
@@ -88,3 +91,46 @@ async def test_new_epoch_resets_the_consumer(stack: Stack) -> None:
     await write_some(dm, 6, 3)
     await wait_for(lambda: mirror.resets == 2 and converged(mirror, dm), timeout=20, message="reset")
     await mirror.stop()
+
+
+async def test_wiped_coordination_is_rebuilt_and_consumers_reset(stack: Stack) -> None:
+    dm = await stack.open()
+    await dm.start()
+    await write_some(dm, 0, 8)
+    await dm.force_checkpoint()  # what is only in coordination is lost with it
+    expected = await truth(dm, dm.datatypes)
+    mirror = Mirror()
+    mirror.start(dm)
+    await wait_for(lambda: converged(mirror, dm), timeout=20)
+    await dm.stop()
+    await dm.coord.delete("", prefix=True)  # the whole service prefix: a wiped etcd
+    restarted = await stack.open(init=False)
+    await restarted.start()  # InitEtcd rebuilds coordination from storage under a new epoch
+    await wait_for(lambda: mirror.resets == 2 and converged(mirror, restarted), timeout=30, message="reset")
+    assert mirror.objects == expected
+    await restarted.write_wal([Action.put("user", "new", b"1")])
+    await wait_for(lambda: mirror.objects.get(("user", "new")) == b"1", timeout=20)
+    await mirror.stop()
+
+
+async def test_two_instances_with_loops_stay_consistent(stack: Stack) -> None:
+    """Two service instances (own coordination and storage clients), both running every job."""
+    a, b = await stack.open(), await stack.open()
+    await a.start()
+    await b.start()
+    mirrors = [Mirror(), Mirror()]
+    mirrors[0].start(a)
+    mirrors[1].start(b)
+    await asyncio.gather(write_some(a, 0, 15), write_some(b, 100, 15))
+    token = await a.get_change_groups_update_token(["shared"])
+    results = await asyncio.gather(
+        a.write_wal([Action.put("project", "p", b"a")], token),
+        b.write_wal([Action.put("project", "p", b"b")], token),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, Conflict) for r in results) == 1, results
+    for m, dm in zip(mirrors, (a, b)):
+        await wait_for(lambda: converged(m, dm), timeout=30)
+    assert mirrors[0].objects == mirrors[1].objects == await truth(a, a.datatypes) == await truth(b, b.datatypes)
+    for m in mirrors:
+        await m.stop()
