@@ -24,12 +24,15 @@ say() { printf '==> %s\n' "$*"; }
 die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }
 have() { command -v "$1" >/dev/null 2>&1; }
 docker_up() { have docker && docker version >/dev/null 2>&1; }
+# The executor mounts /usr/bin/busybox into task containers: it must be the static one
+# (Debian's plain `busybox` package installs a dynamically linked binary at the same path).
+static_busybox() { [ -x /usr/bin/busybox ] && ! ldd /usr/bin/busybox >/dev/null 2>&1; }
 
 # --- 1. prerequisites (Debian packages, only when missing and when root) -----------------------
 install_prerequisites() {
   local pkgs=()
   have git || pkgs+=(git)
-  [ -x /usr/bin/busybox ] || pkgs+=(busybox-static)
+  static_busybox || pkgs+=(busybox-static)
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || pkgs+=(python3-venv)
   have docker || pkgs+=(docker.io)
   [ ${#pkgs[@]} -eq 0 ] && return 0
