@@ -27,7 +27,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.common import BenchRow
-from bench.e2e import ECHO, Repo, Server, free_port, pipeline, timed, tree_rss_mb, wait_finished
+from bench.e2e import ECHO, Repo, Server, breakdown, free_port, pipeline, timed, tree_rss_mb, wait_finished
 
 CACHE = Path(os.environ.get("AGOLA_BENCH_CACHE", "~/.cache/agola-bench")).expanduser()
 VENV = CACHE / "buildbot-venv"
@@ -180,9 +180,14 @@ async def run(quick: bool = False) -> list[BenchRow]:
             async with server.client() as gw, aiohttp.ClientSession() as session:
                 await wait_finished(gw, await repo.create_run(gw))
 
+                last: list[object] = []
+
                 async def ours() -> None:
+                    submitted = time.time()
                     await asyncio.to_thread(repo.push)
-                    await wait_finished(gw, await repo.create_run(gw))
+                    run_id = await repo.create_run(gw)
+                    await wait_finished(gw, run_id)
+                    last[:] = [run_id, submitted, time.time()]
 
                 t_ours, t_base = [], []
                 if bb is not None:
@@ -191,6 +196,7 @@ async def run(quick: bool = False) -> list[BenchRow]:
                     t_ours.append(await timed(ours))
                     if bb is not None:
                         t_base.append(await timed(lambda: bb.build(session)))  # type: ignore[union-attr]
+                detail = await breakdown(gw, *last)  # type: ignore[arg-type]
         finally:
             server.stop()
         if bb is not None:
@@ -203,7 +209,7 @@ async def run(quick: bool = False) -> list[BenchRow]:
         shutil.rmtree(tmp, ignore_errors=True)
     o = statistics.median(t_ours)
     b = statistics.median(t_base) if t_base else None
-    note = reason or f"median of {n}; Buildbot {PACKAGES[0]} in {VENV}"
+    note = f"median of {n}; last run (s): {detail}" + (f"; no baseline: {reason}" if reason else "")
     return [
         BenchRow("P1b", "one-task echo pipeline, submit -> finished, host driver, vs a trivial Buildbot build",
                  o, b, "s", "<= 0.5x baseline", None if b is None else o <= 0.5 * b, note),
