@@ -37,7 +37,7 @@ from agola.services.executor.logs import TaskLogs
 from agola.services.executor.steps import RenderKey, default_render_key
 from agola.services.executor.store import ArchiveStore
 from agola.services.executor.taskrunner import TaskRunner
-from agola.services.executor.taskspec import TaskSpec
+from agola.services.executor.taskspec import Phase, TaskSpec, TaskStatus
 from agola.types.runservice import (
     Arch,
     Executor,
@@ -301,7 +301,13 @@ class ExecutorAgent:
     def _task_done(self, task_id: str, job: asyncio.Task[Any]) -> None:
         if not job.cancelled() and job.exception() is not None:
             log.error("task runner crashed", task=task_id, exc_info=job.exception())
-        self._status_changed(task_id)  # the final status (sent if the runner could not)
+        entry = self.tasks.get(task_id)
+        if entry is not None and not entry.runner.status.phase.finished:
+            _fail_unfinished(entry.runner.status, "executor error: the task runner ended without a result")
+        if entry is not None and entry.final_sent and not entry.dirty:
+            self._forget(task_id)
+        else:
+            self._status_changed(task_id)  # the final status, if not stored yet
         self.wake_poll()  # a slot is free: take the next task now
 
     # -------------------------------------------------------------------------- status reports
@@ -323,20 +329,26 @@ class ExecutorAgent:
         async with entry.lock:
             while entry.dirty:
                 entry.dirty = False
-                finished = entry.runner.finished
-                body = {"id": task_id, "spec": entry.task.spec.to_json(), "status": entry.runner.status.to_json()}
+                status = entry.runner.status
+                final = status.phase.finished
+                body = {"id": task_id, "spec": entry.task.spec.to_json(), "status": status.to_json()}
                 try:
                     await self.client.update_executor_task_status(self.id, body)
                 except asyncio.CancelledError:
                     entry.dirty = True
                     raise
+                except (BadRequest, NotExist) as exc:
+                    # The runservice refuses it for good (e.g. it already fetched the finished
+                    # task and dropped it): retrying would not help.
+                    log.info("task status report refused", task=task_id, error=exc.message)
+                    entry.final_sent = entry.final_sent or final
+                    continue
                 except Exception as exc:  # noqa: BLE001 - retried by the status loop
                     entry.dirty = True
                     log.info("task status report failed (will retry)", task=task_id, error=repr(exc))
                     return
-                if finished:
-                    entry.final_sent = True
-        if entry.final_sent and not entry.dirty:
+                entry.final_sent = entry.final_sent or final
+        if entry.final_sent and not entry.dirty and not entry.running:
             self._forget(task_id)
 
     def _forget(self, task_id: str) -> None:
@@ -349,7 +361,9 @@ class ExecutorAgent:
 
     async def resend_statuses(self) -> None:
         for task_id, entry in list(self.tasks.items()):
-            if entry.dirty or (not entry.running and not entry.final_sent):
+            if entry.final_sent and not entry.dirty and not entry.running:
+                self._forget(task_id)
+            elif entry.dirty or (not entry.running and not entry.final_sent):
                 entry.dirty = True
                 await self._send(task_id)
 
@@ -394,6 +408,15 @@ class ExecutorAgent:
     def live_logs(self, task_id: str) -> TaskLogs | None:
         entry = self.tasks.get(task_id)
         return entry.runner.logs if entry is not None else None
+
+
+def _fail_unfinished(status: TaskStatus, error: str) -> None:
+    """A runner that crashed or was cancelled: its task failed, running steps too."""
+    now = datetime.now(timezone.utc)
+    for step in [status.setup_step, *status.steps]:
+        if step.phase is Phase.RUNNING:
+            step.finish(Phase.FAILED)
+    status.phase, status.fail_error, status.end_time = Phase.FAILED, error, now
 
 
 def final_status(et: ExecutorTask, phase: ExecutorTaskPhase, error: str) -> ExecutorTaskStatus:
