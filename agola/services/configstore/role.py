@@ -86,11 +86,13 @@ class ConfigstoreRole(Role):
         self._watch_task = asyncio.create_task(self._watch_maintenance(), name="configstore-maintenance")
 
     async def stop(self) -> None:
-        task, self._watch_task = self._watch_task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        # Under the mode lock: a switch in progress completes first (cancelling it halfway could
+        # leave a half-opened readdb behind), and none starts afterwards.
         async with self._mode_lock:
+            task, self._watch_task = self._watch_task, None
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
             await self._stop_normal()
         if self.ost is not None:
             await self.ost.close()
