@@ -133,15 +133,20 @@ class Feed:
     async def follow(self, wal_sequence: str) -> AsyncIterator[FeedBatch]:
         cur = wal_sequence
         delay = 0.05
+        streak = 0  # resyncs in a row without a batch delivered in between
         while True:
             try:
                 async for batch in self._run(cur):
                     yield batch
                     cur = batch.wal_sequence
-                    delay = 0.05
+                    delay, streak = 0.05, 0
             except _Resync as exc:
                 self.resyncs += 1
+                streak += 1
                 log.info("readdb feed resync", reason=str(exc), wal_sequence=cur)
+                if streak > 1:  # no progress: do not spin
+                    await asyncio.sleep(delay)
+                    delay = min(self._max_backoff, delay * 2)
             except Exception as exc:  # noqa: BLE001 - a feed outlives any outage
                 self.errors += 1
                 log.warning("readdb feed error", error=repr(exc), retry_in=round(delay, 2))

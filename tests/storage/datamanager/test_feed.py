@@ -37,10 +37,10 @@ async def test_feed_follows_writes_checkpoints_and_cleaners(stack: Stack) -> Non
     await write_some(dm, 0, 10)
     mirror = Mirror()
     mirror.start(dm)
-    await wait_for(lambda: converged(mirror, dm), timeout=20, message="initial sync")
+    await wait_for(lambda: converged(mirror, dm), timeout=20, message="initial sync", interval=0.1)
     assert mirror.resets == 1
     await write_some(dm, 10, 25)
-    await wait_for(lambda: converged(mirror, dm), timeout=20, message="follow")
+    await wait_for(lambda: converged(mirror, dm), timeout=20, message="follow", interval=0.1)
     # Change groups come along with the data.
     token = await dm.get_change_groups_update_token(["g1"])
     new = await dm.write_wal([Action.put("project", "p1", b"x")], token)
@@ -56,14 +56,14 @@ async def test_feed_resumes_from_saved_sequence_without_reset(stack: Stack) -> N
     await write_some(dm, 0, 8)
     mirror = Mirror()
     mirror.start(dm)
-    await wait_for(lambda: converged(mirror, dm), timeout=20)
+    await wait_for(lambda: converged(mirror, dm), timeout=20, interval=0.1)
     await mirror.stop()
     # While the consumer is down: more writes, checkpoints, etcd WAL cleaning.
     await write_some(dm, 8, 20)
     await dm.force_checkpoint()
     await dm.run_job(dm.etcd_wal_clean_job)
     mirror.start(dm)
-    await wait_for(lambda: converged(mirror, dm), timeout=20, message="resume")
+    await wait_for(lambda: converged(mirror, dm), timeout=20, message="resume", interval=0.1)
     assert mirror.resets == 1, "a consumer whose sequence is still in storage must not be reset"
 
 
@@ -74,7 +74,7 @@ async def test_feed_from_scratch_after_many_checkpoints(stack: Stack) -> None:
     await dm.force_checkpoint()
     mirror = Mirror()
     mirror.start(dm)
-    await wait_for(lambda: converged(mirror, dm), timeout=20)
+    await wait_for(lambda: converged(mirror, dm), timeout=20, interval=0.1)
     await mirror.stop()
 
 
@@ -84,12 +84,12 @@ async def test_new_epoch_resets_the_consumer(stack: Stack) -> None:
     await write_some(dm, 0, 6)
     mirror = Mirror()
     mirror.start(dm)
-    await wait_for(lambda: converged(mirror, dm), timeout=20)
+    await wait_for(lambda: converged(mirror, dm), timeout=20, interval=0.1)
     # Coordination is rebuilt from storage (as after a wiped etcd): a new epoch begins.
     await dm.force_checkpoint()
     await dm.init(force=True)
     await write_some(dm, 6, 3)
-    await wait_for(lambda: mirror.resets == 2 and converged(mirror, dm), timeout=20, message="reset")
+    await wait_for(lambda: mirror.resets == 2 and converged(mirror, dm), timeout=20, message="reset", interval=0.1)
     await mirror.stop()
 
 
@@ -101,12 +101,12 @@ async def test_wiped_coordination_is_rebuilt_and_consumers_reset(stack: Stack) -
     expected = await truth(dm, dm.datatypes)
     mirror = Mirror()
     mirror.start(dm)
-    await wait_for(lambda: converged(mirror, dm), timeout=20)
+    await wait_for(lambda: converged(mirror, dm), timeout=20, interval=0.1)
     await dm.stop()
     await dm.coord.delete("", prefix=True)  # the whole service prefix: a wiped etcd
     restarted = await stack.open(init=False)
     await restarted.start()  # InitEtcd rebuilds coordination from storage under a new epoch
-    await wait_for(lambda: mirror.resets == 2 and converged(mirror, restarted), timeout=30, message="reset")
+    await wait_for(lambda: mirror.resets == 2 and converged(mirror, restarted), timeout=30, message="reset", interval=0.1)
     assert mirror.objects == expected
     await restarted.write_wal([Action.put("user", "new", b"1")])
     await wait_for(lambda: mirror.objects.get(("user", "new")) == b"1", timeout=20)
@@ -130,7 +130,7 @@ async def test_two_instances_with_loops_stay_consistent(stack: Stack) -> None:
     )
     assert sum(isinstance(r, Conflict) for r in results) == 1, results
     for m, dm in zip(mirrors, (a, b)):
-        await wait_for(lambda: converged(m, dm), timeout=30)
+        await wait_for(lambda: converged(m, dm), timeout=30, interval=0.1)
     assert mirrors[0].objects == mirrors[1].objects == await truth(a, a.datatypes) == await truth(b, b.datatypes)
     for m in mirrors:
         await m.stop()

@@ -83,21 +83,21 @@ async def test_import_replaces_data_and_readers_resync(stack: Stack) -> None:
     await dm.write_wal([Action.put("project", "later", b"gone after import")])
     mirror = Mirror()
     mirror.start(dm)
-    await wait_for(lambda: converged(mirror, dm), timeout=30)
+    await wait_for(lambda: converged(mirror, dm), timeout=30, interval=0.1)
     await dm.stop()  # maintenance mode: the service stops its loops
 
     await dm.enable_maintenance()
     assert await dm.import_data(chunks(archive, 1000)) == len(expected)
     await dm.disable_maintenance()
     assert await truth(dm, dm.datatypes) == expected
-    await wait_for(lambda: mirror.resets == 2 and converged(mirror, dm), timeout=30, message="reset")
+    await wait_for(lambda: mirror.resets == 2 and converged(mirror, dm), timeout=30, message="reset", interval=0.1)
     assert mirror.objects == expected
     # Life goes on after the import: writes, checkpoints, the feed.
     await dm.start()
     await dm.write_wal([Action.put("project", "after", b"1")])
     await dm.force_checkpoint()
     assert await dm.read_object("project", "after") == b"1"
-    await wait_for(lambda: converged(mirror, dm), timeout=30)
+    await wait_for(lambda: converged(mirror, dm), timeout=30, interval=0.1)
     await mirror.stop()
 
 
