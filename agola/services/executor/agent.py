@@ -242,8 +242,8 @@ class ExecutorAgent:
             seen.add(str(raw.get("id", "")))
             try:
                 self.receive(raw)
-            except AgolaError as exc:
-                log.warning("task refused", executor=self.id, task=raw.get("id"), error=exc.message)
+            except Exception as exc:  # noqa: BLE001 - one bad task must not block the others
+                log.warning("task refused", executor=self.id, task=raw.get("id"), error=repr(exc))
         for task_id, entry in list(self.tasks.items()):
             if task_id not in seen and entry.running and entry.started_at < asked_at:
                 log.info("task no longer assigned to this executor: stopping it", task=task_id)
@@ -280,10 +280,10 @@ class ExecutorAgent:
             return "busy"  # a later poll (woken when a slot frees) takes it
         try:
             spec = TaskSpec.from_json(et.id, dict(raw["spec"]))
-        except AgolaError as exc:
-            self._spawn(self._report_final(et, ExecutorTaskPhase.FAILED, f"invalid task spec: {exc.message}"),
-                        f"executor-invalid-{et.id}")
-            raise
+        except (AgolaError, KeyError, TypeError, ValueError) as exc:
+            reason = f"invalid task spec: {exc.message if isinstance(exc, AgolaError) else repr(exc)}"
+            self._spawn(self._report_final(et, ExecutorTaskPhase.FAILED, reason), f"executor-invalid-{et.id}")
+            raise BadRequest(reason) from None
         self._start(et, spec)
         return "started"
 

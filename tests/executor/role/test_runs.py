@@ -6,10 +6,12 @@ from typing import Any, Callable
 
 from agola.services.executor.drivers.docker import DockerDriver, DockerDriverConfig
 from agola.types.runservice import (
+    RestoreCacheStep,
     RestoreWorkspaceStep,
     RunPhase,
     RunResult,
     RunTaskStatus,
+    SaveCacheStep,
     SaveContent,
     SaveToWorkspaceStep,
 )
@@ -137,3 +139,18 @@ async def test_host_driver_runs_the_same_dag(rs: Instance, make_executor: Callab
     run = await wait_run(rs, run_id, finished)
     assert run.result is RunResult.SUCCESS
     assert (await read_log(rs, run_id, c.id, step=1)).split() == ["from-a", "from-b"]
+
+
+async def test_cache_saved_by_one_task_is_restored_by_another(rs: Instance, make_executor: Callable[..., Any],
+                                                               busybox_image: str) -> None:
+    await make_executor(rs.url)
+    a = task("a", run_step("mkdir deps && echo v1 > go.sum && echo cached > deps/lib"),
+             SaveCacheStep(name="save", key='deps-{{ md5sum "go.sum" }}',
+                           contents=[SaveContent(source_dir="deps", dest_dir="deps", paths=["**"])]))
+    b = task("b", RestoreCacheStep(name="restore", keys=["deps-"], dest_dir="."), run_step("cat deps/lib"),
+             parents=(a.id,))
+    run_id = await start(rs, a, b)
+    run = await wait_run(rs, run_id, finished)
+    assert run.result is RunResult.SUCCESS
+    assert "cache key \"deps-" in await read_log(rs, run_id, a.id, step=1)
+    assert "cached" in await read_log(rs, run_id, b.id, step=1)
