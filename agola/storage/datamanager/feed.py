@@ -55,7 +55,7 @@ from typing import AsyncIterator
 import attrs
 
 from agola.errors import NotExist
-from agola.storage.coord.base import Compacted, Coordination, Event
+from agola.storage.coord.base import Compacted, Coordination, Event, KeyValue
 from agola.storage.datamanager.snapshot import (
     iter_status_entries,
     latest_status,
@@ -220,7 +220,7 @@ class Feed:
         if actions:
             yield FeedBatch(actions, cur)
 
-    async def _etcd_wals(self, cur: str, kvs: list, revision: int) -> AsyncIterator[FeedBatch]:  # type: ignore[type-arg]
+    async def _etcd_wals(self, cur: str, kvs: list[KeyValue], revision: int) -> AsyncIterator[FeedBatch]:
         actions: list[Action] = []
         groups: dict[str, int] = {}
         for kv in kvs:

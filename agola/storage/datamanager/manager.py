@@ -167,7 +167,9 @@ class DataManager:
     ) -> ChangeGroupsUpdateToken:
         """Commit ``actions`` atomically; ``Conflict`` if a change group of ``token`` moved.
 
-        Returns a token with the new revision of each change group of ``token``.
+        Returns a token with the new revision of each change group of ``token``. As with etcd, an
+        ``Unavailable`` (or a cancellation) during the commit leaves the outcome unknown: the write
+        may have been committed.
         """
         return await self._writer.write_wal(actions, token)
 

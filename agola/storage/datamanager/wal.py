@@ -1,16 +1,18 @@
 """The write path (spec §4.3) and WAL reading.
 
-A write stores the WAL data file in object storage first (durable), then commits it with one
-coordination transaction that, at the same time, checks every change group of the caller's token,
-bumps ``walseq``, moves ``walsdata`` and creates ``wals/<seq>``. The write is acknowledged only
-after that transaction succeeded, so an acknowledged write survives a crash of this process.
+A WAL (one write: a list of actions) is committed by one coordination transaction that checks
+every change group of the caller's token, bumps ``walseq``, moves ``walsdata`` and creates
+``wals/<seq>``. Small WALs (``inline_wal_max_bytes``) travel inside that coordination value and
+reach object storage with the sync job; larger ones are written to object storage (durably)
+before the transaction. The write is acknowledged only after the transaction succeeded, so an
+acknowledged write survives a crash of this process.
 
 Concurrency: two writers in different processes race on ``walsdata``; the loser re-reads and
 retries unless one of *its change groups* moved, which is a ``Conflict`` for the caller. WAL
 sequences therefore grow in commit order and every WAL names its predecessor, which lets the readdb
-feed detect gaps and resets. Inside one process, commits are serialised by a lock so concurrent
-callers do not burn transactions against each other; writes queued while a transaction is in
-flight are committed together by the next one (group commit), each as its own WAL.
+feed detect gaps and resets. Inside one process a single committer task runs the transactions:
+writes queued while one is in flight are committed together by the next one (group commit), each
+as its own WAL, so concurrent callers never burn transactions against each other.
 """
 
 from __future__ import annotations
@@ -37,12 +39,12 @@ from agola.storage.datamanager.types import (
     NotInitialized,
     Paths,
     Seq,
-    seq_from_json,
     WalData,
     WalStatus,
     decode_wal_data,
     encode_wal_data,
     parse_walsdata,
+    seq_from_json,
     validate_change_group,
     wal_key,
     walsdata_json,
