@@ -378,11 +378,25 @@ class ExecutorAgent:
     # -------------------------------------------------------------------------------- cleanup
 
     async def remove_orphans(self) -> list[str]:
-        active = {tid for tid, e in self.tasks.items() if e.running}
-        removed = await self.driver.remove_orphans(self.id, active)
+        """Remove this executor's pods that no running task owns. Ownership is checked *after*
+        listing: a task registers before it creates its pod, so a pod being created is never taken
+        for an orphan."""
+        removed = []
+        for info in await self.driver.list_pods(self.id):
+            if self._owned(info.task_id, info.pod_id):
+                continue
+            await self.driver.remove_pod(info.pod_id)
+            removed.append(info.pod_id)
         if removed:
             log.info("orphan pods removed", executor=self.id, pods=",".join(removed))
         return removed
+
+    def _owned(self, task_id: str, pod_id: str) -> bool:
+        entry = self.tasks.get(task_id)
+        if entry is None or not entry.running:
+            return False
+        pod = entry.runner.pod
+        return pod is None or pod.id == pod_id  # None: its pod is being created right now
 
     async def clean_task_data(self) -> list[str]:
         """Delete the local files of tasks the runservice no longer knows (logs fetched, run gone)."""
