@@ -1,0 +1,145 @@
+"""The end-to-end scenarios with the roles split over two ``agola serve`` processes, as a
+distributed installation runs them: a control plane (``--components all-base``: runservice and
+configstore on a real etcd and the S3 server) and an executor (``--components executor``) reaching
+the runservice over HTTP. Everything goes through the ``agola`` CLI, as a developer uses it.
+
+One stack for the module (starting two Python processes is the slow part); each test is its own
+user, so runs, run groups and listings never mix. The stack's teardown stops both processes with
+SIGTERM and asserts they exit 0.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from click.testing import CliRunner, Result
+
+from agola.cli.main import agola
+from tests.e2e.split import ADMIN, SplitStack
+from tests.support.services import EtcdServer, S3Server
+from tests.support.waiting import wait_for_sync
+
+
+@pytest.fixture(scope="module")
+def split_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+    """A private etcd: the roles' key prefixes (``runservice/``, ``configstore/``) are fixed, so an
+    installation needs an etcd (or a cluster) of its own, as in production."""
+    server = EtcdServer(tmp_path_factory.mktemp("split-etcd") / "data")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory: pytest.TempPathFactory, split_etcd: EtcdServer, s3_server: S3Server,
+          busybox_image: str) -> Iterator[SplitStack]:
+    stack = SplitStack(tmp_path_factory.mktemp("split"), split_etcd.endpoint, s3_server)
+    try:
+        stack.start()
+        # The gateway answers /health before the configstore has loaded its data: wait until an
+        # admin call goes through, as an operator would before handing out the URL.
+        wait_for_sync(lambda: cli(stack, ADMIN, "user", "list").exit_code == 0, 30, 0.1, "configstore ready")
+        yield stack
+        assert stack.executor.terminate() == 0, stack.executor.stderr[-3000:]
+        assert stack.control.terminate() == 0, stack.control.stderr[-3000:]
+        assert "agola serve stopped" in stack.control.stderr
+    finally:
+        stack.close()
+
+
+def cli(stack: SplitStack, token: str, *args: str) -> Result:
+    return CliRunner().invoke(agola, ["--gateway-url", stack.url, "--token", token, *args])
+
+
+def new_user(stack: SplitStack, name: str) -> str:
+    """Bootstrap with the admin token from the config: the user and an API token for them."""
+    created = cli(stack, ADMIN, "user", "create", name)
+    assert created.exit_code == 0, created.output
+    token = cli(stack, ADMIN, "user", "token", "create", name, "t")
+    assert token.exit_code == 0, token.output
+    return token.stdout.strip()
+
+
+def work_tree(path: Path, pipeline: str) -> Path:
+    path.mkdir()
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    (path / ".agola").mkdir()
+    (path / ".agola" / "config.yml").write_text(pipeline)
+    return path
+
+
+def wait_json(stack: SplitStack, token: str, args: list[str], ready: Callable[[Any], Any], timeout: float = 60) -> Any:
+    """The JSON output of a CLI command, once ``ready`` accepts it."""
+
+    def check() -> Any:
+        value = json.loads(cli(stack, token, *args, "--json").stdout)
+        return value if ready(value) else None
+
+    return wait_for_sync(check, timeout, 0.2)
+
+
+WORKSPACE_PIPELINE = """\
+version: v0
+runs:
+  - name: run01
+    tasks:
+      - name: one
+        runtime: {{containers: [{{image: {image}}}]}}
+        steps:
+          - {{type: clone}}
+          - {{type: run, command: echo from-one > a.txt}}
+          - {{type: save_to_workspace, contents: [{{source_dir: ., dest_dir: ., paths: [a.txt]}}]}}
+      - name: two
+        runtime: {{containers: [{{image: {image}}}]}}
+        depends: [one]
+        steps:
+          - {{type: restore_workspace, dest_dir: .}}
+          - {{type: run, command: 'cat a.txt > b.txt; echo from-two >> b.txt'}}
+          - {{type: save_to_workspace, contents: [{{source_dir: ., dest_dir: ., paths: [b.txt]}}]}}
+      - name: three
+        runtime: {{containers: [{{image: {image}}}]}}
+        depends: [two]
+        environment:
+          ENV01: {{from_variable: variable01}}
+        steps:
+          - {{type: restore_workspace, dest_dir: .}}
+          - type: run
+            name: check
+            command: |
+                echo "A=$(cat a.txt) B=$(cat b.txt | tr '\\n' +)"
+                echo "ENV01=$ENV01"
+                echo STEPLOG
+                test "$ENV01" != fail
+"""
+
+
+def test_direct_runs_with_variables_workspace_failure_and_logs(split: SplitStack, tmp_path: Path,
+                                                                busybox_image: str) -> None:
+    token = new_user(split, "wsuser")
+    repo = work_tree(tmp_path / "work", WORKSPACE_PIPELINE.format(image=busybox_image))
+
+    ok = cli(split, token, "directrun", "start", "-C", str(repo), "--var", "variable01=hello", "--follow")
+    assert ok.exit_code == 0, ok.output
+    out = ok.stdout
+    assert "[three] A=from-one B=from-one+from-two+" in out
+    assert "[three] ENV01=hello" in out and "[three] STEPLOG" in out
+    order = [out.index(f"==> [{t}] success") for t in ("one", "two", "three")]
+    assert order == sorted(order)
+    assert out.rstrip().endswith("finished, result success")
+
+    bad = cli(split, token, "directrun", "start", "-C", str(repo), "--var", "variable01=fail", "-f")
+    assert bad.exit_code == 3, bad.output
+    assert "[three] ENV01=fail" in bad.stdout and "result failed" in bad.stdout
+
+    # The logs of the finished runs, served by the control plane (the executor's copies were
+    # fetched into S3 or are proxied from the executor process).
+    [failed] = json.loads(cli(split, token, "run", "list", "--json", "--result", "failed").stdout)
+    step = cli(split, token, "run", "logs", failed["id"], "-t", "three", "--step", "1")
+    assert step.exit_code == 0, step.output
+    assert "ENV01=fail" in step.output and "STEPLOG" in step.output
+    setup = cli(split, token, "run", "logs", failed["id"], "-t", "one", "--setup")
+    assert setup.exit_code == 0, setup.output
