@@ -143,3 +143,104 @@ def test_direct_runs_with_variables_workspace_failure_and_logs(split: SplitStack
     assert "ENV01=fail" in step.output and "STEPLOG" in step.output
     setup = cli(split, token, "run", "logs", failed["id"], "-t", "one", "--setup")
     assert setup.exit_code == 0, setup.output
+
+
+APPROVAL_PIPELINE = """\
+version: v0
+runs:
+  - name: run01
+    tasks:
+      - name: build
+        runtime: {{containers: [{{image: {image}}}]}}
+        steps:
+          - {{type: run, command: echo built}}
+      - name: deploy
+        runtime: {{containers: [{{image: {image}}}]}}
+        approval: true
+        depends: [build]
+        steps:
+          - {{type: run, command: echo deployed; test -f /tmp/never-there}}
+"""
+
+
+def test_broken_pipeline_approval_and_restart_from_failed(split: SplitStack, tmp_path: Path,
+                                                          busybox_image: str) -> None:
+    token = new_user(split, "approver")
+    repo = work_tree(tmp_path / "work", "version: v0\nruns:\n  - name: run01\n    tasks: [{name: t, steps: [clone]}]\n")
+
+    # A broken pipeline file: a setuperror run whose located message is shown; exit 3.
+    broken = cli(split, token, "directrun", "start", "-C", str(repo), "-f")
+    assert broken.exit_code == 3, broken.output
+    assert "setup error: .agola/config.yml:4:" in broken.stdout and "setuperror" in broken.stdout
+
+    # Approval: deploy waits; `run approve` releases it; following to the end reports the failure.
+    (repo / ".agola" / "config.yml").write_text(APPROVAL_PIPELINE.format(image=busybox_image))
+    assert cli(split, token, "directrun", "start", "-C", str(repo), "--branch", "main").exit_code == 0
+    runs = wait_json(split, token, ["run", "list", "-s", "running"],
+                     lambda rows: rows and rows[0]["tasks_waiting_approval"])
+    run_id = runs[0]["id"]
+    assert "waiting approval" in cli(split, token, "run", "show", run_id).output
+    approved = cli(split, token, "run", "approve", run_id, "deploy")
+    assert approved.output == f"task deploy of run {run_id} approved\n"
+    followed = cli(split, token, "run", "logs", run_id, "-f")
+    assert followed.exit_code == 3, followed.output
+    assert "[deploy] deployed" in followed.stdout and "result failed" in followed.stdout
+
+    # Restart from the failed tasks: a new run where build is not run again and deploy waits for
+    # approval once more.
+    restarted = cli(split, token, "run", "restart", run_id, "--json")
+    assert restarted.exit_code == 0, restarted.output
+    new_id = json.loads(restarted.stdout)["id"]
+    assert new_id != run_id
+    new = wait_json(split, token, ["run", "show", new_id], lambda r: r["tasks_waiting_approval"])
+    by_name = {t["name"]: t for t in new["tasks"].values()}
+    assert by_name["build"]["status"] == "success"
+    assert by_name["deploy"]["waiting_approval"]
+    cancelled = cli(split, token, "run", "stop", new_id)
+    assert cancelled.exit_code == 0, cancelled.output
+
+
+def test_stop_a_running_run(split: SplitStack, tmp_path: Path, busybox_image: str) -> None:
+    token = new_user(split, "stopper")
+    repo = work_tree(tmp_path / "work",
+                     f"version: v0\nruns:\n  - name: run01\n    tasks:\n      - name: long\n"
+                     f"        runtime: {{containers: [{{image: {busybox_image}}}]}}\n"
+                     f"        steps: [{{type: run, command: 'echo started; sleep 60'}}]\n")
+    assert cli(split, token, "directrun", "start", "-C", str(repo)).exit_code == 0
+    [row] = wait_json(split, token, ["run", "list", "-s", "running"], lambda rows: bool(rows))
+    run_id = row["id"]
+    wait_json(split, token, ["run", "show", run_id],
+              lambda r: any(t["status"] == "running" for t in r["tasks"].values()))
+    assert cli(split, token, "run", "stop", run_id).output == f"run {run_id} is stopping\n"
+    followed = cli(split, token, "run", "logs", run_id, "-f")
+    assert followed.exit_code == 3, followed.output
+    assert "result stopped" in followed.stdout
+
+
+def test_permission_denials(split: SplitStack, tmp_path: Path, busybox_image: str) -> None:
+    owner = new_user(split, "owner01")
+    other = new_user(split, "other01")
+    repo = work_tree(tmp_path / "work",
+                     f"version: v0\nruns:\n  - name: run01\n    tasks:\n      - name: t\n"
+                     f"        runtime: {{containers: [{{image: {busybox_image}}}]}}\n"
+                     f"        steps: [{{type: run, command: echo mine}}]\n")
+    started = cli(split, owner, "directrun", "start", "-C", str(repo), "--json")
+    assert started.exit_code == 0, started.output
+    [run_id] = json.loads(started.stdout)["run_ids"]
+
+    # Another user's run: neither visible nor actionable, with a one-line error.
+    for args in (("run", "show", run_id), ("run", "logs", run_id, "-t", "t", "--setup"), ("run", "stop", run_id)):
+        denied = cli(split, other, *args)
+        assert denied.exit_code == 1, (args, denied.output)
+        assert denied.output.startswith("Error: ") and len(denied.output.splitlines()) == 1, denied.output
+    assert json.loads(cli(split, other, "run", "list", "--json").stdout) == []
+
+    # A non-admin creating users: 403.
+    forbidden = cli(split, owner, "user", "create", "intruder")
+    assert forbidden.exit_code == 1 and forbidden.output.startswith("Error: "), forbidden.output
+    assert "Traceback" not in forbidden.output
+    users = [u["username"] for u in json.loads(cli(split, ADMIN, "user", "list", "--json").stdout)]
+    assert "intruder" not in users
+
+    followed = cli(split, owner, "run", "logs", run_id, "-f")
+    assert followed.exit_code == 0, followed.output
