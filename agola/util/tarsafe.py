@@ -7,7 +7,9 @@ the same everywhere, and an offending entry is named in the error:
 * names are relative and normalised: an absolute name (``/etc/x``) or one with a ``..`` component
   (``../x``, ``a/../../x``) is rejected;
 * symbolic links must point inside the destination: absolute targets and targets that climb out
-  of it are rejected; hard links must name an earlier entry of the same archive;
+  of it are rejected, unless the caller passes ``external_links=True`` (workspaces and caches:
+  a Python virtualenv links to ``/usr/bin/python3``); such a link is then only data, since nothing
+  is ever written *through* a link; hard links must name an earlier entry of the same archive;
 * no entry may go *through* a symbolic link (``link -> somewhere`` then ``link/file``), whether the
   link came from the archive or already existed in the destination;
 * device files, FIFOs and other special entries are rejected;
@@ -74,7 +76,8 @@ def check_link_target(name: str, target: str) -> None:
 class _Checker:
     """Applies the rules entry by entry, remembering the links the archive itself created."""
 
-    def __init__(self) -> None:
+    def __init__(self, external_links: bool = False) -> None:
+        self.external_links = external_links
         self.symlinks: set[str] = set()
         self.seen: set[str] = set()
 
@@ -86,7 +89,11 @@ class _Checker:
             if "/".join(parents[:i]) in self.symlinks:
                 raise UnsafeArchive(member.name, "path goes through a symbolic link")
         if member.issym():
-            check_link_target(member.name, member.linkname)
+            if self.external_links:
+                if not member.linkname:
+                    raise UnsafeArchive(member.name, "empty link target")
+            else:
+                check_link_target(member.name, member.linkname)
             self.symlinks.add(name)
         else:
             self.symlinks.discard(name)
@@ -102,9 +109,9 @@ class _Checker:
         self.seen.add(name)
 
 
-def iter_checked(tar: tarfile.TarFile) -> Iterator[tuple[tarfile.TarInfo, str]]:
+def iter_checked(tar: tarfile.TarFile, *, external_links: bool = False) -> Iterator[tuple[tarfile.TarInfo, str]]:
     """Yield ``(member, clean name)`` for every entry, raising on the first unsafe one."""
-    checker = _Checker()
+    checker = _Checker(external_links)
     for member in tar:
         name = clean_name(member.name)
         if name is None:
@@ -160,7 +167,9 @@ def _write_file(src: IO[bytes], path: Path, mode: int) -> None:
         os.fchmod(out.fileno(), mode & 0o777)
 
 
-def extract(fileobj: IO[bytes], dest: str | os.PathLike[str], *, overwrite: bool = True) -> int:
+def extract(
+    fileobj: IO[bytes], dest: str | os.PathLike[str], *, overwrite: bool = True, external_links: bool = False
+) -> int:
     """Extract a tar stream (any compression tarfile detects) safely into ``dest``.
 
     ``dest`` is created if missing and must not be a symlink. Existing directories are merged;
@@ -174,7 +183,7 @@ def extract(fileobj: IO[bytes], dest: str | os.PathLike[str], *, overwrite: bool
     count = 0
     dir_modes: list[tuple[Path, int]] = []
     with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
-        for member, name in iter_checked(tar):
+        for member, name in iter_checked(tar, external_links=external_links):
             parts = name.split("/")
             parent = _ensure_dirs(root, parts[:-1], member.name)
             path = parent / parts[-1]
@@ -215,9 +224,10 @@ class ArchiveWriter:
     silently shadow each other), except directories, which are merged.
     """
 
-    def __init__(self, dst: IO[bytes], *, owner: tuple[int, int] = (0, 0)) -> None:
+    def __init__(self, dst: IO[bytes], *, owner: tuple[int, int] = (0, 0), external_links: bool = False) -> None:
         self._tar = tarfile.open(fileobj=dst, mode="w|", format=tarfile.PAX_FORMAT)
-        self._checker = _Checker()
+        self._external_links = external_links
+        self._checker = _Checker(external_links)
         self._owner = owner
 
     def __enter__(self) -> ArchiveWriter:
@@ -235,7 +245,7 @@ class ArchiveWriter:
         renamed: dict[str, str] = {}
         count = 0
         with tarfile.open(fileobj=src, mode="r|*") as tin:
-            for member, name in iter_checked(tin):
+            for member, name in iter_checked(tin, external_links=self._external_links):
                 new_name = rename(name, member) if rename else name
                 new_name = clean_name(new_name) if new_name is not None else None
                 if new_name is None:
@@ -265,7 +275,12 @@ class ArchiveWriter:
 
 
 def filter_archive(
-    src: IO[bytes], dst: IO[bytes], rename: Rename | None = None, *, owner: tuple[int, int] = (0, 0)
+    src: IO[bytes],
+    dst: IO[bytes],
+    rename: Rename | None = None,
+    *,
+    owner: tuple[int, int] = (0, 0),
+    external_links: bool = False,
 ) -> int:
     """Copy the safe entries of a tar stream into a new uncompressed tar stream.
 
@@ -273,7 +288,7 @@ def filter_archive(
     checked again as it is built, so what comes out is always safe to extract. Every entry gets
     the numeric ``owner`` (uid, gid). Returns the number of entries written.
     """
-    with ArchiveWriter(dst, owner=owner) as writer:
+    with ArchiveWriter(dst, owner=owner, external_links=external_links) as writer:
         return writer.copy_from(src, rename)
 
 
@@ -312,10 +327,14 @@ class _AsyncChunkReader:
         return data
 
 
-async def extract_async(chunks: AsyncIterator[bytes], dest: str | os.PathLike[str], *, overwrite: bool = True) -> int:
+async def extract_async(
+    chunks: AsyncIterator[bytes], dest: str | os.PathLike[str], *, overwrite: bool = True, external_links: bool = False
+) -> int:
     """``extract`` for an async byte stream (read chunk by chunk, never buffered whole)."""
     reader = _AsyncChunkReader(chunks, asyncio.get_running_loop())
-    return await asyncio.to_thread(extract, reader, dest, overwrite=overwrite)  # type: ignore[arg-type]
+    return await asyncio.to_thread(
+        extract, reader, dest, overwrite=overwrite, external_links=external_links  # type: ignore[arg-type]
+    )
 
 
 def is_safe_error(exc: BaseException) -> bool:

@@ -157,3 +157,19 @@ def test_create_keeps_links_as_links(tmp_path: Path) -> None:
     members = {m.name: m for m in tarfile.open(fileobj=io.BytesIO(out.getvalue()))}
     assert members["src/l"].issym() and members["src/l"].linkname == "/etc/passwd"
     assert members["src"].isdir()
+
+
+def test_external_links_are_kept_as_links_but_never_traversed(tmp_path: Path) -> None:
+    dest, outside = tmp_path / "dest", tmp_path / "outside"
+    outside.mkdir()
+    data = make_tar(("sym", "py", "/usr/bin/python3"), ("sym", "up", str(outside)), ("file", "f", "x"))
+    assert tarsafe.extract(io.BytesIO(data), dest, external_links=True) == 3
+    assert os.readlink(dest / "py") == "/usr/bin/python3"
+    # Still nothing goes through a link: from the same archive, or one already on disk.
+    with pytest.raises(tarsafe.UnsafeArchive, match="symbolic link"):
+        tarsafe.extract(io.BytesIO(make_tar(("sym", "l", "/etc"), ("file", "l/x", "e"))), tmp_path / "d2", external_links=True)
+    with pytest.raises(tarsafe.UnsafeArchive, match="symbolic link"):
+        tarsafe.extract(io.BytesIO(make_tar(("file", "up/x", "e"))), dest, external_links=True)
+    assert list(outside.iterdir()) == []
+    with pytest.raises(tarsafe.UnsafeArchive):
+        tarsafe.extract(io.BytesIO(make_tar(("file", "../x", "e"))), dest, external_links=True)

@@ -244,7 +244,8 @@ class StepRunner:
     async def build_archive(self, contents: tuple[SaveContent, ...], out_path: Path, log: LogFile) -> int:
         """One tar of the globbed ``contents`` (read from the pod, filtered safely on the host)."""
         count = 0
-        with open(out_path, "wb") as out, tarsafe.ArchiveWriter(out) as writer:
+        # Links may point outside (a virtualenv's bin/python -> /usr/bin/python3): kept as links.
+        with open(out_path, "wb") as out, tarsafe.ArchiveWriter(out, external_links=True) as writer:
             for n, content in enumerate(contents):
                 source = self.resolve(content.source_dir or ".")
                 raw = self.tmp / f"raw-{n}.tar"
@@ -330,7 +331,7 @@ def _create_tar(src: Path, dst: Path) -> None:
 
 def _filter_file(src: Path, dst: Path) -> None:
     with open(src, "rb") as fin, open(dst, "wb") as fout:
-        tarsafe.filter_archive(fin, fout)
+        tarsafe.filter_archive(fin, fout, external_links=True)
 
 
 def _copy_into(writer: tarsafe.ArchiveWriter, src: Path, rename: tarsafe.Rename) -> int:

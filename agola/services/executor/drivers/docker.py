@@ -303,7 +303,7 @@ class DockerPod(Pod):
 
 def _rewrite_owner(src: Path, dst: Path, owner: tuple[int, int]) -> None:
     with open(src, "rb") as fin, open(dst, "wb") as fout:
-        tarsafe.filter_archive(fin, fout, owner=owner)
+        tarsafe.filter_archive(fin, fout, owner=owner, external_links=True)
 
 
 async def _put_archive(docker: aiodocker.Docker, container_id: str, dest_dir: str, archive: Path) -> None:

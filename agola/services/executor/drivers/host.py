@@ -119,7 +119,8 @@ class HostPod(Pod):
     async def put_archive(self, dest_dir: str, archive: Path, *, user: str = "") -> None:
         def extract() -> None:
             with open(archive, "rb") as f:
-                tarsafe.extract(f, dest_dir, overwrite=True)
+                # Links to outside are created as links, never written through (see tarsafe).
+                tarsafe.extract(f, dest_dir, overwrite=True, external_links=True)
 
         await asyncio.to_thread(extract)
 
