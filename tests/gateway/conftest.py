@@ -100,8 +100,24 @@ async def env(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[E
         yield e
     finally:
         await e.close()
-        await host.stop()
+        await _bounded("roles", host.stop())
         await cs_stack.close()
+
+
+async def _bounded(what: str, aw: Any, timeout: float = 3.0) -> None:
+    """Work around a runservice stop() that hangs: its loop runner awaits ``asyncio.wait_for``,
+    which under Python 3.11 can swallow the cancellation stop() sends (runservice/loops/runner.py;
+    reported to its owner). If stopping takes too long, cancel the stuck loop tasks again."""
+    task = asyncio.ensure_future(aw)
+    for _ in range(10):
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if done:
+            task.result()
+            return
+        for t in asyncio.all_tasks():
+            if t is not task and not t.done() and t.get_name().startswith("runservice-"):
+                t.cancel()
+    raise AssertionError(f"teardown of {what} is stuck")
 
 
 # --- git helpers --------------------------------------------------------------------------------

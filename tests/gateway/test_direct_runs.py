@@ -12,6 +12,7 @@ import pytest
 from agola.client import errors
 from agola.client.types import UserCreateRunRequest
 from tests.gateway.conftest import Env, make_repo, push
+from tests.support.waiting import wait_for
 
 PIPELINE = """\
 runs:
@@ -72,8 +73,11 @@ async def test_direct_run_created_with_environment_annotations_and_cache_group(e
     assert task.environment["SECRET"] == "s3cret"  # from the request's variables
 
     # The run is listed in the user's group, and the executor can clone it without credentials.
-    rows = await alice[1].list_runs(f"/user/{user.id}")
-    assert [r.id for r in rows] == run_ids
+    async def listed() -> bool:
+        rows = await alice[1].list_runs(f"/user/{user.id}")
+        return [r.id for r in rows] == run_ids
+
+    await wait_for(listed, 10)
     async with aiohttp.ClientSession() as s:
         async with s.get(f"{env.url}/repos/{user.id}/{repo_uuid}.git/raw/{sha}/README") as r:
             assert r.status == 200 and await r.read() == b"x"

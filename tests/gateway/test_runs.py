@@ -43,8 +43,13 @@ async def test_approval_stop_and_restart(env: Env, tmp_path: Path) -> None:
     client = alice[1]
     scheduler = Scheduler(env.rs)
     run_id = await _create(env, tmp_path, alice)
-    await scheduler.run_once()
-    assert (await client.get_run(run_id)).phase == "running"
+
+    async def started() -> bool:
+        # The runservice lists a new run shortly after creating it (its readdb follows).
+        await scheduler.run_once()
+        return (await client.get_run(run_id)).phase == "running"
+
+    await wait_for(started, 10)
 
     async def waiting() -> bool:
         return bool((await client.get_run(run_id)).tasks_waiting_approval)
@@ -136,6 +141,10 @@ async def test_logs_badges_and_listing(env: Env, tmp_path: Path) -> None:
             assert r.status == 200 and r.headers["Content-Type"].startswith("image/svg+xml")
             assert r.headers["Cache-Control"] == "no-cache"
             assert "unknown" in await r.text()
-    rows = await alice[1].list_runs(f"/user/{alice[0].id}", phases=["queued"])
-    assert [r.id for r in rows] == [run_id]
+
+    async def listed() -> bool:
+        rows = await alice[1].list_runs(f"/user/{alice[0].id}", phases=["queued"])
+        return [r.id for r in rows] == [run_id]
+
+    await wait_for(listed, 10)
     assert await alice[1].list_runs(f"/user/{alice[0].id}", phases=["running"]) == []

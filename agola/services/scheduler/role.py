@@ -20,7 +20,7 @@ from typing import Any
 
 from agola.clients.runservice import RunserviceClient
 from agola.config import Config
-from agola.errors import AgolaError, BadRequest, Conflict
+from agola.errors import AgolaError, BadRequest, Conflict, NotExist
 from agola.services.role import Role
 from agola.types.runservice import Run, RunPhase
 from agola.util.log import get_logger
@@ -53,6 +53,8 @@ class Scheduler:
     def __init__(self, runservice: RunserviceClient, runs_per_group_limit: int = 1) -> None:
         self.rs = runservice
         self.limit = max(1, runs_per_group_limit)
+        # group -> runs started here that the listings may not show as running yet
+        self._started: dict[str, set[str]] = {}
 
     async def _all(self, phase: RunPhase, groups: list[str] | None = None) -> list[Run]:
         out: list[Run] = []
@@ -72,35 +74,71 @@ class Scheduler:
         return list(seen)
 
     async def schedule_group(self, group: str) -> Run | None:
-        """Start the oldest queued run of ``group`` if the group has room; the started run or None."""
-        queued, _ = await self.rs.list_runs(phases=[RunPhase.QUEUED.value], groups=[group], limit=1, asc=True)
-        if not queued:
-            return None
-        running, token = await self.rs.list_runs(phases=[RunPhase.RUNNING.value], groups=[group], limit=self.limit,
+        """Start the oldest queued run of ``group`` if the group has room; the started run or None.
+
+        Listings come from the runservice's readdb, which follows writes shortly after: a run
+        this scheduler just started may still be listed as queued, and not yet as running. Such
+        runs are remembered (``_started``) and checked with consistent reads until the listings
+        catch up, so the limit holds even while the readdb lags.
+        """
+        pending = self._started.setdefault(group, set())
+        running, token = await self.rs.list_runs(phases=[RunPhase.RUNNING.value], groups=[group],
+                                                 limit=self.limit + len(pending),
                                                  change_groups=[group_change_group(group)])
-        if len(running) >= self.limit:
+        busy = {r.id for r in running}
+        for run_id in sorted(pending):
+            if run_id in busy or await self._phase(run_id) != RunPhase.RUNNING:
+                pending.discard(run_id)  # listed by now, or already over
+            else:
+                busy.add(run_id)
+        if len(busy) >= self.limit:
+            return None
+        candidate = await self._oldest_queued(group, len(pending) + 1)
+        if candidate is None:
             return None
         try:
-            started = await self.rs.start_run(queued[0].id, token)
+            started = await self.rs.start_run(candidate, token)
         except (Conflict, BadRequest) as exc:
             # Someone else changed the group (or the run) meanwhile: the next pass decides again.
-            log.debug("run not started", run=queued[0].id, error=exc.message)
+            log.debug("run not started", run=candidate, error=exc.message)
             return None
+        pending.add(started.id)
         log.info("run started", run=started.id, group=group)
         return started
+
+    async def _phase(self, run_id: str) -> RunPhase | None:
+        try:
+            return (await self.rs.get_run(run_id)).run.phase
+        except NotExist:
+            return None
+
+    async def _oldest_queued(self, group: str, lookahead: int) -> str | None:
+        queued, _ = await self.rs.list_runs(phases=[RunPhase.QUEUED.value], groups=[group], limit=lookahead, asc=True)
+        for run in queued:
+            if await self._phase(run.id) == RunPhase.QUEUED:
+                return run.id
+        return None
 
     async def schedule(self) -> list[Run]:
         started = []
         for group in await self.queued_groups():
-            run = await self.schedule_group(group)
-            if run is not None:
+            # One start per transaction (each consumes the group's change group token).
+            for _ in range(self.limit):
+                run = await self.schedule_group(group)
+                if run is None:
+                    break
                 started.append(run)
         return started
 
     async def approve(self) -> list[tuple[str, str]]:
         """Approve the waiting tasks someone approved; the (run id, task id) pairs approved."""
         done = []
-        for run in await self._all(RunPhase.RUNNING):
+        for listed in await self._all(RunPhase.RUNNING):
+            # The listing may lag behind approvals recorded a moment ago: read the run itself.
+            try:
+                run = (await self.rs.get_run(listed.id)).run
+            except NotExist:
+                continue
             for task_id, task in run.tasks.items():
                 if not task.waiting_approval or task.approved or not approvers(task.annotations):
                     continue

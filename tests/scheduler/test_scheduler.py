@@ -1,0 +1,136 @@
+"""The scheduler against a real runservice role (embedded storage): FIFO per run group, the per
+group limit, concurrent schedulers, approvals, and the role's loop (spec §6.11, §3.8)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+
+from agola.clients.runservice import RunserviceClient
+from agola.config import parse_config
+from agola.services.role import RoleHost
+from agola.services.runservice.role import RunserviceRole
+from agola.services.scheduler.role import Scheduler, SchedulerRole
+from agola.types.runservice import Container, RunConfigTask, RunCreateRequest, RunStep, Runtime
+from tests.gateway.conftest import FAST
+from tests.gateway.conftest import _bounded as bounded
+from tests.support.services import free_port
+from tests.support.waiting import wait_for
+
+A = "/project/p1/branch/master"
+B = "/project/p1/branch/dev"
+
+
+@pytest.fixture
+async def rs(tmp_path: Path) -> AsyncIterator[tuple[RunserviceClient, str]]:
+    port = free_port()
+    config = parse_config(f"dataDir: {tmp_path}\nrunservice: {{web: {{listenAddress: '127.0.0.1:{port}'}}}}\n")
+    host = RoleHost([RunserviceRole(config, options=FAST)], shutdown_timeout=1)
+    await host.start()
+    client = RunserviceClient(f"http://127.0.0.1:{port}")
+    try:
+        yield client, f"http://127.0.0.1:{port}"
+    finally:
+        await client.close()
+        await bounded("runservice", host.stop())
+
+
+def _task(approval: bool = False) -> RunConfigTask:
+    return RunConfigTask(id="t1", name="build", runtime=Runtime(containers=[Container(image="busybox")]),
+                         steps=[RunStep(command="true")], needs_approval=approval)
+
+
+async def _create(client: RunserviceClient, group: str, approval: bool = False) -> str:
+    resp = await client.create_run(RunCreateRequest(name="ci", group=group, run_config_tasks={"t1": _task(approval)}))
+    run_id = resp.run.id
+
+    # Listings come from the runservice's readdb, which follows writes shortly after.
+    async def listed() -> bool:
+        runs, _ = await client.list_runs(groups=[group], phases=["queued"], limit=40)
+        return run_id in {r.id for r in runs}
+
+    await wait_for(listed, 10)
+    return run_id
+
+
+async def _phase(client: RunserviceClient, run_id: str) -> str:
+    return str((await client.get_run(run_id)).run.phase)
+
+
+async def test_oldest_queued_run_per_group_starts(rs: tuple[RunserviceClient, str]) -> None:
+    client, _ = rs
+    a1, a2, b1 = await _create(client, A), await _create(client, A), await _create(client, B)
+    sched = Scheduler(client)
+    started = await sched.schedule()
+    assert sorted(r.id for r in started) == sorted([a1, b1])
+    assert [await _phase(client, r) for r in (a1, a2, b1)] == ["running", "queued", "running"]
+    assert await sched.schedule() == []  # the group is busy
+
+    # When a1 ends, a2 (the next oldest of its group) starts.
+    await client.stop_run(a1)
+
+    async def a1_finished() -> bool:
+        return await _phase(client, a1) == "finished"
+
+    await wait_for(a1_finished, 10)
+    assert [r.id for r in await sched.schedule()] == [a2]
+
+
+async def test_runs_per_group_limit(rs: tuple[RunserviceClient, str]) -> None:
+    client, _ = rs
+    runs = [await _create(client, A) for _ in range(3)]
+    await Scheduler(client, runs_per_group_limit=2).schedule()
+    assert [await _phase(client, r) for r in runs] == ["running", "running", "queued"]
+
+
+async def test_concurrent_schedulers_respect_the_limit(rs: tuple[RunserviceClient, str]) -> None:
+    client, _ = rs
+    runs = [await _create(client, A) for _ in range(3)]
+    others = [RunserviceClient(client.base_url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(Scheduler(c).schedule() for c in others))
+    finally:
+        for c in others:
+            await c.close()
+    phases = [await _phase(client, r) for r in runs]
+    assert phases.count("running") == 1 and phases[0] == "running"
+
+
+async def test_approval_needs_a_recorded_approver(rs: tuple[RunserviceClient, str]) -> None:
+    client, _ = rs
+    run_id = await _create(client, A, approval=True)
+    sched = Scheduler(client)
+    await sched.run_once()
+
+    async def waiting() -> bool:
+        return (await client.get_run(run_id)).run.tasks["t1"].waiting_approval
+
+    await wait_for(waiting, 10)
+    assert await sched.approve() == []  # nobody approved yet
+    run = (await client.get_run(run_id)).run
+    await client.set_task_annotations(run_id, "t1", {"approvers": json.dumps(["user-1"])})
+    assert await sched.approve() == [(run_id, "t1")]
+    task = (await client.get_run(run_id)).run.tasks["t1"]
+    assert task.approved and not task.waiting_approval
+    assert run.tasks["t1"].annotations == {}
+
+
+async def test_role_loop_starts_queued_runs(rs: tuple[RunserviceClient, str], tmp_path: Path) -> None:
+    client, url = rs
+    config = parse_config(f"scheduler: {{runserviceURL: '{url}', runsPerGroupLimit: 1}}\n")
+    config.validate({"scheduler"})
+    role = SchedulerRole(config, interval=0.1)
+    await role.start()
+    try:
+        run_id = await _create(client, B)
+
+        async def running() -> bool:
+            return await _phase(client, run_id) == "running"
+
+        await wait_for(running, 10)
+    finally:
+        await role.stop()
