@@ -21,7 +21,6 @@ from agola.storage.datamanager.checkpoint import fresh_epoch
 from agola.storage.datamanager.snapshot import (
     DataFileWriter,
     iter_status_entries,
-    latest_status,
     list_storage_wal_seqs,
     read_wal_header,
 )
@@ -35,6 +34,7 @@ EXPORT_FORMAT = "agola-datamanager-export"
 EXPORT_VERSION = 1
 CHUNK = 64 * 1024
 MAX_LINE = 64 * 1024 * 1024
+SEQ_MAX = (1 << 64) - 1
 
 
 def export_header(datatypes: list[str]) -> bytes:
@@ -91,7 +91,7 @@ async def write_import_snapshot(
     """Validate the stream and write it as a new snapshot (data files, indexes, then the status);
     returns the status and the number of entries.
 
-    The status names the last storage WAL as already included, so older WALs are never replayed.
+    The status names every WAL of earlier epochs as already included, so none is ever replayed.
     On a validation error every file written so far is removed and ``BadRequest`` names the line.
     """
     epoch = await fresh_epoch(ost, paths)
@@ -132,9 +132,9 @@ async def write_import_snapshot(
     except BaseException:
         await _remove(ost, paths, files)
         raise
-    storage_wals = await list_storage_wal_seqs(ost, paths)
-    previous = await latest_status(ost, paths)
-    covered = storage_wals[-1] if storage_wals else (previous.wal_sequence if previous else "")
+    # Every WAL of an earlier epoch counts as included (superseded), even one whose header lands
+    # late (a sync cut short by the switch to maintenance): InitEtcd never replays it.
+    covered = str(Seq(epoch - 1, SEQ_MAX))
     status = DataStatus(data_seq, covered, {dt: refs for dt, refs in files.items() if refs})
     await ost.write(paths.data_status(data_seq), status.to_json(), persist=True)
     log.info("import snapshot written", data_sequence=data_seq, entries=count, base=paths.base)

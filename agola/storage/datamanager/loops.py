@@ -141,27 +141,30 @@ class SyncJob(Job):
         rr = await self._coord.range(WALS_PREFIX)
         todo = [(kv, WalData.from_json(kv.value, kv.key)) for kv in rr.kvs]
         todo = [(kv, wal) for kv, wal in todo if wal.wal_status is WalStatus.COMMITTED]
-        # Data files first (in parallel: nothing lists them), then headers strictly in order, so
-        # a header in storage always means its data and every earlier WAL are there too.
+        synced = 0
         for i in range(0, len(todo), SYNC_PARALLEL):
+            chunk = todo[i : i + SYNC_PARALLEL]
+            # Data files first (in parallel: nothing lists them), then headers strictly in order,
+            # so a header in storage always means its data and every earlier WAL are there too.
             await asyncio.gather(
                 *(
                     self._ost.write(self._paths.wal_data(wal.wal_data_file_id), wal.inline_data, persist=True)
-                    for _, wal in todo[i : i + SYNC_PARALLEL]
+                    for _, wal in chunk
                     if wal.inline_data is not None
                 )
             )
-        synced = 0
-        for kv, wal in todo:
-            header = WalHeader(wal.wal_data_file_id, wal.previous_wal_sequence)
-            await self._ost.write(self._paths.wal_header(wal.wal_sequence), header.to_json(), persist=True)
+            for _, wal in chunk:
+                header = WalHeader(wal.wal_data_file_id, wal.previous_wal_sequence)
+                await self._ost.write(self._paths.wal_header(wal.wal_sequence), header.to_json(), persist=True)
+            # One transaction marks the whole chunk: far fewer commits under a write burst.
             res = await self._coord.txn(
-                [Compare.mod(kv.key, "==", kv.mod_revision)],
-                [Put(kv.key, wal.stored().to_json()), Put(LAST_STORAGE_WAL_KEY, wal.wal_sequence.encode())],
+                [Compare.mod(kv.key, "==", kv.mod_revision) for kv, _ in chunk],
+                [Put(kv.key, wal.stored().to_json()) for kv, wal in chunk]
+                + [Put(LAST_STORAGE_WAL_KEY, chunk[-1][1].wal_sequence.encode())],
             )
             if not res.succeeded:
-                break  # the WAL moved under us (init/import): next round starts over
-            synced += 1
+                break  # a WAL moved under us (init/import): next round starts over
+            synced += len(chunk)
         return synced
 
 

@@ -59,6 +59,7 @@ MAX_COMMIT_ATTEMPTS = 200
 # WALs committed by one coordination transaction at most.
 MAX_GROUP_COMMIT = 64
 MAX_GROUP_COMMIT_BYTES = 512 * 1024
+MAX_GROUP_COMMIT_OPS = 100
 
 
 @attrs.frozen
@@ -183,20 +184,26 @@ class WalWriter:
             batch: list[_Pending] = []
             used: set[str] = set()
             rest: list[_Pending] = []
-            size = 0
+            size = ops = 0
             for p in self._queue:
                 names = set(p.token.change_groups_revisions)
                 inline = len(p.inline or b"")
+                cost = 1 + len(names)
                 # Two writes on one change group never share a transaction: the second one must
-                # see the first one's revision (and conflict). The size cap keeps a transaction
-                # well under etcd's request limit (1.5 MiB by default).
-                full = len(batch) >= MAX_GROUP_COMMIT or (batch and size + inline > MAX_GROUP_COMMIT_BYTES)
+                # see the first one's revision (and conflict). The caps keep a transaction well
+                # under etcd's limits (1.5 MiB per request, 128 operations per txn branch).
+                full = batch and (
+                    len(batch) >= MAX_GROUP_COMMIT
+                    or size + inline > MAX_GROUP_COMMIT_BYTES
+                    or ops + cost > MAX_GROUP_COMMIT_OPS
+                )
                 if full or names & used:
                     rest.append(p)
                 else:
                     batch.append(p)
                     used |= names
                     size += inline
+                    ops += cost
             self._queue = rest
             try:
                 await self._commit(batch)

@@ -174,3 +174,11 @@ async def test_large_and_many_concurrent_writes_commit_in_bounded_transactions(s
     await asyncio.gather(*(dm.write_wal([put("user", f"big{i}", big)]) for i in range(12)))
     for i in range(12):
         assert await dm.read_object("user", f"big{i}") == big
+
+
+async def test_many_concurrent_writers_with_change_groups(stack: Stack) -> None:
+    """More change groups than one etcd transaction may check: the writes are spread over several."""
+    dm = await stack.open()
+    tokens = [await dm.get_change_groups_update_token([f"g{i}-{j}" for j in range(4)]) for i in range(60)]
+    await asyncio.gather(*(dm.write_wal([put("org", f"o{i}", b"x")], t) for i, t in enumerate(tokens)))
+    assert len(await dm.list_objects("org")) == 60
