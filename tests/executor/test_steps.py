@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import tarfile
 from pathlib import Path
@@ -196,3 +197,12 @@ async def test_workspace_keeps_links_to_outside_as_links(driver: Driver, data_di
     status = await runner(restore, driver, data_dir, store).run()
     assert phases(status) == ["success", "success"], step_log(data_dir, "t-links-restore", 0)
     assert step_log(data_dir, "t-links-restore", 1).replace("\r\n", "\n") == "/etc/passwd\nok\n"
+
+
+async def test_a_step_leaving_a_background_process_still_finishes(
+    driver: Driver, data_dir: Path, store: LocalArchiveStore
+) -> None:
+    task = spec("t-bg", RunStep(command="sleep 60 & echo started-server"), RunStep(command="echo next"))
+    status = await asyncio.wait_for(runner(task, driver, data_dir, store).run(), 30)
+    assert phases(status) == ["success", "success"]
+    assert step_log(data_dir, "t-bg", 0).strip() == "started-server"

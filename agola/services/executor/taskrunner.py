@@ -194,7 +194,7 @@ class TaskRunner:
         try:
             await asyncio.wait({self._current})
         except asyncio.CancelledError:
-            self._current.cancel()
+            await _cancel_and_settle(self._current)  # so a pod created meanwhile is known and removed
             raise
         task, self._current = self._current, None
         if task.cancelled() or self._stop_requested:
@@ -256,7 +256,7 @@ class TaskRunner:
             try:
                 await asyncio.wait({self._current})
             except asyncio.CancelledError:
-                self._current.cancel()
+                await _cancel_and_settle(self._current)
                 raise
             if self._current.cancelled() or self._stop_requested:
                 await step_log.line("Task stopped." if not self.status.timedout else "Step stopped: task timed out.")
@@ -293,6 +293,12 @@ class TaskRunner:
 
 class _SetupFailed(Exception):
     pass
+
+
+async def _cancel_and_settle(task: asyncio.Task[Any], grace: float = 10.0) -> None:
+    """Cancel ``task`` and give it a moment to run its cleanup (we are being cancelled ourselves)."""
+    task.cancel()
+    await asyncio.wait({task}, timeout=grace)
 
 
 def _tilde_paths(spec: TaskSpec) -> list[str]:

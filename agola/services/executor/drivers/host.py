@@ -38,6 +38,7 @@ from agola.services.executor.drivers.base import (
 from agola.util import tarsafe
 
 CHUNK = 64 * 1024
+OUTPUT_GRACE = 2.0  # seconds to drain output after the command exits
 
 
 @attrs.frozen
@@ -61,6 +62,7 @@ class HostPod(Pod):
             **spec.containers[0].env,
         }
         self._procs: set[asyncio.subprocess.Process] = set()
+        self._groups: set[int] = set()
         self._stopped = False
 
     @property
@@ -102,19 +104,23 @@ class HostPod(Pod):
         # Recorded on disk so that an executor restarted after a crash can kill what is left.
         pid_file = self.root / "pids" / str(proc.pid)
         pid_file.write_text(str(proc.pid))
+        pumps = [asyncio.ensure_future(_pump(proc.stdout, stdout))]
+        if proc.stderr is not None and stderr is not None:
+            pumps.append(asyncio.ensure_future(_pump(proc.stderr, stderr)))
         try:
-            readers = [_pump(proc.stdout, stdout)]
-            if proc.stderr is not None and stderr is not None:
-                readers.append(_pump(proc.stderr, stderr))
-            await asyncio.gather(*readers)
-            return await proc.wait()
+            return await _wait_exit(proc, pumps)
         except BaseException:
+            for pump in pumps:
+                pump.cancel()
             _kill(proc)
             await proc.wait()
             raise
         finally:
             self._procs.discard(proc)
-            pid_file.unlink(missing_ok=True)
+            if _group_alive(proc.pid):
+                self._groups.add(proc.pid)  # background children: killed when the pod goes
+            else:
+                pid_file.unlink(missing_ok=True)
 
     async def put_archive(self, dest_dir: str, archive: Path, *, user: str = "") -> None:
         def extract() -> None:
@@ -174,9 +180,23 @@ class HostPod(Pod):
         self._stopped = True
         for proc in list(self._procs):
             _kill(proc)
+        for pgid in list(self._groups):
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self._groups.clear()
 
     async def remove(self) -> None:
         await self._driver.remove_pod(self.id)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _kill(proc: asyncio.subprocess.Process) -> None:
@@ -185,6 +205,28 @@ def _kill(proc: asyncio.subprocess.Process) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+async def _wait_exit(proc: asyncio.subprocess.Process, pumps: list[asyncio.Future[None]]) -> int:
+    """The exit code once the command has exited and its output is drained.
+
+    asyncio's ``proc.wait()`` also waits for the pipes to close, and a background child the step
+    left running (``server &``) may hold them open forever. So: the output ending is the usual
+    signal; if the pipes stay open after the command exited, drain for a grace period and go on.
+    """
+    while True:
+        done, _ = await asyncio.wait(pumps, timeout=0.05)
+        if len(done) == len(pumps):
+            return await proc.wait()
+        if proc.returncode is not None:
+            break
+    _, pending = await asyncio.wait(pumps, timeout=OUTPUT_GRACE)
+    for pump in pending:
+        pump.cancel()
+    transport = getattr(proc, "_transport", None)
+    if transport is not None:
+        transport.close()  # stop reading the pipes the background child still holds
+    return proc.returncode
 
 
 def _kill_recorded(pids_dir: Path) -> None:
