@@ -16,8 +16,9 @@ from agola.storage.datamanager.snapshot import (
     SnapshotCache,
     empty_entries,
     iter_status_entries,
-    latest_status,
+    list_status_seqs,
     merge_entries,
+    read_status,
 )
 from agola.storage.datamanager.types import (
     Action,
@@ -44,10 +45,11 @@ class Reader:
         self._paths = paths
         self._wals = wals
         self._snapshots = SnapshotCache(ost, paths, cache_bytes)
+        self._statuses: dict[str, DataStatus] = {}
 
     async def _state(self) -> tuple[DataStatus | None, dict[tuple[str, str], Action]]:
         wals, _ = await list_etcd_wals(self._coord)
-        status = await latest_status(self._ost, self._paths)
+        status = await self._latest_status()
         covered = status.wal_sequence if status else ""
         changes: dict[tuple[str, str], Action] = {}
         for wal in wals:
@@ -56,6 +58,19 @@ class Reader:
             for action in await self._wals.wal_actions(wal):
                 changes[(action.data_type, action.id)] = action
         return status, changes
+
+    async def _latest_status(self) -> DataStatus | None:
+        """The newest data status; statuses are immutable, so each is read once."""
+        for seq in reversed(await list_status_seqs(self._ost, self._paths)):
+            status = self._statuses.get(seq)
+            if status is None:
+                try:
+                    status = await read_status(self._ost, self._paths, seq)
+                except NotExist:
+                    continue  # cleaned between the listing and the read
+                self._statuses = {seq: status}  # only the newest is worth keeping
+            return status
+        return None
 
     async def read_object(self, datatype: str, id: str) -> bytes:
         status, changes = await self._state()
