@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -70,6 +72,25 @@ def work_tree(path: Path, pipeline: str) -> Path:
     (path / ".agola").mkdir()
     (path / ".agola" / "config.yml").write_text(pipeline)
     return path
+
+
+def task_containers(task_id: str) -> list[str]:
+    """Docker containers (any state) of a task, by the label the executor puts on them."""
+    out = subprocess.run(["docker", "ps", "-a", "-q", "--filter", f"label=agola.io/taskid={task_id}"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def http_status(stack: SplitStack, token: str, method: str, path: str, body: Any = None) -> int:
+    """The status code of a gateway API call (what the CLI turns into its one-line error)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{stack.url}/api/v1alpha{path}", data=data, method=method,
+                                 headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def wait_json(stack: SplitStack, token: str, args: list[str], ready: Callable[[Any], Any], timeout: float = 60) -> Any:
@@ -229,18 +250,63 @@ def test_permission_denials(split: SplitStack, tmp_path: Path, busybox_image: st
     [run_id] = json.loads(started.stdout)["run_ids"]
 
     # Another user's run: neither visible nor actionable, with a one-line error.
-    for args in (("run", "show", run_id), ("run", "logs", run_id, "-t", "t", "--setup"), ("run", "stop", run_id)):
+    for args, message in ((("run", "show", run_id), "Error: user not authorized to see this run\n"),
+                          (("run", "logs", run_id, "-t", "t", "--setup"), "Error: user not authorized to see this run\n"),
+                          (("run", "stop", run_id), "Error: user not authorized to act on this run\n")):
         denied = cli(split, other, *args)
-        assert denied.exit_code == 1, (args, denied.output)
-        assert denied.output.startswith("Error: ") and len(denied.output.splitlines()) == 1, denied.output
+        assert (denied.exit_code, denied.output) == (1, message), args
     assert json.loads(cli(split, other, "run", "list", "--json").stdout) == []
+    assert http_status(split, other, "GET", f"/runs/{run_id}") == 403
 
     # A non-admin creating users: 403.
     forbidden = cli(split, owner, "user", "create", "intruder")
-    assert forbidden.exit_code == 1 and forbidden.output.startswith("Error: "), forbidden.output
-    assert "Traceback" not in forbidden.output
+    assert (forbidden.exit_code, forbidden.output) == (1, "Error: only an administrator can do this\n")
+    assert http_status(split, owner, "POST", "/users", {"username": "intruder"}) == 403
     users = [u["username"] for u in json.loads(cli(split, ADMIN, "user", "list", "--json").stdout)]
     assert "intruder" not in users
 
     followed = cli(split, owner, "run", "logs", run_id, "-f")
     assert followed.exit_code == 0, followed.output
+
+
+def test_executor_killed_mid_run_then_restarted(split: SplitStack, tmp_path: Path, busybox_image: str) -> None:
+    """A crashed executor host: the task it ran is lost. Restarted with the same data dir it is the
+    same executor (docs/executor.md): it reports the task failed ("the task was lost"), removes
+    the orphan container, and takes new tasks."""
+    token = new_user(split, "crasher")
+    repo = work_tree(tmp_path / "work",
+                     f"version: v0\nruns:\n  - name: run01\n    tasks:\n      - name: long\n"
+                     f"        runtime: {{containers: [{{image: {busybox_image}}}]}}\n"
+                     f"        steps: [{{type: run, command: 'echo started; sleep 120'}}]\n")
+    assert cli(split, token, "directrun", "start", "-C", str(repo)).exit_code == 0
+    [row] = wait_json(split, token, ["run", "list", "-s", "running"], lambda rows: bool(rows))
+    run_id = row["id"]
+    # Killed only once the step's output is there: the task really runs in a container.
+    wait_for_sync(lambda: "started" in cli(split, token, "run", "logs", run_id, "-t", "long", "--step", "0").output,
+                  60, 0.2, "step running")
+
+    [task] = json.loads(cli(split, token, "run", "show", run_id, "--json").stdout)["tasks"].values()
+    assert task_containers(task["id"])
+    split.executor.kill()
+    split.executor.start()
+
+    followed = cli(split, token, "run", "logs", run_id, "-f")
+    assert followed.exit_code == 3, followed.output
+    assert "result failed" in followed.stdout
+    run = json.loads(cli(split, token, "run", "show", run_id, "--json").stdout)
+    assert run["tasks"][task["id"]]["status"] == "failed"
+    assert "==> [long] failed" in followed.stdout and "[long] --- step 0: failed" in followed.stdout
+    # What the step printed before the crash is still served.
+    kept = cli(split, token, "run", "logs", run_id, "-t", "long", "--step", "0")
+    assert kept.exit_code == 0 and kept.output == "started\n", kept.output
+    # The container the killed process left behind is removed by the restarted one.
+    wait_for_sync(lambda: not task_containers(task["id"]), 30, 0.2, "orphan container removed")
+
+    # The restarted executor runs new work.
+    (repo / ".agola" / "config.yml").write_text(
+        f"version: v0\nruns:\n  - name: run01\n    tasks:\n      - name: quick\n"
+        f"        runtime: {{containers: [{{image: {busybox_image}}}]}}\n"
+        f"        steps: [{{type: run, command: 'echo after-restart'}}]\n")
+    again = cli(split, token, "directrun", "start", "-C", str(repo), "-f")
+    assert again.exit_code == 0, again.output
+    assert "[quick] after-restart" in again.stdout
