@@ -27,7 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "split-admin-token"
 
 
-def _agola_env() -> dict[str, str]:
+def agola_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
@@ -58,7 +58,7 @@ class ServeProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "agola.cli.main", "serve", "--config", str(self.config),
                  "--components", self.components],
-                cwd=self.workdir, env=_agola_env(), stdout=subprocess.DEVNULL, stderr=err)
+                cwd=self.workdir, env=agola_env(), stdout=subprocess.DEVNULL, stderr=err)
 
     def wait_healthy(self, timeout: float = 40) -> None:
         def probe() -> dict[str, Any]:

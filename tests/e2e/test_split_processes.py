@@ -11,7 +11,9 @@ SIGTERM and asserts they exit 0.
 from __future__ import annotations
 
 import json
+import select
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,7 +23,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from agola.cli.main import agola
-from tests.e2e.split import ADMIN, SplitStack
+from tests.e2e.split import ADMIN, SplitStack, agola_env
 from tests.support.services import EtcdServer, S3Server
 from tests.support.waiting import wait_for_sync
 
@@ -91,6 +93,14 @@ def http_status(stack: SplitStack, token: str, method: str, path: str, body: Any
             return int(resp.status)
     except urllib.error.HTTPError as exc:
         return exc.code
+
+
+def read_line(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
+    """The next line of ``proc``'s stdout, or a failure after ``timeout`` seconds."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, f"no output within {timeout}s"
+    return proc.stdout.readline()
 
 
 def wait_json(stack: SplitStack, token: str, args: list[str], ready: Callable[[Any], Any], timeout: float = 60) -> Any:
@@ -163,7 +173,7 @@ def test_direct_runs_with_variables_workspace_failure_and_logs(split: SplitStack
     assert step.exit_code == 0, step.output
     assert "ENV01=fail" in step.output and "STEPLOG" in step.output
     setup = cli(split, token, "run", "logs", failed["id"], "-t", "one", "--setup")
-    assert setup.exit_code == 0, setup.output
+    assert setup.exit_code == 0 and "Pod started." in setup.output, setup.output
 
 
 APPROVAL_PIPELINE = """\
@@ -232,7 +242,23 @@ def test_stop_a_running_run(split: SplitStack, tmp_path: Path, busybox_image: st
     run_id = row["id"]
     wait_json(split, token, ["run", "show", run_id],
               lambda r: any(t["status"] == "running" for t in r["tasks"].values()))
-    assert cli(split, token, "run", "stop", run_id).output == f"run {run_id} is stopping\n"
+
+    # Follow the running step from another process (the `agola` CLI as a user runs it): its output
+    # arrives while the step still runs, and the follower ends when the step does.
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "agola.cli.main", "--gateway-url", split.url, "--token", token,
+         "run", "logs", run_id, "-t", "long", "--step", "0", "--follow"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=agola_env())
+    try:
+        assert read_line(follower, 60) == b"started\n"
+        assert follower.poll() is None
+        assert cli(split, token, "run", "stop", run_id).output == f"run {run_id} is stopping\n"
+        out, err = follower.communicate(timeout=60)
+        assert follower.returncode == 0, err
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait(10)
     followed = cli(split, token, "run", "logs", run_id, "-f")
     assert followed.exit_code == 3, followed.output
     assert "result stopped" in followed.stdout
