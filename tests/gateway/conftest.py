@@ -1,7 +1,7 @@
 """A gateway on loopback in front of real roles: runservice (embedded storage), gitserver, and the
-configstore. Until the configstore role exists, the gateway is handed the configstore's real
-in-process ``ActionHandler`` (embedded datamanager + readdb), which implements the same
-``ConfigstoreAPI`` as the HTTP ``ConfigstoreClient`` (checked in test_configstore_client.py)."""
+configstore role over HTTP. Some tests also run with the configstore's in-process
+``ActionHandler`` handed to the gateway, which implements the same ``ConfigstoreAPI`` as the HTTP
+``ConfigstoreClient`` (checked in test_configstore_client.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from agola.services.role import RoleHost
 from agola.services.runservice.core import RunserviceOptions
 from agola.services.runservice.role import RunserviceRole
 from agola.storage.datamanager import DataManagerOptions
+from tests.configstore.stack import FAST as CS_FAST
 from tests.configstore.stack import Stack as ConfigstoreStack
 from tests.support.services import free_port
 
@@ -78,30 +79,45 @@ class Env:
 
 @pytest.fixture
 async def env(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Env]:
-    cs_stack = ConfigstoreStack("embedded", tmp_path / "cs", request)
-    inst = await cs_stack.open()
-    ports = {name: free_port() for name in ("runservice", "gitserver", "gateway")}
+    """The stack; ``configstore`` is the real configstore role over HTTP (the gateway's
+    ``ConfigstoreClient``), or with ``indirect`` param ``"inprocess"`` the configstore's
+    ``ActionHandler`` handed to the gateway directly (same ``ConfigstoreAPI``)."""
+    mode = getattr(request, "param", "http")
+    ports = {name: free_port() for name in ("runservice", "gitserver", "gateway", "configstore")}
     config = parse_config(
         f"dataDir: {tmp_path / 'data'}\n"
         f"runservice: {{web: {{listenAddress: '127.0.0.1:{ports['runservice']}'}}}}\n"
+        f"configstore: {{web: {{listenAddress: '127.0.0.1:{ports['configstore']}'}}}}\n"
         f"gitserver: {{web: {{listenAddress: '127.0.0.1:{ports['gitserver']}'}}}}\n"
         "gateway:\n"
         f"  adminToken: {ADMIN_TOKEN}\n"
         f"  web: {{listenAddress: '127.0.0.1:{ports['gateway']}'}}\n"
-        "  configstoreURL: http://127.0.0.1:9\n"  # unused: the in-process handler is passed
     )
-    config.validate({"runservice", "gitserver", "gateway"})
-    gateway = GatewayRole(config, configstore=inst.cs)
-    host = RoleHost([RunserviceRole(config, options=FAST), GitserverRole(config), gateway], shutdown_timeout=2)
+    config.validate({"runservice", "configstore", "gitserver", "gateway"})
+    cs_stack = None
+    if mode == "inprocess":
+        cs_stack = ConfigstoreStack("embedded", tmp_path / "cs", request)
+        configstore: Any = (await cs_stack.open()).cs
+        roles: list[Any] = []
+    else:
+        from agola.services.configstore.role import ConfigstoreRole
+
+        roles = [ConfigstoreRole(config, datamanager_options=CS_FAST, persist_readdb=False)]
+        configstore = None
+    gateway = GatewayRole(config, configstore=configstore)
+    host = RoleHost([RunserviceRole(config, options=FAST), *roles, GitserverRole(config), gateway],
+                    shutdown_timeout=2)
     await host.start()
+    assert gateway.services is not None
     e = Env(f"http://127.0.0.1:{ports['gateway']}", f"http://127.0.0.1:{ports['runservice']}",
-            f"http://127.0.0.1:{ports['gitserver']}", gateway, inst.cs)
+            f"http://127.0.0.1:{ports['gitserver']}", gateway, gateway.services.configstore)
     try:
         yield e
     finally:
         await e.close()
         await _bounded("roles", host.stop())
-        await cs_stack.close()
+        if cs_stack is not None:
+            await cs_stack.close()
 
 
 async def _bounded(what: str, aw: Any, timeout: float = 3.0) -> None:

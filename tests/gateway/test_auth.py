@@ -15,6 +15,7 @@ from agola.errors import Unauthorized
 from tests.gateway.conftest import ADMIN_TOKEN, Env
 
 
+@pytest.mark.parametrize("env", ["http", "inprocess"], indirect=True)
 async def test_identities_and_admin_only_actions(env: Env) -> None:
     # No credentials, or wrong ones: 401.
     with pytest.raises(errors.Unauthorized):

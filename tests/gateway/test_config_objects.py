@@ -17,6 +17,9 @@ from agola.client.types import (
 )
 from tests.gateway.conftest import Env
 
+# Through the configstore role over HTTP, and with its in-process handler (same interface).
+pytestmark = pytest.mark.parametrize("env", ["http", "inprocess"], indirect=True)
+
 
 async def test_orgs_and_members(env: Env) -> None:
     alice, as_alice = await env.user("alice")
