@@ -248,24 +248,23 @@ class WalWriter:
         for _ in range(MAX_COMMIT_ATTEMPTS):
             head = self._head or await self._read_head()
             epoch = head.walseq.epoch or int(time.time())
-            seqs = [Seq(epoch, head.walseq.c + i + 1) for i in range(len(batch))]
+            last = Seq(epoch, head.walseq.c + len(batch))
+            seqs = [str(Seq(epoch, head.walseq.c + i + 1)) for i in range(len(batch) - 1)] + [str(last)]
             names = sorted({name for p in batch for name in p.token.change_groups_revisions})
-            success: list[Op] = [
-                Put(WALSEQ_KEY, seqs[-1].to_json()),
-                Put(WALSDATA_KEY, walsdata_json(str(seqs[-1]))),
-            ]
+            success: list[Op] = [Put(WALSEQ_KEY, last.to_json()), Put(WALSDATA_KEY, walsdata_json(seqs[-1]))]
             previous = head.last_committed
             for p, seq in zip(batch, seqs):
-                success.append(Put(wal_key(str(seq)), WalData(p.file_id, WalStatus.COMMITTED, str(seq), previous, p.inline).to_json()))
-                previous = str(seq)
+                wal = WalData(p.file_id, WalStatus.COMMITTED, seq, previous, p.inline)
+                success.append(Put(wal_key(seq), wal.to_json()))
+                previous = seq
             # WAL keys come before the change groups: a feed that splits this revision's events
             # never shows fresh change group revisions with stale data.
             success += [Put(CHANGEGROUPS_PREFIX + name, b"") for name in names]
             failure: list[Op] = [Get(WALSEQ_KEY), Get(WALSDATA_KEY), Get(CHANGEGROUPS_MINREV_KEY)]
             failure += [Get(CHANGEGROUPS_PREFIX + name) for name in names]
-            res = await self._coord.txn(self._compares(head, [str(s) for s in seqs], batch), success, failure)
+            res = await self._coord.txn(self._compares(head, seqs, batch), success, failure)
             if res.succeeded:
-                self._head = _Head(seqs[-1], res.revision, str(seqs[-1]), res.revision)
+                self._head = _Head(last, res.revision, seqs[-1], res.revision)
                 for p in batch:
                     if not p.future.done():
                         p.future.set_result(res.revision)
