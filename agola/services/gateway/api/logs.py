@@ -62,6 +62,11 @@ async def get_log(request: web.Request) -> web.StreamResponse:
         log.warning("log relay ended early", run=run_id, task=task_id, error=exc.message)
     except ConnectionResetError:
         pass
+    finally:
+        # A client that went away must not keep the upstream follow open.
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
     return resp
 
 
