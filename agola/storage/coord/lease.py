@@ -78,7 +78,13 @@ class KeepaliveLease(Lease):
         self._task.cancel()
         try:
             await self._task
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001 - the task reports its own errors
+        except asyncio.CancelledError:
+            # The keepalive's own cancellation is expected; ours (the caller being cancelled while
+            # waiting here) must propagate, or the caller's task would never stop.
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+        except Exception:  # noqa: BLE001 - the task reports its own errors
             pass
 
     async def _keepalive(self) -> None:
