@@ -180,7 +180,11 @@ class RunserviceRole(Role):
         tasks, self._mode_tasks = self._mode_tasks, []
         for t in tasks:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=5)
+            for t in pending:
+                log.warning("runservice task slow to stop", task=t.get_name())
+            await asyncio.gather(*tasks, return_exceptions=True)
         for runner in self.runners.values():
             await runner.close()
         self.runners = {}

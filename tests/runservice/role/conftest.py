@@ -124,12 +124,12 @@ async def make_instance(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
 
     yield make
     for inst in reversed(instances):
-        try:
-            await asyncio.wait_for(inst.stop(), 15)
-        except TimeoutError:
-            for t in asyncio.all_tasks():
-                t.print_stack(limit=6)
-            raise
+        task = asyncio.ensure_future(inst.stop())
+        done, _ = await asyncio.wait([task], timeout=15)
+        if not done:
+            task.print_stack(limit=30)
+            raise TimeoutError("instance stop hangs")
+        task.result()
 
 
 @pytest.fixture

@@ -78,7 +78,11 @@ class LoopRunner:
 
     async def loop(self) -> None:
         delay = 0.0
+        me = asyncio.current_task()
         while True:
+            if me is not None and me.cancelling():
+                # A cancellation swallowed by a callee must still stop the loop.
+                raise asyncio.CancelledError()
             self._wake.clear()
             wait = self.interval
             try:
@@ -94,8 +98,11 @@ class LoopRunner:
                 log.warning("runservice loop failed", job=self.job.name, error=repr(exc), retry_in=round(delay, 2))
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 continue
+            # Not asyncio.wait_for: on 3.11 it swallows a cancellation that races with the
+            # event being set, and the loop would never stop.
             try:
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 
