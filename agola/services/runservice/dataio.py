@@ -3,8 +3,8 @@
 The stream is DataEntry JSON objects (``{"id", "data_type", "data": base64}``), one per line,
 datatype by datatype in the service's datatype order, ids increasing within a datatype.
 
-If the datamanager offers its own ``export_stream``/``import_stream`` (snapshot level, new
-epoch), they are used; otherwise export reads every object after a forced checkpoint and import
+The datamanager's own ``export_data``/``import_data`` (snapshot level, new epoch; a header line
+first) are used when present; otherwise export reads every object after a forced checkpoint and import
 rewrites the contents through WALs (puts of the imported objects, deletes of the others), which
 is safe in maintenance mode since nothing else writes then.
 """
@@ -22,7 +22,7 @@ MAX_LINE = 64 * 1024 * 1024
 
 
 async def export_entries(dm: DataManager) -> AsyncIterator[bytes]:
-    native = getattr(dm, "export_stream", None)
+    native = getattr(dm, "export_data", None)
     if native is not None:
         async for chunk in native():
             yield chunk
@@ -74,7 +74,7 @@ async def iter_import(chunks: AsyncIterable[bytes]) -> AsyncIterator[DataEntry]:
 
 
 async def import_entries(dm: DataManager, chunks: AsyncIterable[bytes]) -> int:
-    native: Any = getattr(dm, "import_stream", None)
+    native: Any = getattr(dm, "import_data", None)
     if native is not None:
         return int(await native(chunks))
     imported: dict[str, set[str]] = {dt: set() for dt in dm.datatypes}
