@@ -172,8 +172,7 @@ class RunReadDB:
                 await db.execute("DELETE FROM run_ost")
                 await db.execute("DELETE FROM runcounter_ost")
                 await db.execute("DELETE FROM changegroup_ost")
-            for action in batch.actions:
-                await self._apply_action(action)
+            await self._apply_actions(batch.actions)
             if batch.change_groups_reset:
                 await db.execute("DELETE FROM changegroup_ost")
             for name, rev in batch.change_groups.items():
@@ -189,20 +188,35 @@ class RunReadDB:
             )
             await db.commit()
 
-    async def _apply_action(self, action: Any) -> None:
+    async def _apply_actions(self, actions: list[Any]) -> None:
+        """Apply in order; consecutive puts go in one ``executemany`` (snapshots are all puts)."""
         db = self.db
-        if action.data_type == DT_RUN:
-            if action.action_type is ActionType.PUT:
-                await db.execute("INSERT OR REPLACE INTO run_ost VALUES (?, ?, ?, ?, ?)", _row(action.data))
-            else:
-                await db.execute("DELETE FROM run_ost WHERE id = ?", (action.id,))
-        elif action.data_type == DT_RUNCOUNTER:
-            if action.action_type is ActionType.PUT:
-                await db.execute(
-                    "INSERT OR REPLACE INTO runcounter_ost VALUES (?, ?)", (action.id, int(json.loads(action.data)))
-                )
-            else:
-                await db.execute("DELETE FROM runcounter_ost WHERE groupid = ?", (action.id,))
+        runs: list[tuple[str, str, str, str, str]] = []
+        counters: list[tuple[str, int]] = []
+
+        async def flush() -> None:
+            if runs:
+                await db.executemany("INSERT OR REPLACE INTO run_ost VALUES (?, ?, ?, ?, ?)", runs)
+                runs.clear()
+            if counters:
+                await db.executemany("INSERT OR REPLACE INTO runcounter_ost VALUES (?, ?)", counters)
+                counters.clear()
+
+        for action in actions:
+            put = action.action_type is ActionType.PUT
+            if action.data_type == DT_RUN:
+                if put:
+                    runs.append(_row(action.data))
+                else:
+                    await flush()
+                    await db.execute("DELETE FROM run_ost WHERE id = ?", (action.id,))
+            elif action.data_type == DT_RUNCOUNTER:
+                if put:
+                    counters.append((action.id, int(json.loads(action.data))))
+                else:
+                    await flush()
+                    await db.execute("DELETE FROM runcounter_ost WHERE groupid = ?", (action.id,))
+        await flush()
 
     # --- coordination mirror ------------------------------------------------------------------
 

@@ -45,6 +45,8 @@ DT_RUNCOUNTER = "runcounter"
 DATATYPES = [DT_RUN, DT_RUNCONFIG, DT_RUNCOUNTER]
 
 COUNTER_ATTEMPTS = 10
+# etcd refuses transactions of more than 128 operations by default.
+TXN_MAX_TASKS = 64
 
 
 def utcnow() -> datetime:
@@ -268,6 +270,23 @@ class RunStore:
         key = TASKS_PREFIX + et.id
         res = await self.coord.txn([Compare.create(key, "==", 0)], [Put(key, et.to_json_bytes())])
         return res.succeeded
+
+    async def create_executor_tasks(self, ets: list[ExecutorTask]) -> list[ExecutorTask]:
+        """Create many (a few transactions, etcd's ops limit respected); returns those created."""
+        created: list[ExecutorTask] = []
+        for i in range(0, len(ets), TXN_MAX_TASKS):
+            chunk = ets[i : i + TXN_MAX_TASKS]
+            res = await self.coord.txn(
+                [Compare.create(TASKS_PREFIX + et.id, "==", 0) for et in chunk],
+                [Put(TASKS_PREFIX + et.id, et.to_json_bytes()) for et in chunk],
+            )
+            if res.succeeded:
+                created.extend(chunk)
+                continue
+            for et in chunk:  # some exist already: one by one
+                if await self.create_executor_task(et):
+                    created.append(et)
+        return created
 
     async def put_executor_task(self, et: ExecutorTask, revision: int) -> int:
         key = TASKS_PREFIX + et.id

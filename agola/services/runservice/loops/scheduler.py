@@ -63,12 +63,11 @@ class RunsScheduler:
                 except (Conflict, KeyError):
                     continue
                 pushes.append(asyncio.ensure_future(self.core.push_task(et, by_id.get(et.spec.executor_id))))
-            for et in sched.new_tasks:
-                if await store.create_executor_task(et):
-                    ets.append(et)
-                    pushes.append(
-                        asyncio.ensure_future(self.core.push_task(et, by_id.get(et.spec.executor_id), sched.run))
-                    )
+            for et in await store.create_executor_tasks(sched.new_tasks):
+                ets.append(et)
+                pushes.append(
+                    asyncio.ensure_future(self.core.push_task(et, by_id.get(et.spec.executor_id), sched.run))
+                )
             load = sched.load
         if pushes:
             await asyncio.gather(*pushes, return_exceptions=True)
