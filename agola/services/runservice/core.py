@@ -214,12 +214,10 @@ class RunserviceCore:
             if found is None:
                 raise BadRequest(f"executor task {received.id} does not exist")
             et, rev = found
-            if et.spec.executor_id != executor_id:
-                raise BadRequest(f"executor task {received.id} is not assigned to executor {executor_id}")
             if et.status.phase.is_finished and received.status.phase != et.status.phase:
-                # Final already (e.g. failed because the executor was considered gone): keep it.
+                # Final already (e.g. failed because its executor was considered gone): keep it.
                 return
-            new = attrs.evolve(et, status=attrs.evolve(received.status, id=et.id))
+            new = logic.receive_executor_task_status(et, received, executor_id)
             if new != et:
                 try:
                     await self.store.put_executor_task(new, rev)
@@ -231,18 +229,12 @@ class RunserviceCore:
 
     async def heartbeat(self, executor: Executor) -> Executor:
         """Register or refresh an executor; drop dynamic siblings it no longer lists."""
-        executor = attrs.evolve(executor, last_status_update_time=self.now())
+        executor = logic.register_heartbeat(executor, executor.id, self.now())
         previous = await self.store.get_executor(executor.id)
         await self.store.put_executor(executor)
-        if executor.dynamic and executor.executor_group:
-            for other in await self.store.list_executors():
-                if (
-                    other.id != executor.id
-                    and other.dynamic
-                    and other.executor_group == executor.executor_group
-                    and other.id not in executor.siblings_executors
-                ):
-                    await self.store.delete_executor(other.id)
+        if executor.executor_group:
+            for stale in logic.stale_siblings(executor, await self.store.list_executors()):
+                await self.store.delete_executor(stale)
         if previous is None or previous.active_tasks != executor.active_tasks:
             self.wake()  # new capacity
         return executor
