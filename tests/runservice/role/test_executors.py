@@ -169,3 +169,27 @@ async def test_run_events_stream(rs: Instance, make_executor: Callable[..., Any]
     listener.cancel()
     seen = [(e.phase.value, e.result.value) for e in events if e.run_id == run.id]
     assert seen == [("queued", "unknown"), ("running", "unknown"), ("running", "success"), ("finished", "success")]
+
+
+async def test_executor_uploads_logs_and_archives(rs: Instance, make_executor: Callable[..., Any]) -> None:
+    ex = await make_executor(rs.url)
+    run = (await rs.c.create_run(create_req(rct("a", workspace=True)))).run
+    await rs.c.start_run(run.id)
+    await ex.wait_tasks(1)
+    assert ex.client is not None
+
+    async def body() -> Any:
+        for part in (b"uploaded ", b"log\n"):
+            yield part
+
+    # Uploaded (streamed) by the executor itself: the runservice does not fetch them again.
+    await ex.client.upload_log("a", body(), step=0)
+    await ex.client.upload_log("a", b"setup\n", setup=True)
+    await ex.client.upload_archive("a", 1, b"tar bytes")
+    with pytest.raises(NotExist):
+        await ex.client.upload_log("unknown-task", b"x", step=0)
+    await ex.report("a", "running", steps=["running", "notstarted"])
+    await ex.report("a", "success", steps=["success", "success"])
+    await wait_run(rs, run.id, lambda r: r.archived)
+    assert b"".join([x async for x in rs.c.get_log(run.id, "a", step=0)]) == b"uploaded log\n"
+    assert b"".join([x async for x in rs.c.get_archive("a", 1)]) == b"tar bytes"
