@@ -228,13 +228,8 @@ class RunReadDB:
                 self._active_synced.set()
                 delay = 0.05
                 async with self.coord.watch(RUNS_PREFIX, start_revision=revision + 1) as watcher:
-                    batch: list[Event] = []
                     async for ev in watcher:
-                        batch.append(ev)
-                        # Apply what arrived together in one transaction.
-                        await asyncio.sleep(0)
-                        await self._apply_events(batch)
-                        batch = []
+                        await self._apply_events([ev])
             except asyncio.CancelledError:
                 raise
             except Compacted:
