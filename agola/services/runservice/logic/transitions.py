@@ -39,7 +39,8 @@ def advance_run(run: Run, rc: RunConfig, active: Collection[str], now: datetime)
     """Decide the result of a running run, then its end. ``active`` = ids of unfinished executor
     tasks of the run.
 
-    * a failed task whose config doesn't ``ignore_failure`` makes the result ``failed``;
+    * a failed task whose config doesn't ``ignore_failure`` makes the result ``failed``, and so
+      does a task ``stopped`` without a stop of the run (an executor shut down while it ran);
     * otherwise all tasks finished makes it ``success`` (and nothing more this pass, so the
       result and the end are two distinct run events, as in the reference);
     * otherwise a requested stop makes it ``stopped``;
@@ -52,6 +53,11 @@ def advance_run(run: Run, rc: RunConfig, active: Collection[str], now: datetime)
     if not run.result.is_set and run.phase is RunPhase.RUNNING:
         for task in run.tasks.values():
             if task.status is RunTaskStatus.FAILED and not rc.tasks[task.id].ignore_failure:
+                run = attrs.evolve(run, result=RunResult.FAILED)
+                break
+            # A task stopped although nobody stopped the run (its executor shut down while it
+            # ran) did not do its work: the run failed, it did not succeed.
+            if task.status is RunTaskStatus.STOPPED and not run.stop:
                 run = attrs.evolve(run, result=RunResult.FAILED)
                 break
 
