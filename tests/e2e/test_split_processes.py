@@ -336,3 +336,31 @@ def test_executor_killed_mid_run_then_restarted(split: SplitStack, tmp_path: Pat
     again = cli(split, token, "directrun", "start", "-C", str(repo), "-f")
     assert again.exit_code == 0, again.output
     assert "[quick] after-restart" in again.stdout
+
+
+def test_executor_sigterm_mid_run(split: SplitStack, tmp_path: Path, busybox_image: str) -> None:
+    """A graceful executor stop (SIGTERM, e.g. a host shutdown): exit status 0, its running task is
+    stopped and reported (docs/executor.md), so the run ends at once instead of waiting for a lost
+    executor to expire; the run's result is ``failed``, not ``success``."""
+    token = new_user(split, "drainer")
+    repo = work_tree(tmp_path / "work",
+                     f"version: v0\nruns:\n  - name: run01\n    tasks:\n      - name: long\n"
+                     f"        runtime: {{containers: [{{image: {busybox_image}}}]}}\n"
+                     f"        steps: [{{type: run, command: 'echo started; sleep 120'}}]\n")
+    assert cli(split, token, "directrun", "start", "-C", str(repo)).exit_code == 0
+    [row] = wait_json(split, token, ["run", "list", "-s", "running"], lambda rows: bool(rows))
+    run_id = row["id"]
+    wait_for_sync(lambda: "started" in cli(split, token, "run", "logs", run_id, "-t", "long", "--step", "0").output,
+                  60, 0.2, "step running")
+    [task] = json.loads(cli(split, token, "run", "show", run_id, "--json").stdout)["tasks"].values()
+
+    assert split.executor.terminate() == 0, split.executor.stderr[-3000:]
+    assert not task_containers(task["id"])
+    try:
+        followed = cli(split, token, "run", "logs", run_id, "-f")
+        assert followed.exit_code == 3, followed.output
+        assert "==> [long] stopped" in followed.stdout
+        # Nobody stopped the run: its task did not do its work, so the run failed.
+        assert followed.stdout.rstrip().endswith("finished, result failed")
+    finally:
+        split.executor.start()
