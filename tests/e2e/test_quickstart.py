@@ -61,3 +61,21 @@ def test_quickstart_twice_then_stop(tmp_path: Path, busybox_image: str) -> None:
     assert not (state / "server.pid").exists()
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid), 0)
+
+
+def test_quickstart_host_driver(tmp_path: Path) -> None:
+    """Without Docker (forced here) the quickstart generates a host-driver config and still runs hello."""
+    config = _config(tmp_path)
+    state = tmp_path / "data" / "quickstart"
+    env = {**os.environ, "AGOLA_QUICKSTART_CONFIG": str(config), "AGOLA_QUICKSTART_NO_INSTALL": "1",
+           "AGOLA_QUICKSTART_DRIVER": "host"}
+    env.pop("AGOLA_TOKEN", None)
+    try:
+        done = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "using the host driver" in done.stdout
+        assert "[package] package: hello from agola, built from 2 deps" in done.stdout
+        assert "type: host" in (state / "config-host.yml").read_text()
+    finally:
+        stopped = _quickstart(config, "--stop")
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
