@@ -18,7 +18,6 @@ from agola.types.runservice import (
     ExecutorTask,
     ExecutorTaskSpecData,
     Run,
-    RunConfig,
     RunCreateRequest,
     RunEvent,
     RunPhase,

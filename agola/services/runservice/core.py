@@ -17,7 +17,7 @@ import attrs
 from agola.errors import BadRequest, Conflict, NotExist
 from agola.services.runservice import logic
 from agola.services.runservice.logic.executors import HEARTBEAT_EXPIRY
-from agola.services.runservice.store import RunChangeGroupsToken, RunStore, StoredRun
+from agola.services.runservice.store import RunChangeGroupsToken, RunStore
 from agola.storage.datamanager import DataManagerOptions
 from agola.storage.objectstorage.base import ObjectStorage
 from agola.types.runservice import (
@@ -27,7 +27,6 @@ from agola.types.runservice import (
     Run,
     RunConfig,
     RunCreateRequest,
-    RunPhase,
 )
 from agola.util.log import get_logger
 

@@ -11,7 +11,7 @@ import pytest
 
 from agola.errors import BadRequest, Unavailable
 from agola.types.runservice import RunPhase, RunResult
-from tests.runservice.role.conftest import FAST, Instance, create_req, distributed_config, embedded_config, rct
+from tests.runservice.role.conftest import Instance, create_req, distributed_config, embedded_config, rct
 from tests.runservice.role.test_runs_e2e import wait_run
 from tests.support.services import free_port
 from tests.support.waiting import wait_for
