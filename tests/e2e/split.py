@@ -103,7 +103,9 @@ def _ost(s3: S3Server, bucket: str) -> str:
 
 
 class SplitStack:
-    """The two processes, their config files and URLs. ``start()`` / ``stop()`` (exit codes)."""
+    """The two processes, their config files and URLs. ``start()``; ``control`` / ``executor``
+    ``.terminate()`` (SIGTERM, returns the exit status), ``.kill()``, ``.start()`` again; ``close()``
+    kills what is left."""
 
     def __init__(self, workdir: Path, etcd_endpoint: str, s3: S3Server, busybox_path: str = "/usr/bin/busybox") -> None:
         self.workdir = workdir

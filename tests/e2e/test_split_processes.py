@@ -166,8 +166,7 @@ def test_direct_runs_with_variables_workspace_failure_and_logs(split: SplitStack
     assert bad.exit_code == 3, bad.output
     assert "[three] ENV01=fail" in bad.stdout and "result failed" in bad.stdout
 
-    # The logs of the finished runs, served by the control plane (the executor's copies were
-    # fetched into S3 or are proxied from the executor process).
+    # The logs of a finished run, asked of the control plane (the step ran in the other process).
     [failed] = json.loads(cli(split, token, "run", "list", "--json", "--result", "failed").stdout)
     step = cli(split, token, "run", "logs", failed["id"], "-t", "three", "--step", "1")
     assert step.exit_code == 0, step.output
@@ -253,7 +252,7 @@ def test_stop_a_running_run(split: SplitStack, tmp_path: Path, busybox_image: st
         assert read_line(follower, 60) == b"started\n"
         assert follower.poll() is None
         assert cli(split, token, "run", "stop", run_id).output == f"run {run_id} is stopping\n"
-        out, err = follower.communicate(timeout=60)
+        _, err = follower.communicate(timeout=60)
         assert follower.returncode == 0, err
     finally:
         if follower.poll() is None:
