@@ -231,6 +231,7 @@ main() {
              agola run list; cd <a git repo with .agola/config.yml> && agola directrun start --follow
     Stop it: ${AGOLA_QUICKSTART_CONFIG:+AGOLA_QUICKSTART_CONFIG=$CONFIG }$0 --stop
 EOF
+  case "$AGOLA" in "$ROOT/.venv/"*) echo "    (agola was installed in $ROOT/.venv: source $ROOT/.venv/bin/activate)" ;; esac
   return $rc
 }
 
