@@ -10,26 +10,25 @@ Under ``CI=true`` a missing service is a failure, elsewhere the tests that need 
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from agola.util import busyboximage
 from tests.support.waiting import wait_for_sync
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 BUSYBOX_IMAGE = "agola-test/busybox:latest"
-BUSYBOX_BIN = "/usr/bin/busybox"
+BUSYBOX_BIN = busyboximage.BUSYBOX_BIN
 
 
 def missing(what: str) -> None:
@@ -174,52 +173,13 @@ def docker_available() -> bool:
         return False
 
 
-def _busybox_rootfs_tar() -> bytes:
-    """A tar of a minimal rootfs: /bin/busybox plus applet links, /tmp, /root, /etc/passwd."""
-    if not os.path.exists(BUSYBOX_BIN):
-        missing(f"{BUSYBOX_BIN} (apt-get install busybox-static)")
-    applets = subprocess.run([BUSYBOX_BIN, "--list"], capture_output=True, text=True, check=True).stdout.split()
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for d, mode in (("bin", 0o755), ("tmp", 0o1777), ("root", 0o700), ("etc", 0o755), ("home", 0o755)):
-            info = tarfile.TarInfo(d)
-            info.type = tarfile.DIRTYPE
-            info.mode = mode
-            tar.addfile(info)
-        tar.add(BUSYBOX_BIN, arcname="bin/busybox")
-        for applet in applets:
-            if applet == "busybox":
-                continue
-            info = tarfile.TarInfo(f"bin/{applet}")
-            info.type = tarfile.SYMTYPE
-            info.linkname = "busybox"
-            tar.addfile(info)
-        for name, text in (
-            ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/sh\n"),
-            ("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
-        ):
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def ensure_busybox_image() -> str:
     """Build ``agola-test/busybox`` once (kept across runs when the rootfs is unchanged)."""
     if not docker_available():
         missing("a Docker engine (start dockerd, see .ci/start-dockerd.sh)")
-    probe = subprocess.run(["docker", "image", "inspect", BUSYBOX_IMAGE], capture_output=True)
-    if probe.returncode == 0:
-        return BUSYBOX_IMAGE
-    subprocess.run(
-        ["docker", "import", "--change", "ENV PATH=/bin", "--change", 'CMD ["/bin/sh"]', "-", BUSYBOX_IMAGE],
-        input=_busybox_rootfs_tar(),
-        capture_output=True,
-        check=True,
-        timeout=120,
-    )
+    if not os.path.exists(BUSYBOX_BIN):
+        missing(f"{BUSYBOX_BIN} (apt-get install busybox-static)")
+    busyboximage.ensure_image(BUSYBOX_IMAGE, BUSYBOX_BIN)
     return BUSYBOX_IMAGE
 
 
