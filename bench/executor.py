@@ -102,12 +102,12 @@ async def run(quick: bool = False) -> list[BenchRow]:
             pods.append(await _median(pod_echo, 1))
         t_ours, t_base, t_pod = statistics.median(ours), statistics.median(base), statistics.median(pods)
         t_fin = statistics.median(finished_after)
-        rows.append(BenchRow("P1", "one-step echo task start to finished status (executor level) vs docker run --rm",
+        rows.append(BenchRow("E1", "one-step echo task start to finished status (executor level) vs docker run --rm",
                              t_fin, t_base, "s", "<= 1.5x baseline", t_fin <= 1.5 * t_base,
                              note=f"median of {n}; pod removal follows the status"))
-        rows.append(BenchRow("P1-full", "one-step echo task including pod removal vs docker run --rm", t_ours, t_base,
+        rows.append(BenchRow("E1-full", "one-step echo task including pod removal vs docker run --rm", t_ours, t_base,
                              "s", "<= 1.5x baseline", t_ours <= 1.5 * t_base, note=f"median of {n}"))
-        rows.append(BenchRow("P1-pod", "create pod + exec echo + remove (driver level) vs docker run --rm", t_pod, t_base,
+        rows.append(BenchRow("E1-pod", "create pod + exec echo + remove (driver level) vs docker run --rm", t_pod, t_base,
                              "s", "<= 1.5x baseline", t_pod <= 1.5 * t_base, note=f"median of {n}"))
 
         size_mb = 20 if quick else 100
@@ -160,13 +160,13 @@ async def run(quick: bool = False) -> list[BenchRow]:
         finally:
             await pod.remove()
         t_log, t_null, t_transport = statistics.median(ours_log), statistics.median(base_log), statistics.median(transport)
-        rows.append(BenchRow("P-log", f"{size_mb} MB of step output to the log file, followed live, vs > /dev/null",
+        rows.append(BenchRow("E3-log", f"{size_mb} MB of step output to the log file, followed live, vs > /dev/null",
                              t_log, t_null, "s", "<= 1.5x baseline", t_log <= 1.5 * t_null, note=f"median of {m}"))
-        rows.append(BenchRow("P-log-transport", f"same, vs the Docker exec stream alone (output dropped by the executor)",
+        rows.append(BenchRow("E3-log-transport", f"same, vs the Docker exec stream alone (output dropped by the executor)",
                              t_log, t_transport, "s", "<= 1.2x baseline", t_log <= 1.2 * t_transport,
                              note="what the log file and the follower add on top of Docker's own streaming"))
         growth = getattr(followed_log, "rss_growth", 0.0)
-        rows.append(BenchRow("P-log-rss", f"executor RSS growth while streaming {size_mb} MB", growth, None, "MB",
+        rows.append(BenchRow("E3-log-rss", f"executor RSS growth while streaming {size_mb} MB", growth, None, "MB",
                              "< 50 MB", growth < 50))
     finally:
         for info in await driver.list_pods(EXECUTOR_ID):
