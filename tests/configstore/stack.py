@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import sys
 import uuid
 from pathlib import Path
 
@@ -95,31 +94,9 @@ class Stack:
         return inst
 
     async def close(self) -> None:
-        # asyncio.timeout, not wait_for: see _stop_datamanager
         for inst in self.instances:
             async with asyncio.timeout(10):
-                await inst.readdb.stop()
-            await _stop_datamanager(inst.dm)
+                await inst.stop()
         for c in reversed(self.closers):
             async with asyncio.timeout(10):
                 await c.close()
-
-
-async def _stop_datamanager(dm: DataManager) -> None:
-    """``dm.stop()``, cancelling its loops again while it waits for them.
-
-    Python 3.11's ``asyncio.wait_for`` can turn a cancellation that races its timeout into a
-    ``TimeoutError``; a loop that waits with it and ignores timeouts then loses the cancel and
-    ``stop()`` waits forever. Until the datamanager loops avoid that, a second cancel ends them.
-    """
-    stopping = asyncio.ensure_future(dm.stop())
-    for _ in range(100):
-        done, _ = await asyncio.wait({stopping}, timeout=0.1)
-        if done:
-            stopping.result()
-            return
-        for task in asyncio.all_tasks():
-            if task.get_name().startswith("datamanager-") and not task.done():
-                task.cancel()
-    print("datamanager stop did not finish", file=sys.stderr)
-    raise TimeoutError("datamanager stop did not finish")

@@ -142,3 +142,10 @@ def test_object_path_helpers() -> None:
     assert is_ancestor_or_self("org/o", "org/o/a")
     assert is_ancestor_or_self("org/o", "org/o")
     assert not is_ancestor_or_self("org/o", "org/o2/a")
+
+
+def test_long_almost_valid_names_are_rejected_without_backtracking() -> None:
+    # The reference's regexp spelled as-is backtracks exponentially in Python on such input.
+    assert not is_valid_name("a" * 5000 + "-")
+    assert not is_valid_name("a1" * 2000 + "--b")
+    assert is_valid_name("a" * 5000)
