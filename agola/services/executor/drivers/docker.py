@@ -28,6 +28,7 @@ from aiodocker.exceptions import DockerError
 from aiodocker.jsonstream import json_stream_stream
 
 from agola.errors import BadRequest, NotExist
+from agola.services.executor.drivers.dockerstream import open_exec_stream
 from agola.services.executor.drivers.base import (
     LABEL_AGOLA,
     LABEL_CONTAINER_INDEX,
@@ -154,7 +155,7 @@ class DockerPod(Pod):
         ex = await self.main.exec(
             cmd, stdout=True, stderr=True, tty=tty, user=user, environment=dict(env or {}), workdir=working_dir or None
         )
-        async with ex.start(detach=False) as stream:
+        async with await open_exec_stream(ex.start(detach=False)) as stream:
             while (msg := await stream.read_out()) is not None:
                 if msg.stream == 2 and stderr is not None:
                     await stderr(msg.data)
