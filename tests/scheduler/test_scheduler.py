@@ -48,9 +48,10 @@ async def _create(client: RunserviceClient, group: str, approval: bool = False) 
     resp = await client.create_run(RunCreateRequest(name="ci", group=group, run_config_tasks={"t1": _task(approval)}))
     run_id = resp.run.id
 
-    # Listings come from the runservice's readdb, which follows writes shortly after.
+    # Listings come from the runservice's readdb, which follows writes shortly after. Any phase:
+    # a scheduler role, pushed by the run's queued event, may start it before this sees it queued.
     async def listed() -> bool:
-        runs, _ = await client.list_runs(groups=[group], phases=["queued"], limit=40)
+        runs, _ = await client.list_runs(groups=[group], limit=40)
         return run_id in {r.id for r in runs}
 
     await wait_for(listed, 10)
@@ -134,3 +135,53 @@ async def test_role_loop_starts_queued_runs(rs: tuple[RunserviceClient, str], tm
         await wait_for(running, 10)
     finally:
         await role.stop()
+
+
+async def test_role_starts_runs_when_pushed_not_only_periodically(rs: tuple[RunserviceClient, str]) -> None:
+    """With a 30 s periodic interval, runs still start within seconds: the role follows the run
+    events stream (a run queued, a run finished freeing its group's slot)."""
+    client, url = rs
+    config = parse_config(f"scheduler: {{runserviceURL: '{url}', runsPerGroupLimit: 1}}\n")
+    config.validate({"scheduler"})
+    role = SchedulerRole(config, interval=30)
+    await role.start()
+    try:
+        first = await _create(client, A)
+
+        async def running(run_id: str) -> bool:
+            return await _phase(client, run_id) == "running"
+
+        await wait_for(lambda: running(first), 10)
+        second = await _create(client, A)
+        assert await _phase(client, second) == "queued"  # the group is busy
+        await client.stop_run(first)  # its end frees the slot: the finished event wakes a pass
+        await wait_for(lambda: running(second), 10)
+    finally:
+        stopping = asyncio.ensure_future(role.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=5)
+        assert done, "the scheduler role did not stop"  # following the events stream must not hang stop()
+
+
+async def test_role_reconnects_to_the_events_stream_after_a_runservice_restart(tmp_path: Path) -> None:
+    port = free_port()
+    config = parse_config(f"dataDir: {tmp_path}\nrunservice: {{web: {{listenAddress: '127.0.0.1:{port}'}}}}\n"
+                          f"scheduler: {{runserviceURL: 'http://127.0.0.1:{port}'}}\n")
+    host = RoleHost([RunserviceRole(config, options=FAST)], shutdown_timeout=1)
+    await host.start()
+    role = SchedulerRole(config, interval=30, max_backoff=1)
+    await role.start()
+    client = RunserviceClient(f"http://127.0.0.1:{port}")
+    try:
+        await bounded("runservice", host.stop())  # breaks the scheduler's events stream
+        host = RoleHost([RunserviceRole(config, options=FAST)], shutdown_timeout=1)
+        await host.start()
+        run_id = await _create(client, A)
+
+        async def running() -> bool:
+            return await _phase(client, run_id) == "running"
+
+        await wait_for(running, 10)
+    finally:
+        await role.stop()
+        await client.close()
+        await bounded("runservice", host.stop())

@@ -8,12 +8,14 @@
 * Approve: a running run's task waiting for approval whose ``approvers`` annotation lists someone
   is approved in the runservice (change group ``sha256("approval-" + runID)``).
 
-``run_once()`` does one pass of both; the role loops on it every ``interval`` seconds.
+``run_once()`` does one pass of both; the role runs it when the runservice's run events stream
+signals a change (push), and every ``interval`` seconds as a safety net.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from typing import Any
@@ -158,41 +160,106 @@ class Scheduler:
 
 
 class SchedulerRole(Role):
+    """Runs ``Scheduler.run_once()`` when pushed, with a periodic pass as the safety net.
+
+    A background task follows the runservice's run events stream (``/runs/events``): every event
+    (a run queued, started or finished: a finished run frees a slot in its group) sets a wake
+    flag. The loop waits on that flag with ``interval`` as timeout, so a burst of events causes
+    at most one extra pass at a time. The readdb the passes list from follows the same writes a
+    moment later, so a pushed pass is followed by one more pass ``settle`` seconds later. When
+    the stream breaks (runservice restarting) it reconnects with backoff and wakes a pass on
+    every (re)connection, as events are not replayed. Approvals emit no run event: they are
+    picked up by the periodic pass.
+    """
+
     name = "scheduler"
 
-    def __init__(self, config: Config, *, interval: float = 1.0) -> None:
+    def __init__(self, config: Config, *, interval: float = 2.0, settle: float = 0.3,
+                 max_backoff: float = 5.0) -> None:
         super().__init__(config)
         self.interval = interval
+        self.settle = settle
+        self.max_backoff = max_backoff
         self.client: RunserviceClient | None = None
         self.scheduler: Scheduler | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         section = self.config.scheduler
         self.client = RunserviceClient(section.runservice_url)
         self.scheduler = Scheduler(self.client, section.runs_per_group_limit)
-        self._task = asyncio.create_task(self._loop(), name="scheduler-loop")
+        self._wake.set()  # a first pass right after start
+        self._tasks = [
+            asyncio.create_task(self._loop(), name="scheduler-loop"),
+            asyncio.create_task(self._follow_events(), name="scheduler-run-events"),
+        ]
+
+    def wake(self) -> None:
+        """Ask for a pass as soon as the current one (if any) is over."""
+        self._wake.set()
 
     async def run_once(self) -> None:
         assert self.scheduler is not None, "start() first"
         await self.scheduler.run_once()
 
+    async def _pass(self) -> None:
+        try:
+            await self.run_once()
+        except AgolaError as exc:
+            # The runservice may be starting, in maintenance or briefly unreachable.
+            log.warning("scheduler pass failed", error=exc.message)
+        except Exception as exc:  # noqa: BLE001 - keep scheduling whatever one pass hit
+            log.error("scheduler pass crashed", exc_info=exc)
+
+    async def _wait_wake(self, timeout: float) -> bool:
+        """Wait for a wake (True) or ``timeout`` seconds (False); clears the flag."""
+        if not self._wake.is_set():
+            # asyncio.wait, not wait_for: cancelling the role must not hang (Python 3.11).
+            waiter = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({waiter}, timeout=timeout)
+            finally:
+                waiter.cancel()
+        woken = self._wake.is_set()
+        self._wake.clear()
+        return woken
+
     async def _loop(self) -> None:
+        settle_due = False
+        while True:
+            woken = await self._wait_wake(self.settle if settle_due else self.interval)
+            settle_due = woken  # a pushed pass gets one follow-up once the readdb caught up
+            await self._pass()
+
+    async def _follow_events(self) -> None:
+        assert self.client is not None
+        backoff = 0.2
         while True:
             try:
-                await self.run_once()
-            except AgolaError as exc:
-                # The runservice may be starting, in maintenance or briefly unreachable.
-                log.warning("scheduler pass failed", error=exc.message)
-            except Exception as exc:  # noqa: BLE001 - keep scheduling whatever one pass hit
-                log.error("scheduler pass crashed", exc_info=exc)
-            await asyncio.sleep(self.interval)
+                stream = self.client.run_events()
+                async with contextlib.aclosing(stream):
+                    connected = False
+                    async for event in stream:
+                        if not connected:
+                            connected, backoff = True, 0.2
+                        log.debug("run event", run=event.run_id, phase=str(event.phase))
+                        self.wake()
+                log.info("scheduler: run events stream ended, reconnecting")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the periodic pass covers us meanwhile
+                log.info("scheduler: run events stream broken", error=str(exc), retry_in=backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.max_backoff)
+            # Events are not replayed: what happened while disconnected needs a pass.
+            self.wake()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self.client is not None:
             await self.client.close()
             self.client = None
