@@ -110,6 +110,7 @@ class DockerPod(Pod):
         self.containers = containers
         self.main = containers[0]
         self._ids: dict[str, tuple[int, int]] = {}
+        self._homes: dict[str, str] = {}
 
     @property
     def script_dir(self) -> str:
@@ -194,6 +195,8 @@ class DockerPod(Pod):
         return rc, bytes(buf)
 
     async def home_dir(self, user: str = "") -> str:
+        if user in self._homes:  # found by make_working_dir's exec
+            return self._homes[user]
         rc, out = await self._capture([BUSYBOX, "sh", "-c", 'printf %s "$HOME"'], user=user)
         home = out.decode(errors="replace").strip()
         return home if rc == 0 and home.startswith("/") else "/"
@@ -245,6 +248,12 @@ class DockerPod(Pod):
         script = f'd="$HOME${{1#\\~}}"; {BUSYBOX} mkdir -p "$d" 2>&1 && printf %s "$d"'
         rc, out = await self._capture([BUSYBOX, "sh", "-c", script, "sh", path], user=user)
         if rc == 0 and out.startswith(b"/"):
+            text = out.decode(errors="surrogateescape")
+            # d is "$HOME" + the rest of path: keep $HOME, so home_dir() needs no exec of its own.
+            rest = path[1:]
+            if text.endswith(rest):
+                home = text[: len(text) - len(rest)].strip()
+                self._homes[user] = home if home.startswith("/") else "/"
             return posixpath.normpath(out.decode())
         return await super().make_working_dir(path, user)  # e.g. a root-owned HOME: mkdir's fallback
 
