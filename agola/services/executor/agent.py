@@ -46,6 +46,7 @@ from agola.types.runservice import (
     ExecutorTaskStatus,
     ExecutorTaskStepStatus,
 )
+from agola.util.aio import wait_event
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
@@ -226,10 +227,7 @@ class ExecutorAgent:
 
     async def _poll_loop(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._poll_wake.wait(), timeout=self.options.poll_interval)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self._poll_wake, self.options.poll_interval)
             self._poll_wake.clear()
             await self._quietly(self.poll(), "poll")
 
