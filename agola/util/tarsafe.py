@@ -23,6 +23,7 @@ stream (an HTTP body, a Docker archive) into the blocking extractor running in a
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import os
 import posixpath
@@ -273,6 +274,10 @@ class ArchiveWriter:
                 count += 1
         return count
 
+    async def copy_from_async(self, chunks: AsyncIterator[bytes], rename: Rename | None = None) -> int:
+        """``copy_from`` for an async byte stream (run in a worker thread, read chunk by chunk)."""
+        return await _in_thread(chunks, lambda reader: self.copy_from(reader, rename))
+
 
 def filter_archive(
     src: IO[bytes],
@@ -301,8 +306,19 @@ class _AsyncChunkReader:
     def __init__(self, chunks: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop) -> None:
         self._chunks = chunks
         self._loop = loop
-        self._buf = b""
+        # A buffer and a read offset: tarfile reads 10 KiB at a time out of 256 KiB chunks, and
+        # slicing a bytes buffer on each read would copy the rest of the chunk every time.
+        self._buf = bytearray()
+        self._pos = 0
         self._eof = False
+        self._cancelled = False
+        self._pending: concurrent.futures.Future[bytes | None] | None = None
+
+    def cancel(self) -> None:
+        """Make the worker thread's next (or current) read fail: its caller was cancelled."""
+        self._cancelled = True
+        if self._pending is not None:
+            self._pending.cancel()
 
     def _next(self) -> bytes | None:
         async def pull() -> bytes | None:
@@ -311,19 +327,27 @@ class _AsyncChunkReader:
             except StopAsyncIteration:
                 return None
 
-        return asyncio.run_coroutine_threadsafe(pull(), self._loop).result()
+        if self._cancelled:
+            raise concurrent.futures.CancelledError()
+        self._pending = asyncio.run_coroutine_threadsafe(pull(), self._loop)
+        try:
+            return self._pending.result()
+        finally:
+            self._pending = None
 
     def read(self, n: int = -1) -> bytes:
-        while not self._eof and (n < 0 or len(self._buf) < n):
+        while not self._eof and (n < 0 or len(self._buf) - self._pos < n):
             chunk = self._next()
             if chunk is None:
                 self._eof = True
-            else:
-                self._buf += chunk
-        if n < 0:
-            data, self._buf = self._buf, b""
-        else:
-            data, self._buf = self._buf[:n], self._buf[n:]
+                continue
+            if self._pos:
+                del self._buf[: self._pos]
+                self._pos = 0
+            self._buf += chunk
+        end = len(self._buf) if n < 0 else min(len(self._buf), self._pos + n)
+        data = bytes(self._buf[self._pos : end])
+        self._pos = end
         return data
 
 
@@ -331,9 +355,32 @@ async def extract_async(
     chunks: AsyncIterator[bytes], dest: str | os.PathLike[str], *, overwrite: bool = True, external_links: bool = False
 ) -> int:
     """``extract`` for an async byte stream (read chunk by chunk, never buffered whole)."""
+    return await _in_thread(
+        chunks, lambda reader: extract(reader, dest, overwrite=overwrite, external_links=external_links)  # type: ignore[arg-type]
+    )
+
+
+async def _in_thread(chunks: AsyncIterator[bytes], fn: Callable[[IO[bytes]], int]) -> int:
+    """Run ``fn(reader)`` in a worker thread, ``reader`` being fed by ``chunks`` on this loop."""
     reader = _AsyncChunkReader(chunks, asyncio.get_running_loop())
-    return await asyncio.to_thread(
-        extract, reader, dest, overwrite=overwrite, external_links=external_links  # type: ignore[arg-type]
+    try:
+        return await asyncio.to_thread(fn, reader)  # type: ignore[arg-type]
+    except asyncio.CancelledError:
+        reader.cancel()  # don't leave the thread waiting on a loop that may be closing
+        raise
+
+
+async def filter_archive_async(
+    chunks: AsyncIterator[bytes],
+    dst: IO[bytes],
+    rename: Rename | None = None,
+    *,
+    owner: tuple[int, int] = (0, 0),
+    external_links: bool = False,
+) -> int:
+    """``filter_archive`` for an async byte stream: no copy of the unfiltered tar on disk."""
+    return await _in_thread(
+        chunks, lambda reader: filter_archive(reader, dst, rename, owner=owner, external_links=external_links)
     )
 
 

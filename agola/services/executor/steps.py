@@ -236,36 +236,27 @@ class StepRunner:
 
     # -------------------------------------------------------------------------------- archives
 
-    async def _download(self, chunks: AsyncIterator[bytes], path: Path) -> None:
-        with open(path, "wb") as f:
-            async for chunk in chunks:
-                f.write(chunk)
-
     async def build_archive(self, contents: tuple[SaveContent, ...], out_path: Path, log: LogFile) -> int:
         """One tar of the globbed ``contents`` (read from the pod, filtered safely on the host)."""
         count = 0
         # Links may point outside (a virtualenv's bin/python -> /usr/bin/python3): kept as links.
         with open(out_path, "wb") as out, tarsafe.ArchiveWriter(out, external_links=True) as writer:
-            for n, content in enumerate(contents):
+            for content in contents:
                 source = self.resolve(content.source_dir or ".")
-                raw = self.tmp / f"raw-{n}.tar"
-                try:
-                    await self._download(self.pod.get_archive(source), raw)
-                    rename = workspace_rename(content.paths, content.dest_dir)
-                    count += await asyncio.to_thread(_copy_into, writer, raw, rename)
-                finally:
-                    raw.unlink(missing_ok=True)
+                rename = workspace_rename(content.paths, content.dest_dir)
+                # Filtered as it comes out of the pod: no copy of the raw tar on disk.
+                count += await writer.copy_from_async(self.pod.get_archive(source), rename)
         await log.line(f"archived {count} entries")
         return count
 
     async def restore_archive(self, chunks: AsyncIterator[bytes], dest_dir: str) -> None:
-        raw, clean = self.tmp / "restore-raw.tar", self.tmp / "restore.tar"
+        clean = self.tmp / "restore.tar"
         try:
-            await self._download(chunks, raw)
-            await asyncio.to_thread(_filter_file, raw, clean)  # never trust stored archives either
+            # Filtered as it arrives (never trust stored archives either): one copy on disk, not two.
+            with open(clean, "wb") as out:
+                await tarsafe.filter_archive_async(chunks, out, external_links=True)
             await self.pod.put_archive(dest_dir, clean, user=self.user)
         finally:
-            raw.unlink(missing_ok=True)
             clean.unlink(missing_ok=True)
 
     async def save_to_workspace(self, index: int, step: SaveToWorkspaceStep, log: LogFile) -> int:
@@ -327,16 +318,6 @@ class StepRunner:
 def _create_tar(src: Path, dst: Path) -> None:
     with open(dst, "wb") as f:
         tarsafe.create(src, f)
-
-
-def _filter_file(src: Path, dst: Path) -> None:
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        tarsafe.filter_archive(fin, fout, external_links=True)
-
-
-def _copy_into(writer: tarsafe.ArchiveWriter, src: Path, rename: tarsafe.Rename) -> int:
-    with open(src, "rb") as fin:
-        return writer.copy_from(fin, rename)
 
 
 __all__ = [
