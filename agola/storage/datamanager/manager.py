@@ -259,7 +259,3 @@ class DataManager:
         await self.init(force=True)
         await delete_storage_wals_upto(self.ost, self.paths, status.wal_sequence)
         return count
-
-    # The names the runservice's data I/O looks for.
-    export_stream = export_data
-    import_stream = import_data

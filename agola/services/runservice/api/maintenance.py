@@ -2,9 +2,9 @@
 
 The mode is the existence of the coordination key ``maintenance``: every instance watches it and
 switches (stops or restarts its loops, readdb and datamanager loops). In maintenance mode only
-these handlers are served. Export streams the datamanager contents (runs, run configs, counters)
-as DataEntry JSON lines, datatype by datatype, after a forced checkpoint; import (maintenance mode
-only) replaces the datamanager contents with such a stream.
+these handlers are served. Export and import are the datamanager's own (``DataManager.export_data``
+/ ``import_data``: runs, run configs, counters after a forced checkpoint; import only in
+maintenance mode).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from aiohttp import web
 
 from agola.errors import BadRequest, Unavailable
 from agola.services.runservice.api.common import STREAM_HEADERS, request_chunks, role_of
-from agola.services.runservice.dataio import export_entries, import_entries
 from agola.util.http import API_PREFIX
 
 
@@ -37,7 +36,7 @@ async def export(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(status=200, headers=STREAM_HEADERS)
     resp.content_type = "application/octet-stream"
     started = False
-    async for line in export_entries(dm):
+    async for line in dm.export_data():
         if not started:
             await resp.prepare(request)
             started = True
@@ -54,7 +53,7 @@ async def import_(request: web.Request) -> web.Response:
         raise BadRequest("not in maintenance mode")
     if role.dm is None:
         raise Unavailable("runservice not started")
-    count = await import_entries(role.dm, request_chunks(request))
+    count = await role.dm.import_data(request_chunks(request))
     return web.json_response({"imported": count})
 
 
