@@ -97,28 +97,6 @@ def agola(ctx: click.Context, debug: bool, gateway_url: str, token: str) -> None
     ctx.obj = CliContext(debug=debug, gateway_url=gateway_url, token=token)
 
 
-@click.command()
-@click.pass_obj
-def version(obj: CliContext) -> None:
-    """Print the client version, then the gateway's (GET /api/v1alpha/version)."""
-    import asyncio
-
-    click.echo(f"Client version: \t{__version__}")
-
-    async def gateway_version() -> str:
-        from agola.clients.base import HTTPClient
-
-        async with HTTPClient(obj.gateway_url, token=obj.token or None, timeout=10) as client:
-            body = await client.json("GET", "/version")
-        return str(body.get("version", "")) if isinstance(body, dict) else ""
-
-    try:
-        v = asyncio.run(gateway_version())
-    except Exception as exc:  # noqa: BLE001 - any failure is reported the same way
-        raise click.ClickException(f"cannot get the gateway version from {obj.gateway_url}: {exc}") from None
-    click.echo(f"Gateway version:\t{v}")
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console entry point (``agola``)."""
     agola.main(args=argv, prog_name="agola")
