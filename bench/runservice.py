@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from agola.clients.runservice import RunserviceClient
+from agola.roleclients.runservice import RunserviceClient
 from agola.config import parse_config
 from agola.services.role import WebServer
 from agola.services.runservice.core import RunserviceOptions

@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator
 import pytest
 
 from agola.client import GatewayClient
-from agola.clients.runservice import RunserviceClient
+from agola.roleclients.runservice import RunserviceClient
 from agola.config import parse_config
 from agola.services.gateway.role import GatewayRole
 from agola.services.gitserver.role import GitserverRole

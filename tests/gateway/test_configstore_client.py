@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 
-from agola.clients.configstore import ConfigstoreAPI, ConfigstoreClient, seg
+from agola.roleclients.configstore import ConfigstoreAPI, ConfigstoreClient, seg
 from agola.services.configstore.actions import ActionHandler
 
 

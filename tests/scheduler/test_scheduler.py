@@ -10,7 +10,7 @@ from typing import AsyncIterator
 
 import pytest
 
-from agola.clients.runservice import RunserviceClient
+from agola.roleclients.runservice import RunserviceClient
 from agola.config import parse_config
 from agola.services.role import RoleHost
 from agola.services.runservice.role import RunserviceRole

@@ -112,7 +112,7 @@ class ExecutorAgent:
         self,
         settings: AgentSettings,
         *,
-        client: Any,  # agola.clients.runservice.RunserviceClient
+        client: Any,  # agola.roleclients.runservice.RunserviceClient
         driver: Driver,
         store: ArchiveStore,
         options: AgentOptions | None = None,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from agola.clients.runservice import RunserviceClient
+from agola.roleclients.runservice import RunserviceClient
 from agola.config import Config
 from agola.errors import BadRequest
 from agola.pipeline.cachekey import render_for_task

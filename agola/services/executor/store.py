@@ -101,7 +101,7 @@ def _copy_atomic(src: Path, dest: Path) -> None:
 
 
 class RunserviceArchiveStore:
-    """Archives kept by the runservice (spec §3.11), through ``agola.clients.runservice``.
+    """Archives kept by the runservice (spec §3.11), through ``agola.roleclients.runservice``.
 
     Workspace archives stay on the executor by default: the runservice's fetcher pulls
     ``<task dir>/archives/<step>.tar`` from the executor API, as in the reference. With
@@ -109,7 +109,7 @@ class RunserviceArchiveStore:
     """
 
     def __init__(self, client: Any, *, upload_workspaces: bool = False) -> None:
-        self.client = client  # agola.clients.runservice.RunserviceClient
+        self.client = client  # agola.roleclients.runservice.RunserviceClient
         self.upload_workspaces = upload_workspaces
 
     async def put_workspace(self, task_id: str, step: int, archive: Path) -> None:

@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from agola.clients.configstore import ConfigstoreClient
-from agola.clients.runservice import RunserviceClient
+from agola.roleclients.configstore import ConfigstoreClient
+from agola.roleclients.runservice import RunserviceClient
 from agola.config import Config
 from agola.services.gateway.actions import Services
 from agola.services.gateway.api import build_app

@@ -20,7 +20,7 @@ import hashlib
 import json
 from typing import Any
 
-from agola.clients.runservice import RunserviceClient
+from agola.roleclients.runservice import RunserviceClient
 from agola.config import Config
 from agola.errors import AgolaError, BadRequest, Conflict, NotExist
 from agola.services.role import Role

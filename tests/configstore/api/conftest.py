@@ -10,7 +10,7 @@ from typing import Any, AsyncIterator
 
 import pytest
 
-from agola.clients.configstore import ConfigstoreClient
+from agola.roleclients.configstore import ConfigstoreClient
 from agola.config import parse_config
 from agola.services.configstore.role import ConfigstoreRole
 from agola.services.role import WebServer

@@ -17,7 +17,7 @@ from agola.client.types import (
     CreateVariableRequest,
     VariableValueRequest,
 )
-from agola.clients.configstore import ConfigstoreClient
+from agola.roleclients.configstore import ConfigstoreClient
 from agola.config import parse_config
 from agola.services.configstore.role import ConfigstoreRole
 from agola.services.gateway.role import GatewayRole

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agola.clients.configstore import ConfigstoreClient
+from agola.roleclients.configstore import ConfigstoreClient
 from agola.errors import BadRequest, NotExist, Unavailable
 from agola.types.configstore import (
     CreateUserLARequest,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from agola.clients.configstore import ConfigstoreClient
+from agola.roleclients.configstore import ConfigstoreClient
 from agola.errors import BadRequest, NotExist
 from agola.services.configstore.tree import RunRef, run_variables
 from agola.types.configstore import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agola.clients.configstore import ConfigstoreClient
+from agola.roleclients.configstore import ConfigstoreClient
 from agola.errors import BadRequest, NotExist
 from agola.types.configstore import (
     CreateUserLARequest,

@@ -11,7 +11,7 @@ from typing import Any, AsyncIterator, Callable
 import pytest
 from aiohttp import web
 
-from agola.clients.runservice import RunserviceClient
+from agola.roleclients.runservice import RunserviceClient
 from agola.config import parse_config
 from agola.services.role import WebServer
 from agola.services.runservice.core import RunserviceOptions

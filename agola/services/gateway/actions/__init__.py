@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from agola.clients.runservice import RunserviceClient
+from agola.roleclients.runservice import RunserviceClient
 from agola.services.gateway.auth import TokenSigner
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from agola.clients.base import HTTPClient
+from agola.roleclients.base import HTTPClient
 from agola.errors import BadRequest
 from agola.services.gateway.actions import Services
 from agola.services.gateway.auth import Identity

@@ -11,7 +11,7 @@ from typing import Any, AsyncIterable, AsyncIterator, Mapping
 
 import aiohttp
 
-from agola.clients.base import HTTPClient
+from agola.roleclients.base import HTTPClient
 from agola.errors import NotExist
 from agola.types.runservice import (
     Executor,

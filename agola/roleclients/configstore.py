@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from agola.clients.base import HTTPClient
+from agola.roleclients.base import HTTPClient
 from agola.errors import NotExist
 from agola.types.configstore import (
     CreateUserLARequest,
