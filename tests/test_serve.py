@@ -192,12 +192,38 @@ def test_help_lists_commands_and_roles() -> None:
 
 # --- registry and role host, in process --------------------------------------------------------
 
-def test_a_component_without_a_module_is_not_implemented_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_roles_listed_as_such_are_not_implemented() -> None:
+    assert not registry.is_implemented("notification")
+    with pytest.raises(registry.NotImplementedComponent, match="component notification is not implemented yet"):
+        registry.load_role("notification")
+    for name in registry.implemented_components():
+        assert registry.load_role(name).name == name
+
+
+def test_a_role_that_cannot_be_imported_is_a_broken_installation(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(registry.ROLES, "scheduler", "agola.services.nothere.role:NothereRole")
-    assert not registry.is_implemented("scheduler")
-    with pytest.raises(registry.NotImplementedComponent, match="component scheduler is not implemented yet"):
+    assert registry.is_implemented("scheduler")  # never silently "not implemented"
+    with pytest.raises(registry.BrokenInstallation,
+                       match=r"component scheduler: cannot import agola\.services\.nothere\.role: "
+                             r"No module named 'agola\.services\.nothere'"):
         registry.load_role("scheduler")
-    assert registry.load_role("gitserver").name == "gitserver"
+    monkeypatch.setitem(registry.ROLES, "scheduler", "agola.services.gitserver.role:Nothing")
+    with pytest.raises(registry.BrokenInstallation, match="has no Nothing"):
+        registry.load_role("scheduler")
+
+
+def test_serve_fails_loudly_when_a_role_module_is_missing(tmp_path: Path) -> None:
+    """What a user saw with a wheel missing the gateway package: now an error, not a warning."""
+    (tmp_path / "config.yml").write_text(f"dataDir: {tmp_path / 'data'}\n")
+    script = ("import sys; from agola.services import registry; "
+              "registry.ROLES['gateway'] = 'agola.services.gatewaygone.role:GatewayRole'; "
+              "from agola.cli.main import main; sys.argv[0] = 'agola'; main()")
+    result = subprocess.run([sys.executable, "-c", script, "serve", "--config", str(tmp_path / "config.yml"),
+                             "--components", "all"], cwd=REPO_ROOT, env=agola_env(), capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1
+    assert "component gateway: cannot import agola.services.gatewaygone.role" in result.stderr
+    assert "not implemented" not in result.stderr
 
 
 class SlowRole(Role):

@@ -1,17 +1,17 @@
 """The one place mapping component names to role classes, imported lazily.
 
 To plug a role in, create ``agola/services/<name>/role.py`` with a ``<Name>Role(Role)`` class whose
-``name`` is the component name; the entry below already points there. Nothing else to register.
+``name`` is the component name; the entry below already points there (remove the name from
+``NOT_IMPLEMENTED`` if it is listed). Nothing else to register.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from typing import TYPE_CHECKING
 
 from agola.config import ALL_COMPONENTS
-from agola.errors import BadRequest
+from agola.errors import AgolaError, BadRequest
 
 if TYPE_CHECKING:
     from agola.services.role import Role
@@ -29,9 +29,18 @@ ROLES: dict[str, str] = {
 
 assert tuple(ROLES) == ALL_COMPONENTS, "registry and config must agree on the components"
 
+# Components deliberately not built yet: `all`/`all-base` skip them with a warning, naming one
+# explicitly is an error. Every other role must import; one that does not is a broken install.
+NOT_IMPLEMENTED: frozenset[str] = frozenset({"notification"})
+
 
 class NotImplementedComponent(BadRequest):
-    """The component is known but its role module does not exist (yet)."""
+    """The component is known but deliberately not built yet (listed in ``NOT_IMPLEMENTED``)."""
+
+
+class BrokenInstallation(AgolaError):
+    """A role that should exist cannot be imported: files are missing from the installed package,
+    or a dependency is. Never reported as "not implemented"."""
 
 
 def _split(target: str) -> tuple[str, str]:
@@ -40,12 +49,8 @@ def _split(target: str) -> tuple[str, str]:
 
 
 def is_implemented(name: str) -> bool:
-    """Whether the role's module exists, without importing the module itself."""
-    module, _ = _split(ROLES[name])
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:  # the parent package is missing
-        return False
+    """Whether this build has the role at all (not whether it imports: see ``load_role``)."""
+    return name in ROLES and name not in NOT_IMPLEMENTED
 
 
 def implemented_components() -> list[str]:
@@ -53,24 +58,28 @@ def implemented_components() -> list[str]:
 
 
 def load_role(name: str) -> type[Role]:
-    """The role class of a component; ``NotImplementedComponent`` when its module is missing."""
+    """The role class of a component.
+
+    ``NotImplementedComponent`` for a role listed in ``NOT_IMPLEMENTED``; ``BrokenInstallation``
+    naming the module and the import error when an implemented role cannot be loaded.
+    """
     if name not in ROLES:
         raise BadRequest(f'unknown component "{name}" (valid: {", ".join(ROLES)})')
+    if name in NOT_IMPLEMENTED:
+        raise NotImplementedComponent(f"component {name} is not implemented yet")
     module_name, attr = _split(ROLES[name])
     try:
         module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        # Only "this role's module is absent" means not implemented; a missing import *inside*
-        # an existing module is a real bug and must surface as such.
-        if exc.name and module_name.startswith(exc.name):
-            raise NotImplementedComponent(f"component {name} is not implemented yet") from None
-        raise
-    try:
-        cls: type[Role] = getattr(module, attr)
-    except AttributeError:
-        raise NotImplementedComponent(
-            f"component {name} is not implemented yet ({module_name} has no {attr})") from None
-    return cls
+    except ImportError as exc:
+        raise BrokenInstallation(
+            f"component {name}: cannot import {module_name}: {exc} "
+            "(the agola installation is incomplete or broken; reinstall the package)") from exc
+    cls = getattr(module, attr, None)
+    if cls is None:
+        raise BrokenInstallation(f"component {name}: module {module_name} has no {attr} "
+                                 "(the agola installation is incomplete or broken; reinstall the package)")
+    role: type[Role] = cls
+    return role
 
 
 def ordered(components: set[str]) -> list[str]:
