@@ -59,17 +59,22 @@ start_docker() {
 
 # --- 2. agola itself: the current python if it has agola, else a venv in .venv ----------------
 find_agola() {
-  if [ -x "$ROOT/.venv/bin/agola" ]; then
+  # .venv holds a regular install of this clone; reinstall when the clone changed since.
+  local stamp=$ROOT/.venv/.agola-source
+  local source; source=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" status --porcelain 2>/dev/null | sha1sum | cut -c1-12)
+  if [ -x "$ROOT/.venv/bin/agola" ] && { [ "${AGOLA_QUICKSTART_NO_INSTALL:-}" = 1 ] || [ "$(cat "$stamp" 2>/dev/null)" = "$source" ]; }; then
     PY=$ROOT/.venv/bin/python; AGOLA=$ROOT/.venv/bin/agola; return 0
   fi
-  if have python3 && (cd / && python3 -c 'import agola.cli.main') >/dev/null 2>&1 && have agola; then
+  if [ ! -x "$ROOT/.venv/bin/agola" ] && have python3 && (cd / && python3 -c 'import agola.cli.main') >/dev/null 2>&1 && have agola; then
     PY=$(command -v python3); AGOLA=$(command -v agola); return 0
   fi
-  [ "${AGOLA_QUICKSTART_NO_INSTALL:-}" = 1 ] && die "agola is not installed (pip install -e $ROOT)"
-  say "installing agola into $ROOT/.venv (pip install -e .)"
-  python3 -m venv "$ROOT/.venv"
+  [ "${AGOLA_QUICKSTART_NO_INSTALL:-}" = 1 ] && die "agola is not installed (pip install $ROOT)"
+  # A regular (non-editable) install: what users get from a wheel, nothing read from the clone.
+  say "installing agola into $ROOT/.venv (pip install .)"
+  [ -x "$ROOT/.venv/bin/pip" ] || python3 -m venv "$ROOT/.venv"
   "$ROOT/.venv/bin/pip" install -q --upgrade pip >/dev/null
-  "$ROOT/.venv/bin/pip" install -q -e "$ROOT"
+  "$ROOT/.venv/bin/pip" install -q --upgrade "$ROOT"
+  echo "$source" >"$stamp"
   PY=$ROOT/.venv/bin/python; AGOLA=$ROOT/.venv/bin/agola
 }
 
