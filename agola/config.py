@@ -15,6 +15,16 @@ Embedded defaults (so that ``dataDir: ./data`` alone runs ``--components all``):
 * URLs between roles absent -> ``http://127.0.0.1:<port>`` from the listen addresses of this file.
 
 The reference is ``reference/agola-spec.md`` §1.2; ``docs/config.md`` is the user-facing reference.
+
+Why this file is not read by the wire codec (``agola.types._json``), although both turn a decoded
+document into attrs classes with errors located by key path: the codec is fail-fast and strict by
+design (the first bad value of a request is its 400; an unknown key is an error or silently
+dropped), while a config file is read *collecting* every problem, only reported for the enabled
+components, with unknown keys as warnings, key aliases (``active_tasks_limit``), relative paths
+resolved against the file's directory, YAML scalars accepted as strings and comma lists as lists,
+and durations in seconds. Each of those would be a codec option that no wire type may use. What is
+genuinely the same is shared: durations are parsed by ``agola.util.duration`` (Go's syntax, plus
+``d`` here).
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ import attrs
 import yaml
 
 from agola.errors import BadRequest
+from agola.util.duration import NANOSECONDS_PER_SECOND, DurationError
+from agola.util.duration import parse_duration as go_duration
 
 __all__ = [
     "ALL_COMPONENTS",
@@ -313,12 +325,8 @@ class Config:
 # ---------------------------------------------------------------------------------------------
 # Scalars
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
 def parse_duration(value: Any) -> float:
-    """A Go-style duration ("12h", "1h30m", "90s", "500ms") or a number of seconds, in seconds."""
+    """A Go-style duration ("12h", "1h30m", "90s", "500ms", "7d") or a number of seconds, in seconds."""
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration")
     if isinstance(value, (int, float)):
@@ -327,19 +335,13 @@ def parse_duration(value: Any) -> float:
         return float(value)
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not a duration")
-    text = value.strip()
-    if text == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    while pos < len(text):
-        m = _DURATION_PART.match(text, pos)
-        if not m:
-            raise ValueError(f'"{value}" is not a duration (e.g. "90s", "12h", "1h30m")')
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    if not text:
-        raise ValueError('empty duration (e.g. "90s", "12h")')
-    return total
+    try:
+        nanoseconds = go_duration(value, days=True)
+    except DurationError as exc:
+        raise ValueError(f'"{value}": {exc}') from None
+    if nanoseconds < 0:
+        raise ValueError(f'"{value}" is negative')
+    return nanoseconds / NANOSECONDS_PER_SECOND
 
 
 def listen_host_port(address: str) -> tuple[str, int]:

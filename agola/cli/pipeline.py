@@ -27,8 +27,8 @@ from agola.pipeline import (
     run_matches,
 )
 from agola.pipeline.dag import levels
-from agola.pipeline.duration import format_duration
 from agola.pipeline.schema import Run, When, WhenConditions, WhenConditionType
+from agola.util.duration import format_duration
 
 # Stable task ids for `show --json`, so two previews of the same file can be diffed.
 _ID_NAMESPACE = uuid.UUID("6f1c2a52-8c1e-4d61-9a55-9e1f0d8e7a11")

@@ -13,7 +13,6 @@ The readers are split by topic: ``parse_base`` (scalars, values, ``when``), ``pa
 from __future__ import annotations
 
 from agola.pipeline.document import Node
-from agola.pipeline.duration import DurationError, parse_duration
 from agola.pipeline.errors import ErrorList
 from agola.pipeline.parse_steps import StepReader
 from agola.pipeline.quantity import QuantityError, parse_quantity
@@ -28,6 +27,7 @@ from agola.pipeline.schema import (
     Tmpfs,
     Volume,
 )
+from agola.util.duration import DurationError, parse_duration
 
 
 def parse_config(root: Node | None, file: str, fmt: ConfigFormat, errors: ErrorList) -> PipelineConfig:
