@@ -14,6 +14,7 @@ from typing import Union
 import attrs
 
 from agola.pipeline.errors import LocatedError, Loc
+from agola.types.when import WhenConditionType as WhenConditionType  # re-export: When's kinds
 
 DEFAULT_WORKING_DIR = "~/project"
 DEFAULT_SHELL = "/bin/sh -e"
@@ -58,11 +59,6 @@ class RegistryAuth:
     password: Value = Value()
     auth: Value = Value()
     loc: Loc = _loc()
-
-
-class WhenConditionType(enum.StrEnum):
-    SIMPLE = "simple"
-    REGEXP = "regexp"
 
 
 @attrs.frozen

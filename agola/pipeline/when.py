@@ -1,5 +1,9 @@
 """``when`` conditions: which refs a run, task or step applies to (spec §2.2 ``MatchWhen``).
 
+The one matcher of agola: for a pipeline file's ``when`` (``agola.pipeline.schema.When``) and for
+a stored variable value's ``when`` (``agola.types.configstore.When``), which have the same shape
+(``WhenLike``), so both behave the same.
+
 Regular expressions use Go's RE2 syntax in the reference. Python's ``re`` is close; the few RE2
 spellings it lacks are translated (``\\z``, POSIX classes such as ``[[:alpha:]]``) and the
 constructs RE2 refuses (look-arounds, back-references) are refused here too, so a file is
@@ -11,15 +15,46 @@ from __future__ import annotations
 import functools
 import re
 import warnings
-from typing import Iterable
+from typing import Iterable, Protocol, Sequence
 
-from agola.pipeline.schema import When, WhenCondition, WhenConditions, WhenConditionType
+from agola.types.when import RefType, WhenConditionType
+
+__all__ = [
+    "RegexpError",
+    "WhenLike",
+    "compile_condition_regexp",
+    "condition_matches",
+    "match_when",
+]
 
 
-class RefType:
-    BRANCH = "branch"
-    TAG = "tag"
-    PULL_REQUEST = "pull_request"
+class WhenConditionLike(Protocol):
+    @property
+    def type(self) -> str: ...  # a WhenConditionType value
+
+    @property
+    def match(self) -> str: ...
+
+
+class WhenConditionsLike(Protocol):
+    @property
+    def include(self) -> Sequence[WhenConditionLike]: ...
+
+    @property
+    def exclude(self) -> Sequence[WhenConditionLike]: ...
+
+
+class WhenLike(Protocol):
+    """A ``when``: the pipeline file's parsed form or the configstore's stored form."""
+
+    @property
+    def branch(self) -> WhenConditionsLike | None: ...
+
+    @property
+    def tag(self) -> WhenConditionsLike | None: ...
+
+    @property
+    def ref(self) -> WhenConditionsLike | None: ...
 
 
 class RegexpError(ValueError):
@@ -72,17 +107,26 @@ def compile_condition_regexp(pattern: str) -> re.Pattern[str]:
         raise RegexpError(f"error parsing regexp: {exc}") from None
 
 
-def condition_matches(cond: WhenCondition, value: str) -> bool:
-    if cond.type is WhenConditionType.REGEXP:
-        return compile_condition_regexp(cond.match).search(value) is not None
-    return cond.match == value
+def condition_matches(cond: WhenConditionLike, value: str) -> bool:
+    """A simple condition is an exact match, a regexp one an unanchored search (Go's
+    ``MatchString``). An invalid regexp or an unknown condition type never matches: the pipeline
+    file's are refused when parsed, a stored variable's when written."""
+    if cond.type == WhenConditionType.SIMPLE:
+        return cond.match == value
+    if cond.type == WhenConditionType.REGEXP:
+        try:
+            regexp = compile_condition_regexp(cond.match)
+        except RegexpError:
+            return False
+        return regexp.search(value) is not None
+    return False
 
 
-def _any(conds: Iterable[WhenCondition], value: str) -> bool:
+def _any(conds: Iterable[WhenConditionLike], value: str) -> bool:
     return any(condition_matches(c, value) for c in conds)
 
 
-def _apply(conds: WhenConditions, value: str, current: bool) -> bool:
+def _apply(conds: WhenConditionsLike, value: str, current: bool) -> bool:
     """Includes can turn the result on; excludes then turn it off."""
     if _any(conds.include, value):
         current = True
@@ -91,7 +135,7 @@ def _apply(conds: WhenConditions, value: str, current: bool) -> bool:
     return current
 
 
-def match_when(when: When | None, ref_type: str, branch: str, tag: str, ref: str) -> bool:
+def match_when(when: WhenLike | None, ref_type: str, branch: str, tag: str, ref: str) -> bool:
     """True when a run/task/step with this ``when`` applies to the given ref.
 
     No ``when`` matches everything. Otherwise the result starts false; the branch (or tag)

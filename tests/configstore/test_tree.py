@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agola.pipeline.when import match_when
 from agola.services.configstore.tree import (
     RunRef,
     remove_overridden,
@@ -11,7 +12,6 @@ from agola.services.configstore.tree import (
     run_variables,
     tree_list,
 )
-from agola.services.configstore.when import match_when
 from agola.types.configstore import (
     Parent,
     Project,

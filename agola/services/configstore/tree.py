@@ -18,9 +18,10 @@ from typing import Iterable, Sequence, TypeVar
 
 import attrs
 
+from agola.pipeline.when import match_when
 from agola.services.configstore.names import is_ancestor_or_self
-from agola.services.configstore.when import RefType, match_when
 from agola.types.configstore import Project, SecretResponse, VariableResponse
+from agola.types.when import RefType
 
 T = TypeVar("T", SecretResponse, VariableResponse)
 

@@ -8,8 +8,8 @@ secret value). State-dependent checks (existence, uniqueness, tree moves) live i
 from __future__ import annotations
 
 from agola.errors import BadRequest
+from agola.pipeline.when import RegexpError, compile_condition_regexp
 from agola.services.configstore.names import check_name
-from agola.services.configstore.when import RegexpError, compile_regexp
 from agola.types.configstore import (
     SUPPORTED_AUTH_TYPES,
     ConfigType,
@@ -158,6 +158,6 @@ def _check_conditions(conds: WhenConditions, where: str) -> None:
                 raise BadRequest(f"{where}.{side}[{i}]: invalid condition type {cond.type!r}")
             if cond.type == WhenConditionType.REGEXP:
                 try:
-                    compile_regexp(cond.match)
+                    compile_condition_regexp(cond.match)
                 except RegexpError as exc:
                     raise BadRequest(f"{where}.{side}[{i}]: wrong regular expression {cond.match!r}: {exc}") from None

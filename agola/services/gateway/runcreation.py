@@ -25,6 +25,7 @@ from agola.pipeline import (
     load_pipeline_async,
 )
 from agola.types.runservice import Run, RunCreateRequest
+from agola.types.when import RefType
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
@@ -34,12 +35,6 @@ SETUP_ERROR_RUN_NAME = "Setup Error"
 # path inside the repository -> file bytes; NotExist when the file isn't there at that commit.
 FetchFile = Callable[[str], Awaitable[bytes]]
 CreateRun = Callable[[RunCreateRequest], Awaitable[Run]]
-
-
-class RefType:
-    BRANCH = "branch"
-    TAG = "tag"
-    PULL_REQUEST = "pull_request"
 
 
 @attrs.frozen

@@ -17,8 +17,9 @@ from agola.errors import BadRequest
 from agola.services.gateway.actions import Services
 from agola.services.gateway.auth import Identity
 from agola.services.gateway.permissions import deny, require_user
-from agola.services.gateway.runcreation import RefType, RunSource, create_runs
+from agola.services.gateway.runcreation import RunSource, create_runs
 from agola.types.runservice import Run, RunCreateRequest
+from agola.types.when import RefType
 
 DEFAULT_PR_REGEXES = (r"refs/pull/(\d+)/head", r"refs/merge-requests/(\d+)/head")
 
