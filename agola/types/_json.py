@@ -1,15 +1,22 @@
 """JSON (de)serialization of wire types, driven by attrs field metadata and type hints.
 
-A wire type is an attrs class inheriting ``JSONType`` whose fields are declared with ``jfield``:
-the JSON key, and whether the field is omitted when empty (Go's ``omitempty``). Everything else
-comes from the type annotation: ``str``/``int``/``bool``/``float``, ``datetime`` (RFC3339, UTC),
-``timedelta`` (integer nanoseconds, like Go's ``time.Duration``), string enums, ``list[T]``,
-``dict[str, T]``, ``T | None`` and nested wire types.
+This is the one codec for everything that crosses the wire between roles (runservice and
+configstore types alike). A wire type is an attrs class inheriting ``JSONType`` whose fields are
+declared with ``jfield``: the JSON key, and whether the field is omitted when empty (Go's
+``omitempty``); ``jembedded`` declares a Go embedded struct, whose keys are written inline.
+Everything else comes from the type annotation: ``str``/``int``/``bool``/``float``, ``datetime``
+(RFC3339, UTC), ``GoTime`` (a Go ``time.Time``: ``None`` is the zero time
+``0001-01-01T00:00:00Z``, never omitted), ``timedelta`` (integer nanoseconds, like Go's
+``time.Duration``; a Go duration string such as ``"15s"`` is accepted too), string enums,
+``list[T]``, ``dict[str, T]``, ``T | None``, ``Any`` (any JSON value) and nested wire types.
+A field whose values are an enum but must not be rejected while decoding (so that an operation
+can answer its own precise 400) is simply annotated ``str``.
 
-Parsing is strict, because these payloads come from other roles and from users: an unknown key, a
-missing required field (an attrs field without default) or a value of the wrong type raises
-``BadRequest`` naming the field by its JSON path (``run_config_tasks.t1.runtime.containers[0]``).
-``null`` means "absent", as in Go.
+Parsing is strict, because these payloads come from other roles and from users: a missing required
+field (an attrs field without default) or a value of the wrong type raises ``BadRequest`` naming
+the field by its JSON path (``run_config_tasks.t1.runtime.containers[0]``). An unknown key is
+rejected too, unless the class sets ``json_unknown_keys = "ignore"`` (stored data that newer
+writers may extend, as the configstore's). ``null`` means "absent", as in Go.
 
 A class may take over its own decoding with a ``__json_decode__(raw, path)`` classmethod (used for
 polymorphic values such as steps); encoding always follows the value's concrete class.
@@ -22,14 +29,16 @@ import json
 import types
 import typing
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, TypeVar
+from typing import Annotated, Any, Callable, ClassVar, Literal, TypeVar
 
 import attrs
 
 from agola.errors import BadRequest
+from agola.util.duration import DurationError, parse_duration, to_timedelta
 
 _JSON_KEY = "agola_json"
 _OMITEMPTY_KEY = "agola_omitempty"
+_EMBEDDED_KEY = "agola_embedded"
 
 T = TypeVar("T", bound="JSONType")
 
@@ -55,10 +64,24 @@ def jfield(
     return attrs.field(default=default, metadata=metadata, converter=converter)
 
 
+def jembedded() -> Any:
+    """An attrs field holding a wire type whose keys are written inline in this object.
+
+    Go's embedded struct (``struct { *types.Project; OwnerType string }``): on the wire the
+    object's own keys and the embedded value's keys share one JSON object. Always required when
+    constructing, always decoded (from the keys present) when parsing.
+    """
+    return attrs.field(metadata={_EMBEDDED_KEY: True})
+
+
 class JSONType:
     """Mixin giving an attrs wire type ``to_json()`` and ``from_json()``."""
 
     __slots__ = ()
+
+    #: What parsing does with a key no field reads: ``"reject"`` it (a ``BadRequest``) or
+    #: ``"ignore"`` it (forward compatibility of stored data written by a newer version).
+    json_unknown_keys: ClassVar[Literal["reject", "ignore"]] = "reject"
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object (plain dicts/lists/str/int/bool/None) of this value."""
@@ -80,6 +103,22 @@ class JSONType:
 
 # -- time ------------------------------------------------------------------------------------
 
+#: What Go writes for an unset (zero) ``time.Time``.
+ZERO_TIME = "0001-01-01T00:00:00Z"
+_ZERO_DATETIME = datetime(1, 1, 1, tzinfo=timezone.utc)
+
+
+class _GoZeroTime:
+    """``Annotated`` marker of ``GoTime``."""
+
+    def __repr__(self) -> str:
+        return "GoZeroTime"
+
+
+#: A Go ``time.Time`` field: ``None`` is written as Go's zero time and read back from it (or from
+#: ``""``); never omitted, because ``omitempty`` never drops a Go struct.
+GoTime = Annotated[datetime | None, _GoZeroTime()]
+
 
 def format_time(value: datetime) -> str:
     """RFC3339 in UTC with a ``Z`` suffix; fractional seconds only when present."""
@@ -99,11 +138,24 @@ def parse_time(raw: str, path: str = "") -> datetime:
         if "T" not in raw and "t" not in raw:
             raise ValueError("missing 'T' separator")
         value = datetime.fromisoformat(raw.replace("z", "Z"))
-    except ValueError:
+        if value.tzinfo is not None:
+            return value.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: before year 1 once in UTC
         raise BadRequest(f"{_where(path)}invalid RFC3339 timestamp {raw!r}") from None
-    if value.tzinfo is None:
-        raise BadRequest(f"{_where(path)}timestamp {raw!r} has no timezone")
-    return value.astimezone(timezone.utc)
+    raise BadRequest(f"{_where(path)}timestamp {raw!r} has no timezone")
+
+
+def _format_go_time(value: datetime | None) -> str:
+    return ZERO_TIME if value is None else format_time(value)
+
+
+def _parse_go_time(raw: Any, path: str) -> datetime | None:
+    if not isinstance(raw, str):
+        raise _wrong(path, "an RFC3339 timestamp string", raw)
+    if raw in ("", ZERO_TIME):
+        return None
+    value = parse_time(raw, path)
+    return None if value == _ZERO_DATETIME else value
 
 
 # -- compiled codecs -------------------------------------------------------------------------
@@ -119,7 +171,7 @@ Decoder = Callable[[Any, str], Any]
 @attrs.frozen
 class _FieldSpec:
     attr: str
-    key: str
+    key: str | None  # None: an embedded wire type, its keys inline
     omitempty: bool | str
     tp: Any
     required: bool
@@ -134,9 +186,13 @@ _DECODERS: dict[Any, Decoder] = {}
 def _plan(cls: type) -> list[_FieldSpec]:
     plan = _PLANS.get(cls)
     if plan is None:
-        hints = typing.get_type_hints(cls)
+        hints = typing.get_type_hints(cls, include_extras=True)
         plan = []
         for f in attrs.fields(cls):
+            tp = hints[f.name]
+            if f.metadata.get(_EMBEDDED_KEY):
+                plan.append(_FieldSpec(f.name, None, omitempty=False, tp=tp, required=False))
+                continue
             key = f.metadata.get(_JSON_KEY)
             if key is None:
                 continue  # not on the wire
@@ -144,18 +200,33 @@ def _plan(cls: type) -> list[_FieldSpec]:
                 _FieldSpec(
                     attr=f.name,
                     key=key,
-                    omitempty=f.metadata.get(_OMITEMPTY_KEY, True),
-                    tp=hints[f.name],
+                    omitempty=False if tp == GoTime else f.metadata.get(_OMITEMPTY_KEY, True),
+                    tp=tp,
                     required=f.default is attrs.NOTHING,
                 )
             )
         _PLANS[cls] = plan
+        _check_unique_keys(cls)
     return plan
 
 
 def json_keys(cls: type) -> frozenset[str]:
-    """The JSON keys a wire type reads and writes."""
-    return frozenset(spec.key for spec in _plan(cls))
+    """The JSON keys a wire type reads and writes (those of its embedded types included)."""
+    return frozenset(_all_keys(cls))
+
+
+def _all_keys(cls: type) -> list[str]:
+    keys: list[str] = []
+    for spec in _plan(cls):
+        keys.extend(_all_keys(spec.tp) if spec.key is None else [spec.key])
+    return keys
+
+
+def _check_unique_keys(cls: type) -> None:
+    keys = _all_keys(cls)
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise TypeError(f"{cls.__name__}: JSON keys {twice} are declared twice (embedded types)")
 
 
 def _optional_arg(tp: Any) -> Any | None:
@@ -209,6 +280,8 @@ def _build_encoder(tp: Any) -> Encoder:
         if item is _identity:
             return dict
         return lambda v: {k: item(x) for k, x in v.items()}
+    if tp == GoTime:
+        return _format_go_time
     if tp in (str, int, bool, float) or tp is typing.Any:
         return _identity
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
@@ -231,6 +304,9 @@ def _object_encoder(cls: type) -> Callable[[Any], dict[str, Any]]:
             out: dict[str, Any] = {}
             for attr, key, omitempty, field_enc in fields:
                 value = getattr(obj, attr)
+                if key is None:  # embedded: its keys inline
+                    out.update(field_enc(value))
+                    continue
                 # omitempty drops Go's zero values: None, "", 0, false, empty list/map. A nested
                 # struct (attrs instances are always truthy) is never dropped, as in Go.
                 if omitempty and (value is None if omitempty == "nil" else not value):
@@ -301,8 +377,11 @@ def _object_decoder(cls: type) -> Decoder:
     dec = _OBJECT_DECODERS.get(cls)
     if dec is None:
         plan = _plan(cls)
-        by_key = {s.key: (s.attr, _decoder(s.tp)) for s in plan}
-        required = [(s.attr, s.key) for s in plan if s.required]
+        by_key = {s.key: (s.attr, _decoder(s.tp)) for s in plan if s.key is not None}
+        required = [(s.attr, s.key) for s in plan if s.required and s.key is not None]
+        embedded = [(s.attr, json_keys(s.tp), _object_decoder(s.tp)) for s in plan if s.key is None]
+        known = json_keys(cls)
+        reject_unknown = getattr(cls, "json_unknown_keys", "reject") == "reject"
 
         def dec(raw: Any, path: str) -> Any:
             if not isinstance(raw, dict):
@@ -311,12 +390,16 @@ def _object_decoder(cls: type) -> Decoder:
             for key, value in raw.items():
                 field = by_key.get(key)
                 if field is None:
-                    raise BadRequest(f"{_where(path)}unknown field {key!r}")
+                    if reject_unknown and key not in known:
+                        raise BadRequest(f"{_where(path)}unknown field {key!r}")
+                    continue
                 if value is not None:  # null means absent, as in Go
                     kwargs[field[0]] = field[1](value, f"{path}.{key}" if path else key)
             for attr, key in required:
                 if attr not in kwargs:
                     raise BadRequest(f"{_join(path, key)}: missing required field")
+            for attr, keys, embedded_dec in embedded:
+                kwargs[attr] = embedded_dec({k: v for k, v in raw.items() if k in keys}, path)
             return cls(**kwargs)
 
         _OBJECT_DECODERS[cls] = dec
@@ -353,6 +436,8 @@ def _build_decoder(tp: Any) -> Decoder:
         return dec_dict
     if tp is typing.Any:
         return lambda raw, path: raw
+    if tp == GoTime:
+        return _parse_go_time
     if not isinstance(tp, type):
         raise TypeError(f"unsupported type {tp}")
     if attrs.has(tp):
@@ -415,11 +500,18 @@ def _dec_datetime(raw: Any, path: str) -> datetime:
 
 
 def _dec_timedelta(raw: Any, path: str) -> timedelta:
-    if isinstance(raw, bool) or not isinstance(raw, int):
+    if isinstance(raw, str):  # hand-written payloads; Go itself writes integer nanoseconds
+        try:
+            nanoseconds = parse_duration(raw)
+        except DurationError as exc:
+            raise BadRequest(f"{_where(path)}{exc}: {raw!r}") from None
+    elif isinstance(raw, bool) or not isinstance(raw, int):
         raise _wrong(path, "a duration in integer nanoseconds", raw)
-    if raw < 0:
+    else:
+        nanoseconds = raw
+    if nanoseconds < 0:
         raise BadRequest(f"{_where(path)}duration must not be negative")
-    return timedelta(microseconds=raw // 1000)
+    return to_timedelta(nanoseconds)
 
 
 _SCALAR_DECODERS: dict[type, Decoder] = {
