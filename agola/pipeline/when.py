@@ -15,7 +15,8 @@ from __future__ import annotations
 import functools
 import re
 import warnings
-from typing import Iterable, Protocol, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from agola.types.when import RefType, WhenConditionType
 

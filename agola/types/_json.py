@@ -28,8 +28,9 @@ import enum
 import json
 import types
 import typing
-from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Callable, ClassVar, Literal, TypeVar
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import attrs
 
@@ -105,7 +106,7 @@ class JSONType:
 
 #: What Go writes for an unset (zero) ``time.Time``.
 ZERO_TIME = "0001-01-01T00:00:00Z"
-_ZERO_DATETIME = datetime(1, 1, 1, tzinfo=timezone.utc)
+_ZERO_DATETIME = datetime(1, 1, 1, tzinfo=UTC)
 
 
 class _GoZeroTime:
@@ -123,9 +124,9 @@ GoTime = Annotated[datetime | None, _GoZeroTime()]
 def format_time(value: datetime) -> str:
     """RFC3339 in UTC with a ``Z`` suffix; fractional seconds only when present."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     elif value.utcoffset():
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
     text = value.replace(tzinfo=None).isoformat()
     if value.microsecond:
         text = text.rstrip("0")
@@ -139,7 +140,7 @@ def parse_time(raw: str, path: str = "") -> datetime:
             raise ValueError("missing 'T' separator")
         value = datetime.fromisoformat(raw.replace("z", "Z"))
         if value.tzinfo is not None:
-            return value.astimezone(timezone.utc)
+            return value.astimezone(UTC)
     except (ValueError, OverflowError):  # OverflowError: before year 1 once in UTC
         raise BadRequest(f"{_where(path)}invalid RFC3339 timestamp {raw!r}") from None
     raise BadRequest(f"{_where(path)}timestamp {raw!r} has no timezone")

@@ -62,7 +62,7 @@ def parse_duration(text: str, *, days: bool = False) -> int:
         pos = m.end()
     if total > _MAX:
         raise DurationError("duration too large")
-    return sign * int(round(total))
+    return sign * round(total)
 
 
 def to_timedelta(nanoseconds: int) -> timedelta:
