@@ -1,21 +1,19 @@
 """Background work of the datamanager (spec §4.4), one small class per job.
 
-Each job has ``run_once()`` (tests call it directly) and runs under its own coordination mutex
-taken with ``try_lock``: when another instance holds it, this round is skipped. ``LoopRunner``
-repeats a job every ``interval`` seconds (or sooner when woken), logs errors and backs off
-exponentially; only cancellation stops it, so an unreachable etcd or object storage never kills
-the process.
+Each job has a ``name``, ``run_once()`` (tests call it directly) and ``lock``, the coordination
+mutex (under ``datamanager/locks/``, "" = none) its passes run under. ``DataManager`` runs each
+with the shared ``agola.util.loops.LoopRunner``: every ``interval`` seconds or sooner when woken,
+under the mutex taken with ``try_lock`` (held elsewhere: the pass is skipped), errors logged and
+backed off; only cancellation stops it, so an unreachable etcd or object storage never kills the
+process.
 """
 
 from __future__ import annotations
 
-import abc
 import asyncio
-import random
-from typing import Awaitable, Callable
 
 from agola.errors import NotExist
-from agola.storage.coord.base import Compare, Coordination, Delete, Mutex, Put
+from agola.storage.coord.base import Compare, Coordination, Delete, Put
 from agola.storage.datamanager.checkpoint import Checkpointer
 from agola.storage.datamanager.snapshot import (
     list_status_seqs,
@@ -34,99 +32,14 @@ from agola.storage.datamanager.types import (
     WalData,
     WalHeader,
     WalStatus,
-    lock_key,
 )
 from agola.storage.objectstorage.base import ObjectStorage
-from agola.util.log import get_logger
-
-log = get_logger(__name__)
 
 # Inline WAL data files the sync job writes at once.
 SYNC_PARALLEL = 16
 
 
-class Job(abc.ABC):
-    name: str = ""
-    # Lock name under datamanager/locks/ ("" = no lock).
-    lock: str = ""
-
-    @abc.abstractmethod
-    async def run_once(self) -> object: ...
-
-
-async def run_locked(coord: Coordination, mutexes: dict[str, Mutex], job: Job, ttl: float) -> bool:
-    """Run ``job`` once if its lock is free; False when another instance holds it.
-
-    ``mutexes`` caches one idle mutex (and so one session) per job between rounds; a caller running
-    the same job while a round is in flight gets a mutex of its own.
-    """
-    if not job.lock:
-        await job.run_once()
-        return True
-    mutex = mutexes.pop(job.name, None) or coord.mutex(lock_key(job.lock), ttl=ttl)
-    try:
-        if not await mutex.try_lock():
-            return False
-        try:
-            await job.run_once()
-        finally:
-            await mutex.unlock()
-    finally:
-        mutexes.setdefault(job.name, mutex)
-    return True
-
-
-class LoopRunner:
-    """Runs one job forever: every ``interval`` seconds or when ``wake()`` is called."""
-
-    def __init__(
-        self,
-        job: Job,
-        interval: float,
-        run: Callable[[Job], Awaitable[bool]],
-        max_backoff: float,
-    ) -> None:
-        self.job = job
-        self.interval = interval
-        self._run = run
-        self._max_backoff = max_backoff
-        self._wake = asyncio.Event()
-        self.errors = 0
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def loop(self) -> None:
-        failures = 0
-        while True:
-            self._wake.clear()
-            try:
-                await self._run(self.job)
-                failures = 0
-                delay = self.interval
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the loop must survive any failure
-                failures += 1
-                self.errors += 1
-                delay = min(self._max_backoff, self.interval * 2 ** min(failures, 10))
-                delay *= random.uniform(0.8, 1.2)
-                log.warning(
-                    "datamanager job failed", job=self.job.name, error=repr(exc), retry_in=round(delay, 2)
-                )
-            await self._sleep(delay)
-
-    async def _sleep(self, delay: float) -> None:
-        """Wait ``delay`` seconds or until woken. Not ``asyncio.wait_for``: on Python 3.11 a
-        cancellation racing its timeout comes out as ``TimeoutError`` and would be lost."""
-        waiter = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({waiter}, timeout=delay)
-        finally:
-            waiter.cancel()
-
-
-class SyncJob(Job):
+class SyncJob:
     """Write the storage header of every ``committed`` WAL, in order; mark it ``committed_storage``."""
 
     name = "sync"
@@ -168,7 +81,7 @@ class SyncJob(Job):
         return synced
 
 
-class CheckpointJob(Job):
+class CheckpointJob:
     name = "checkpoint"
     lock = "checkpointlock"
 
@@ -179,7 +92,7 @@ class CheckpointJob(Job):
         return await self._checkpointer.checkpoint()
 
 
-class CheckpointCleanJob(Job):
+class CheckpointCleanJob:
     name = "checkpointclean"
     lock = "checkpointlock"
 
@@ -190,7 +103,7 @@ class CheckpointCleanJob(Job):
         return await self._checkpointer.clean()
 
 
-class EtcdWalCleanJob(Job):
+class EtcdWalCleanJob:
     """Keep at most ``etcd_wals_keep`` WAL keys, dropping the oldest checkpointed ones."""
 
     name = "etcdwalcleaner"
@@ -212,7 +125,7 @@ class EtcdWalCleanJob(Job):
         return deleted
 
 
-class StorageWalCleanJob(Job):
+class StorageWalCleanJob:
     """Delete storage WALs older than both the oldest kept snapshot and the oldest etcd WAL."""
 
     name = "storagewalcleaner"
@@ -247,7 +160,7 @@ class StorageWalCleanJob(Job):
         return deleted
 
 
-class CompactChangeGroupsJob(Job):
+class CompactChangeGroupsJob:
     """Advance ``changegroupsminrev`` and drop change group keys far behind it (spec §4.4)."""
 
     name = "compactchangegroups"
@@ -274,7 +187,7 @@ class CompactChangeGroupsJob(Job):
         return deleted
 
 
-class PingJob(Job):
+class PingJob:
     """Keep the revision moving so watchers (and their tokens) stay fresh."""
 
     name = "ping"

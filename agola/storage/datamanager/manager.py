@@ -7,7 +7,7 @@ from typing import AsyncIterable, AsyncIterator
 
 from agola.errors import BadRequest
 
-from agola.storage.coord.base import Coordination, Mutex
+from agola.storage.coord.base import Coordination
 from agola.storage.datamanager.checkpoint import Checkpointer
 from agola.storage.datamanager.exportimport import (
     delete_storage_wals_upto,
@@ -21,12 +21,9 @@ from agola.storage.datamanager.loops import (
     CheckpointJob,
     CompactChangeGroupsJob,
     EtcdWalCleanJob,
-    Job,
-    LoopRunner,
     PingJob,
     StorageWalCleanJob,
     SyncJob,
-    run_locked,
 )
 from agola.storage.datamanager.maintenance import (
     MaintenanceWatcher,
@@ -48,7 +45,10 @@ from agola.storage.datamanager.types import (
 )
 from agola.storage.datamanager.wal import WalReader, WalWriter
 from agola.storage.objectstorage.base import ObjectStorage
+from agola.util.aio import cancel_and_wait
+from agola.util.backoff import Backoff
 from agola.util.log import get_logger
+from agola.util.loops import LockedJob, LoopRunner, stop_all
 
 log = get_logger(__name__)
 
@@ -86,21 +86,25 @@ class DataManager:
         self.storage_wal_clean_job = StorageWalCleanJob(coord, ost, self.paths)
         self.compact_change_groups_job = CompactChangeGroupsJob(coord, o)
         self.ping_job = PingJob(coord)
-        self._mutexes: dict[str, Mutex] = {}
-        self._runners = [
-            LoopRunner(self.sync_job, o.sync_interval, self.run_job, o.max_backoff),
-            LoopRunner(self.checkpoint_job, o.checkpoint_interval, self.run_job, o.max_backoff),
-            LoopRunner(self.checkpoint_clean_job, o.checkpoint_clean_interval, self.run_job, o.max_backoff),
-            LoopRunner(self.etcd_wal_clean_job, o.etcd_wal_clean_interval, self.run_job, o.max_backoff),
-            LoopRunner(self.storage_wal_clean_job, o.storage_wal_clean_interval, self.run_job, o.max_backoff),
-            LoopRunner(
-                self.compact_change_groups_job, o.compact_change_groups_interval, self.run_job, o.max_backoff
-            ),
-            LoopRunner(self.ping_job, o.ping_interval, self.run_job, o.max_backoff),
-        ]
+        self._runners = {
+            runner.name: runner
+            for runner in (
+                self._runner(self.sync_job, o.sync_interval),
+                self._runner(self.checkpoint_job, o.checkpoint_interval),
+                self._runner(self.checkpoint_clean_job, o.checkpoint_clean_interval),
+                self._runner(self.etcd_wal_clean_job, o.etcd_wal_clean_interval),
+                self._runner(self.storage_wal_clean_job, o.storage_wal_clean_interval),
+                self._runner(self.compact_change_groups_job, o.compact_change_groups_interval),
+                self._runner(self.ping_job, o.ping_interval),
+            )
+        }
         self._tasks: list[asyncio.Task[None]] = []
         self._initialized = False
-        self._init_errors = 0
+
+    def _runner(self, job: LockedJob, interval: float) -> LoopRunner:
+        o = self.options
+        return LoopRunner.for_locked_job(job, interval, self.coord, lock_key=lock_key, lock_ttl=o.lock_ttl,
+                                         min_backoff=min(2 * interval, o.max_backoff), max_backoff=o.max_backoff)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -118,47 +122,31 @@ class DataManager:
         self._tasks.append(asyncio.create_task(self._init_then_loop(), name="datamanager-init"))
 
     async def _init_then_loop(self) -> None:
-        delay = 0.1
+        backoff = Backoff(0.1, self.options.max_backoff)
         while not self._initialized:
             try:
                 await self.init()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep trying: the service must not die
-                self._init_errors += 1
-                log.warning("datamanager init failed", error=repr(exc), retry_in=delay)
+                delay = backoff.next()
+                log.warning("datamanager init failed", error=repr(exc), retry_in=round(delay, 2))
                 await asyncio.sleep(delay)
-                delay = min(self.options.max_backoff, delay * 2)
-        for runner in self._runners:
-            self._tasks.append(asyncio.create_task(runner.loop(), name=f"datamanager-{runner.job.name}"))
+        for runner in self._runners.values():
+            runner.start()
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
-        # Cancel until done: a library below may swallow one cancellation.
-        while pending := [t for t in tasks if not t.done()]:
-            for task in pending:
-                task.cancel()
-            await asyncio.wait(pending, timeout=0.5)
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for mutex in self._mutexes.values():
-            try:
-                await mutex.unlock()
-            except Exception:  # noqa: BLE001 - the lease expires anyway
-                pass
-        self._mutexes.clear()
+        await cancel_and_wait(tasks)
+        await stop_all(list(self._runners.values()))
 
-    @property
-    def loop_errors(self) -> dict[str, int]:
-        """Errors seen per background job since start (for health reporting and tests)."""
-        return {"init": self._init_errors} | {r.job.name: r.errors for r in self._runners}
-
-    async def run_job(self, job: Job) -> bool:
+    async def run_job(self, job: LockedJob) -> bool:
         """Run one background job now under its lock (``try_lock``: False if held elsewhere)."""
-        return await run_locked(self.coord, self._mutexes, job, self.options.lock_ttl)
+        return await self._runners[job.name].run_once()
 
     def _wake_sync(self) -> None:
         if self._tasks:
-            self._runners[0].wake()
+            self._runners[self.sync_job.name].wake()
 
     # --- writes ------------------------------------------------------------------------------
 
