@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
+from typing import Callable
 
 from agola.errors import Unavailable
 from agola.services.configstore.state import ConfigState
 from agola.storage.datamanager import ActionType, ChangeGroupsUpdateToken, DataManager, FeedBatch
 from agola.storage.datamanager.feed import token_from
 from agola.storage.readdb import ReadDB
+from agola.util.aio import cancel_and_wait
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
 
 DEFAULT_WAIT = 30.0
+RESYNC_LOG = "configstore readdb resyncing from the datamanager snapshot"
 
 MIGRATIONS = [
     """
@@ -56,8 +58,6 @@ class ConfigReadDB:
         self._synced = False
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
-        self.batches = 0
-        self.resets = 0
 
     # ------------------------------------------------------------------------------------------
     # lifecycle
@@ -73,11 +73,8 @@ class ConfigReadDB:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        # Cancel until it is done: a library below may swallow one cancellation (Python 3.11's
-        # asyncio.wait_for can turn a cancel racing its timeout into a TimeoutError).
-        while task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=0.5)
+        if task is not None:
+            await cancel_and_wait([task])
         self._synced = False
         if self._db is not None:
             await self._db.close()
@@ -136,9 +133,10 @@ class ConfigReadDB:
 
     def apply(self, batch: FeedBatch) -> None:
         if batch.reset:
+            # Worth a line: a full resync reads every object from storage (first start, import).
+            log.info(RESYNC_LOG, wal_sequence=batch.wal_sequence)
             self._staging = (ConfigState(), {})
             self._synced = False
-            self.resets += 1
         state, groups = self._staging if self._staging is not None else (self._state, self._groups)
         for action in batch.actions:
             if action.action_type is ActionType.PUT:
@@ -163,7 +161,6 @@ class ConfigReadDB:
                 self._state, self._groups = self._staging
                 self._staging = None
             self._synced = True
-        self.batches += 1
 
     # ------------------------------------------------------------------------------------------
     # reading
@@ -189,7 +186,7 @@ class ConfigReadDB:
         await self._wait(lambda: self._synced and self.revision >= revision, timeout,
                          f"configstore readdb did not reach revision {revision}")
 
-    async def _wait(self, cond: Any, timeout: float, message: str) -> None:
+    async def _wait(self, cond: Callable[[], bool], timeout: float, message: str) -> None:
         if cond():
             return
         try:

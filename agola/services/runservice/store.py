@@ -24,7 +24,13 @@ from agola.errors import BadRequest, Conflict, NotExist
 from agola.services.runservice.logic.groups import counter_change_group, root_group_id
 from agola.storage.coord.base import Compare, Coordination, Delete, Get, Op, Put
 from agola.storage.coord.sequence import next_sequence
-from agola.storage.datamanager import Action, DataManager
+from agola.storage.datamanager import (
+    Action,
+    DataManager,
+    disable_maintenance,
+    enable_maintenance,
+    is_maintenance_enabled,
+)
 from agola.types.runservice import Executor, ExecutorTask, Run, RunConfig, RunEvent
 
 SCHEDULER = "scheduler/"
@@ -36,7 +42,6 @@ RUN_SEQUENCE_KEY = "scheduler/runsequence"
 RUN_EVENTS_KEY = "scheduler/runevents"
 RUN_EVENT_SEQUENCE_KEY = "scheduler/runeventsequence"
 LOCKS_PREFIX = "scheduler/locks/"
-MAINTENANCE_KEY = "maintenance"
 
 DATA_BASE_PATH = "rundata"
 DT_RUN = "run"
@@ -301,13 +306,8 @@ class RunStore:
     # --- maintenance --------------------------------------------------------------------------
 
     async def maintenance_enabled(self) -> bool:
-        return await self.coord.get(MAINTENANCE_KEY) is not None
+        return await is_maintenance_enabled(self.coord)
 
     async def set_maintenance(self, enabled: bool) -> None:
-        if enabled:
-            res = await self.coord.txn([Compare.create(MAINTENANCE_KEY, "==", 0)], [Put(MAINTENANCE_KEY, b"")])
-            if not res.succeeded:
-                raise BadRequest("maintenance mode already enabled")
-        else:
-            if await self.coord.delete(MAINTENANCE_KEY) == 0:
-                raise BadRequest("maintenance mode already disabled")
+        """``BadRequest`` when already in that mode (the datamanager's maintenance key)."""
+        await (enable_maintenance if enabled else disable_maintenance)(self.coord)

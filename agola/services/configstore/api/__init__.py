@@ -5,9 +5,8 @@ failed check, 404 for a missing object on a get, 409 for lost races, 503 while n
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from agola.errors import Unavailable
 from agola.services.configstore.api import (
@@ -19,16 +18,13 @@ from agola.services.configstore.api import (
     secrets,
     users,
 )
-from agola.services.configstore.api.common import ROLE
+from agola.services.configstore.api.common import ROLE, ConfigstoreService
 from agola.util.http import API_PREFIX, Handler, make_app
-
-if TYPE_CHECKING:
-    from agola.services.configstore.role import ConfigstoreRole
 
 ALWAYS = {"/health", f"{API_PREFIX}/version"}
 
 
-def _maintenance_gate(role: ConfigstoreRole):  # type: ignore[no-untyped-def]
+def _maintenance_gate(role: ConfigstoreService) -> Middleware:
     @web.middleware
     async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
@@ -39,7 +35,7 @@ def _maintenance_gate(role: ConfigstoreRole):  # type: ignore[no-untyped-def]
     return gate
 
 
-def build_app(role: ConfigstoreRole) -> web.Application:
+def build_app(role: ConfigstoreService) -> web.Application:
     # Bodies are capped at 1 MiB (make_app's default); import streams its body instead of reading it.
     app = make_app("configstore")
     app.middlewares.append(_maintenance_gate(role))

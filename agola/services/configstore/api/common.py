@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Protocol, TypeVar
 
 import attrs
 from aiohttp import web
 
 from agola.errors import BadRequest
 from agola.services.configstore.actions import ActionHandler
+from agola.storage.datamanager import DataManager
 from agola.util.http import json_response, query_bool, query_int, read_json
-
-if TYPE_CHECKING:
-    from agola.services.configstore.role import ConfigstoreRole
 
 T = TypeVar("T")
 
-ROLE = web.AppKey("configstore_role", object)
 
-def role_of(request: web.Request) -> ConfigstoreRole:
-    return request.app[ROLE]  # type: ignore[return-value]
+class ConfigstoreService(Protocol):
+    """The configstore as its handlers see it (``ConfigstoreRole`` in a server)."""
+
+    @property
+    def maintenance(self) -> bool: ...
+
+    @property
+    def dm(self) -> DataManager | None: ...
+
+    def require_actions(self) -> ActionHandler: ...
+
+
+ROLE: web.AppKey[ConfigstoreService] = web.AppKey("configstore_role")
+
+
+def role_of(request: web.Request) -> ConfigstoreService:
+    return request.app[ROLE]
 
 
 def actions_of(request: web.Request) -> ActionHandler:

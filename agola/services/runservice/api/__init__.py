@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from agola.errors import BadRequest, Unavailable
 from agola.services.runservice.api import events, executor, logs, maintenance, runs
-from agola.services.runservice.api.common import ROLE
+from agola.services.runservice.api.common import ROLE, RunserviceService
 from agola.util.http import API_PREFIX, Handler, make_app
-
-if TYPE_CHECKING:
-    from agola.services.runservice.role import RunserviceRole
 
 ALWAYS = {"/health", f"{API_PREFIX}/version"}
 
 
-def _maintenance_gate(role: RunserviceRole):  # type: ignore[no-untyped-def]
+def _maintenance_gate(role: RunserviceService) -> Middleware:
     @web.middleware
     async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
@@ -33,7 +29,7 @@ async def _unknown(request: web.Request) -> web.Response:
     raise BadRequest(f"unknown route {request.method} {request.path}")
 
 
-def build_app(role: RunserviceRole) -> web.Application:
+def build_app(role: RunserviceService) -> web.Application:
     app = make_app("runservice", client_max_size=16 * 1024 * 1024)
     app.middlewares.append(_maintenance_gate(role))
     app[ROLE] = role

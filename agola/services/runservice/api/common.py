@@ -2,32 +2,52 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import AsyncIterator, Protocol
 
 from aiohttp import web
 
 from agola.errors import BadRequest, Unavailable
+from agola.services.runservice.core import RunserviceCore
+from agola.services.runservice.readdb import RunReadDB
+from agola.services.runservice.store import RunStore
+from agola.storage.datamanager import DataManager
 
-if TYPE_CHECKING:
-    from agola.services.runservice.role import RunserviceRole
 
-ROLE = web.AppKey("runservice_role", object)
+class RunserviceService(Protocol):
+    """The runservice as its handlers see it (``RunserviceRole`` in a server)."""
+
+    @property
+    def maintenance(self) -> bool: ...
+
+    @property
+    def dm(self) -> DataManager | None: ...
+
+    @property
+    def core(self) -> RunserviceCore | None: ...
+
+    @property
+    def readdb(self) -> RunReadDB | None: ...
+
+    def store_required(self) -> RunStore: ...
+
+
+ROLE: web.AppKey[RunserviceService] = web.AppKey("runservice_role")
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive"}
 
 
-def role_of(request: web.Request) -> RunserviceRole:
-    return request.app[ROLE]  # type: ignore[return-value]
+def role_of(request: web.Request) -> RunserviceService:
+    return request.app[ROLE]
 
 
-def core_of(request: web.Request):  # type: ignore[no-untyped-def]
+def core_of(request: web.Request) -> RunserviceCore:
     role = role_of(request)
     if role.core is None:
         raise Unavailable("runservice not started")
     return role.core
 
 
-def readdb_of(request: web.Request):  # type: ignore[no-untyped-def]
+def readdb_of(request: web.Request) -> RunReadDB:
     role = role_of(request)
     if role.readdb is None:
         raise Unavailable("runservice readdb not running")

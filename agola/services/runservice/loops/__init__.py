@@ -1,9 +1,9 @@
-"""The runservice's background jobs, each a small class with ``run_once()`` run by ``LoopRunner``."""
+"""The runservice's background jobs, each a small class with ``name``, ``lock`` and ``run_once()``,
+run by ``agola.util.loops.LoopRunner``."""
 
 from agola.services.runservice.loops.archiver import FinishedRunsArchiver
 from agola.services.runservice.loops.expiry import CacheCleaner, WorkspaceCleaner
 from agola.services.runservice.loops.fetcher import Fetcher
-from agola.services.runservice.loops.runner import Job, LoopRunner
 from agola.services.runservice.loops.scheduler import ExecutorTasksCleaner, RunsScheduler, TaskUpdater
 
 __all__ = [
@@ -11,8 +11,6 @@ __all__ = [
     "ExecutorTasksCleaner",
     "Fetcher",
     "FinishedRunsArchiver",
-    "Job",
-    "LoopRunner",
     "RunsScheduler",
     "TaskUpdater",
     "WorkspaceCleaner",
