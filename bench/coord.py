@@ -17,7 +17,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from typing import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from agola.storage.coord.base import Coordination
 from agola.storage.coord.embedded import EmbeddedCoordination

@@ -24,9 +24,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from agola.client import GatewayClient, UserCreateRunRequest
 from bench.common import BenchRow
@@ -103,7 +104,7 @@ class Server:
                         async with session.get(f"http://127.0.0.1:{port}/health", timeout=aiohttp.ClientTimeout(total=1)) as r:
                             if r.status == 200:
                                 pending.discard(port)
-                    except (aiohttp.ClientError, asyncio.TimeoutError):
+                    except (TimeoutError, aiohttp.ClientError):
                         pass
                 if pending:
                     await asyncio.sleep(0.01)
@@ -284,7 +285,8 @@ async def p2_throughput(tmp: Path, runs: int) -> BenchRow:
             t_ours = await timed(ours)
     finally:
         server.stop()
-    return BenchRow("P2", f"{runs} runs x 3 tasks, executor limit 8 (runsPerGroupLimit {runs}), vs {runs * 3} x docker run --rm via xargs -P8",
+    return BenchRow("P2", f"{runs} runs x 3 tasks, executor limit 8 (runsPerGroupLimit {runs}), "
+                          f"vs {runs * 3} x docker run --rm via xargs -P8",
                     t_ours, t_base, "s", "<= 1.3x baseline", t_ours <= 1.3 * t_base,
                     f"{runs * 3 / t_ours:.1f} tasks/s vs {runs * 3 / t_base:.1f} containers/s")
 
@@ -314,7 +316,7 @@ async def p3_logs(server: Server, tmp: Path, mb: int) -> list[BenchRow]:
                 peak = max(peak, server.rss_mb())
                 try:
                     await asyncio.wait_for(follower.wait(), 0.1)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             growth.append(peak - before)
             if follower.returncode != 0:
@@ -347,8 +349,10 @@ def _step_seconds(step: Any) -> float:
 
 async def p7_workspace(server: Server, tmp: Path, mb: int) -> BenchRow:
     make = [
-        f"{{run: {{name: generate, command: 'mkdir -p tree && for i in $(seq 1 {mb}); do head -c 1048576 /dev/urandom > tree/f$i; done'}}}}",
-        "{run: {name: tar, command: 'tar cf /tmp/ws.tar tree && mkdir /tmp/x && tar xf /tmp/ws.tar -C /tmp/x && rm -rf /tmp/ws.tar /tmp/x'}}",
+        "{run: {name: generate, command: 'mkdir -p tree && for i in $(seq 1 " + str(mb) + "); "
+        "do head -c 1048576 /dev/urandom > tree/f$i; done'}}",
+        "{run: {name: tar, command: 'tar cf /tmp/ws.tar tree && mkdir /tmp/x && tar xf /tmp/ws.tar -C /tmp/x "
+        "&& rm -rf /tmp/ws.tar /tmp/x'}}",
         "{save_to_workspace: {contents: [{source_dir: ., dest_dir: ., paths: ['tree/**']}]}}",
     ]
     text = pipeline({"make": make}) + (

@@ -111,7 +111,7 @@ class Buildbot:
                     async with session.get(self.url + path, timeout=aiohttp.ClientTimeout(total=2)) as r:
                         if r.status == 200 and ok(await r.json(content_type=None)):
                             return time.perf_counter()
-                except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+                except (TimeoutError, aiohttp.ClientError, ValueError):
                     pass
                 await asyncio.sleep(0.01)
         raise TimeoutError(f"buildbot {path} not ready in {timeout} s")

@@ -21,8 +21,8 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
 
 from agola.storage.objectstorage.base import CHUNK_SIZE, ObjectStorage
 from agola.storage.objectstorage.posix import PosixObjectStorage

@@ -15,14 +15,13 @@ import asyncio
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-
 
 from aiohttp import web
 
-from agola.roleclients.runservice import RunserviceClient
 from agola.config import parse_config
+from agola.roleclients.runservice import RunserviceClient
 from agola.services.role import WebServer
 from agola.services.runservice.core import RunserviceOptions
 from agola.services.runservice.role import RunserviceRole
@@ -70,7 +69,7 @@ async def _start(data_dir: Path) -> tuple[RunserviceRole, WebServer, RunserviceC
 
 async def _store_runs(role: RunserviceRole, n: int) -> None:
     assert role.dm is not None and role.readdb is not None
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     seq = 0
     batch: list[Action] = []
     for i in range(n):

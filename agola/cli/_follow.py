@@ -8,7 +8,8 @@ streamed with ``follow`` so lines show up as the step prints them.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import attrs
 

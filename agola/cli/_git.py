@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import attrs
 

@@ -3,7 +3,8 @@ once for ``agola projectgroup`` (``--projectgroup``)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 

@@ -130,7 +130,7 @@ def _construct(cls: Any, config: Any) -> Any:
 
     try:
         return cls(config)
-    except Exception as exc:  # noqa: BLE001 - reported like a failed start
+    except Exception as exc:  # reported like a failed start
         raise RoleStartError(getattr(cls, "name", cls.__name__), exc) from exc
 
 

@@ -12,7 +12,8 @@ One method per endpoint, typed requests and responses (``agola.client.types``) a
 from __future__ import annotations
 
 import json
-from typing import Any, AsyncIterator, Literal, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 import aiohttp

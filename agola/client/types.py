@@ -8,7 +8,8 @@ changed is sent.
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Mapping, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar
 
 import attrs
 

@@ -22,7 +22,7 @@ from agola.pipeline.cachekey import parse as parse_cache_key
 from agola.pipeline.cachekey import render as render_cache_key
 from agola.pipeline.cachekey import render_async as render_cache_key_async
 from agola.pipeline.context import RunContext
-from agola.pipeline.errors import LocatedError, Loc, PipelineError, PipelineNotFound
+from agola.pipeline.errors import Loc, LocatedError, PipelineError, PipelineNotFound
 from agola.pipeline.load import (
     CONFIG_FILES,
     CONFIG_PATHS,

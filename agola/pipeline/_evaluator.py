@@ -53,7 +53,7 @@ def _check_keys(value):
         for v in value:
             _check_keys(v)
     elif value is not None and not isinstance(value, (str, int, float, bool)):
-        raise _Fail("cannot convert starlark type %r to JSON" % type(value).__name__)
+        raise _Fail(f"cannot convert starlark type {type(value).__name__!r} to JSON")
 
 
 def _starlark(req):
@@ -96,8 +96,8 @@ def main():
             answer = {
                 "ok": False,
                 "kind": "size",
-                "error": "config size is greater than allowed max config size: %d > %d"
-                % (len(text.encode()), req["max_output"]),
+                "error": "config size is greater than allowed max config size: "
+                f"{len(text.encode())} > {req['max_output']}",
             }
         else:
             answer = {"ok": True, "json": text}
@@ -105,7 +105,7 @@ def main():
         answer = {"ok": False, "kind": "memory", "error": "out of memory"}
     except _Fail as exc:
         answer = {"ok": False, "kind": "eval", "error": str(exc)}
-    except Exception as exc:  # the engines raise RuntimeError / StarlarkError with their message
+    except Exception as exc:  # noqa: BLE001 - the engines raise RuntimeError / StarlarkError with their message
         answer = {"ok": False, "kind": "eval", "error": str(exc)}
     out.write(json.dumps(answer))
     out.flush()

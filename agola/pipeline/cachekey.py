@@ -18,7 +18,8 @@ from __future__ import annotations
 import datetime as _dt
 import inspect
 import re
-from typing import Any, Awaitable, Callable, Mapping, Protocol, Union
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 import attrs
 
@@ -55,7 +56,7 @@ class Call:
     args: tuple[str, ...] = ()
 
 
-Part = Union[Text, Call]
+Part = Text | Call
 
 
 @attrs.frozen
@@ -193,7 +194,7 @@ class RenderEnv:
 
 
 def _simple(call: Call, env: RenderEnv) -> str:
-    now = env.now or _dt.datetime.now(_dt.timezone.utc)
+    now = env.now or _dt.datetime.now(_dt.UTC)
     if call.func == "env":
         return env.environment.get(call.args[0], "")
     if call.func == "os":

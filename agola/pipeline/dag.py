@@ -5,7 +5,7 @@ A graph maps each task (by name or id) to the list of its direct parents.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 
 def direct_parents(graph: Mapping[str, Sequence[str]], node: str) -> list[str]:

@@ -21,7 +21,7 @@ from yaml.reader import Reader
 from yaml.resolver import Resolver
 from yaml.scanner import Scanner
 
-from agola.pipeline.errors import LocatedError, Loc, PipelineError
+from agola.pipeline.errors import Loc, LocatedError, PipelineError
 
 MAX_DEPTH = 64
 MAX_NODES = 100_000

@@ -6,7 +6,8 @@ raised to callers is one ``PipelineError`` holding a list of ``LocatedError``.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import attrs
 

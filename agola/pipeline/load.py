@@ -24,14 +24,14 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Union
 
 import attrs
 
 from agola.pipeline.context import RunContext
 from agola.pipeline.document import Node, from_plain, json_tabs_to_spaces, parse_yaml
-from agola.pipeline.errors import ErrorList, LocatedError, Loc, PipelineError, PipelineNotFound
+from agola.pipeline.errors import ErrorList, Loc, LocatedError, PipelineError, PipelineNotFound
 from agola.pipeline.parse import parse_config
 from agola.pipeline.schema import ConfigFormat, PipelineConfig
 from agola.pipeline.validate import validate_config
@@ -51,7 +51,7 @@ _FORMATS = {
 }
 _EVALUATOR = Path(__file__).with_name("_evaluator.py")
 
-Source = Union[Mapping[str, bytes], str, os.PathLike]  # type: ignore[type-arg]
+Source = Mapping[str, bytes] | str | os.PathLike[str]
 
 
 @attrs.frozen

@@ -19,7 +19,8 @@ Differences from the reference (v0.4.0), on purpose:
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable, Mapping, Union
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 
@@ -152,14 +153,14 @@ class RestoreCacheOperation:
         return {"type": self.type, "name": self.name, "keys": list(self.keys), "dest_dir": self.dest_dir}
 
 
-Operation = Union[
-    CloneOperation,
-    RunOperation,
-    SaveToWorkspaceOperation,
-    RestoreWorkspaceOperation,
-    SaveCacheOperation,
-    RestoreCacheOperation,
-]
+Operation = (
+    CloneOperation
+    | RunOperation
+    | SaveToWorkspaceOperation
+    | RestoreWorkspaceOperation
+    | SaveCacheOperation
+    | RestoreCacheOperation
+)
 
 
 @attrs.frozen

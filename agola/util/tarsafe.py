@@ -30,8 +30,9 @@ import posixpath
 import shutil
 import stat
 import tarfile
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import IO, AsyncIterator, Callable, Iterator
+from typing import IO
 
 from agola.errors import BadRequest
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -18,6 +19,7 @@ from click.testing import CliRunner, Result
 from agola.cli.main import agola
 from tests.client.stack import ADMIN, ALL, RoleStack
 from tests.support.waiting import wait_for_sync
+
 
 @pytest.fixture
 def roles(tmp_path: Path, busybox_image: str) -> Iterator[RoleStack]:

@@ -17,14 +17,16 @@ import itertools
 import json
 import threading
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import attrs
 from aiohttp import web
 
 from agola.errors import BadRequest, Forbidden, NotExist, Unauthorized
-from agola.services.gitserver.api import STORE_KEY, handle as git_handle
+from agola.services.gitserver.api import STORE_KEY
+from agola.services.gitserver.api import handle as git_handle
 from agola.services.gitserver.repos import RepoStore
 from agola.util.http import API_PREFIX, json_response, make_app, read_json
 from tests.support.services import free_port
@@ -394,7 +396,7 @@ class FakeGateway:
         if body.get("action_type") not in ("restart", "stop", "cancel"):
             raise BadRequest(f"wrong run action type {body.get('action_type')!r}")
         if body["action_type"] == "cancel" and run["phase"] != "queued":
-            raise BadRequest("run is not queued but in \"%s\" phase" % run["phase"])
+            raise BadRequest(f"run is not queued but in \"{run['phase']}\" phase")
         return json_response(self._run_json(run))
 
     def _task(self, request: web.Request) -> tuple[dict[str, Any], str]:

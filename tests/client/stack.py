@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from agola.config import parse_config
 from agola.services import registry

@@ -8,8 +8,9 @@ import ast
 import asyncio
 import json
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -143,7 +144,7 @@ def test_error_mapping_from_status_and_code() -> None:
 
 async def test_refs_with_slashes_groups_secrets_and_variables(control_plane: RoleStack,
                                                               admin: tuple[GatewayClient, Recorder]) -> None:
-    gw, rec = admin
+    gw, _rec = admin
     _, user = await user_client(control_plane.url, gw, "user01")
     async with user:
         group = await user.create_project_group(CreateProjectGroupRequest("g1", "user/user01"))
@@ -192,7 +193,7 @@ async def test_request_wire_format(control_plane: RoleStack) -> None:
 
 async def test_orgs_and_members(control_plane: RoleStack, admin: tuple[GatewayClient, Recorder]) -> None:
     gw, _ = admin
-    u1, c1 = await user_client(control_plane.url, gw, "user01")
+    _u1, c1 = await user_client(control_plane.url, gw, "user01")
     u2, c2 = await user_client(control_plane.url, gw, "user02")
     async with c1, c2:
         org = await c1.create_org(CreateOrgRequest("org01"))

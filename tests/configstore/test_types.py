@@ -30,7 +30,7 @@ from agola.types.configstore import (
     WhenConditions,
 )
 
-T0 = dt.datetime(2019, 11, 19, 10, 0, 0, 123456, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2019, 11, 19, 10, 0, 0, 123456, tzinfo=dt.UTC)
 
 SAMPLES = [
     User(id="u", name="user01", secret="s", admin=True, tokens={"t": "h"},

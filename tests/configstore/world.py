@@ -26,7 +26,7 @@ from agola.types.configstore import (
 
 R = TypeVar("R")
 
-NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
 
 def deterministic_env() -> Env:

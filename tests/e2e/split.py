@@ -17,8 +17,9 @@ import subprocess
 import sys
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from tests.support.services import S3Server, free_port
 from tests.support.waiting import wait_for_sync

@@ -4,8 +4,9 @@ against the real roles and the docker executor, checking what a user reads in th
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tests.e2e.conftest import Session, example_repo
 from tests.support.waiting import wait_for_sync

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 
 from agola.client import GatewayClient
-from agola.roleclients.runservice import RunserviceClient
 from agola.config import parse_config
+from agola.roleclients.runservice import RunserviceClient
 from agola.services.gateway.role import GatewayRole
 from agola.services.gitserver.role import GitserverRole
 from agola.services.role import RoleHost

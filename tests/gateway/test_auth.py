@@ -10,8 +10,8 @@ import pytest
 
 from agola.client import errors
 from agola.config import TokenSigning
-from agola.services.gateway.auth import Authenticator, Credentials, TokenSigner, extract_credentials
 from agola.errors import Unauthorized
+from agola.services.gateway.auth import Authenticator, Credentials, TokenSigner, extract_credentials
 from tests.gateway.conftest import ADMIN_TOKEN, Env
 
 
@@ -27,7 +27,7 @@ async def test_identities_and_admin_only_actions(env: Env) -> None:
         await env.admin.current_user()
 
     alice, as_alice = await env.user("alice")
-    bob, as_bob = await env.user("bob")
+    _bob, as_bob = await env.user("bob")
     assert (await as_alice.current_user()).username == "alice"
 
     # Non-admins get 403 (not 500, quirk 5) for admin-only actions.
@@ -67,7 +67,7 @@ async def test_identities_and_admin_only_actions(env: Env) -> None:
 
 
 async def test_jwt_bearer_and_access_token_query(env: Env) -> None:
-    alice, as_alice = await env.user("alice")
+    alice, _as_alice = await env.user("alice")
     signer = env.role.services.signer  # type: ignore[union-attr]
     jwt = signer.login_token(alice.id)
     async with aiohttp.ClientSession() as s:

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.parametrize("env", ["http", "inprocess"], indirect=True
 
 
 async def test_orgs_and_members(env: Env) -> None:
-    alice, as_alice = await env.user("alice")
-    bob, as_bob = await env.user("bob")
+    _alice, as_alice = await env.user("alice")
+    _bob, as_bob = await env.user("bob")
     org = await as_alice.create_org(CreateOrgRequest("org01", "public"))
     assert org.name == "org01"
     members = await as_alice.list_org_members("org01")
@@ -49,8 +49,8 @@ async def test_orgs_and_members(env: Env) -> None:
 
 
 async def test_projects_visibility_and_ownership(env: Env) -> None:
-    alice, as_alice = await env.user("alice")
-    bob, as_bob = await env.user("bob")
+    _alice, as_alice = await env.user("alice")
+    _bob, as_bob = await env.user("bob")
     group = await as_alice.create_project_group(CreateProjectGroupRequest("team", "user/alice", "private"))
     assert group.path == "user/alice/team" and group.global_visibility == "private"
     project = await as_alice.create_project(CreateProjectRequest("app", "user/alice/team"))
@@ -83,8 +83,8 @@ async def test_projects_visibility_and_ownership(env: Env) -> None:
 
 
 async def test_secrets_and_variables_tree(env: Env) -> None:
-    alice, as_alice = await env.user("alice")
-    bob, as_bob = await env.user("bob")
+    _alice, as_alice = await env.user("alice")
+    _bob, as_bob = await env.user("bob")
     await as_alice.create_project_group(CreateProjectGroupRequest("team", "user/alice", "public"))
     await as_alice.create_project(CreateProjectRequest("app", "user/alice/team"))
 

@@ -109,7 +109,7 @@ async def test_broken_or_missing_pipeline_gives_a_setup_error_run(env: Env, tmp_
 
 async def test_direct_run_permissions(env: Env, tmp_path: Path) -> None:
     alice = await env.user("alice")
-    bob_user, as_bob = await env.user("bob")
+    _bob_user, as_bob = await env.user("bob")
     repo_uuid, sha, (run_id,) = await _direct_run(env, tmp_path, alice, {".agola/config.yml": PIPELINE})
     alice_id = alice[0].id
 

@@ -15,7 +15,10 @@ from agola.services.gateway.runcreation import (
 )
 from agola.types.runservice import Run, RunCreateRequest
 
-PIPELINE = b"runs:\n  - name: ci\n    tasks:\n      - name: t\n        runtime: {containers: [{image: busybox}]}\n        steps: [{run: 'true'}]\n"
+PIPELINE = (
+    b"runs:\n  - name: ci\n    tasks:\n      - name: t\n"
+    b"        runtime: {containers: [{image: busybox}]}\n        steps: [{run: 'true'}]\n"
+)
 
 
 def _src(**kw: object) -> RunSource:

@@ -38,7 +38,7 @@ async def test_first_push_creates_the_repo_then_clone_and_read_files(
     assert (tmp_path / "clone" / "README").read_text() == "one\n"
     assert (tmp_path / "clone" / ".agola" / "config.yml").read_text() == "version: v0\nruns: []\n"
 
-    status, body, headers = await get(f"{remote}/raw/{first}/.agola/config.yml")
+    status, body, _headers = await get(f"{remote}/raw/{first}/.agola/config.yml")
     assert (status, body) == (200, b"version: v0\n")
     status, body, _ = await get(f"{remote}/raw/{second}/.agola/config.yml")
     assert (status, body) == (200, b"version: v0\nruns: []\n")
@@ -90,7 +90,7 @@ async def test_gzip_request_body_and_git_protocol_header(gitserver: Gitserver, w
 async def test_missing_repository_is_404(gitserver: Gitserver, tmp_path: Path) -> None:
     status, body, _ = await get(f"{gitserver.url}/repos/u/missing.git/info/refs?service=git-upload-pack")
     assert status == 404 and b"does not exist" in body
-    rc, out = await git("clone", f"{gitserver.url}/repos/u/missing.git", "c", cwd=tmp_path, check=False)
+    rc, _out = await git("clone", f"{gitserver.url}/repos/u/missing.git", "c", cwd=tmp_path, check=False)
     assert rc != 0
     status, _, _ = await get(f"{gitserver.url}/repos/u/missing.git/raw/main/README")
     assert status == 404

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Mapping
 
 import pytest
 
@@ -16,7 +17,7 @@ from agola.pipeline.cachekey import (
     render_for_task,
 )
 
-NOW = dt.datetime(2024, 3, 7, 12, 30, 5, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2024, 3, 7, 12, 30, 5, tzinfo=dt.UTC)
 ENV = RenderEnv(environment={"GOVERSION": "1.21"}, now=NOW, os="linux", arch="arm64")
 
 
@@ -91,8 +92,9 @@ async def test_async_rendering_awaits_the_hasher() -> None:
 
 async def test_render_for_an_executor_key_context() -> None:
     class KeyContext:
-        env = {"V": "1"}
-        arch = "amd64"
+        def __init__(self) -> None:
+            self.env: Mapping[str, str] = {"V": "1"}
+            self.arch = "amd64"
 
         async def __call__(self, algo: str, path: str) -> str:
             return f"{algo}:{path}"

@@ -21,7 +21,11 @@ from agola.pipeline import (
 YAML = b"runs: [{name: from-yaml, tasks: [{name: t, runtime: {containers: [{image: busybox}]}}]}]\n"
 JSON = b'{"runs": [{"name": "from-json", "tasks": [{"name": "t", "runtime": {"containers": [{"image": "b"}]}}]}]}'
 JSONNET = b"function(ctx) {runs: [{name: 'from-jsonnet-' + ctx.branch, tasks: [{name: 't', runtime: {containers: [{image: 'b'}]}}]}]}"
-STAR = b'def main(ctx):\n    return {"runs": [{"name": "from-star-" + ctx["ref_type"], "tasks": [{"name": "t", "runtime": {"containers": [{"image": "b"}]}}]}]}\n'
+STAR = (
+    b'def main(ctx):\n'
+    b'    return {"runs": [{"name": "from-star-" + ctx["ref_type"], '
+    b'"tasks": [{"name": "t", "runtime": {"containers": [{"image": "b"}]}}]}]}\n'
+)
 
 SMALL = EvalLimits(timeout=3.0, memory=256 * 1024 * 1024)
 

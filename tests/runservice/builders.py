@@ -5,7 +5,7 @@ the way the runservice role drives it (store the decision, executors report, the
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import attrs
 
@@ -38,7 +38,7 @@ from agola.types.runservice import (
     Step,
 )
 
-T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 GROUP = "/project/p1/branch/master"
 
 

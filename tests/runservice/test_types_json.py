@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from agola.types.runservice import (
     ExecutorTaskSpecData,
     FetchPhase,
     RestoreCacheStep,
+    Run,
     RunConfig,
     RunConfigTask,
     RunCreateRequest,
@@ -24,7 +26,6 @@ from agola.types.runservice import (
     RunPhase,
     RunResult,
     RunStep,
-    Run,
     RunTaskStatus,
     SaveToWorkspaceStep,
 )
@@ -212,7 +213,7 @@ def test_parsed_values_are_typed() -> None:
     assert run.phase is RunPhase.RUNNING and run.result is RunResult.UNKNOWN
     t1 = run.tasks["t1"]
     assert t1.status is RunTaskStatus.RUNNING
-    assert t1.setup_step.end_time == datetime(2026, 1, 1, 12, 0, 1, 500000, tzinfo=timezone.utc)
+    assert t1.setup_step.end_time == datetime(2026, 1, 1, 12, 0, 1, 500000, tzinfo=UTC)
     assert t1.steps[0].exit_status == 0 and t1.steps[1].exit_status is None
     assert t1.workspace_archives_phase == [FetchPhase.NOT_STARTED]
     rc = RunConfig.from_json(RUN_CONFIG)
@@ -242,7 +243,7 @@ def test_not_omitempty_fields_are_always_written() -> None:
 
 def test_timestamps_accept_go_nanoseconds_and_offsets_and_write_utc_z() -> None:
     ex = Executor.from_json({"id": "e", "last_status_update_time": "2026-01-01T14:00:00.123456789+02:00"})
-    assert ex.last_status_update_time == datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
+    assert ex.last_status_update_time == datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
     assert ex.to_json()["last_status_update_time"] == "2026-01-01T12:00:00.123456Z"
 
 
@@ -302,7 +303,7 @@ def test_bad_timestamps_and_bad_json_are_bad_requests() -> None:
         Run.from_json({"id": "r", "start_time": "2026-01-01T00:00:00"})
     with pytest.raises(BadRequest, match="invalid JSON"):
         Run.from_json("{not json")
-    with pytest.raises(BadRequest, match="tasks.t1.status: invalid value 'done'"):
+    with pytest.raises(BadRequest, match=re.escape("tasks.t1.status: invalid value 'done'")):
         Run.from_json({"id": "r", "tasks": {"t1": {"id": "t1", "status": "done"}}})
 
 

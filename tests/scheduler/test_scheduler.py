@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 
-from agola.roleclients.runservice import RunserviceClient
 from agola.config import parse_config
+from agola.roleclients.runservice import RunserviceClient
 from agola.services.role import RoleHost
 from agola.services.runservice.role import RunserviceRole
 from agola.services.scheduler.role import Scheduler, SchedulerRole

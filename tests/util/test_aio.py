@@ -21,7 +21,7 @@ async def test_a_cancelled_waiter_stops_even_when_the_event_is_set_at_the_same_t
         event = asyncio.Event()
         stopped = asyncio.Event()
 
-        async def loop() -> None:
+        async def loop(event: asyncio.Event = event, stopped: asyncio.Event = stopped) -> None:
             try:
                 while True:
                     await wait_event(event, 0.001)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from agola.errors import BadRequest, Conflict, NotExist
 from agola.services.configstore import ops

@@ -8,7 +8,8 @@ owner, and asks here.
 
 from __future__ import annotations
 
-from typing import Sequence
+import itertools
+from collections.abc import Sequence
 
 import attrs
 
@@ -56,7 +57,7 @@ def check_chain(owner: Owner, chain: Sequence[ProjectGroup]) -> None:
     root = chain[0]
     if root.parent.type != owner.type or root.parent.id != owner.id:
         raise Internal(f"project group {root.id} is not the root group of {owner.path}")
-    for parent, child in zip(chain, chain[1:]):
+    for parent, child in itertools.pairwise(chain):
         if child.parent.type != ConfigType.PROJECTGROUP or child.parent.id != parent.id:
             raise Internal(f"broken project group chain at {child.id}")
 

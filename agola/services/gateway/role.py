@@ -7,9 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
+from agola.config import Config
 from agola.roleclients.configstore import ConfigstoreClient
 from agola.roleclients.runservice import RunserviceClient
-from agola.config import Config
 from agola.services.gateway.actions import Services
 from agola.services.gateway.api import build_app
 from agola.services.gateway.auth import Authenticator, TokenSigner

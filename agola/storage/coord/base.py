@@ -13,7 +13,8 @@ asks for history that is gone.
 from __future__ import annotations
 
 import abc
-from typing import AsyncIterator, Literal, Union
+from collections.abc import AsyncIterator
+from typing import Literal
 
 import attrs
 
@@ -62,19 +63,19 @@ class Compare:
     operand: bytes | int
 
     @classmethod
-    def value(cls, key: str, op: CompareOp, value: bytes) -> "Compare":
+    def value(cls, key: str, op: CompareOp, value: bytes) -> Compare:
         return cls(key, "value", op, value)
 
     @classmethod
-    def mod(cls, key: str, op: CompareOp, revision: int) -> "Compare":
+    def mod(cls, key: str, op: CompareOp, revision: int) -> Compare:
         return cls(key, "mod", op, revision)
 
     @classmethod
-    def create(cls, key: str, op: CompareOp, revision: int) -> "Compare":
+    def create(cls, key: str, op: CompareOp, revision: int) -> Compare:
         return cls(key, "create", op, revision)
 
     @classmethod
-    def version(cls, key: str, op: CompareOp, version: int) -> "Compare":
+    def version(cls, key: str, op: CompareOp, version: int) -> Compare:
         return cls(key, "version", op, version)
 
 
@@ -97,7 +98,7 @@ class Get:
     prefix: bool = False
 
 
-Op = Union[Put, Delete, Get]
+Op = Put | Delete | Get
 
 
 @attrs.frozen
@@ -132,7 +133,7 @@ class Watcher(abc.ABC):
     @abc.abstractmethod
     async def aclose(self) -> None: ...
 
-    async def __aenter__(self) -> "Watcher":
+    async def __aenter__(self) -> Watcher:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -178,7 +179,7 @@ class Mutex(abc.ABC):
         work done under the lock must stop. False when the lock is not held."""
         return False
 
-    async def __aenter__(self) -> "Mutex":
+    async def __aenter__(self) -> Mutex:
         await self.lock()
         return self
 

@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import queue
 import errno
 import fcntl
 import os
+import queue
 import secrets
 import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from agola.errors import BadRequest, NotExist, Unavailable
 from agola.storage.coord.base import (
@@ -530,7 +531,7 @@ class EmbeddedCoordination(Coordination):
         self._closed = False
 
     @classmethod
-    async def open(cls, data_dir: str | os.PathLike[str], prefix: str, *, history: int = DEFAULT_HISTORY) -> "EmbeddedCoordination":
+    async def open(cls, data_dir: str | os.PathLike[str], prefix: str, *, history: int = DEFAULT_HISTORY) -> EmbeddedCoordination:
         """Open (creating if needed) the store under ``data_dir``; keys live under ``prefix``."""
         store = await asyncio.to_thread(_acquire_store, Path(data_dir), history)
         return cls(store, prefix)
@@ -680,7 +681,7 @@ class _EmbeddedWatcher(Watcher):
         self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
         self._closed = False
 
-    def __aiter__(self) -> "_EmbeddedWatcher":
+    def __aiter__(self) -> _EmbeddedWatcher:
         return self
 
     async def __anext__(self) -> Event:

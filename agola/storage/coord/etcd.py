@@ -24,7 +24,8 @@ import os
 import ssl
 import tempfile
 from collections import deque
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from agola.errors import AgolaError, BadRequest, Internal, NotExist, Unavailable
@@ -382,14 +383,14 @@ class _EtcdWatcher(Watcher):
         self._closed = False
         self._backoff = 0.1
 
-    async def __aenter__(self) -> "_EtcdWatcher":
+    async def __aenter__(self) -> _EtcdWatcher:
         # Pinning "now" is one bounded call: entering fails with Unavailable rather than wait
         # for a server that is down (iterating, by contrast, waits for events and outages alike).
         if self._next == 0:
             self._next = await self._coord.revision() + 1
         return self
 
-    def __aiter__(self) -> "_EtcdWatcher":
+    def __aiter__(self) -> _EtcdWatcher:
         return self
 
     async def _pin(self) -> None:

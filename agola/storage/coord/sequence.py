@@ -60,7 +60,7 @@ class Sequence:
         return f"{_encode(self.epoch)}-{_encode(self.c)}"
 
     @classmethod
-    def parse(cls, s: str) -> "Sequence":
+    def parse(cls, s: str) -> Sequence:
         if len(s) != SEQUENCE_LENGTH or s[_WIDTH] != "-":
             raise BadRequest(f"bad sequence {s!r}: want {SEQUENCE_LENGTH} chars as <13 base32>-<13 base32>")
         return cls(_decode(s[:_WIDTH], s), _decode(s[_WIDTH + 1 :], s))
@@ -69,7 +69,7 @@ class Sequence:
         return json.dumps({"Epoch": self.epoch, "C": self.c}, separators=(",", ":")).encode()
 
     @classmethod
-    def from_json(cls, data: bytes) -> "Sequence":
+    def from_json(cls, data: bytes) -> Sequence:
         try:
             obj = json.loads(data)
             return cls(int(obj.get("Epoch", 0)), int(obj.get("C", 0)))

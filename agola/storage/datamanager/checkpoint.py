@@ -16,11 +16,11 @@ from agola.storage.coord.sequence import next_sequence
 from agola.storage.datamanager.snapshot import (
     DataFileWriter,
     empty_entries,
-    merge_entries,
     iter_data_file,
     latest_status,
     list_status_seqs,
     list_storage_wal_seqs,
+    merge_entries,
     read_status,
 )
 from agola.storage.datamanager.types import (

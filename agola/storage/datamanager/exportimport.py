@@ -14,7 +14,7 @@ Import also accepts a stream without the header line (the reference's bare DataE
 from __future__ import annotations
 
 import json
-from typing import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 
 from agola.errors import BadRequest, NotExist
 from agola.storage.datamanager.checkpoint import fresh_epoch

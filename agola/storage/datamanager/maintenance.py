@@ -8,7 +8,7 @@ switches mode when its state changes.
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from agola.errors import BadRequest
 from agola.storage.coord.base import Compare, Coordination, Delete, Put

@@ -8,7 +8,7 @@ listing is in the status read afterwards, and WALs the status already covers are
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from agola.errors import NotExist
 from agola.storage.coord.base import Coordination

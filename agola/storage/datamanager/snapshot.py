@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 import uuid
-from typing import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from agola.errors import NotExist
 from agola.storage.datamanager.types import (

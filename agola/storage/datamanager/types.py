@@ -166,11 +166,11 @@ class Action:
     data: bytes = b""
 
     @classmethod
-    def put(cls, data_type: str, id: str, data: bytes) -> "Action":
+    def put(cls, data_type: str, id: str, data: bytes) -> Action:
         return cls(ActionType.PUT, data_type, id, data)
 
     @classmethod
-    def delete(cls, data_type: str, id: str) -> "Action":
+    def delete(cls, data_type: str, id: str) -> Action:
         return cls(ActionType.DELETE, data_type, id)
 
     def to_json(self) -> bytes:
@@ -184,7 +184,7 @@ class Action:
         )
 
     @classmethod
-    def from_doc(cls, doc: Any, where: str) -> "Action":
+    def from_doc(cls, doc: Any, where: str) -> Action:
         try:
             return cls(
                 ActionType(doc["ActionType"]),
@@ -256,7 +256,7 @@ class WalData:
         return _dumps(doc)
 
     @classmethod
-    def from_json(cls, raw: bytes, where: str) -> "WalData":
+    def from_json(cls, raw: bytes, where: str) -> WalData:
         doc = _loads(raw, where)
         try:
             return cls(
@@ -269,10 +269,10 @@ class WalData:
         except (KeyError, TypeError, ValueError, AttributeError):
             raise CorruptData(where, "not a WAL entry") from None
 
-    def with_status(self, status: WalStatus) -> "WalData":
+    def with_status(self, status: WalStatus) -> WalData:
         return attrs.evolve(self, wal_status=status)
 
-    def stored(self) -> "WalData":
+    def stored(self) -> WalData:
         """The value once the data file is in storage (inline data dropped)."""
         return attrs.evolve(self, wal_status=WalStatus.COMMITTED_STORAGE, inline_data=None)
 
@@ -290,7 +290,7 @@ class WalHeader:
         )
 
     @classmethod
-    def from_json(cls, raw: bytes, where: str) -> "WalHeader":
+    def from_json(cls, raw: bytes, where: str) -> WalHeader:
         doc = _loads(raw, where)
         try:
             return cls(str(doc["WalDataFileID"]), str(doc.get("PreviousWalSequence") or ""))
@@ -323,14 +323,14 @@ class DataEntry:
         return _dumps({"id": self.id, "data_type": self.data_type, "data": _b64(self.data)})
 
     @classmethod
-    def from_doc(cls, doc: Any, where: str) -> "DataEntry":
+    def from_doc(cls, doc: Any, where: str) -> DataEntry:
         try:
             return cls(str(doc["id"]), str(doc["data_type"]), _unb64(doc.get("data"), where))
         except (KeyError, TypeError, AttributeError):
             raise CorruptData(where, "not a data entry") from None
 
     @classmethod
-    def from_line(cls, line: bytes, where: str) -> "DataEntry":
+    def from_line(cls, line: bytes, where: str) -> DataEntry:
         return cls.from_doc(_loads(line, where), where)
 
 
@@ -361,7 +361,7 @@ class DataStatus:
         )
 
     @classmethod
-    def from_json(cls, raw: bytes, where: str) -> "DataStatus":
+    def from_json(cls, raw: bytes, where: str) -> DataStatus:
         doc = _loads(raw, where)
         try:
             files = {
@@ -408,7 +408,7 @@ class ChangeGroupsUpdateToken:
         return base64.urlsafe_b64encode(_dumps(doc)).decode("ascii")
 
     @classmethod
-    def decode(cls, token: str) -> "ChangeGroupsUpdateToken":
+    def decode(cls, token: str) -> ChangeGroupsUpdateToken:
         if not token:
             return cls(0, {})
         try:

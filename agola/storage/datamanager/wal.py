@@ -21,7 +21,7 @@ import asyncio
 import collections
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 import attrs
 

@@ -12,7 +12,7 @@ Paths are ``/``-separated relative names (``logs/<id>/data/setup.log``). Every i
 from __future__ import annotations
 
 import abc
-from typing import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 
 import attrs
 
@@ -78,7 +78,7 @@ class ObjectReader(abc.ABC):
         parts = [chunk async for chunk in self]
         return b"".join(parts)
 
-    async def __aenter__(self) -> "ObjectReader":
+    async def __aenter__(self) -> ObjectReader:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

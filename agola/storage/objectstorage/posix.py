@@ -23,8 +23,9 @@ import stat as stat_mod
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from pathlib import Path
-from typing import IO, AsyncIterable, AsyncIterator, Iterator
+from typing import IO
 
 from agola.errors import BadRequest, Internal, NotExist
 from agola.storage.objectstorage._threads import IO_POOL, Tracked

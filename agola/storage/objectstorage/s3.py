@@ -25,7 +25,8 @@ import functools
 import io
 import itertools
 import urllib.parse
-from typing import Any, AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, TypeVar
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import certifi
 import urllib3
@@ -149,7 +150,7 @@ class _StreamBridge:
             await self._queue.put(_EOF)
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # handed to the reader thread, which fails the upload with it
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader thread, which fails the upload with it
             await self._queue.put(_SourceFailed(exc))
 
     def abort(self) -> None:

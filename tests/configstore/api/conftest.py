@@ -5,13 +5,14 @@ set of stores; ``start()`` runs one more configstore instance on it."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 
-from agola.roleclients.configstore import ConfigstoreClient
 from agola.config import parse_config
+from agola.roleclients.configstore import ConfigstoreClient
 from agola.services.configstore.role import ConfigstoreRole
 from agola.services.role import WebServer
 from agola.storage.datamanager import DataManagerOptions

@@ -17,8 +17,8 @@ from agola.client.types import (
     CreateVariableRequest,
     VariableValueRequest,
 )
-from agola.roleclients.configstore import ConfigstoreClient
 from agola.config import parse_config
+from agola.roleclients.configstore import ConfigstoreClient
 from agola.services.configstore.role import ConfigstoreRole
 from agola.services.gateway.role import GatewayRole
 from agola.services.registry import load_role

@@ -5,8 +5,8 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from agola.roleclients.configstore import ConfigstoreClient
 from agola.errors import BadRequest, NotExist
+from agola.roleclients.configstore import ConfigstoreClient
 from agola.types.configstore import (
     CreateUserLARequest,
     CreateUserRequest,

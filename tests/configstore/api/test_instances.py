@@ -95,16 +95,16 @@ async def test_group_races_leave_no_duplicate_and_no_orphan(distributed: Install
     assert sum(not isinstance(r, BaseException) for r in results) == 1, results
     for round_ in range(3):
         parent = (await a.c.create_project_group(group("user/user01", f"parent{round_}"))).project_group
-        await wait_for(lambda: b.c.get_project_group(parent.id), 10)
+        await wait_for(lambda: b.c.get_project_group(parent.id), 10)  # noqa: B023 - awaited in this iteration
         # b creates a child while a deletes the parent: either the child was created first and
         # went with its parent, or the create fails; never a child without its parent
         outcome = await asyncio.gather(b.c.create_project_group(group(parent.id, "child")),
                                        a.c.delete_project_group(parent.id), return_exceptions=True)
         assert not isinstance(outcome[1], BaseException), outcome
         for inst in (a, b):
-            async def parent_gone(inst: Any = inst) -> bool:
+            async def parent_gone(inst: Any = inst, parent_id: str = parent.id) -> bool:
                 try:
-                    await inst.c.get_project_group(parent.id)
+                    await inst.c.get_project_group(parent_id)
                     return False
                 except NotExist:
                     return True

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from agola.roleclients.configstore import ConfigstoreClient
 from agola.errors import BadRequest, NotExist, Unavailable
+from agola.roleclients.configstore import ConfigstoreClient
 from agola.types.configstore import (
     CreateUserLARequest,
     CreateUserRequest,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from agola.roleclients.configstore import ConfigstoreClient
 from agola.errors import BadRequest, NotExist
+from agola.roleclients.configstore import ConfigstoreClient
 from agola.services.configstore.tree import RunRef, run_variables
 from agola.types.configstore import (
     CreateUserRequest,

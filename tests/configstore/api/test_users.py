@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agola.roleclients.configstore import ConfigstoreClient
 from agola.errors import BadRequest, NotExist
+from agola.roleclients.configstore import ConfigstoreClient
 from agola.types.configstore import (
     CreateUserLARequest,
     CreateUserRequest,

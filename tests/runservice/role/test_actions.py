@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -123,7 +124,7 @@ async def test_bad_run_requests(rs: Instance, body: dict[str, Any], problem: str
 
 
 async def test_bad_dags_are_refused_naming_the_problem(rs: Instance) -> None:
-    with pytest.raises(BadRequest, match="(?i)cycl|circular"):
+    with pytest.raises(BadRequest, match=r"(?i)cycl|circular"):
         await rs.c.create_run(create_req(rct("a", "b"), rct("b", "a")))
     with pytest.raises(BadRequest, match="nope"):
         await rs.c.create_run(create_req(rct("a", "nope")))
@@ -138,5 +139,5 @@ async def test_unknown_run_and_routes(rs: Instance) -> None:
         await rs.c.get_run("0000000000000-0000000000042")
     with pytest.raises(BadRequest):
         await rs.c.json("GET", "/nothing/here")
-    with pytest.raises(BadRequest, match="action_type.*explode"):
+    with pytest.raises(BadRequest, match=r"action_type.*explode"):
         await rs.c.json("PUT", "/runs/x/actions", json_body={"action_type": "explode"})

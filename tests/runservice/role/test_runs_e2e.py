@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from agola.types.runservice import RunPhase, RunResult, RunTaskStatus
 from tests.runservice.role.conftest import Instance, create_req, rct
@@ -65,7 +66,7 @@ async def test_failed_task_fails_the_run_and_skips_children(rs: Instance, make_e
     ex = await make_executor(rs.url)
     run = (await rs.c.create_run(create_req(rct("a"), rct("b", "a"), rct("c", ("a", ["on_failure"]))))).run
     await rs.c.start_run(run.id)
-    [a] = await ex.wait_tasks(1)
+    [_a] = await ex.wait_tasks(1)
     await ex.run_task("a", "failed")
     [c] = (await ex.wait_tasks(2))[1:]
     assert c["id"] == "c"  # on_failure child runs

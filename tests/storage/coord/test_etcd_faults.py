@@ -62,7 +62,7 @@ async def test_watch_and_lease_survive_a_server_restart(etcd_restartable: EtcdSe
 
 
 async def _alive_or_lost(coord: EtcdCoordination, lease: object) -> bool:
-    if getattr(lease, "lost"):
+    if lease.lost:
         return True
     return await coord.get("leased") is not None
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 

@@ -130,7 +130,7 @@ async def test_two_instances_with_loops_stay_consistent(stack: Stack) -> None:
     )
     assert sum(isinstance(r, Conflict) for r in results) == 1, results
     for m, dm in zip(mirrors, (a, b)):
-        await wait_for(lambda: converged(m, dm), timeout=30, interval=0.1)
+        await wait_for(lambda: converged(m, dm), timeout=30, interval=0.1)  # noqa: B023 - awaited in this iteration
     assert mirrors[0].objects == mirrors[1].objects == await truth(a, a.datatypes) == await truth(b, b.datatypes)
     for m in mirrors:
         await m.stop()

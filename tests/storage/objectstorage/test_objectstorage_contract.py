@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import os
 import time
-from typing import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 

@@ -10,7 +10,7 @@ replaces every object with such a stream, under a new epoch that every readdb re
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 

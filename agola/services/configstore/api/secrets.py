@@ -7,7 +7,8 @@ follow the same pattern under ``.../variables``.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 

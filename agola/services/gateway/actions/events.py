@@ -3,7 +3,7 @@ the runs that caller may see (direct runs of others and private projects are fil
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from agola.errors import NotExist
 from agola.services.gateway.actions import Services

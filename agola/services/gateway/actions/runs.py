@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import attrs
 

@@ -124,4 +124,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_put(f"{p}/{{runid}}/tasks/{{taskid}}/actions", task_actions)
 
 
-__all__ = ["add_routes", "BadRequest"]
+__all__ = ["BadRequest", "add_routes"]
