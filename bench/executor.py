@@ -14,8 +14,8 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from bench.common import BenchRow
 
@@ -54,7 +54,7 @@ async def run(quick: bool = False) -> list[BenchRow]:
     from agola.services.executor.drivers.docker import DockerDriver, DockerDriverConfig
     from agola.services.executor.store import LocalArchiveStore
     from agola.services.executor.taskrunner import TaskRunner
-    from agola.services.executor.taskspec import Container, Phase, RunStep, TaskSpec
+    from agola.types.runservice import Container, ExecutorTaskPhase, ExecutorTaskSpecData, RunStep
     from tests.support.services import ensure_busybox_image
 
     ensure_busybox_image()
@@ -69,16 +69,18 @@ async def run(quick: bool = False) -> list[BenchRow]:
         finished_after: list[float] = []
 
         async def task_echo() -> None:
-            spec = TaskSpec(f"bench-{next(counter)}", (Container(IMAGE),), (RunStep("echo hello"),))
+            task_id = f"bench-{next(counter)}"
+            spec = ExecutorTaskSpecData(containers=[Container(image=IMAGE)], steps=[RunStep(command="echo hello")])
             t0 = time.perf_counter()
 
             def on_status(status) -> None:  # type: ignore[no-untyped-def]
-                if status.phase.finished:
+                if status.phase.is_finished:
                     finished_after.append(time.perf_counter() - t0)
 
-            runner = TaskRunner(spec, driver, executor_id=EXECUTOR_ID, data_dir=tmp / "data", store=store, on_status=on_status)
+            runner = TaskRunner(task_id, spec, driver, executor_id=EXECUTOR_ID, data_dir=tmp / "data", store=store,
+                                on_status=on_status)
             status = await runner.run()
-            if status.phase != Phase.SUCCESS:
+            if status.phase != ExecutorTaskPhase.SUCCESS:
                 raise RuntimeError(f"bench task failed: {status.to_json()}")
 
         async def pod_echo() -> None:
@@ -114,8 +116,9 @@ async def run(quick: bool = False) -> list[BenchRow]:
         produce = f"head -c {size_mb * 1024 * 1024} /dev/zero | tr '\\0' x"
 
         async def followed_log() -> float:
-            spec = TaskSpec(f"bench-log-{next(counter)}", (Container(IMAGE),), (RunStep(produce, tty=False),))
-            runner = TaskRunner(spec, driver, executor_id=EXECUTOR_ID, data_dir=tmp / "data", store=store)
+            task_id = f"bench-log-{next(counter)}"
+            spec = ExecutorTaskSpecData(containers=[Container(image=IMAGE)], steps=[RunStep(command=produce, tty=False)])
+            runner = TaskRunner(task_id, spec, driver, executor_id=EXECUTOR_ID, data_dir=tmp / "data", store=store)
             peak = _rss_mb()
             start_rss = peak
             running = asyncio.create_task(runner.run())
@@ -162,7 +165,7 @@ async def run(quick: bool = False) -> list[BenchRow]:
         t_log, t_null, t_transport = statistics.median(ours_log), statistics.median(base_log), statistics.median(transport)
         rows.append(BenchRow("E3-log", f"{size_mb} MB of step output to the log file, followed live, vs > /dev/null",
                              t_log, t_null, "s", "<= 1.5x baseline", t_log <= 1.5 * t_null, note=f"median of {m}"))
-        rows.append(BenchRow("E3-log-transport", f"same, vs the Docker exec stream alone (output dropped by the executor)",
+        rows.append(BenchRow("E3-log-transport", "same, vs the Docker exec stream alone (output dropped by the executor)",
                              t_log, t_transport, "s", "<= 1.2x baseline", t_log <= 1.2 * t_transport,
                              note="what the log file and the follower add on top of Docker's own streaming"))
         growth = getattr(followed_log, "rss_growth", 0.0)

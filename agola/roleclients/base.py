@@ -1,17 +1,109 @@
 """The common core of the internal role-to-role HTTP clients.
 
 Errors come back as the typed ``agola.errors`` family rebuilt from the error body, so a remote
-``NotExist`` is caught as ``NotExist``. Connection failures are ``Unavailable``.
+``NotExist`` is caught as ``NotExist``. Connection failures are ``Unavailable``. Response bodies
+that may be big or long-lived (logs, archives, caches, exports) are ``ResponseStream`` objects.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, AsyncIterator, Mapping
+from types import TracebackType
+from typing import IO, Any, AsyncIterable, Awaitable, Callable, Mapping, Union
 
 import aiohttp
 
 from agola.errors import Unavailable, from_response
+
+# What a request body may be: bytes, an open file (sent with its length) or an async byte stream.
+Body = Union[bytes, IO[bytes], AsyncIterable[bytes]]
+
+STREAM_CHUNK = 64 * 1024
+# Streams last as long as their content (a followed log): only connecting is bounded.
+NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30)
+
+
+class ResponseStream:
+    """A response body as an async iterator of byte chunks, with bounded memory.
+
+    The request is sent by ``open()`` or else by the first iteration, so errors (typed:
+    ``NotExist``, ``Unavailable``...) surface before any byte. Each chunk is what has arrived, at
+    most ``chunk_size`` bytes, handed over at once (a followed log shows each line as it comes);
+    the socket is read only as fast as the consumer iterates. Closing before the end
+    (``aclose()``, leaving ``async with``, or dropping the stream) closes the connection, so the
+    server stops producing; after the end the connection goes back to the pool.
+    """
+
+    def __init__(
+        self, send: Callable[[], Awaitable[aiohttp.ClientResponse]], *, chunk_size: int = STREAM_CHUNK
+    ) -> None:
+        self._send = send
+        self._resp: aiohttp.ClientResponse | None = None
+        self._closed = False
+        self.chunk_size = chunk_size
+
+    async def open(self) -> ResponseStream:
+        """Send the request now (idempotent); raises the typed error of a failed request."""
+        if self._closed:
+            raise RuntimeError("the stream is closed")
+        if self._resp is None:
+            self._resp = await self._send()
+        return self
+
+    @property
+    def content_length(self) -> int | None:
+        """The announced body size (known once open), None when streamed without one."""
+        return self._resp.content_length if self._resp is not None else None
+
+    def __aiter__(self) -> ResponseStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._closed:
+            raise StopAsyncIteration
+        resp = (await self.open())._resp
+        assert resp is not None
+        try:
+            chunk = await resp.content.read(self.chunk_size)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            await self.aclose()
+            raise Unavailable(f"{resp.method} {resp.url}: stream interrupted: {str(exc) or type(exc).__name__}") from exc
+        except BaseException:
+            await self.aclose()
+            raise
+        if not chunk:
+            await self.aclose()
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        resp, self._resp = self._resp, None
+        if resp is None:
+            return
+        if resp.content.at_eof():
+            resp.release()  # read to the end: the connection can be reused
+        else:
+            resp.close()  # closed early: drop the connection, the server stops sending
+
+    async def read(self) -> bytes:
+        """The whole body (for small ones: a file of a repository, an error-free short log)."""
+        return b"".join([chunk async for chunk in self])
+
+    async def __aenter__(self) -> ResponseStream:
+        return await self.open()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        # An abandoned stream must not hold a connection (nor warn about an unclosed response).
+        if self._resp is not None and not self._closed:
+            self._resp.close()
 
 
 class HTTPClient:
@@ -45,7 +137,7 @@ class HTTPClient:
             await self._session.close()
             self._session = None
 
-    async def __aenter__(self) -> "HTTPClient":
+    async def __aenter__(self) -> HTTPClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -62,7 +154,7 @@ class HTTPClient:
             headers.update(extra)
         return headers
 
-    async def request(
+    async def send(
         self,
         method: str,
         path: str,
@@ -73,7 +165,8 @@ class HTTPClient:
         headers: Mapping[str, str] | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
     ) -> aiohttp.ClientResponse:
-        """Send a request; a non-2xx answer raises the typed error. The caller reads and releases."""
+        """Send a request and return the response whatever its status (only a connection failure
+        raises, ``Unavailable``). The caller reads and releases."""
         kwargs: dict[str, Any] = {"headers": self._headers(headers), "timeout": timeout or self._timeout}
         if params:
             kwargs["params"] = {k: _param(v) for k, v in params.items() if v is not None}
@@ -83,9 +176,13 @@ class HTTPClient:
         elif data is not None:
             kwargs["data"] = data
         try:
-            resp = await self.session.request(method, self.url(path), **kwargs)
+            return await self.session.request(method, self.url(path), **kwargs)
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            raise Unavailable(f"{method} {self.base_url}{self.api_prefix}{path}: {exc or type(exc).__name__}") from exc
+            raise Unavailable(f"{method} {self.base_url}{self.api_prefix}{path}: {str(exc) or type(exc).__name__}") from exc
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        """Send a request; a non-2xx answer raises the typed error. The caller reads and releases."""
+        resp = await self.send(method, path, **kwargs)
         if resp.status >= 400:
             try:
                 raw = await resp.read()
@@ -105,11 +202,10 @@ class HTTPClient:
             raw = await resp.read()
             return json.loads(raw) if raw else None
 
-    async def stream(self, method: str, path: str, chunk_size: int = 64 * 1024, **kwargs: Any) -> AsyncIterator[bytes]:
-        resp = await self.request(method, path, **kwargs)
-        async with resp:
-            async for chunk in resp.content.iter_chunked(chunk_size):
-                yield chunk
+    def stream(self, method: str, path: str, *, chunk_size: int = STREAM_CHUNK, **kwargs: Any) -> ResponseStream:
+        """The response body as a ``ResponseStream`` (sent when opened or first iterated)."""
+        kwargs.setdefault("timeout", NO_TIMEOUT)
+        return ResponseStream(lambda: self.request(method, path, **kwargs), chunk_size=chunk_size)
 
 
 def _param(value: Any) -> Any:

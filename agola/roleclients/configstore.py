@@ -12,10 +12,8 @@ from __future__ import annotations
 from typing import Any, AsyncIterable, AsyncIterator, Protocol
 from urllib.parse import quote
 
-import aiohttp
-
-from agola.roleclients.base import HTTPClient
 from agola.errors import NotExist
+from agola.roleclients.base import NO_TIMEOUT, HTTPClient
 from agola.types.configstore import (
     CreateUserLARequest,
     CreateUserRequest,
@@ -41,7 +39,6 @@ from agola.types.configstore import (
 )
 
 # Export and import move the whole installation: no overall deadline.
-NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30)
 
 # parent_type (as in ActionHandler) -> URL collection
 _PARENTS = {"project": "projects", "projectgroup": "projectgroups"}
@@ -307,7 +304,7 @@ class ConfigstoreClient(HTTPClient):
 
     def export(self) -> AsyncIterator[bytes]:
         """Every object, as the datamanager's export stream."""
-        return self.stream("GET", "/export", timeout=NO_TIMEOUT)
+        return self.stream("GET", "/export")
 
     async def import_(self, data: bytes | AsyncIterable[bytes]) -> int:
         """Replace every object with an export stream (maintenance mode only); the entry count."""

@@ -6,13 +6,11 @@ exports, run events) are async iterators of bytes (or of decoded events) with bo
 
 from __future__ import annotations
 
+from typing import Any, AsyncIterator, Mapping
+from urllib.parse import quote
 
-from typing import Any, AsyncIterable, AsyncIterator, Mapping
-
-import aiohttp
-
-from agola.roleclients.base import HTTPClient
 from agola.errors import NotExist
+from agola.roleclients.base import NO_TIMEOUT, Body, HTTPClient, ResponseStream
 from agola.types.runservice import (
     Executor,
     ExecutorTask,
@@ -23,17 +21,7 @@ from agola.types.runservice import (
     RunPhase,
     RunResponse,
 )
-
-NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30)
-
-
-def _step_params(setup: bool, step: int | None) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    if setup:
-        params["setup"] = ""
-    if step is not None:
-        params["step"] = step
-    return params
+from agola.types.stepquery import StepQuery
 
 
 class RunserviceClient(HTTPClient):
@@ -115,14 +103,13 @@ class RunserviceClient(HTTPClient):
     # --- logs and events ----------------------------------------------------------------------
 
     def get_log(self, run_id: str, task_id: str, *, setup: bool = False, step: int | None = None,
-                follow: bool = False) -> AsyncIterator[bytes]:
-        params = {"runid": run_id, "taskid": task_id, **_step_params(setup, step)}
-        if follow:
-            params["follow"] = ""
-        return self._stream_any("GET", "/logs", params=params)
+                follow: bool = False) -> ResponseStream:
+        query = StepQuery(setup=setup, step=step, follow=follow)
+        return self.stream("GET", "/logs", params={"runid": run_id, "taskid": task_id, **query.params()})
 
     async def delete_log(self, run_id: str, task_id: str, *, setup: bool = False, step: int | None = None) -> None:
-        await self.json("DELETE", "/logs", params={"runid": run_id, "taskid": task_id, **_step_params(setup, step)})
+        query = StepQuery(setup=setup, step=step)
+        await self.json("DELETE", "/logs", params={"runid": run_id, "taskid": task_id, **query.params()})
 
     async def run_events(self) -> AsyncIterator[RunEvent]:
         """Run events as they happen (server-sent events), until the caller stops iterating."""
@@ -131,12 +118,6 @@ class RunserviceClient(HTTPClient):
             async for line in resp.content:
                 if line.startswith(b"data: "):
                     yield RunEvent.from_json(line[6:].strip())
-
-    async def _stream_any(self, method: str, path: str, **kwargs: Any) -> AsyncIterator[bytes]:
-        resp = await self.request(method, path, timeout=NO_TIMEOUT, **kwargs)
-        async with resp:
-            async for chunk in resp.content.iter_any():
-                yield chunk
 
     # --- executors ----------------------------------------------------------------------------
 
@@ -150,31 +131,27 @@ class RunserviceClient(HTTPClient):
         return [Executor.from_json(e) for e in await self.json("GET", "/executors")]
 
     async def executor_tasks(self, executor_id: str) -> list[tuple[ExecutorTask, ExecutorTaskSpecData | None]]:
+        """The executor's tasks, each with its spec data (None when its run is gone)."""
         raw = await self.json("GET", f"/executor/{executor_id}/tasks")
-        return [ExecutorTask.from_json_with_data(t) for t in raw]
-
-    async def executor_tasks_raw(self, executor_id: str) -> list[dict[str, Any]]:
-        """The tasks as JSON (spec data inline in ``spec``: what ``TaskSpec.from_json`` reads)."""
-        return list(await self.json("GET", f"/executor/{executor_id}/tasks"))
+        return [ExecutorTask.from_json_with_data(t, path=f"[{i}]") for i, t in enumerate(raw)]
 
     async def executor_task(self, executor_id: str, task_id: str) -> tuple[ExecutorTask, ExecutorTaskSpecData | None]:
         return ExecutorTask.from_json_with_data(await self.json("GET", f"/executor/{executor_id}/tasks/{task_id}"))
 
-    async def update_executor_task_status(self, executor_id: str, task: ExecutorTask | Mapping[str, Any]) -> None:
-        body = task.to_json() if isinstance(task, ExecutorTask) else dict(task)
-        await self.json("POST", f"/executor/{executor_id}/tasks/{body['id']}", json_body=body)
+    async def update_executor_task_status(self, executor_id: str, task: ExecutorTask) -> None:
+        await self.json("POST", f"/executor/{executor_id}/tasks/{task.id}", json_body=task.to_json())
 
-    async def upload_log(self, task_id: str, data: bytes | AsyncIterable[bytes], *, setup: bool = False,
+    async def upload_log(self, task_id: str, data: Body, *, setup: bool = False,
                          step: int | None = None) -> None:
-        params = {"taskid": task_id, **_step_params(setup, step)}
+        params = {"taskid": task_id, **StepQuery(setup=setup, step=step).params()}
         await self.json("PUT", "/executor/logs", params=params, data=data, timeout=NO_TIMEOUT)
 
-    async def upload_archive(self, task_id: str, step: int, data: bytes | AsyncIterable[bytes]) -> None:
+    async def upload_archive(self, task_id: str, step: int, data: Body) -> None:
         await self.json("PUT", "/executor/archives", params={"taskid": task_id, "step": step}, data=data,
                         timeout=NO_TIMEOUT)
 
-    def get_archive(self, task_id: str, step: int) -> AsyncIterator[bytes]:
-        return self.stream("GET", "/executor/archives", params={"taskid": task_id, "step": step}, timeout=NO_TIMEOUT)
+    def get_archive(self, task_id: str, step: int) -> ResponseStream:
+        return self.stream("GET", "/executor/archives", params={"taskid": task_id, "step": step})
 
     async def cache_exists(self, key: str, *, prefix: bool = False) -> bool:
         try:
@@ -184,11 +161,10 @@ class RunserviceClient(HTTPClient):
         resp.release()
         return True
 
-    def get_cache(self, key: str, *, prefix: bool = False) -> AsyncIterator[bytes]:
-        return self.stream("GET", f"/executor/caches/{_quote(key)}", params={"prefix": ""} if prefix else None,
-                           timeout=NO_TIMEOUT)
+    def get_cache(self, key: str, *, prefix: bool = False) -> ResponseStream:
+        return self.stream("GET", f"/executor/caches/{_quote(key)}", params={"prefix": ""} if prefix else None)
 
-    async def put_cache(self, key: str, data: bytes | AsyncIterable[bytes]) -> bool:
+    async def put_cache(self, key: str, data: Body) -> bool:
         """Store a cache; False if the key already existed (the first upload stays)."""
         resp = await self.request("POST", f"/executor/caches/{_quote(key)}", data=data, timeout=NO_TIMEOUT)
         resp.release()
@@ -199,17 +175,15 @@ class RunserviceClient(HTTPClient):
     async def set_maintenance(self, enabled: bool) -> None:
         await self.json("PUT" if enabled else "DELETE", "/maintenance")
 
-    def export(self) -> AsyncIterator[bytes]:
-        return self.stream("GET", "/export", timeout=NO_TIMEOUT)
+    def export(self) -> ResponseStream:
+        return self.stream("GET", "/export")
 
-    async def import_(self, data: bytes | AsyncIterable[bytes]) -> int:
+    async def import_(self, data: Body) -> int:
         out = await self.json("POST", "/import", data=data, timeout=NO_TIMEOUT)
         return int(out.get("imported", 0))
 
 
 def _quote(key: str) -> str:
-    from urllib.parse import quote
-
     return quote(key, safe="")
 
 

@@ -402,6 +402,12 @@ class ExecutorTaskSpecData(JSONType):
     steps: list[Step] = jfield("steps", factory=list)
     task_timeout_interval: timedelta | None = jfield("task_timeout_interval", default=None)
 
+    def __repr__(self) -> str:
+        # The environment carries secrets (AGOLA_SSHPRIVKEY, variables), as do container
+        # environments and registry auths: never in logs or test output.
+        images = [c.image for c in self.containers]
+        return f"ExecutorTaskSpecData(task_name={self.task_name!r}, images={images!r}, steps={len(self.steps)}, ...)"
+
 
 @attrs.frozen
 class ExecutorTaskSpec(JSONType):

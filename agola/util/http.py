@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
@@ -67,7 +67,13 @@ def query_int(request: web.Request, name: str, default: int, *, minimum: int = 0
 
 
 def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
-    raw = request.query.get(name)
+    return query_flag(request.query, name, default)
+
+
+def query_flag(query: Mapping[str, str], name: str, default: bool = False) -> bool:
+    """A boolean query parameter: present with an empty value (``?follow``), ``1``/``true``/``yes``
+    set it, ``0``/``false``/``no`` clear it, anything else is a 400."""
+    raw = query.get(name)
     if raw is None:
         return default
     if raw in ("", "1", "true", "True", "yes"):

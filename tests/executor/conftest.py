@@ -7,8 +7,8 @@ import io
 import os
 import subprocess
 import tarfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import AsyncIterator, Iterator
 
 import pytest
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from agola.services.executor.drivers.base import Driver
 from agola.services.executor.store import ArchiveStore
 from agola.services.executor.taskrunner import TaskRunner
-from agola.services.executor.taskspec import Container, Step, TaskSpec
+from agola.types.runservice import Container, ExecutorTaskSpecData, Step
 from tests.support.services import BUSYBOX_IMAGE
 
 # Unique per test process: several test runs may share the Docker engine, and each one removes
@@ -17,12 +17,19 @@ from tests.support.services import BUSYBOX_IMAGE
 EXECUTOR_ID = f"test-executor-{uuid.uuid4().hex[:8]}"
 
 
-def spec(task_id: str, *steps: Step, image: str = BUSYBOX_IMAGE, containers: tuple[Container, ...] | None = None, **kw: Any) -> TaskSpec:
-    return TaskSpec(task_id=task_id, containers=containers or (Container(image=image),), steps=tuple(steps), **kw)
+class Task(NamedTuple):
+    """An executor task as the runservice sends it: its id and its spec data."""
+
+    task_id: str
+    data: ExecutorTaskSpecData
 
 
-def runner(spec_: TaskSpec, driver: Driver, data_dir: Path, store: ArchiveStore, **kw: Any) -> TaskRunner:
-    return TaskRunner(spec_, driver, executor_id=EXECUTOR_ID, data_dir=data_dir, store=store, **kw)
+def spec(task_id: str, *steps: Step, image: str = BUSYBOX_IMAGE, containers: list[Container] | None = None, **kw: Any) -> Task:
+    return Task(task_id, ExecutorTaskSpecData(containers=containers or [Container(image=image)], steps=list(steps), **kw))
+
+
+def runner(task: Task, driver: Driver, data_dir: Path, store: ArchiveStore, **kw: Any) -> TaskRunner:
+    return TaskRunner(task.task_id, task.data, driver, executor_id=EXECUTOR_ID, data_dir=data_dir, store=store, **kw)
 
 
 def step_log(data_dir: Path, task_id: str, index: int) -> str:

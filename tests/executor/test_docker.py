@@ -6,13 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from agola.services.executor.drivers.base import ContainerSpec, PodSetupError, PodSpec, TmpfsMount
+from agola.services.executor.drivers.base import ContainerSpec, PodSetupError, PodSpec, RegistryCredentials, TmpfsMount
 from agola.services.executor.drivers.docker import PRIVILEGED_REFUSED, DockerDriver, find_registry_auth, image_registry
-from agola.services.executor.drivers.base import RegistryCredentials
 from agola.services.executor.store import LocalArchiveStore
-from agola.services.executor.taskspec import (
+from agola.types.runservice import (
     Container,
-    Phase,
+    ExecutorTaskPhase,
     RestoreCacheStep,
     RestoreWorkspaceStep,
     RunStep,
@@ -20,6 +19,7 @@ from agola.services.executor.taskspec import (
     SaveContent,
     SaveToWorkspaceStep,
     Volume,
+    VolumeTmpFS,
     WorkspaceOperation,
 )
 from tests.executor.helpers import EXECUTOR_ID, phases, runner, setup_log, spec, step_log
@@ -118,9 +118,9 @@ async def test_privileged_is_refused_unless_allowed(docker_driver: DockerDriver,
         await docker_driver.create_pod(
             PodSpec(task_id="t-priv", executor_id=EXECUTOR_ID, containers=(ContainerSpec(image=busybox_image, privileged=True),))
         )
-    task = spec("t-priv", RunStep(command="true"), containers=(Container(image=busybox_image, privileged=True),))
+    task = spec("t-priv", RunStep(command="true"), containers=[Container(image=busybox_image, privileged=True)])
     status = await runner(task, docker_driver, data_dir, store).run()
-    assert status.phase == Phase.FAILED and status.setup_step.phase == Phase.FAILED
+    assert status.phase == ExecutorTaskPhase.FAILED and status.setup_step.phase == ExecutorTaskPhase.FAILED
     assert phases(status) == ["notstarted"]
     assert PRIVILEGED_REFUSED in setup_log(data_dir, "t-priv")
     assert await docker_driver.list_pods(EXECUTOR_ID) == []
@@ -130,7 +130,7 @@ async def test_missing_image_fails_setup_with_the_reason(docker_driver: DockerDr
     # No registry is reachable here: the pull fails and the setup log says why.
     task = spec("t-noimage", RunStep(command="true"), image="127.0.0.1:1/agola-test/none:latest")
     status = await runner(task, docker_driver, data_dir, store).run()
-    assert status.setup_step.phase == Phase.FAILED
+    assert status.setup_step.phase == ExecutorTaskPhase.FAILED
     log = setup_log(data_dir, "t-noimage")
     assert "Pulling image 127.0.0.1:1/agola-test/none:latest" in log and "Pod failed to start. Error:" in log
 
@@ -142,8 +142,8 @@ async def test_distroless_image_runs_steps_without_a_shell(
     producer = spec(
         "t-dl-produce",
         RunStep(command="mkdir -p out; echo payload > out/file"),  # the default shell falls back to busybox sh
-        SaveToWorkspaceStep(contents=(SaveContent(source_dir="out", dest_dir="ws", paths=("**",)),)),
-        SaveCacheStep(key='c-{{ sha256sum "out/file" }}', contents=(SaveContent(source_dir="out", paths=("**",)),)),
+        SaveToWorkspaceStep(contents=[SaveContent(source_dir="out", dest_dir="ws", paths=["**"])]),
+        SaveCacheStep(key='c-{{ sha256sum "out/file" }}', contents=[SaveContent(source_dir="out", paths=["**"])]),
         image=distroless_image,
         shell="/bin/sh -e",
     )
@@ -154,9 +154,9 @@ async def test_distroless_image_runs_steps_without_a_shell(
     consumer = spec(
         "t-dl-consume",
         RestoreWorkspaceStep(dest_dir="."),
-        RestoreCacheStep(keys=("c-",), dest_dir="cache"),
+        RestoreCacheStep(keys=["c-"], dest_dir="cache"),
         RunStep(command="hello", shell="/busybox cat ws/file cache/file"),  # a run step that needs no shell
-        workspace_operations=(WorkspaceOperation("t-dl-produce", 1),),
+        workspace_operations=[WorkspaceOperation(task_id="t-dl-produce", step=1)],
         image=distroless_image,
     )
     status = await runner(consumer, docker_driver, data_dir, store).run()
@@ -171,14 +171,14 @@ async def test_task_user_owns_the_working_dir_and_restored_files(
     task = spec(
         "t-user",
         RunStep(command="mkdir -p out; echo x > out/f"),
-        SaveToWorkspaceStep(contents=(SaveContent(source_dir="out", dest_dir="ws", paths=("**",)),)),
+        SaveToWorkspaceStep(contents=[SaveContent(source_dir="out", dest_dir="ws", paths=["**"])]),
         RestoreWorkspaceStep(dest_dir="again"),
         RunStep(command="pwd; id -u; echo more >> again/ws/f && cat again/ws/f"),
         RunStep(command="echo $CENV $OVER; df -k /scratch | tail -1 | awk '{print $2}'"),
         user="nobody",
-        workspace_operations=(WorkspaceOperation("t-user", 1),),
-        containers=(Container(image=BUSYBOX_IMAGE, environment={"CENV": "container", "OVER": "container"},
-                              volumes=(Volume("/scratch", 4 << 20),)),),
+        workspace_operations=[WorkspaceOperation(task_id="t-user", step=1)],
+        containers=[Container(image=BUSYBOX_IMAGE, environment={"CENV": "container", "OVER": "container"},
+                              volumes=[Volume(path="/scratch", tmpfs=VolumeTmpFS(size=4 << 20))])],
         environment={"OVER": "task"},
     )
     r = runner(task, docker_driver, data_dir, store)
@@ -205,7 +205,7 @@ async def test_task_with_a_service_container(docker_driver: DockerDriver, data_d
     task = spec(
         "t-service",
         RunStep(command="for i in $(seq 100); do wget -q -O- http://127.0.0.1:8080/group && exit 0; sleep 0.1; done; exit 1"),
-        containers=(Container(image=BUSYBOX_IMAGE), Container(image=BUSYBOX_IMAGE, entrypoint="httpd -f -p 127.0.0.1:8080 -h /etc")),
+        containers=[Container(image=BUSYBOX_IMAGE), Container(image=BUSYBOX_IMAGE, entrypoint="httpd -f -p 127.0.0.1:8080 -h /etc")],
     )
     status = await runner(task, docker_driver, data_dir, store).run()
     assert phases(status) == ["success"], step_log(data_dir, "t-service", 0)

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from agola.services.executor import gitclone
-from agola.services.executor.taskspec import CloneSource
 
 FAKE_SSH = """#!/bin/sh
 # Record how git called ssh, and what the key file looks like while the clone runs.
@@ -31,7 +30,7 @@ async def test_ssh_key_and_host_key_go_through_private_files(tmp_path: Path, mon
     (bin_dir / "ssh").write_text(FAKE_SSH.format(out=record))
     (bin_dir / "ssh").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    source = CloneSource(
+    source = gitclone.CloneSource(
         repository_url="ssh://git@127.0.0.1:2222/org/repo.git",
         ref="refs/heads/main",
         ssh_private_key="-----BEGIN KEY-----\nSECRET\n-----END KEY-----",
@@ -54,11 +53,11 @@ async def test_ssh_key_and_host_key_go_through_private_files(tmp_path: Path, mon
 
 
 def test_http_auth_header_goes_through_the_environment(tmp_path: Path) -> None:
-    source = CloneSource(repository_url="https://example.invalid/r.git", http_auth_header="Authorization: Bearer tok")
+    source = gitclone.CloneSource(repository_url="https://example.invalid/r.git", http_auth_header="Authorization: Bearer tok")
     env = gitclone._git_env(source, tmp_path)
     pairs = {env[f"GIT_CONFIG_KEY_{i}"]: env[f"GIT_CONFIG_VALUE_{i}"] for i in range(int(env["GIT_CONFIG_COUNT"]))}
     assert pairs["http.extraHeader"] == "Authorization: Bearer tok"
-    skip = gitclone._git_env(CloneSource(repository_url="x", skip_host_key_check=True), tmp_path)
+    skip = gitclone._git_env(gitclone.CloneSource(repository_url="x", skip_host_key_check=True), tmp_path)
     assert "StrictHostKeyChecking=no" in skip["GIT_SSH_COMMAND"]
 
 
@@ -109,7 +108,7 @@ async def test_clone_with_submodules_over_git_protocol(tmp_path: Path) -> None:
             log.extend(data)
 
         dest = tmp_path / "checkout"
-        source = CloneSource(repository_url=f"git://127.0.0.1:{port}/main.git", ref="refs/heads/main")
+        source = gitclone.CloneSource(repository_url=f"git://127.0.0.1:{port}/main.git", ref="refs/heads/main")
         await gitclone.checkout(source, dest, depth=1, recurse_submodules=True, out=sink)
         assert (dest / "main.txt").read_text() == "main\n"
         assert (dest / "lib/sub/sub.txt").read_text() == "sub\n", log.decode()

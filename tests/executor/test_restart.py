@@ -26,7 +26,7 @@ CHILD = textwrap.dedent(
     from agola.services.executor.drivers.host import HostDriver, HostDriverConfig
     from agola.services.executor.store import LocalArchiveStore
     from agola.services.executor.taskrunner import TaskRunner
-    from agola.services.executor.taskspec import Container, RunStep, TaskSpec
+    from agola.types.runservice import Container, ExecutorTaskSpecData, RunStep
 
     kind, base, executor_id, image, busybox = sys.argv[1:6]
     base = Path(base)
@@ -34,8 +34,11 @@ CHILD = textwrap.dedent(
         driver = DockerDriver(DockerDriverConfig(network="none", busybox_path=busybox))
     else:
         driver = HostDriver(HostDriverConfig(base_dir=base / "hostpods"))
-    spec = TaskSpec("t-crash", (Container(image),), (RunStep("echo $$ > ../../pid-marker 2>/dev/null; echo running; sleep 300"),))
-    runner = TaskRunner(spec, driver, executor_id=executor_id, data_dir=base / "data", store=LocalArchiveStore(base / "store"))
+    spec = ExecutorTaskSpecData(
+        containers=[Container(image=image)],
+        steps=[RunStep(command="echo $$ > ../../pid-marker 2>/dev/null; echo running; sleep 300")],
+    )
+    runner = TaskRunner("t-crash", spec, driver, executor_id=executor_id, data_dir=base / "data", store=LocalArchiveStore(base / "store"))
     asyncio.run(runner.run())
     """
 )

@@ -9,10 +9,9 @@ from pathlib import Path
 
 from agola.services.executor.drivers.base import Driver
 from agola.services.executor.store import LocalArchiveStore
-from agola.services.executor.taskspec import (
-    CloneSource,
+from agola.types.runservice import (
     CloneStep,
-    Phase,
+    ExecutorTaskPhase,
     RestoreCacheStep,
     RestoreWorkspaceStep,
     RunStep,
@@ -37,7 +36,7 @@ async def test_run_steps_env_precedence_exit_status_and_stop_at_first_failure(
         environment={"A": "task", "C": "task"},
     )
     status = await runner(task, driver, data_dir, store).run()
-    assert status.phase == Phase.FAILED
+    assert status.phase == ExecutorTaskPhase.FAILED
     assert phases(status) == ["success", "success", "success", "failed", "notstarted"]
     assert [s.exit_status for s in status.steps] == [0, 0, 0, 3, None]
     # Both streams reach the step log (their relative order is not guaranteed without a tty).
@@ -68,16 +67,16 @@ async def test_clone_checks_out_the_commit_on_the_host_and_copies_it_in(
 async def test_clone_with_explicit_source_at_the_ref_head(
     driver: Driver, data_dir: Path, store: LocalArchiveStore, git_repo: dict[str, str]
 ) -> None:
-    source = CloneSource(repository_url=git_repo["url"], ref=git_repo["ref"])
-    task = spec("t-clone2", CloneStep(), RunStep(command="cat README"), clone_source=source)
+    env = {"AGOLA_REPOSITORY_URL": git_repo["url"], "AGOLA_GIT_REF": git_repo["ref"]}  # no commit: the ref's head
+    task = spec("t-clone2", CloneStep(), RunStep(command="cat README"), environment=env)
     status = await runner(task, driver, data_dir, store).run()
     assert phases(status) == ["success", "success"], step_log(data_dir, "t-clone2", 0)
     assert step_log(data_dir, "t-clone2", 1) == "second\n"
 
 
 async def test_clone_failure_fails_the_step_with_git_output(driver: Driver, data_dir: Path, store: LocalArchiveStore) -> None:
-    source = CloneSource(repository_url="file:///nonexistent/repo.git", ref="refs/heads/main")
-    status = await runner(spec("t-noclone", CloneStep(), clone_source=source), driver, data_dir, store).run()
+    env = {"AGOLA_REPOSITORY_URL": "file:///nonexistent/repo.git", "AGOLA_GIT_REF": "refs/heads/main"}
+    status = await runner(spec("t-noclone", CloneStep(), environment=env), driver, data_dir, store).run()
     assert phases(status) == ["failed"]
     assert "git fetch failed" in step_log(data_dir, "t-noclone", 0)
 
@@ -87,18 +86,18 @@ async def test_workspaces_across_a_three_level_dag(driver: Driver, data_dir: Pat
     a = spec(
         "task-a",
         RunStep(command="mkdir -p build/bin docs; echo A > build/bin/tool; echo doc > docs/x.md; echo skip > build/tmp.o"),
-        SaveToWorkspaceStep(contents=(
-            SaveContent(source_dir="build", dest_dir="/dist", paths=("bin/**",)),
-            SaveContent(source_dir=".", dest_dir="docs-out", paths=("docs/*.md",)),
-        )),
+        SaveToWorkspaceStep(contents=[
+            SaveContent(source_dir="build", dest_dir="/dist", paths=["bin/**"]),
+            SaveContent(source_dir=".", dest_dir="docs-out", paths=["docs/*.md"]),
+        ]),
     )
     assert phases(await runner(a, driver, data_dir, store).run()) == ["success", "success"]
     b = spec(
         "task-b",
         RestoreWorkspaceStep(dest_dir="."),
         RunStep(command="cat dist/bin/tool; test ! -e dist/tmp.o; mkdir -p out; echo B > out/b.txt"),
-        SaveToWorkspaceStep(contents=(SaveContent(source_dir="out", dest_dir="from-b", paths=("*.txt",)),)),
-        workspace_operations=(WorkspaceOperation("task-a", 1),),
+        SaveToWorkspaceStep(contents=[SaveContent(source_dir="out", dest_dir="from-b", paths=["*.txt"])]),
+        workspace_operations=[WorkspaceOperation(task_id="task-a", step=1)],
     )
     status = await runner(b, driver, data_dir, store).run()
     assert phases(status) == ["success", "success", "success"], step_log(data_dir, "task-b", 1)
@@ -108,7 +107,7 @@ async def test_workspaces_across_a_three_level_dag(driver: Driver, data_dir: Pat
         "task-c",
         RestoreWorkspaceStep(dest_dir=ws),
         RunStep(command="cd ${WS}; find . -type f | sort; cat from-b/b.txt"),
-        workspace_operations=(WorkspaceOperation("task-a", 1), WorkspaceOperation("task-b", 2)),
+        workspace_operations=[WorkspaceOperation(task_id="task-a", step=1), WorkspaceOperation(task_id="task-b", step=2)],
         environment={"WS": ws},
     )
     status = await runner(c, driver, data_dir, store).run()
@@ -119,7 +118,7 @@ async def test_workspaces_across_a_three_level_dag(driver: Driver, data_dir: Pat
 
 
 async def test_cache_miss_then_hit_then_prefix_restore(driver: Driver, data_dir: Path, store: LocalArchiveStore) -> None:
-    save = SaveCacheStep(key='deps-{{ md5sum "lock" }}', contents=(SaveContent(source_dir="cache", paths=("**",)),))
+    save = SaveCacheStep(key='deps-{{ md5sum "lock" }}', contents=[SaveContent(source_dir="cache", paths=["**"])])
     produce = RunStep(command="echo v1 > lock; mkdir -p cache; echo cached-$(cat lock) > cache/data")
 
     first = spec("t-cache1", produce, save, cache_prefix="proj")
@@ -133,7 +132,7 @@ async def test_cache_miss_then_hit_then_prefix_restore(driver: Driver, data_dir:
 
     restore = spec(
         "t-cache3",
-        RestoreCacheStep(keys=("nothing-", 'deps-{{ md5sum "lock" }}', "deps-"), dest_dir="restored"),
+        RestoreCacheStep(keys=["nothing-", 'deps-{{ md5sum "lock" }}', "deps-"], dest_dir="restored"),
         RunStep(command="cat restored/data"),
         cache_prefix="proj",
     )
@@ -144,7 +143,7 @@ async def test_cache_miss_then_hit_then_prefix_restore(driver: Driver, data_dir:
 
     by_prefix = spec(
         "t-cache4",
-        RestoreCacheStep(keys=("nothing-", "deps-"), dest_dir="restored"),
+        RestoreCacheStep(keys=["nothing-", "deps-"], dest_dir="restored"),
         RunStep(command="cat restored/data"),
         cache_prefix="proj",
     )
@@ -154,7 +153,7 @@ async def test_cache_miss_then_hit_then_prefix_restore(driver: Driver, data_dir:
     assert 'no cache available for key "nothing-"' in log and 'restoring cache with key "deps-"' in log
     assert step_log(data_dir, "t-cache4", 1) == "cached-v1\n"
 
-    other_project = spec("t-cache5", RestoreCacheStep(keys=("deps-",)), cache_prefix="other")
+    other_project = spec("t-cache5", RestoreCacheStep(keys=["deps-"]), cache_prefix="other")
     status = await runner(other_project, driver, data_dir, store).run()
     assert phases(status) == ["success"]
     assert 'no cache available for key "deps-"' in step_log(data_dir, "t-cache5", 0)
@@ -174,7 +173,7 @@ async def test_malicious_workspace_archive_is_rejected_with_the_entry_named(
     archive = data_dir / "bad.tar"
     archive.write_bytes(bad.getvalue())
     await store.put_workspace("tampered", 0, archive)
-    task = spec("t-bad", RestoreWorkspaceStep(dest_dir="."), workspace_operations=(WorkspaceOperation("tampered", 0),))
+    task = spec("t-bad", RestoreWorkspaceStep(dest_dir="."), workspace_operations=[WorkspaceOperation(task_id="tampered", step=0)])
     status = await runner(task, driver, data_dir, store).run()
     assert phases(status) == ["failed"]
     assert "unsafe archive entry 'escape/evil': path goes through a symbolic link" in step_log(data_dir, "t-bad", 0)
@@ -185,14 +184,14 @@ async def test_workspace_keeps_links_to_outside_as_links(driver: Driver, data_di
     save = spec(
         "t-links-save",
         RunStep(command="mkdir -p out; ln -s /etc/passwd out/pw; echo ok > out/ok"),
-        SaveToWorkspaceStep(contents=(SaveContent(source_dir="out", dest_dir="ws", paths=("**",)),)),
+        SaveToWorkspaceStep(contents=[SaveContent(source_dir="out", dest_dir="ws", paths=["**"])]),
     )
     assert phases(await runner(save, driver, data_dir, store).run()) == ["success", "success"]
     restore = spec(
         "t-links-restore",
         RestoreWorkspaceStep(dest_dir="."),
         RunStep(command="readlink ws/pw; cat ws/ok"),
-        workspace_operations=(WorkspaceOperation("t-links-save", 1),),
+        workspace_operations=[WorkspaceOperation(task_id="t-links-save", step=1)],
     )
     status = await runner(restore, driver, data_dir, store).run()
     assert phases(status) == ["success", "success"], step_log(data_dir, "t-links-restore", 0)

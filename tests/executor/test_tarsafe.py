@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 

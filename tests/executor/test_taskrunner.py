@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,8 @@ from agola.services.executor.drivers.base import Driver
 from agola.services.executor.drivers.host import HostDriver
 from agola.services.executor.logs import LogFile, read_log
 from agola.services.executor.store import LocalArchiveStore
-from agola.services.executor.taskspec import Container, Phase, RunStep, TaskSpec, TaskStatus
-from tests.executor.helpers import EXECUTOR_ID, phases, runner, setup_log, spec, step_log
+from agola.types.runservice import Container, ExecutorTaskPhase, ExecutorTaskStatus, RunStep
+from tests.executor.helpers import EXECUTOR_ID, Task, phases, runner, setup_log, spec, step_log
 from tests.support.waiting import wait_for
 
 
@@ -43,7 +44,7 @@ async def test_stop_mid_step_kills_the_pod_and_marks_the_step_stopped(
     assert b"started" in seen  # delivered live, while the step is still running
     r.stop()
     status = await asyncio.wait_for(running, 30)
-    assert status.phase == Phase.STOPPED
+    assert status.phase == ExecutorTaskPhase.STOPPED
     assert phases(status) == ["success", "stopped", "notstarted"]
     assert not status.timedout
     assert "never" not in step_log(data_dir, "t-stop", 1)
@@ -54,9 +55,9 @@ async def test_stop_mid_step_kills_the_pod_and_marks_the_step_stopped(
 
 async def test_task_timeout_stops_the_task_and_says_so(driver: Driver, data_dir: Path, store: LocalArchiveStore) -> None:
     # Generous against a loaded machine: the timeout counts from the start, setup included.
-    task = spec("t-timeout", RunStep(command="echo go; sleep 60"), RunStep(command="true"), task_timeout_interval=4)
+    task = spec("t-timeout", RunStep(command="echo go; sleep 60"), RunStep(command="true"), task_timeout_interval=timedelta(seconds=4))
     status = await asyncio.wait_for(runner(task, driver, data_dir, store).run(), 30)
-    assert status.phase == Phase.FAILED and status.timedout
+    assert status.phase == ExecutorTaskPhase.FAILED and status.timedout
     assert phases(status) == ["stopped", "notstarted"]
     log = step_log(data_dir, "t-timeout", 0)
     assert log.startswith("go") and "Task timed out after 4s" in log
@@ -67,10 +68,10 @@ async def test_timeout_during_setup(data_dir: Path, store: LocalArchiveStore, ho
         async def create_pod(self, spec, out):  # type: ignore[no-untyped-def]
             await asyncio.sleep(60)  # a pull that never ends
 
-    task = spec("t-slow", RunStep(command="true"), task_timeout_interval=0.2)
+    task = spec("t-slow", RunStep(command="true"), task_timeout_interval=timedelta(seconds=0.2))
     status = await asyncio.wait_for(runner(task, SlowDriver(host_driver.config), data_dir, store).run(), 10)
-    assert status.phase == Phase.FAILED and status.timedout
-    assert status.setup_step.phase == Phase.STOPPED and phases(status) == ["notstarted"]
+    assert status.phase == ExecutorTaskPhase.FAILED and status.timedout
+    assert status.setup_step.phase == ExecutorTaskPhase.STOPPED and phases(status) == ["notstarted"]
     assert "Task timed out after 0.2s" in setup_log(data_dir, "t-slow")
 
 
@@ -78,7 +79,7 @@ async def test_stop_before_start_cancels(driver: Driver, data_dir: Path, store: 
     r = runner(spec("t-cancel", RunStep(command="true")), driver, data_dir, store)
     r.stop()
     status = await r.run()
-    assert status.phase == Phase.CANCELLED and phases(status) == ["notstarted"]
+    assert status.phase == ExecutorTaskPhase.CANCELLED and phases(status) == ["notstarted"]
 
 
 async def test_large_output_is_streamed_to_file_and_followers(driver: Driver, data_dir: Path, store: LocalArchiveStore) -> None:
@@ -117,15 +118,16 @@ async def test_log_follow_wakes_on_each_write(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "task, message",
     [
-        (TaskSpec("h1", (Container("img"), Container("sidecar")), (RunStep("true"),)), "service containers are not supported"),
-        (TaskSpec("h2", (Container("img", privileged=True),), (RunStep("true"),)), "privileged"),
-        (TaskSpec("h3", (Container("img"),), (RunStep("true"),), user="nobody"), "another user"),
+        (spec("h1", RunStep(command="true"), containers=[Container("img"), Container("sidecar")]),
+         "service containers are not supported"),
+        (spec("h2", RunStep(command="true"), containers=[Container("img", privileged=True)]), "privileged"),
+        (spec("h3", RunStep(command="true"), image="img", user="nobody"), "another user"),
     ],
 )
 async def test_host_driver_refuses_what_it_cannot_honour(
-    host_driver: HostDriver, data_dir: Path, store: LocalArchiveStore, task: TaskSpec, message: str
+    host_driver: HostDriver, data_dir: Path, store: LocalArchiveStore, task: Task, message: str
 ) -> None:
-    status: TaskStatus = await runner(task, host_driver, data_dir, store).run()
-    assert status.setup_step.phase == Phase.FAILED and status.phase == Phase.FAILED
+    status: ExecutorTaskStatus = await runner(task, host_driver, data_dir, store).run()
+    assert status.setup_step.phase == ExecutorTaskPhase.FAILED and status.phase == ExecutorTaskPhase.FAILED
     assert message in setup_log(data_dir, task.task_id)
     assert phases(status) == ["notstarted"]

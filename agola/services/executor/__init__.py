@@ -2,8 +2,9 @@
 
 Public surface (import from the modules; nothing is imported here, to keep start-up light):
 
-* ``taskspec``: ``TaskSpec`` (what to run, from the runservice's spec data), ``TaskStatus``.
-* ``taskrunner``: ``TaskRunner`` (setup, steps, stop, timeout, live logs of one task).
+* ``taskrunner``: ``TaskRunner`` (setup, steps, stop, timeout, live logs of one task). What to run
+  is the runservice's wire type ``agola.types.runservice.ExecutorTaskSpecData``, decoded once by
+  ``agola.roleclients.runservice``; the status it reports is ``ExecutorTaskStatus``.
 * ``drivers.base``: the ``Driver``/``Pod`` interface; ``drivers.docker.DockerDriver`` and
   ``drivers.host.HostDriver`` (untrusted code runs with the executor's rights there).
 * ``store``: ``ArchiveStore`` with ``LocalArchiveStore`` and ``RunserviceArchiveStore``.

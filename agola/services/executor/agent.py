@@ -31,18 +31,19 @@ from typing import Any, Awaitable, Callable, Mapping
 
 import attrs
 
-from agola.errors import AgolaError, BadRequest, NotExist
+from agola.errors import BadRequest, NotExist
+from agola.roleclients.runservice import RunserviceClient
 from agola.services.executor.drivers.base import Driver
 from agola.services.executor.logs import TaskLogs
 from agola.services.executor.steps import RenderKey, default_render_key
 from agola.services.executor.store import ArchiveStore
 from agola.services.executor.taskrunner import TaskRunner
-from agola.services.executor.taskspec import Phase, TaskSpec, TaskStatus
 from agola.types.runservice import (
     Arch,
     Executor,
     ExecutorTask,
     ExecutorTaskPhase,
+    ExecutorTaskSpecData,
     ExecutorTaskStatus,
     ExecutorTaskStepStatus,
 )
@@ -112,7 +113,7 @@ class ExecutorAgent:
         self,
         settings: AgentSettings,
         *,
-        client: Any,  # agola.roleclients.runservice.RunserviceClient
+        client: RunserviceClient,
         driver: Driver,
         store: ArchiveStore,
         options: AgentOptions | None = None,
@@ -234,24 +235,24 @@ class ExecutorAgent:
     async def poll(self) -> None:
         """Fetch this executor's tasks and act on each; stop the running ones no longer listed."""
         asked_at = time.monotonic()
-        listed = await self.client.executor_tasks_raw(self.id)
+        listed = await self.client.executor_tasks(self.id)
         seen = set()
-        for raw in listed:
-            seen.add(str(raw.get("id", "")))
+        for et, data in listed:
+            seen.add(et.id)
             try:
-                self.receive(raw)
+                self.receive(et, data)
             except Exception as exc:  # noqa: BLE001 - one bad task must not block the others
-                log.warning("task refused", executor=self.id, task=raw.get("id"), error=repr(exc))
+                log.warning("task refused", executor=self.id, task=et.id, error=repr(exc))
         for task_id, entry in list(self.tasks.items()):
             if task_id not in seen and entry.running and entry.started_at < asked_at:
                 log.info("task no longer assigned to this executor: stopping it", task=task_id)
                 entry.runner.stop()
 
-    def receive(self, raw: Mapping[str, Any]) -> str:
-        """Act on a task sent by the runservice (pushed or polled). Synchronous: the decision is
-        taken without yielding, so two deliveries of one task never both start it. Returns what was
-        done (``started``, ``stopping``, ``busy``, ``lost``, ``cancelled``, ``ignored``)."""
-        et, data = ExecutorTask.from_json_with_data(dict(raw))
+    def receive(self, et: ExecutorTask, data: ExecutorTaskSpecData | None) -> str:
+        """Act on a task sent by the runservice (pushed or polled), with its spec data (None when
+        its run is gone). Synchronous: the decision is taken without yielding, so two deliveries
+        of one task never both start it. Returns what was done (``started``, ``stopping``,
+        ``busy``, ``lost``, ``cancelled``, ``ignored``)."""
         check_task_id(et.id)
         if et.spec.executor_id != self.id:
             raise BadRequest(f"task {et.id} is assigned to executor {et.spec.executor_id!r}, not {self.id!r}")
@@ -276,18 +277,12 @@ class ExecutorAgent:
             return "ignored"  # no spec data: its run is gone; stopping: let another executor take it
         if self.active_tasks() >= max(1, self.settings.active_tasks_limit):
             return "busy"  # a later poll (woken when a slot frees) takes it
-        try:
-            spec = TaskSpec.from_json(et.id, dict(raw["spec"]))
-        except (AgolaError, KeyError, TypeError, ValueError) as exc:
-            reason = f"invalid task spec: {exc.message if isinstance(exc, AgolaError) else repr(exc)}"
-            self._spawn(self._report_final(et, ExecutorTaskPhase.FAILED, reason), f"executor-invalid-{et.id}")
-            raise BadRequest(reason) from None
-        self._start(et, spec)
+        self._start(et, data)
         return "started"
 
-    def _start(self, et: ExecutorTask, spec: TaskSpec) -> None:
+    def _start(self, et: ExecutorTask, spec: ExecutorTaskSpecData) -> None:
         runner = TaskRunner(
-            spec, self.driver, executor_id=self.id, data_dir=self.data_dir, store=self.store,
+            et.id, spec, self.driver, executor_id=self.id, data_dir=self.data_dir, store=self.store,
             render_key=self.render_key, on_status=lambda _status: self._status_changed(et.id),
         )
         entry = TaskEntry(runner=runner, task=et, started_at=time.monotonic())
@@ -300,8 +295,9 @@ class ExecutorAgent:
         if not job.cancelled() and job.exception() is not None:
             log.error("task runner crashed", task=task_id, exc_info=job.exception())
         entry = self.tasks.get(task_id)
-        if entry is not None and not entry.runner.status.phase.finished:
-            _fail_unfinished(entry.runner.status, "executor error: the task runner ended without a result")
+        if entry is not None and not entry.runner.status.phase.is_finished:
+            error = "executor error: the task runner ended without a result"
+            entry.runner.status = ended(entry.runner.status, ExecutorTaskPhase.FAILED, error)
         if entry is not None and entry.final_sent and not entry.dirty:
             self._forget(task_id)
         else:
@@ -328,10 +324,9 @@ class ExecutorAgent:
             while entry.dirty:
                 entry.dirty = False
                 status = entry.runner.status
-                final = status.phase.finished
-                body = {"id": task_id, "spec": entry.task.spec.to_json(), "status": status.to_json()}
+                final = status.phase.is_finished
                 try:
-                    await self.client.update_executor_task_status(self.id, body)
+                    await self.client.update_executor_task_status(self.id, attrs.evolve(entry.task, status=status))
                 except asyncio.CancelledError:
                     entry.dirty = True
                     raise
@@ -398,7 +393,7 @@ class ExecutorAgent:
 
     async def clean_task_data(self) -> list[str]:
         """Delete the local files of tasks the runservice no longer knows (logs fetched, run gone)."""
-        removed = []
+        removed: list[str] = []
         base = self.data_dir / "tasks"
         if not base.is_dir():
             return removed
@@ -422,29 +417,18 @@ class ExecutorAgent:
         return entry.runner.logs if entry is not None else None
 
 
-def _fail_unfinished(status: TaskStatus, error: str) -> None:
-    """A runner that crashed or was cancelled: its task failed, running steps too."""
+def ended(status: ExecutorTaskStatus, phase: ExecutorTaskPhase, error: str) -> ExecutorTaskStatus:
+    """``status`` ended now with ``phase``: its running setup step and steps fail (a runner that
+    crashed, a task lost by a restart or stopped before it started)."""
     now = datetime.now(timezone.utc)
-    for step in [status.setup_step, *status.steps]:
-        if step.phase is Phase.RUNNING:
-            step.finish(Phase.FAILED)
-    status.phase, status.fail_error, status.end_time = Phase.FAILED, error, now
-
-
-def final_status(et: ExecutorTask, phase: ExecutorTaskPhase, error: str) -> ExecutorTaskStatus:
-    """``et``'s status ended now with ``phase``: its running setup step and steps fail."""
-    now = datetime.now(timezone.utc)
-    running = ExecutorTaskPhase.RUNNING
 
     def end(step: ExecutorTaskStepStatus) -> ExecutorTaskStepStatus:
-        if step.phase is running:
+        if step.phase is ExecutorTaskPhase.RUNNING:
             return attrs.evolve(step, phase=ExecutorTaskPhase.FAILED, end_time=now)
         return step
 
-    status = et.status
     return attrs.evolve(
         status,
-        id=et.id,
         phase=phase,
         fail_error=error,
         setup_step=end(status.setup_step),
@@ -453,4 +437,11 @@ def final_status(et: ExecutorTask, phase: ExecutorTaskPhase, error: str) -> Exec
     )
 
 
-__all__ = ["AgentOptions", "AgentSettings", "ExecutorAgent", "LOST_TASK_ERROR", "check_task_id", "final_status"]
+def final_status(et: ExecutorTask, phase: ExecutorTaskPhase, error: str) -> ExecutorTaskStatus:
+    """``et``'s status as last reported, ended now with ``phase``."""
+    return ended(attrs.evolve(et.status, id=et.id), phase, error)
+
+
+__all__ = [
+    "AgentOptions", "AgentSettings", "ExecutorAgent", "LOST_TASK_ERROR", "check_task_id", "ended", "final_status",
+]

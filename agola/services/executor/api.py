@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, AsyncIterator
 
 from aiohttp import web
 
-from agola.errors import BadRequest, NotExist, Unavailable
+from agola.errors import NotExist, Unavailable
 from agola.services.executor.logs import log_path, read_log
+from agola.types.runservice import ExecutorTask
+from agola.types.stepquery import parse_archive_step, parse_log_query
 from agola.util.http import API_PREFIX, json_response, make_app, read_json
 
 if TYPE_CHECKING:
@@ -38,33 +40,19 @@ def _agent(request: web.Request) -> ExecutorAgent:
     return agent  # type: ignore[no-any-return]
 
 
-def _step_query(request: web.Request) -> tuple[bool, int | None]:
-    setup = "setup" in request.query
-    raw = request.query.get("step")
-    if raw is None:
-        return setup, None
-    try:
-        step = int(raw)
-    except ValueError:
-        raise BadRequest(f"step {raw!r} is not an integer") from None
-    if step < 0:
-        raise BadRequest("step must be >= 0")
-    return setup, step
-
-
 async def push_task(request: web.Request) -> web.Response:
-    outcome = _agent(request).receive(await read_json(request))
+    et, data = ExecutorTask.from_json_with_data(await read_json(request))
+    outcome = _agent(request).receive(et, data)
     return json_response({"result": outcome})
 
 
 async def get_log(request: web.Request) -> web.StreamResponse:
+    query = parse_log_query(request.query)
+    setup, step = query.setup, query.step
     agent = _agent(request)
-    setup, step = _step_query(request)
-    if setup == (step is not None):
-        raise BadRequest("exactly one of setup or step must be given")
     task_id = request.query.get("taskid", "")
     task_dir = agent.task_dir(task_id)
-    follow = "follow" in request.query
+    follow = query.follow
     live = agent.live_logs(task_id)
     live_log = live.live(setup, step) if live is not None else None
     if not (follow and live_log is not None):
@@ -79,10 +67,8 @@ async def get_log(request: web.Request) -> web.StreamResponse:
 
 
 async def get_archive(request: web.Request) -> web.StreamResponse:
+    step = parse_archive_step(request.query)
     agent = _agent(request)
-    _, step = _step_query(request)
-    if step is None:
-        raise BadRequest("step is required")
     task_id = request.query.get("taskid", "")
     path = agent.task_dir(task_id) / "archives" / f"{step}.tar"
     try:

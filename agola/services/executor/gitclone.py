@@ -17,8 +17,41 @@ import tempfile
 from pathlib import Path
 from typing import Mapping
 
+import attrs
+
 from agola.services.executor.drivers.base import Sink
-from agola.services.executor.taskspec import CloneSource
+
+
+@attrs.frozen
+class CloneSource:
+    """Where the clone step fetches from: the run's static environment, as the reference's
+    generated clone script read it (``clone_source``)."""
+
+    repository_url: str
+    ref: str = ""
+    commit_sha: str = ""
+    ssh_private_key: str = attrs.field(default="", repr=False)
+    ssh_host_key: str = ""
+    skip_host_key_check: bool = False
+    # Full header line for HTTP(S) clones, e.g. "Authorization: Bearer <token>". Never logged.
+    http_auth_header: str = attrs.field(default="", repr=False)
+
+
+def clone_source(env: Mapping[str, str]) -> CloneSource | None:
+    """The clone parameters of a task environment (``AGOLA_REPOSITORY_URL``, ``AGOLA_GIT_REF``,
+    ``AGOLA_GIT_COMMITSHA``, ``AGOLA_SSHPRIVKEY``, ``AGOLA_SSHHOSTKEY``,
+    ``AGOLA_SKIPSSHHOSTKEYCHECK``); None without a repository URL."""
+    url = env.get("AGOLA_REPOSITORY_URL", "")
+    if not url:
+        return None
+    return CloneSource(
+        repository_url=url,
+        ref=env.get("AGOLA_GIT_REF", ""),
+        commit_sha=env.get("AGOLA_GIT_COMMITSHA", ""),
+        ssh_private_key=env.get("AGOLA_SSHPRIVKEY", ""),
+        ssh_host_key=env.get("AGOLA_SSHHOSTKEY", ""),
+        skip_host_key_check=bool(env.get("AGOLA_SKIPSSHHOSTKEYCHECK", "")),
+    )
 
 
 class CloneError(Exception):

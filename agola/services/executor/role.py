@@ -13,10 +13,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from agola.roleclients.runservice import RunserviceClient
 from agola.config import Config
 from agola.errors import BadRequest
 from agola.pipeline.cachekey import render_for_task
+from agola.roleclients.runservice import RunserviceClient
 from agola.services.executor.agent import AgentOptions, AgentSettings, ExecutorAgent
 from agola.services.executor.api import build_app
 from agola.services.executor.drivers.base import Driver

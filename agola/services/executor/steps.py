@@ -15,16 +15,18 @@ import re
 import shutil
 import tarfile
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable, Mapping, Union
+from typing import AsyncIterator, Awaitable, Callable, Mapping, Sequence, Union
+
+import attrs
 
 from agola.errors import AgolaError
 from agola.services.executor import gitclone
 from agola.services.executor.drivers.base import Pod, host_arch
 from agola.services.executor.logs import LogFile
 from agola.services.executor.store import ArchiveStore
-from agola.services.executor.taskspec import (
-    DEFAULT_SHELL,
+from agola.types.runservice import (
     CloneStep,
+    ExecutorTaskSpecData,
     RestoreCacheStep,
     RestoreWorkspaceStep,
     RunStep,
@@ -32,9 +34,22 @@ from agola.services.executor.taskspec import (
     SaveContent,
     SaveToWorkspaceStep,
     Step,
-    TaskSpec,
 )
 from agola.util import tarsafe
+
+DEFAULT_SHELL = "/bin/sh -e"
+DEFAULT_WORKING_DIR = "~/project"
+# A save_cache content without paths saves everything under its source dir.
+CACHE_DEFAULT_PATHS = ("**",)
+
+
+def step_user(spec: ExecutorTaskSpecData) -> str:
+    """The user of every step exec: the task ``user``, else container 0's ``user``."""
+    return spec.user or (spec.containers[0].user if spec.containers else "")
+
+
+def cache_contents(step: SaveCacheStep) -> list[SaveContent]:
+    return [c if c.paths else attrs.evolve(c, paths=list(CACHE_DEFAULT_PATHS)) for c in step.contents]
 
 # ----------------------------------------------------------------------------------- cache keys
 
@@ -47,7 +62,7 @@ class KeyContext:
 
     def __init__(self, pod: Pod, working_dir: str, user: str, env: Mapping[str, str], arch: str) -> None:
         self._pod, self._working_dir, self._user = pod, working_dir, user
-        self.env = dict(env)
+        self.env: Mapping[str, str] = dict(env)
         self.arch = arch
 
     async def __call__(self, algo: str, path: str) -> str:
@@ -115,7 +130,7 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z")
 
 
-def workspace_rename(paths: tuple[str, ...], dest_dir: str) -> Callable[[str, tarfile.TarInfo], str | None]:
+def workspace_rename(paths: Sequence[str], dest_dir: str) -> Callable[[str, tarfile.TarInfo], str | None]:
     """For ``filter_archive`` on a ``get_archive`` tar: drop the top dir, keep matches, prefix dest."""
     regexes = [glob_to_regex(p) for p in paths]
     prefix = dest_dir.strip("/")
@@ -146,7 +161,8 @@ class StepRunner:
     def __init__(
         self,
         *,
-        spec: TaskSpec,
+        task_id: str,
+        spec: ExecutorTaskSpecData,
         pod: Pod,
         task_dir: Path,
         store: ArchiveStore,
@@ -155,11 +171,11 @@ class StepRunner:
         render_key: RenderKey = default_render_key,
         arch: str = "",
     ) -> None:
-        self.spec, self.pod, self.task_dir, self.store = spec, pod, task_dir, store
+        self.task_id, self.spec, self.pod, self.task_dir, self.store = task_id, spec, pod, task_dir, store
         self.working_dir, self.home = working_dir, home
         self.render_key = render_key
         self.arch = arch or host_arch()
-        self.user = spec.step_user
+        self.user = step_user(spec)
         self.tmp = task_dir / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
         self._executables: dict[str, bool] = {}
@@ -216,7 +232,7 @@ class StepRunner:
     # ------------------------------------------------------------------------------------ clone
 
     async def clone(self, step: CloneStep, log: LogFile) -> int:
-        source = self.spec.effective_clone_source()
+        source = gitclone.clone_source(self.spec.environment)
         if source is None:
             raise StepFailed("no repository to clone (AGOLA_REPOSITORY_URL is not set)")
         checkout_dir = self.tmp / "checkout"
@@ -236,7 +252,7 @@ class StepRunner:
 
     # -------------------------------------------------------------------------------- archives
 
-    async def build_archive(self, contents: tuple[SaveContent, ...], out_path: Path, log: LogFile) -> int:
+    async def build_archive(self, contents: Sequence[SaveContent], out_path: Path, log: LogFile) -> int:
         """One tar of the globbed ``contents`` (read from the pod, filtered safely on the host)."""
         count = 0
         # Links may point outside (a virtualenv's bin/python -> /usr/bin/python3): kept as links.
@@ -264,7 +280,7 @@ class StepRunner:
         archives.mkdir(exist_ok=True)
         archive = archives / f"{index}.tar"
         await self.build_archive(step.contents, archive, log)
-        await self.store.put_workspace(self.spec.task_id, index, archive)
+        await self.store.put_workspace(self.task_id, index, archive)
         return 0
 
     async def restore_workspace(self, step: RestoreWorkspaceStep, log: LogFile) -> int:
@@ -293,7 +309,7 @@ class StepRunner:
         archive = self.task_dir / "archives" / f"cache-{index}.tar"
         archive.parent.mkdir(exist_ok=True)
         try:
-            await self.build_archive(step.contents, archive, log)
+            await self.build_archive(cache_contents(step), archive, log)
             await self.store.put_cache(full, archive)
         finally:
             archive.unlink(missing_ok=True)
@@ -321,11 +337,14 @@ def _create_tar(src: Path, dst: Path) -> None:
 
 
 __all__ = [
+    "DEFAULT_SHELL",
+    "DEFAULT_WORKING_DIR",
     "KeyContext",
     "RenderKey",
     "StepFailed",
     "StepRunner",
     "default_render_key",
     "glob_to_regex",
+    "step_user",
     "workspace_rename",
 ]

@@ -13,10 +13,11 @@ import asyncio
 import os
 import shutil
 from pathlib import Path
-from typing import Any, AsyncIterator, Protocol
+from typing import AsyncIterator, Protocol
 from urllib.parse import quote
 
 from agola.errors import BadRequest, NotExist
+from agola.roleclients.runservice import RunserviceClient
 
 CHUNK = 256 * 1024
 
@@ -108,8 +109,8 @@ class RunserviceArchiveStore:
     ``upload_workspaces`` they are pushed as soon as they are made instead.
     """
 
-    def __init__(self, client: Any, *, upload_workspaces: bool = False) -> None:
-        self.client = client  # agola.roleclients.runservice.RunserviceClient
+    def __init__(self, client: RunserviceClient, *, upload_workspaces: bool = False) -> None:
+        self.client = client
         self.upload_workspaces = upload_workspaces
 
     async def put_workspace(self, task_id: str, step: int, archive: Path) -> None:
@@ -118,18 +119,17 @@ class RunserviceArchiveStore:
                 await self.client.upload_archive(task_id, step, body)
 
     def get_workspace(self, task_id: str, step: int) -> AsyncIterator[bytes]:
-        stream: AsyncIterator[bytes] = self.client.get_archive(task_id, step)
-        return stream
+        return self.client.get_archive(task_id, step)
 
     async def cache_exists(self, key: str) -> bool:
-        return bool(await self.client.cache_exists(_check_key(key)))
+        return await self.client.cache_exists(_check_key(key))
 
     async def put_cache(self, key: str, archive: Path) -> None:
         with open(archive, "rb") as body:
             await self.client.put_cache(_check_key(key), body)  # 304 = someone else saved it: fine
 
     async def open_cache(self, prefix: str) -> AsyncIterator[bytes] | None:
-        stream: AsyncIterator[bytes] = self.client.get_cache(_check_key(prefix), prefix=True)
+        stream = self.client.get_cache(_check_key(prefix), prefix=True)
         try:
             first = await stream.__anext__()
         except NotExist:

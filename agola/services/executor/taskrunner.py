@@ -2,7 +2,8 @@
 
 This is the in-process API the executor role builds on::
 
-    runner = TaskRunner(spec, driver, executor_id=..., data_dir=..., store=..., on_status=report)
+    runner = TaskRunner(task_id, spec_data, driver, executor_id=..., data_dir=..., store=...,
+                        on_status=report)
     status = await runner.run()          # returns when the task is finished
     runner.stop()                        # from elsewhere: kills the pod, running step -> stopped
     runner.logs                          # live TaskLogs (follow a step's log while it runs)
@@ -22,6 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+import attrs
+
 from agola.errors import AgolaError
 from agola.services.executor.drivers.base import (
     ContainerSpec,
@@ -33,23 +36,34 @@ from agola.services.executor.drivers.base import (
     split_entrypoint,
 )
 from agola.services.executor.logs import LogFile, TaskLogs
-from agola.services.executor.steps import RenderKey, StepRunner, default_render_key
+from agola.services.executor.steps import (
+    DEFAULT_WORKING_DIR,
+    RenderKey,
+    StepRunner,
+    default_render_key,
+    step_user,
+)
 from agola.services.executor.store import ArchiveStore
-from agola.services.executor.taskspec import Phase, StepStatus, TaskSpec, TaskStatus
+from agola.types.runservice import (
+    ExecutorTaskPhase,
+    ExecutorTaskSpecData,
+    ExecutorTaskStatus,
+    ExecutorTaskStepStatus,
+)
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
 
-OnStatus = Callable[[TaskStatus], "Awaitable[None] | None"]
+OnStatus = Callable[[ExecutorTaskStatus], "Awaitable[None] | None"]
 
 
-def pod_spec_for(spec: TaskSpec, executor_id: str) -> PodSpec:
+def pod_spec_for(task_id: str, spec: ExecutorTaskSpecData, executor_id: str) -> PodSpec:
     """The pod a task asks for (§7.4: container env, user, privileged, tmpfs volumes, entrypoint)."""
     return PodSpec(
-        task_id=spec.task_id,
+        task_id=task_id,
         executor_id=executor_id,
-        arch=spec.arch,
-        exec_user=spec.step_user,
+        arch=spec.arch or "",
+        exec_user=step_user(spec),
         containers=tuple(
             ContainerSpec(
                 image=c.image,
@@ -57,7 +71,8 @@ def pod_spec_for(spec: TaskSpec, executor_id: str) -> PodSpec:
                 entrypoint=split_entrypoint(c.entrypoint),
                 user=c.user,
                 privileged=c.privileged,
-                tmpfs=tuple(TmpfsMount(v.path, v.tmpfs_size) for v in c.volumes),
+                # Every volume is a tmpfs; size 0 = the engine's default.
+                tmpfs=tuple(TmpfsMount(v.path, v.tmpfs.size if v.tmpfs else 0) for v in c.volumes),
             )
             for c in spec.containers
         ),
@@ -68,10 +83,23 @@ def pod_spec_for(spec: TaskSpec, executor_id: str) -> PodSpec:
     )
 
 
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _step_started(step: ExecutorTaskStepStatus) -> ExecutorTaskStepStatus:
+    return attrs.evolve(step, phase=ExecutorTaskPhase.RUNNING, start_time=_now())
+
+
+def _step_finished(step: ExecutorTaskStepStatus, phase: ExecutorTaskPhase, exit_status: int | None = None) -> ExecutorTaskStepStatus:
+    return attrs.evolve(step, phase=phase, end_time=_now(), exit_status=exit_status)
+
+
 class TaskRunner:
     def __init__(
         self,
-        spec: TaskSpec,
+        task_id: str,
+        spec: ExecutorTaskSpecData,
         driver: Driver,
         *,
         executor_id: str,
@@ -81,15 +109,17 @@ class TaskRunner:
         on_status: OnStatus | None = None,
         keep_pod: bool = False,
     ) -> None:
+        self.task_id = task_id
         self.spec = spec
         self.driver = driver
         self.executor_id = executor_id
-        self.task_dir = Path(data_dir) / "tasks" / spec.task_id
+        self.task_dir = Path(data_dir) / "tasks" / task_id
         self.store = store
         self.render_key = render_key
         self.on_status = on_status
         self.keep_pod = keep_pod  # tests and debugging: leave the pod for inspection
-        self.status = TaskStatus(task_id=spec.task_id, steps=[StepStatus() for _ in spec.steps])
+        # Replaced (never mutated) on each change: a reported status stays as it was sent.
+        self.status = ExecutorTaskStatus(id=task_id, steps=[ExecutorTaskStepStatus() for _ in spec.steps])
         self.logs: TaskLogs | None = None
         self.pod: Pod | None = None
         self._stop_requested = False
@@ -103,7 +133,7 @@ class TaskRunner:
     def finished(self) -> bool:
         return self._finished.is_set()
 
-    async def wait(self) -> TaskStatus:
+    async def wait(self) -> ExecutorTaskStatus:
         await self._finished.wait()
         return self.status
 
@@ -112,13 +142,13 @@ class TaskRunner:
         if self._stop_requested or self.finished:
             return
         self._stop_requested = True
-        self.status.timedout = timedout
+        self._update(timedout=timedout)
         if self._current is not None and not self._current.done():
             self._current.cancel()
         if self.pod is not None:
             asyncio.get_running_loop().create_task(self._kill_pod())
 
-    async def run(self) -> TaskStatus:
+    async def run(self) -> ExecutorTaskStatus:
         try:
             await self._run()
         finally:
@@ -129,6 +159,17 @@ class TaskRunner:
 
     # ------------------------------------------------------------------------------- internals
 
+    def _update(self, **changes: Any) -> None:
+        self.status = attrs.evolve(self.status, **changes)
+
+    def _set_setup_step(self, step: ExecutorTaskStepStatus) -> None:
+        self._update(setup_step=step)
+
+    def _set_step(self, index: int, step: ExecutorTaskStepStatus) -> None:
+        steps = list(self.status.steps)
+        steps[index] = step
+        self._update(steps=steps)
+
     async def _report(self) -> None:
         if self.on_status is None:
             return
@@ -137,7 +178,7 @@ class TaskRunner:
             if inspect.isawaitable(result):
                 await result
         except Exception as exc:  # noqa: BLE001 - reporting must not break the task
-            log.warning("task status report failed", task_id=self.spec.task_id, error=str(exc))
+            log.warning("task status report failed", task_id=self.task_id, error=str(exc))
 
     async def _kill_pod(self) -> None:
         if self.pod is not None:
@@ -146,25 +187,23 @@ class TaskRunner:
             except Exception as exc:  # noqa: BLE001
                 log.warning("cannot stop pod", pod_id=self.pod.id, error=str(exc))
 
-    def _end(self, phase: Phase) -> None:
-        self.status.phase = phase
-        self.status.end_time = datetime.now(timezone.utc)
+    def _end(self, phase: ExecutorTaskPhase) -> None:
+        self._update(phase=phase, end_time=_now())
 
     async def _run(self) -> None:
         if self._stop_requested:
-            self._end(Phase.CANCELLED)
+            self._end(ExecutorTaskPhase.CANCELLED)
             await self._report()
             return
         shutil.rmtree(self.task_dir, ignore_errors=True)
         self.task_dir.mkdir(parents=True)
         self.logs = TaskLogs(self.task_dir)
-        self.status.phase = Phase.RUNNING
-        self.status.start_time = datetime.now(timezone.utc)
-        self.status.setup_step.start()
+        self._update(phase=ExecutorTaskPhase.RUNNING, start_time=_now(), setup_step=_step_started(self.status.setup_step))
         await self._report()
         timer = None
-        if self.spec.task_timeout_interval:
-            timer = asyncio.get_running_loop().call_later(self.spec.task_timeout_interval, self._on_timeout)
+        timeout = self.spec.task_timeout_interval
+        if timeout:
+            timer = asyncio.get_running_loop().call_later(timeout.total_seconds(), self._on_timeout)
         try:
             runner = await self._setup(self.logs.setup)
             if runner is None:
@@ -181,7 +220,8 @@ class TaskRunner:
     def _on_timeout(self) -> None:
         if self.finished or self._stop_requested:
             return
-        message = f"Task timed out after {self.spec.task_timeout_interval:g}s: stopping it."
+        timeout = self.spec.task_timeout_interval.total_seconds() if self.spec.task_timeout_interval else 0.0
+        message = f"Task timed out after {timeout:g}s: stopping it."
         for target in (self._current_log, self.logs.setup if self.logs else None):
             if target is not None and not target.finished:
                 target.write_nowait(message.encode() + b"\n")
@@ -200,18 +240,22 @@ class TaskRunner:
         if task.cancelled() or self._stop_requested:
             reason = "task timed out during setup" if self.status.timedout else "task stopped during setup"
             await setup_log.line(reason[0].upper() + reason[1:] + ".")
-            return await self._setup_failed(Phase.STOPPED, reason)
+            await self._setup_failed(ExecutorTaskPhase.STOPPED, reason)
+            return None
         exc = task.exception()
         if isinstance(exc, _SetupFailed):
             await setup_log.line(str(exc))
-            return await self._setup_failed(Phase.FAILED, str(exc))
+            await self._setup_failed(ExecutorTaskPhase.FAILED, str(exc))
+            return None
         if exc is not None:  # e.g. the engine went away: a failed setup, not an executor crash
             await setup_log.line(f"Pod failed to start. Error: {exc}")
-            return await self._setup_failed(Phase.FAILED, str(exc))
-        self.status.setup_step.finish(Phase.SUCCESS)
+            await self._setup_failed(ExecutorTaskPhase.FAILED, str(exc))
+            return None
+        self._set_setup_step(_step_finished(self.status.setup_step, ExecutorTaskPhase.SUCCESS))
         setup_log.close()
         await self._report()
-        return task.result()
+        runner: StepRunner = task.result()
+        return runner
 
     async def _prepare(self, setup_log: LogFile) -> StepRunner:
         spec = self.spec
@@ -219,27 +263,28 @@ class TaskRunner:
         # setup log gets the driver's refusal message (PRIVILEGED_REFUSED for Docker).
         await setup_log.line("Starting pod.")
         try:
-            self.pod = await self.driver.create_pod(pod_spec_for(spec, self.executor_id), setup_log.write)
+            self.pod = await self.driver.create_pod(pod_spec_for(self.task_id, spec, self.executor_id), setup_log.write)
         except (AgolaError, OSError) as exc:
             raise _SetupFailed(f"Pod failed to start. Error: {exc}") from exc
         await setup_log.line("Pod started.")
-        working_dir = spec.working_dir or "~/project"
+        working_dir = spec.working_dir or DEFAULT_WORKING_DIR
+        user = step_user(spec)
         await setup_log.line(f'Creating working dir "{working_dir}".')
         try:
-            working_dir = await self.pod.make_working_dir(working_dir, spec.step_user)
+            working_dir = await self.pod.make_working_dir(working_dir, user)
         except AgolaError as exc:
             raise _SetupFailed(f'Failed to create working dir "{working_dir}". Error: {exc}') from exc
-        home = await self.pod.home_dir(spec.step_user) if "~" in "".join(_tilde_paths(spec)) else "/"
+        home = await self.pod.home_dir(user) if "~" in "".join(_tilde_paths(spec)) else "/"
         runner = StepRunner(
-            spec=spec, pod=self.pod, task_dir=self.task_dir, store=self.store,
-            working_dir=working_dir, home=home, render_key=self.render_key, arch=spec.arch,
+            task_id=self.task_id, spec=spec, pod=self.pod, task_dir=self.task_dir, store=self.store,
+            working_dir=working_dir, home=home, render_key=self.render_key, arch=spec.arch or "",
         )
         return runner
 
-    async def _setup_failed(self, phase: Phase, reason: str) -> None:
-        self.status.setup_step.finish(phase)
-        self.status.fail_error = reason
-        self._end(Phase.FAILED if self.status.timedout else phase)
+    async def _setup_failed(self, phase: ExecutorTaskPhase, reason: str) -> None:
+        self._set_setup_step(_step_finished(self.status.setup_step, phase))
+        self._update(fail_error=reason)
+        self._end(ExecutorTaskPhase.FAILED if self.status.timedout else phase)
         return None
 
     async def _steps(self, runner: StepRunner) -> None:
@@ -247,10 +292,9 @@ class TaskRunner:
         for index, step in enumerate(self.spec.steps):
             if self._stop_requested:
                 break
-            status = self.status.steps[index]
             step_log = self.logs.step(index)
             self._current_log = step_log
-            status.start()
+            self._set_step(index, _step_started(self.status.steps[index]))
             await self._report()
             self._current = asyncio.create_task(runner.run_step(index, step, step_log))
             try:
@@ -260,28 +304,29 @@ class TaskRunner:
                 raise
             if self._current.cancelled() or self._stop_requested:
                 await step_log.line("Task stopped." if not self.status.timedout else "Step stopped: task timed out.")
-                status.finish(Phase.STOPPED)
+                phase, rc = ExecutorTaskPhase.STOPPED, None
             elif self._current.exception() is not None:
                 exc = self._current.exception()
                 await step_log.line(f"Error: {exc}")
-                status.finish(Phase.FAILED)
+                phase, rc = ExecutorTaskPhase.FAILED, None
             else:
                 rc = self._current.result()
-                status.finish(Phase.SUCCESS if rc == 0 else Phase.FAILED, rc)
+                phase = ExecutorTaskPhase.SUCCESS if rc == 0 else ExecutorTaskPhase.FAILED
+            self._set_step(index, _step_finished(self.status.steps[index], phase, rc))
             step_log.close()
             self._current = None
             self._current_log = None
-            if status.phase != Phase.SUCCESS:
+            if phase != ExecutorTaskPhase.SUCCESS:
                 break
             await self._report()
         if self.status.timedout:
-            self._end(Phase.FAILED)
+            self._end(ExecutorTaskPhase.FAILED)
         elif self._stop_requested:
-            self._end(Phase.STOPPED)
-        elif all(s.phase == Phase.SUCCESS for s in self.status.steps):
-            self._end(Phase.SUCCESS)
+            self._end(ExecutorTaskPhase.STOPPED)
+        elif all(s.phase == ExecutorTaskPhase.SUCCESS for s in self.status.steps):
+            self._end(ExecutorTaskPhase.SUCCESS)
         else:
-            self._end(Phase.FAILED)
+            self._end(ExecutorTaskPhase.FAILED)
 
     async def _cleanup(self) -> None:
         if self.pod is not None and not self.keep_pod:
@@ -301,7 +346,7 @@ async def _cancel_and_settle(task: asyncio.Task[Any], grace: float = 10.0) -> No
     await asyncio.wait({task}, timeout=grace)
 
 
-def _tilde_paths(spec: TaskSpec) -> list[str]:
+def _tilde_paths(spec: ExecutorTaskSpecData) -> list[str]:
     """Step paths that may need the home dir (looked up only when one starts with ``~``)."""
     paths = []
     for step in spec.steps:
@@ -314,6 +359,3 @@ def _tilde_paths(spec: TaskSpec) -> list[str]:
                 paths.append(content.source_dir)
     return paths
 
-
-def status_json(status: TaskStatus) -> dict[str, Any]:
-    return status.to_json()

@@ -14,7 +14,8 @@ from typing import Awaitable, Callable
 import aiohttp
 import attrs
 
-from agola.errors import BadRequest, Conflict, NotExist
+from agola.errors import AgolaError, BadRequest, Conflict, NotExist, Unavailable
+from agola.roleclients.executor import ExecutorClient
 from agola.services.runservice import logic
 from agola.services.runservice.logic.executors import HEARTBEAT_EXPIRY
 from agola.services.runservice.store import RunChangeGroupsToken, RunStore
@@ -33,7 +34,6 @@ from agola.util.log import get_logger
 log = get_logger(__name__)
 
 RETRIES = 20
-EXECUTOR_API = "/api/v1alpha/executor"
 
 
 @attrs.frozen(kw_only=True)
@@ -156,12 +156,18 @@ class RunserviceCore:
             raise NotExist(f"run config {et.spec.run_id} does not exist")
         return logic.executor_task_spec_data(run, rc, et.id)
 
-    async def task_with_data(self, et: ExecutorTask) -> dict:  # type: ignore[type-arg]
+    async def spec_data_if_any(self, et: ExecutorTask) -> ExecutorTaskSpecData | None:
         try:
-            return et.to_json(await self.spec_data(et))
+            return await self.spec_data(et)
         except NotExist:
-            # Its run is gone: the executor only needs to know it must stop.
-            return et.to_json()
+            return None  # its run is gone: the executor only needs to know it must stop
+
+    async def task_with_data(self, et: ExecutorTask) -> dict:  # type: ignore[type-arg]
+        return et.to_json(await self.spec_data_if_any(et))
+
+    def executor_client(self, executor: Executor) -> ExecutorClient:
+        """A client of ``executor``'s API on our session (cheap: make one per use)."""
+        return ExecutorClient(executor.listen_url, session=self.session, timeout=self.options.executor_timeout)
 
     async def push_task(self, et: ExecutorTask, executor: Executor | None = None, run: Run | None = None) -> bool:
         """POST the task with its spec data to its executor. Failures are fine: executors poll."""
@@ -169,19 +175,19 @@ class RunserviceCore:
             executor = await self.store.get_executor(et.spec.executor_id)
         if executor is None or not executor.listen_url:
             return False
+        data = await self.spec_data(et, run) if run is not None else await self.spec_data_if_any(et)
         try:
-            body = et.to_json(await self.spec_data(et, run)) if run is not None else await self.task_with_data(et)
-            url = executor.listen_url.rstrip("/") + EXECUTOR_API
-            timeout = aiohttp.ClientTimeout(total=self.options.executor_timeout)
-            async with self.session.post(url, json=body, timeout=timeout) as resp:
-                if resp.status >= 400:
-                    log.warning("executor refused task", executor=executor.id, task=et.id, status=resp.status)
-                    return False
+            await self.executor_client(executor).push_task(et, data)
             return True
+        except Unavailable as exc:
+            log.info("pushing task to executor failed (it will poll)", executor=executor.id, task=et.id,
+                     error=exc.message)
+        except AgolaError as exc:
+            log.warning("executor refused task", executor=executor.id, task=et.id, error=exc.message)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.info("pushing task to executor failed (it will poll)", executor=executor.id, task=et.id,
                      error=repr(exc))
-            return False
+        return False
 
     async def apply_task_status(self, et: ExecutorTask) -> bool:
         """Copy an executor task's status onto its run task (retrying on conflicts)."""

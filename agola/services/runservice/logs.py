@@ -7,21 +7,19 @@ an empty marker ``logs/<runTaskID>/runs/<runID>`` for every run using these logs
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from typing import AsyncIterator, Mapping
 
-import aiohttp
 import attrs
 
-from agola.errors import BadRequest, NotExist, Unavailable
+from agola.errors import BadRequest, NotExist
+from agola.roleclients.base import ResponseStream
 from agola.services.runservice.core import RunserviceCore
 from agola.services.runservice.logic.fetching import log_archived, log_object_path, log_selector
 from agola.types.runservice import Executor, Run, RunTask
+from agola.types.stepquery import StepQuery, parse_archive_step, parse_log_query
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
-
-EXECUTOR_LOGS = "/api/v1alpha/executor/logs"
-RELAY_CHUNK = 64 * 1024
 
 
 @attrs.frozen
@@ -38,13 +36,6 @@ class LogRef:
     def archived(self) -> bool:
         return log_archived(self.task, self.step)
 
-    def executor_params(self) -> dict[str, str]:
-        params = {"taskid": self.task.id}
-        if self.step is None:
-            params["setup"] = ""
-        else:
-            params["step"] = str(self.step)
-        return params
 
 
 async def resolve_log(core: RunserviceCore, run_id: str, task_id: str, *, setup: bool, step: int | None) -> LogRef:
@@ -88,31 +79,8 @@ async def live_log(core: RunserviceCore, ref: LogRef, follow: bool) -> AsyncIter
     """Relay the executor's log stream. Opens the upstream response before returning, so errors
     (404, executor unreachable) surface before our response starts."""
     executor = await _task_executor(core, ref.task.id)
-    params = ref.executor_params()
-    if follow:
-        params["follow"] = ""
-    url = executor.listen_url.rstrip("/") + EXECUTOR_LOGS
-    try:
-        resp = await core.session.get(url, params=params, timeout=aiohttp.ClientTimeout(
-            total=None, sock_connect=core.options.executor_timeout))
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        raise Unavailable(f"executor {executor.id} unreachable: {exc!r}") from None
-    if resp.status == 404:
-        resp.release()
-        raise NotExist("no log on executor")
-    if resp.status >= 400:
-        resp.release()
-        raise Unavailable(f"executor {executor.id} answered {resp.status}")
-
-    async def chunks() -> AsyncIterator[bytes]:
-        try:
-            # iter_any hands over whatever arrived at once: followers see lines as they come.
-            async for chunk in resp.content.iter_any():
-                yield chunk
-        finally:
-            resp.release()
-
-    return chunks()
+    stream = core.executor_client(executor).get_log(ref.task.id, StepQuery.of(ref.step, follow=follow))
+    return await stream.open()
 
 
 async def delete_log(core: RunserviceCore, ref: LogRef) -> None:
@@ -124,22 +92,33 @@ async def delete_log(core: RunserviceCore, ref: LogRef) -> None:
         raise NotExist(f"no log for task {ref.task.id}") from None
 
 
+async def fetch_log(core: RunserviceCore, executor: Executor, task_id: str, step: int | None, object_path: str) -> bool:
+    """Copy a finished log (``step`` None: the setup's) from the executor into ``object_path``,
+    streamed. False when the executor has none."""
+    return await _store(core, core.executor_client(executor).get_log(task_id, StepQuery.of(step)), object_path)
+
+
+async def fetch_archive(core: RunserviceCore, executor: Executor, task_id: str, step: int, object_path: str) -> bool:
+    """Copy a workspace archive from the executor into ``object_path``, streamed. False when missing."""
+    return await _store(core, core.executor_client(executor).get_archive(task_id, step), object_path)
+
+
 async def fetch_from_executor(
-    core: RunserviceCore, executor: Executor, path: str, params: dict[str, str], object_path: str
+    core: RunserviceCore, executor: Executor, path: str, params: Mapping[str, str], object_path: str
 ) -> bool:
-    """Copy ``GET <executor><path>?params`` into ``object_path``, streamed. False on 404."""
-    url = executor.listen_url.rstrip("/") + path
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=core.options.executor_timeout,
-                                    sock_read=core.options.executor_timeout * 3)
-    async with core.session.get(url, params=params, timeout=timeout) as resp:
-        if resp.status == 404:
-            return False
-        if resp.status >= 400:
-            raise Unavailable(f"executor {executor.id} answered {resp.status} for {path}")
+    """``fetch_log`` or ``fetch_archive`` as the executor API path and query name them (the form
+    the fetcher loop calls)."""
+    task_id = params.get("taskid", "")
+    if path.endswith("/archives"):
+        return await fetch_archive(core, executor, task_id, parse_archive_step(params), object_path)
+    return await fetch_log(core, executor, task_id, parse_log_query(params).step, object_path)
 
-        async def body() -> AsyncIterator[bytes]:
-            async for chunk in resp.content.iter_chunked(RELAY_CHUNK):
-                yield chunk
 
-        await core.ost.write(object_path, body(), size=resp.content_length)
+async def _store(core: RunserviceCore, stream: ResponseStream, object_path: str) -> bool:
+    try:
+        await stream.open()
+    except NotExist:
+        return False
+    async with stream:
+        await core.ost.write(object_path, stream, size=stream.content_length)
     return True

@@ -5,8 +5,9 @@ data dir, so its executor id (a fresh UUID in its data dir) is unique on the sha
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import pytest
 

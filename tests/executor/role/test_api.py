@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import aiohttp
 import pytest
@@ -13,7 +14,7 @@ from agola.services.executor.drivers.base import ContainerSpec, PodSpec
 from agola.services.executor.drivers.docker import DockerDriver, DockerDriverConfig
 from agola.services.executor.identity import executor_id
 from agola.types.runservice import ExecutorTaskStepStatus, RunPhase, RunResult, SaveContent, SaveToWorkspaceStep
-from tests.executor.role.conftest import ExecutorInstance, FAST_AGENT, executor_config, run_step, start, task, wait_run
+from tests.executor.role.conftest import FAST_AGENT, ExecutorInstance, executor_config, run_step, start, task, wait_run
 from tests.runservice.role.conftest import Instance
 from tests.support.services import BUSYBOX_BIN, BUSYBOX_IMAGE, free_port
 from tests.support.waiting import wait_for

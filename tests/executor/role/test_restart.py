@@ -8,8 +8,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from agola.services.executor.agent import LOST_TASK_ERROR
 from agola.services.executor.drivers.docker import DockerDriver, DockerDriverConfig

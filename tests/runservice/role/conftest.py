@@ -4,15 +4,16 @@ S3) served on loopback, and a scripted executor speaking the executor protocol."
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from aiohttp import web
 
-from agola.roleclients.runservice import RunserviceClient
 from agola.config import parse_config
+from agola.roleclients.runservice import RunserviceClient
 from agola.services.role import WebServer
 from agola.services.runservice.core import RunserviceOptions
 from agola.services.runservice.role import RunserviceRole
@@ -22,6 +23,7 @@ from agola.types.runservice import (
     Container,
     DependCondition,
     Executor,
+    ExecutorTask,
     RunConfigTask,
     RunConfigTaskDepend,
     RunCreateRequest,
@@ -31,6 +33,7 @@ from agola.types.runservice import (
     SaveToWorkspaceStep,
     Step,
 )
+from agola.types.stepquery import parse_archive_step, parse_log_query
 from tests.support.services import free_port
 
 GROUP = "/project/p1/branch/master"
@@ -219,8 +222,8 @@ class ScriptedExecutor:
     async def poll(self) -> None:
         """The executor's fallback: fetch the task list from the runservice."""
         assert self.client is not None
-        for task in await self.client.executor_tasks_raw(self.id):
-            await self._got(task)
+        for task, data in await self.client.executor_tasks(self.id):
+            await self._got(task.to_json(data))
 
     async def _got(self, task: dict[str, Any]) -> None:
         async with self.new_task:
@@ -235,9 +238,9 @@ class ScriptedExecutor:
         return web.Response()
 
     async def _log(self, request: web.Request) -> web.StreamResponse:
-        q = request.query
-        which = "setup" if "setup" in q else q["step"]
-        key = (q["taskid"], which)
+        q = parse_log_query(request.query)
+        which = "setup" if q.setup else str(q.step)
+        key = (request.query["taskid"], which)
         if key not in self.logs:
             return web.Response(status=404)
         resp = web.StreamResponse()
@@ -249,7 +252,7 @@ class ScriptedExecutor:
             if len(data) > sent:
                 await resp.write(bytes(data[sent:]))
                 sent = len(data)
-            if "follow" not in q or key in self.finished_logs:
+            if not q.follow or key in self.finished_logs:
                 if len(self.logs[key]) == sent:
                     break
                 continue
@@ -258,7 +261,7 @@ class ScriptedExecutor:
         return resp
 
     async def _archive(self, request: web.Request) -> web.Response:
-        key = (request.query["taskid"], int(request.query["step"]))
+        key = (request.query["taskid"], parse_archive_step(request.query))
         if key not in self.archives:
             return web.Response(status=404)
         return web.Response(body=self.archives[key])
@@ -293,7 +296,8 @@ class ScriptedExecutor:
             "start_time": now,
             "end_time": None if phase == "running" else now,
         }
-        await self.client.update_executor_task_status(self.id, {"id": task_id, "spec": task["spec"], "status": status})
+        reported = ExecutorTask.from_json({"id": task_id, "spec": task["spec"], "status": status})  # drops the spec data
+        await self.client.update_executor_task_status(self.id, reported)
 
     async def run_task(self, task_id: str, result: str = "success") -> None:
         """Run a task to ``result`` with a log line per step, as a real executor would."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
 import attrs
 import pytest
@@ -85,11 +86,12 @@ async def test_executor_polls_tasks_with_spec_data(rs: Instance, make_executor: 
     [task] = ex.pushed
     assert task["spec"]["environment"] == {"CI": "true", "X": "1"}
     assert task["spec"]["cache_prefix"] == "p1"
-    # The executor's own task spec parser reads what we send.
-    from agola.services.executor.taskspec import TaskSpec
+    # The executor decodes what we send with the wire types.
+    from agola.types.runservice import ExecutorTask, RunStep
 
-    spec = TaskSpec.from_json(task["id"], task["spec"])
-    assert spec.containers[0].image == "busybox" and spec.steps[0].command == "echo 0"  # type: ignore[union-attr]
+    _, spec = ExecutorTask.from_json_with_data(task)
+    assert spec is not None and spec.containers[0].image == "busybox"
+    assert isinstance(spec.steps[0], RunStep) and spec.steps[0].command == "echo 0"
     assert ex.client is not None
     et, data = await ex.client.executor_task(ex.id, "a")
     assert et.spec.run_id == run.id and data is not None and data.task_name == "a"

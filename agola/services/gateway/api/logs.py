@@ -7,7 +7,8 @@ from aiohttp import web
 from agola.errors import AgolaError, BadRequest
 from agola.services.gateway.actions import runs as actions
 from agola.services.gateway.api.common import ctx, no_content
-from agola.util.http import API_PREFIX, query_bool
+from agola.types.stepquery import StepQuery, parse_log_query
+from agola.util.http import API_PREFIX
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
@@ -18,32 +19,20 @@ def _param(request: web.Request, camel: str) -> str:
     return request.query.get(camel) or request.query.get(camel.lower()) or ""
 
 
-def _target(request: web.Request) -> tuple[str, str, bool, int | None]:
+def _target(request: web.Request) -> tuple[str, str, StepQuery]:
     run_id, task_id = _param(request, "runID"), _param(request, "taskID")
     if not run_id:
         raise BadRequest("empty run id")
     if not task_id:
         raise BadRequest("empty task id")
-    setup = "setup" in request.query
-    raw_step = request.query.get("step")
-    if setup == (raw_step is not None):
-        raise BadRequest("exactly one of setup or step is required")
-    step: int | None = None
-    if raw_step is not None:
-        try:
-            step = int(raw_step)
-        except ValueError:
-            raise BadRequest(f"step {raw_step!r} is not an integer") from None
-        if step < 0:
-            raise BadRequest("step must be >= 0")
-    return run_id, task_id, setup, step
+    return run_id, task_id, parse_log_query(request.query)
 
 
 async def get_log(request: web.Request) -> web.StreamResponse:
     svc, ident = await ctx(request)
-    run_id, task_id, setup, step = _target(request)
-    stream = await actions.get_log(svc, ident, run_id, task_id, setup=setup, step=step,
-                                   follow=query_bool(request, "follow"))
+    run_id, task_id, query = _target(request)
+    stream = await actions.get_log(svc, ident, run_id, task_id, setup=query.setup, step=query.step,
+                                   follow=query.follow)
     iterator = stream.__aiter__()
     # Pull the first chunk before answering, so a missing log is a proper error status.
     try:
@@ -72,8 +61,8 @@ async def get_log(request: web.Request) -> web.StreamResponse:
 
 async def delete_log(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
-    run_id, task_id, setup, step = _target(request)
-    await actions.delete_log(svc, ident, run_id, task_id, setup=setup, step=step)
+    run_id, task_id, query = _target(request)
+    await actions.delete_log(svc, ident, run_id, task_id, setup=query.setup, step=query.step)
     return no_content()
 
 

@@ -6,7 +6,7 @@ from typing import AsyncIterator, Protocol
 
 from aiohttp import web
 
-from agola.errors import BadRequest, Unavailable
+from agola.errors import Unavailable
 from agola.services.runservice.core import RunserviceCore
 from agola.services.runservice.readdb import RunReadDB
 from agola.services.runservice.store import RunStore
@@ -52,21 +52,6 @@ def readdb_of(request: web.Request) -> RunReadDB:
     if role.readdb is None:
         raise Unavailable("runservice readdb not running")
     return role.readdb
-
-
-def query_step(request: web.Request) -> tuple[bool, int | None]:
-    """``setup`` flag and ``step=N`` of log and archive requests."""
-    setup = "setup" in request.query
-    raw = request.query.get("step")
-    step: int | None = None
-    if raw is not None:
-        try:
-            step = int(raw)
-        except ValueError:
-            raise BadRequest(f"step {raw!r} is not an integer") from None
-        if step < 0:
-            raise BadRequest("step must be >= 0")
-    return setup, step
 
 
 async def stream_body(

@@ -11,10 +11,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from agola.errors import AlreadyExists, BadRequest, NotExist
-from agola.services.runservice.api.common import core_of, query_step, request_chunks, stream_body
+from agola.services.runservice.api.common import core_of, request_chunks, stream_body
 from agola.services.runservice.archives import find_cache, open_object, put_cache, workspace_archive
 from agola.services.runservice.logic.fetching import archive_object_path, log_object_path, validate_cache_key
 from agola.types.runservice import Executor, ExecutorTask
+from agola.types.stepquery import parse_archive_step, parse_log_query
 from agola.util.http import API_PREFIX, json_response, read_json
 
 P = f"{API_PREFIX}/executor"
@@ -73,24 +74,20 @@ async def _upload(request: web.Request, path: str) -> web.Response:
 
 
 async def upload_log(request: web.Request) -> web.Response:
-    setup, step = query_step(request)
-    if setup == (step is not None):
-        raise BadRequest("exactly one of setup or step must be given")
+    step = parse_log_query(request.query).step
     return await _upload(request, log_object_path(request.query.get("taskid", ""), step))
 
 
 async def upload_archive(request: web.Request) -> web.Response:
-    _, step = query_step(request)
-    if step is None:
-        raise BadRequest("step is required")
+    step = parse_archive_step(request.query)
     return await _upload(request, archive_object_path(request.query.get("taskid", ""), step))
 
 
 async def get_archive(request: web.Request) -> web.StreamResponse:
     task_id = request.query.get("taskid", "")
-    _, step = query_step(request)
-    if not task_id or step is None:
-        raise BadRequest("taskid and step are required")
+    if not task_id:
+        raise BadRequest("taskid is required")
+    step = parse_archive_step(request.query)
     info, chunks = await workspace_archive(core_of(request).ost, task_id, step)
     return await stream_body(request, chunks, size=info.size)
 

@@ -4,30 +4,32 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from agola.services.runservice.api.common import core_of, query_step, stream_body
-from agola.services.runservice.logs import archived_log, delete_log, live_log, resolve_log
+from agola.services.runservice.api.common import core_of, stream_body
+from agola.services.runservice.logs import LogRef, archived_log, delete_log, live_log, resolve_log
+from agola.types.stepquery import StepQuery, parse_log_query
 from agola.util.http import API_PREFIX
 
 
-async def _ref(request: web.Request):  # type: ignore[no-untyped-def]
-    setup, step = query_step(request)
+async def _ref(request: web.Request, query: StepQuery) -> LogRef:
     return await resolve_log(
-        core_of(request), request.query.get("runid", ""), request.query.get("taskid", ""), setup=setup, step=step
+        core_of(request), request.query.get("runid", ""), request.query.get("taskid", ""),
+        setup=query.setup, step=query.step,
     )
 
 
 async def get_log(request: web.Request) -> web.StreamResponse:
     core = core_of(request)
-    ref = await _ref(request)
+    query = parse_log_query(request.query)
+    ref = await _ref(request, query)
     if ref.archived:
         chunks = await archived_log(core, ref)
     else:
-        chunks = await live_log(core, ref, "follow" in request.query)
+        chunks = await live_log(core, ref, query.follow)
     return await stream_body(request, chunks, content_type="text/plain")
 
 
 async def remove_log(request: web.Request) -> web.Response:
-    await delete_log(core_of(request), await _ref(request))
+    await delete_log(core_of(request), await _ref(request, parse_log_query(request.query)))
     return web.Response(status=204)
 
 
