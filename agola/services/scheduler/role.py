@@ -22,10 +22,13 @@ from typing import Any
 
 from agola.roleclients.runservice import RunserviceClient
 from agola.config import Config
-from agola.errors import AgolaError, BadRequest, Conflict, NotExist
+from agola.errors import BadRequest, Conflict, NotExist
 from agola.services.role import Role
 from agola.types.runservice import Run, RunPhase
+from agola.util.aio import cancel_and_wait
+from agola.util.backoff import Backoff
 from agola.util.log import get_logger
+from agola.util.loops import LoopRunner
 
 log = get_logger(__name__)
 
@@ -51,6 +54,8 @@ def approvers(annotations: dict[str, str]) -> list[Any]:
 
 class Scheduler:
     """The scheduling logic over a runservice client (no loop of its own)."""
+
+    name = "scheduler"
 
     def __init__(self, runservice: RunserviceClient, runs_per_group_limit: int = 1) -> None:
         self.rs = runservice
@@ -163,13 +168,12 @@ class SchedulerRole(Role):
     """Runs ``Scheduler.run_once()`` when pushed, with a periodic pass as the safety net.
 
     A background task follows the runservice's run events stream (``/runs/events``): every event
-    (a run queued, started or finished: a finished run frees a slot in its group) sets a wake
-    flag. The loop waits on that flag with ``interval`` as timeout, so a burst of events causes
-    at most one extra pass at a time. The readdb the passes list from follows the same writes a
-    moment later, so a pushed pass is followed by one more pass ``settle`` seconds later. When
-    the stream breaks (runservice restarting) it reconnects with backoff and wakes a pass on
-    every (re)connection, as events are not replayed. Approvals emit no run event: they are
-    picked up by the periodic pass.
+    (a run queued, started or finished: a finished run frees a slot in its group) wakes the loop
+    (``agola.util.loops.LoopRunner``), so a burst of events causes at most one extra pass at a
+    time. The readdb the passes list from follows the same writes a moment later, so a woken pass
+    is followed by one more pass ``settle`` seconds later. When the stream breaks (runservice
+    restarting) it reconnects with backoff and wakes a pass on every (re)connection, as events
+    are not replayed. Approvals emit no run event: they are picked up by the periodic pass.
     """
 
     name = "scheduler"
@@ -182,59 +186,29 @@ class SchedulerRole(Role):
         self.max_backoff = max_backoff
         self.client: RunserviceClient | None = None
         self.scheduler: Scheduler | None = None
-        self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._runner: LoopRunner | None = None
+        self._events: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         section = self.config.scheduler
         self.client = RunserviceClient(section.runservice_url)
         self.scheduler = Scheduler(self.client, section.runs_per_group_limit)
-        self._wake.set()  # a first pass right after start
-        self._tasks = [
-            asyncio.create_task(self._loop(), name="scheduler-loop"),
-            asyncio.create_task(self._follow_events(), name="scheduler-run-events"),
-        ]
+        self._runner = LoopRunner(self.scheduler, self.interval, follow_up=self.settle, max_backoff=self.max_backoff)
+        self._runner.start()  # a first pass right after start
+        self._events = asyncio.create_task(self._follow_events(), name="scheduler-run-events")
 
     def wake(self) -> None:
         """Ask for a pass as soon as the current one (if any) is over."""
-        self._wake.set()
+        if self._runner is not None:
+            self._runner.wake()
 
     async def run_once(self) -> None:
         assert self.scheduler is not None, "start() first"
         await self.scheduler.run_once()
 
-    async def _pass(self) -> None:
-        try:
-            await self.run_once()
-        except AgolaError as exc:
-            # The runservice may be starting, in maintenance or briefly unreachable.
-            log.warning("scheduler pass failed", error=exc.message)
-        except Exception as exc:  # noqa: BLE001 - keep scheduling whatever one pass hit
-            log.error("scheduler pass crashed", exc_info=exc)
-
-    async def _wait_wake(self, timeout: float) -> bool:
-        """Wait for a wake (True) or ``timeout`` seconds (False); clears the flag."""
-        if not self._wake.is_set():
-            # asyncio.wait, not wait_for: cancelling the role must not hang (Python 3.11).
-            waiter = asyncio.ensure_future(self._wake.wait())
-            try:
-                await asyncio.wait({waiter}, timeout=timeout)
-            finally:
-                waiter.cancel()
-        woken = self._wake.is_set()
-        self._wake.clear()
-        return woken
-
-    async def _loop(self) -> None:
-        settle_due = False
-        while True:
-            woken = await self._wait_wake(self.settle if settle_due else self.interval)
-            settle_due = woken  # a pushed pass gets one follow-up once the readdb caught up
-            await self._pass()
-
     async def _follow_events(self) -> None:
         assert self.client is not None
-        backoff = 0.2
+        backoff = Backoff(0.2, self.max_backoff)
         while True:
             try:
                 stream = self.client.run_events()
@@ -242,24 +216,26 @@ class SchedulerRole(Role):
                     connected = False
                     async for event in stream:
                         if not connected:
-                            connected, backoff = True, 0.2
+                            connected = True
+                            backoff.reset()
                         log.debug("run event", run=event.run_id, phase=str(event.phase))
                         self.wake()
                 log.info("scheduler: run events stream ended, reconnecting")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the periodic pass covers us meanwhile
-                log.info("scheduler: run events stream broken", error=str(exc), retry_in=backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.max_backoff)
+                log.info("scheduler: run events stream broken", error=str(exc))
+            await asyncio.sleep(backoff.next())
             # Events are not replayed: what happened while disconnected needs a pass.
             self.wake()
 
     async def stop(self) -> None:
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        events, self._events = self._events, None
+        if events is not None:
+            await cancel_and_wait([events])
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.stop()
         if self.client is not None:
             await self.client.close()
             self.client = None
