@@ -29,6 +29,7 @@ from agola.services.runservice.store import DT_RUN, DT_RUNCOUNTER, RUNS_PREFIX
 from agola.storage.coord.base import Compacted, Coordination, Event
 from agola.storage.datamanager import ActionType, DataManager, FeedBatch
 from agola.types.runservice import RunPhase
+from agola.util.aio import wait_event
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
@@ -140,12 +141,10 @@ class RunReadDB:
         return self._db
 
     async def wait_ready(self, timeout: float = 10.0) -> None:
-        try:
-            await asyncio.wait_for(
-                asyncio.gather(self._ost_synced.wait(), self._active_synced.wait()), timeout
-            )
-        except TimeoutError:
-            raise Unavailable("runservice readdb not initialized yet") from None
+        deadline = asyncio.get_running_loop().time() + timeout
+        for synced in (self._ost_synced, self._active_synced):
+            if not await wait_event(synced, max(0.0, deadline - asyncio.get_running_loop().time())):
+                raise Unavailable("runservice readdb not initialized yet")
 
     # --- datamanager mirror -------------------------------------------------------------------
 
