@@ -136,7 +136,7 @@ class LoopRunner:
         lock = self._idle_lock or self._new_lock()
         self._idle_lock = None
         if not await lock.try_lock():
-            self._idle_lock = self._idle_lock or lock
+            self._keep_idle(lock)
             return False
         try:
             await self.job.run_once()
@@ -146,8 +146,13 @@ class LoopRunner:
             except Exception as exc:  # noqa: BLE001 - the lease expires anyway; use a new mutex
                 log.warning("loop unlock failed", loop=self.name, error=repr(exc))
             else:
-                self._idle_lock = self._idle_lock or lock
+                self._keep_idle(lock)
         return True
+
+    def _keep_idle(self, lock: PassLock) -> None:
+        # Another pass may have parked its own mutex meanwhile: then this one is dropped.
+        if self._idle_lock is None:
+            self._idle_lock = lock
 
     async def run(self, loops: int | None = None) -> None:
         """Run passes until cancelled, or ``loops`` passes when given."""
