@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from types import TracebackType
-from typing import IO, Any, AsyncIterable, Awaitable, Callable, Mapping, Union
+from typing import IO, Any, AsyncIterable, Awaitable, Callable, Mapping, Self, Union
 
 import aiohttp
 
@@ -39,6 +39,7 @@ class ResponseStream:
     ) -> None:
         self._send = send
         self._resp: aiohttp.ClientResponse | None = None
+        self._received = 0
         self._closed = False
         self.chunk_size = chunk_size
 
@@ -54,6 +55,12 @@ class ResponseStream:
     def content_length(self) -> int | None:
         """The announced body size (known once open), None when streamed without one."""
         return self._resp.content_length if self._resp is not None else None
+
+    @property
+    def received(self) -> int:
+        """Body bytes taken off the socket so far (handed over or buffered: at most a chunk or two
+        more than consumed)."""
+        return self._resp.content.total_bytes if self._resp is not None else self._received
 
     def __aiter__(self) -> ResponseStream:
         return self
@@ -83,6 +90,7 @@ class ResponseStream:
         resp, self._resp = self._resp, None
         if resp is None:
             return
+        self._received = resp.content.total_bytes
         if resp.content.at_eof():
             resp.release()  # read to the end: the connection can be reused
         else:
@@ -137,7 +145,7 @@ class HTTPClient:
             await self._session.close()
             self._session = None
 
-    async def __aenter__(self) -> HTTPClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

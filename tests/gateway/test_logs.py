@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from agola.client import errors
@@ -15,6 +16,7 @@ from agola.client.types import UserCreateRunRequest
 from agola.services.scheduler.role import Scheduler
 from tests.gateway.conftest import Env, make_repo, push
 from tests.runservice.role.conftest import ScriptedExecutor
+from tests.support.stepquery import LOG_QUERIES, Query, check_server
 from tests.support.waiting import wait_for
 
 PIPELINE = """\
@@ -81,3 +83,14 @@ async def test_follow_a_running_step_then_read_the_archive(env: Env, tmp_path: P
             await as_bob.delete_log(run_id, task_id, step=0)
     finally:
         await executor.stop()
+
+
+async def test_step_queries(env: Env) -> None:
+    _, client = await env.user("carol")
+    async with aiohttp.ClientSession(headers={"Authorization": f"token {client._token}"}) as http:
+
+        async def get(query: Query) -> aiohttp.ClientResponse:
+            params = {"runID": "no-run", "taskID": "no-task", **query}
+            return await http.get(f"{env.url}/api/v1alpha/logs", params=params)
+
+        await check_server(get, LOG_QUERIES)

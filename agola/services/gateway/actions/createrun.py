@@ -12,8 +12,8 @@ from typing import Any
 
 import attrs
 
-from agola.roleclients.base import HTTPClient
 from agola.errors import BadRequest
+from agola.roleclients.gitserver import GitserverClient
 from agola.services.gateway.actions import Services
 from agola.services.gateway.auth import Identity
 from agola.services.gateway.permissions import deny, require_user
@@ -134,9 +134,7 @@ async def _create(svc: Services, req: RunCreateRequest) -> Run:
 
 def _gitserver_fetcher(svc: Services, repo_path: str, commit_sha: str) -> Any:
     async def fetch(path: str) -> bytes:
-        async with HTTPClient(svc.gitserver_url, api_prefix="") as client:
-            resp = await client.request("GET", f"/repos/{repo_path}.git/raw/{commit_sha}/{path}")
-            async with resp:
-                return await resp.read()
+        async with GitserverClient(svc.gitserver_url) as client:
+            return await client.read_file(repo_path, commit_sha, path)
 
     return fetch

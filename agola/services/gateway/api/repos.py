@@ -12,7 +12,7 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
-from agola.errors import Unavailable
+from agola.roleclients.gitserver import GitserverClient
 from agola.services.gateway.api.common import identity, services
 from agola.services.gateway.permissions import deny
 
@@ -39,16 +39,10 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     rest = request.match_info["rest"]
     if _is_push(request, rest):
         await _check_push(request, rest)
-    svc = services(request)
-    url = f"{svc.gitserver_url.rstrip('/')}/repos/{rest}"
+    gitserver = GitserverClient(services(request).gitserver_url, session=request.app[GIT_SESSION_KEY])
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _SKIP}
-    session = request.app[GIT_SESSION_KEY]
     data = request.content if request.method == "POST" else None
-    try:
-        upstream = await session.request(request.method, url, params=request.query, headers=headers, data=data,
-                                         timeout=aiohttp.ClientTimeout(total=None, sock_connect=30))
-    except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-        raise Unavailable(f"gitserver unreachable: {exc or type(exc).__name__}") from None
+    upstream = await gitserver.relay(request.method, rest, params=request.query, headers=headers, data=data)
     async with upstream:
         resp = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         for key, value in upstream.headers.items():
