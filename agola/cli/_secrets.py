@@ -4,12 +4,15 @@ once for ``agola projectgroup`` (``--projectgroup``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from agola.cli import CliContext
 from agola.cli._output import CliError, Column, call, done, emit, json_option, read_yaml_source
+
+if TYPE_CHECKING:
+    from agola.client import ParentKind
 
 SECRET_COLUMNS: list[Column] = [("name", lambda s: s.name), ("parent path", lambda s: s.parent_path), ("id", lambda s: s.id)]
 VARIABLE_COLUMNS: list[Column] = [
@@ -46,7 +49,7 @@ def _tree_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def secret_group(kind: str) -> click.Group:
+def secret_group(kind: ParentKind) -> click.Group:
     """``<kind> secret create|update|delete|list`` with the parent given by ``--<kind>``."""
     parent = click.option(f"--{kind}", "parent", required=True, help=f"The {kind} (path or id).")
     name = click.option("-n", "--name", required=True, help="Secret name.")
@@ -67,7 +70,7 @@ def secret_group(kind: str) -> click.Group:
         from agola.client import CreateSecretRequest
 
         req = CreateSecretRequest(name, _secret_data(path))
-        res = call(ctx, lambda gw: gw.create_secret(kind, parent, req))  # type: ignore[arg-type]
+        res = call(ctx, lambda gw: gw.create_secret(kind, parent, req))
         done(f"secret {name} created in {kind} {parent}", res, as_json)
 
     @group.command("update")
@@ -82,7 +85,7 @@ def secret_group(kind: str) -> click.Group:
         from agola.client import CreateSecretRequest
 
         req = CreateSecretRequest(new_name or name, _secret_data(path))
-        res = call(ctx, lambda gw: gw.update_secret(kind, parent, name, req))  # type: ignore[arg-type]
+        res = call(ctx, lambda gw: gw.update_secret(kind, parent, name, req))
         done(f"secret {new_name or name} updated in {kind} {parent}", res, as_json)
 
     @group.command("delete")
@@ -91,7 +94,7 @@ def secret_group(kind: str) -> click.Group:
     @click.pass_obj
     def delete(ctx: CliContext, parent: str, name: str) -> None:
         """Delete a secret."""
-        call(ctx, lambda gw: gw.delete_secret(kind, parent, name))  # type: ignore[arg-type]
+        call(ctx, lambda gw: gw.delete_secret(kind, parent, name))
         done(f"secret {name} deleted from {kind} {parent}")
 
     @group.command("list")
@@ -101,13 +104,13 @@ def secret_group(kind: str) -> click.Group:
     @click.pass_obj
     def list_(ctx: CliContext, parent: str, tree: bool, remove_overridden: bool, as_json: bool) -> None:
         """List secrets (names only: values are never shown)."""
-        rows = call(ctx, lambda gw: gw.list_secrets(kind, parent, tree=tree, remove_overridden=remove_overridden))  # type: ignore[arg-type]
+        rows = call(ctx, lambda gw: gw.list_secrets(kind, parent, tree=tree, remove_overridden=remove_overridden))
         emit(rows, as_json, SECRET_COLUMNS)
 
     return group
 
 
-def variable_group(kind: str) -> click.Group:
+def variable_group(kind: ParentKind) -> click.Group:
     """``<kind> variable create|update|delete|list`` with the parent given by ``--<kind>``."""
     parent = click.option(f"--{kind}", "parent", required=True, help=f"The {kind} (path or id).")
     name = click.option("-n", "--name", required=True, help="Variable name.")
@@ -129,7 +132,7 @@ def variable_group(kind: str) -> click.Group:
         from agola.client import CreateVariableRequest
 
         req = CreateVariableRequest(name, _variable_values(path))
-        res = call(ctx, lambda gw: gw.create_variable(kind, parent, req))  # type: ignore[arg-type]
+        res = call(ctx, lambda gw: gw.create_variable(kind, parent, req))
         done(f"variable {name} created in {kind} {parent}", res, as_json)
 
     @group.command("update")
@@ -144,7 +147,7 @@ def variable_group(kind: str) -> click.Group:
         from agola.client import CreateVariableRequest
 
         req = CreateVariableRequest(new_name or name, _variable_values(path))
-        res = call(ctx, lambda gw: gw.update_variable(kind, parent, name, req))  # type: ignore[arg-type]
+        res = call(ctx, lambda gw: gw.update_variable(kind, parent, name, req))
         done(f"variable {new_name or name} updated in {kind} {parent}", res, as_json)
 
     @group.command("delete")
@@ -153,7 +156,7 @@ def variable_group(kind: str) -> click.Group:
     @click.pass_obj
     def delete(ctx: CliContext, parent: str, name: str) -> None:
         """Delete a variable."""
-        call(ctx, lambda gw: gw.delete_variable(kind, parent, name))  # type: ignore[arg-type]
+        call(ctx, lambda gw: gw.delete_variable(kind, parent, name))
         done(f"variable {name} deleted from {kind} {parent}")
 
     @group.command("list")
@@ -163,7 +166,7 @@ def variable_group(kind: str) -> click.Group:
     @click.pass_obj
     def list_(ctx: CliContext, parent: str, tree: bool, remove_overridden: bool, as_json: bool) -> None:
         """List variables."""
-        rows = call(ctx, lambda gw: gw.list_variables(kind, parent, tree=tree, remove_overridden=remove_overridden))  # type: ignore[arg-type]
+        rows = call(ctx, lambda gw: gw.list_variables(kind, parent, tree=tree, remove_overridden=remove_overridden))
         emit(rows, as_json, VARIABLE_COLUMNS)
 
     return group

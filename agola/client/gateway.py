@@ -149,7 +149,7 @@ class GatewayClient:
         try:
             resp = await self.session.request(method, url, data=data, headers=headers, timeout=timeout or self._timeout)
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            raise Unavailable(f"cannot reach the gateway at {self.url}: {exc or type(exc).__name__}", status=0) from None
+            raise Unavailable(f"cannot reach the gateway at {self.url}: {str(exc) or type(exc).__name__}", status=0) from None
         except aiohttp.ClientError as exc:
             raise Unavailable(f"{method} {url.path}: {exc}", status=0) from None
         if resp.status >= 400:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from agola.client.gateway import GatewayClient
@@ -50,10 +50,10 @@ class SyncGatewayClient:
             if aclose is not None and not self._loop.is_closed():
                 self._loop.run_until_complete(aclose())
 
-    def __getattr__(self, name: str) -> Callable[..., Any]:
+    def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
         if not callable(attr) or name.startswith("_"):
-            return attr  # type: ignore[no-any-return]
+            return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
             result = attr(*args, **kwargs)

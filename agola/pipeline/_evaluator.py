@@ -8,32 +8,39 @@ the original stdout: ``{"ok": true, "json": "<document>"}`` or
 ``{"ok": false, "error": "...", "kind": "..."}``. Whatever the script prints goes nowhere.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import resource
 import sys
+from typing import Any
+
+# The decoded JSON request (see the protocol above).
+Request = dict[str, Any]
 
 
-def _limit(memory, cpu):
+def _limit(memory: int, cpu: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def _refuse_import(base, rel):
+def _refuse_import(base: str, rel: str) -> tuple[str, bytes]:
     raise RuntimeError("imports are not allowed in pipeline files: " + rel)
 
 
-def _jsonnet(req):
+def _jsonnet(req: Request) -> str:
     import _jsonnet
 
-    return _jsonnet.evaluate_snippet(
+    text: str = _jsonnet.evaluate_snippet(
         req["filename"],
         req["source"],
         tla_codes={"ctx": json.dumps(req["ctx"])},
         import_callback=_refuse_import,
         max_stack=500,
     )
+    return text
 
 
 class _Fail(Exception):
@@ -43,7 +50,7 @@ class _Fail(Exception):
 _FUNCTION = object()
 
 
-def _check_keys(value):
+def _check_keys(value: object) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
@@ -56,7 +63,7 @@ def _check_keys(value):
         raise _Fail(f"cannot convert starlark type {type(value).__name__!r} to JSON")
 
 
-def _starlark(req):
+def _starlark(req: Request) -> str:
     import starlark as sl
 
     ast = sl.parse(req["filename"], req["source"])
@@ -80,7 +87,7 @@ def _starlark(req):
     return json.dumps(result)
 
 
-def main():
+def main() -> None:
     out = os.fdopen(os.dup(1), "w")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)

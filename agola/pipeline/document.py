@@ -81,7 +81,7 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
     _EVENT_SOURCE = (Reader, Scanner, Parser)
 
 
-class _BoundedLoader(Composer, *_EVENT_SOURCE, SafeConstructor, Resolver):  # type: ignore[misc]
+class _BoundedLoader(Composer, *_EVENT_SOURCE, SafeConstructor, Resolver):  # type: ignore[misc]  # bases picked at import
     """A parser producing events under PyYAML's Python composer, with a nesting-depth cap.
 
     The composer comes first in the MRO so its ``get_node``/``compose_node`` are used instead
@@ -90,11 +90,11 @@ class _BoundedLoader(Composer, *_EVENT_SOURCE, SafeConstructor, Resolver):  # ty
 
     def __init__(self, stream: str) -> None:
         if len(_EVENT_SOURCE) == 1:
-            _EVENT_SOURCE[0].__init__(self, stream)
+            _EVENT_SOURCE[0].__init__(self, stream)  # type: ignore[misc]  # the bases picked at import
         else:  # pragma: no cover
             Reader.__init__(self, stream)
             Scanner.__init__(self)
-            _EVENT_SOURCE[2].__init__(self)
+            _EVENT_SOURCE[2].__init__(self)  # type: ignore[misc]  # the bases picked at import
         Composer.__init__(self)
         SafeConstructor.__init__(self)
         Resolver.__init__(self)

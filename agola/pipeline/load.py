@@ -90,7 +90,7 @@ def pick_config_file(files: Mapping[str, bytes]) -> tuple[str, bytes]:
     raise PipelineNotFound("no pipeline file found: looked for " + ", ".join(CONFIG_PATHS))
 
 
-def read_config_dir(path: str | os.PathLike) -> tuple[str, bytes]:  # type: ignore[type-arg]
+def read_config_dir(path: str | os.PathLike[str]) -> tuple[str, bytes]:
     """Pick and read the pipeline file of a repository directory, or of its ``.agola`` dir."""
     base = Path(path)
     candidates = [base / CONFIG_DIR, base] if (base / CONFIG_DIR).is_dir() else [base]

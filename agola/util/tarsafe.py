@@ -357,7 +357,7 @@ async def extract_async(
 ) -> int:
     """``extract`` for an async byte stream (read chunk by chunk, never buffered whole)."""
     return await _in_thread(
-        chunks, lambda reader: extract(reader, dest, overwrite=overwrite, external_links=external_links)  # type: ignore[arg-type]
+        chunks, lambda reader: extract(reader, dest, overwrite=overwrite, external_links=external_links)
     )
 
 
@@ -365,7 +365,7 @@ async def _in_thread(chunks: AsyncIterator[bytes], fn: Callable[[IO[bytes]], int
     """Run ``fn(reader)`` in a worker thread, ``reader`` being fed by ``chunks`` on this loop."""
     reader = _AsyncChunkReader(chunks, asyncio.get_running_loop())
     try:
-        return await asyncio.to_thread(fn, reader)  # type: ignore[arg-type]
+        return await asyncio.to_thread(fn, reader)  # type: ignore[arg-type]  # read-only: stream mode "r|*" only calls read()
     except asyncio.CancelledError:
         reader.cancel()  # don't leave the thread waiting on a loop that may be closing
         raise

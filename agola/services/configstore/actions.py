@@ -58,7 +58,7 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 20
 
 
-def plan_actions(plan: Plan[object]) -> list[Action]:
+def plan_actions(plan: Plan[R]) -> list[Action]:
     out: list[Action] = []
     for write in plan.writes:
         if write.obj is None:
@@ -97,7 +97,7 @@ class ActionHandler:
             if not plan.writes:
                 return plan.result
             try:
-                written = await self.dm.write_wal(plan_actions(plan), token)  # type: ignore[arg-type]
+                written = await self.dm.write_wal(plan_actions(plan), token)
             except Conflict:
                 log.debug("configstore write conflict, planning again", attempt=attempt)
                 fresh = await self.dm.get_change_groups_update_token(list(plan.change_groups))

@@ -4,8 +4,12 @@ key pair a project uses as deploy key (spec §5.2, §6.4)."""
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
 import attrs
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 # The reference used 4096-bit RSA keys for deploy keys.
 DEFAULT_SSH_KEY_BITS = 4096
@@ -49,10 +53,10 @@ def public_key_from_private(private_pem: str) -> str:
     return _public_openssh(key.public_key())
 
 
-def _public_openssh(public_key: object) -> str:
+def _public_openssh(public_key: PublicKeyTypes) -> str:
     from cryptography.hazmat.primitives import serialization
 
-    return public_key.public_bytes(  # type: ignore[attr-defined, no-any-return]
+    return public_key.public_bytes(
         encoding=serialization.Encoding.OpenSSH,
         format=serialization.PublicFormat.OpenSSH,
     ).decode()

@@ -64,6 +64,9 @@ def datatype_of(obj: StoredObject) -> str:
 
 class ConfigState:
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
         self._objects: dict[str, dict[str, Any]] = {dt: {} for dt in DATATYPES}
         # indexes
         self._user_by_name: dict[str, str] = {}
@@ -94,7 +97,7 @@ class ConfigState:
         obj = DATATYPES[datatype].from_json(data)
         if getattr(obj, "id", id) != id:
             obj = _with_id(obj, id)
-        self.put(obj)  # type: ignore[arg-type]
+        self.put(obj)  # type: ignore[arg-type]  # DATATYPES holds only the StoredObject classes
 
     def put(self, obj: StoredObject) -> None:
         datatype = datatype_of(obj)
@@ -108,7 +111,7 @@ class ConfigState:
             self._index(datatype, old, add=False)
 
     def clear(self) -> None:
-        self.__init__()  # type: ignore[misc]
+        self._reset()
 
     def _index(self, datatype: str, obj: Any, *, add: bool) -> None:
         def setidx(index: dict[Any, str], key: Any) -> None:
@@ -157,7 +160,7 @@ class ConfigState:
     # users
 
     def user(self, id: str) -> User | None:
-        return self._objects[ConfigType.USER].get(id)  # type: ignore[no-any-return]
+        return self._objects[ConfigType.USER].get(id)
 
     def user_by_name(self, name: str) -> User | None:
         uid = self._user_by_name.get(name)
@@ -190,7 +193,7 @@ class ConfigState:
     # orgs and members
 
     def org(self, id: str) -> Organization | None:
-        return self._objects[ConfigType.ORG].get(id)  # type: ignore[no-any-return]
+        return self._objects[ConfigType.ORG].get(id)
 
     def org_by_name(self, name: str) -> Organization | None:
         oid = self._org_by_name.get(name)
@@ -207,7 +210,7 @@ class ConfigState:
         for mid in self._members_by_org.get(org_id, ()):
             member = self._objects[ConfigType.ORGMEMBER][mid]
             if member.user_id == user_id:
-                return member  # type: ignore[no-any-return]
+                return member
         return None
 
     def org_members(self, org_id: str) -> list[OrganizationMember]:
@@ -222,7 +225,7 @@ class ConfigState:
     # remote sources
 
     def remote_source(self, id: str) -> RemoteSource | None:
-        return self._objects[ConfigType.REMOTESOURCE].get(id)  # type: ignore[no-any-return]
+        return self._objects[ConfigType.REMOTESOURCE].get(id)
 
     def remote_source_by_name(self, name: str) -> RemoteSource | None:
         rid = self._rs_by_name.get(name)
@@ -255,10 +258,10 @@ class ConfigState:
     # project groups and projects
 
     def project_group(self, id: str) -> ProjectGroup | None:
-        return self._objects[ConfigType.PROJECTGROUP].get(id)  # type: ignore[no-any-return]
+        return self._objects[ConfigType.PROJECTGROUP].get(id)
 
     def project(self, id: str) -> Project | None:
-        return self._objects[ConfigType.PROJECT].get(id)  # type: ignore[no-any-return]
+        return self._objects[ConfigType.PROJECT].get(id)
 
     def owner(self, owner_type: str, owner_id: str) -> Owner | None:
         if owner_type == ConfigType.USER:

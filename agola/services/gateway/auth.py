@@ -122,7 +122,7 @@ class TokenSigner:
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import padding
 
-        return self._private.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[no-any-return]
+        return self._private.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
 
     def _verify(self, signing_input: bytes, signature: bytes) -> bool:
         if self.method == "hmac":

@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple
 
 from agola.errors import BadRequest, NotExist, Unavailable
 from agola.storage.coord.base import (
@@ -56,6 +56,7 @@ from agola.util.log import get_logger
 log = get_logger(__name__)
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 DEFAULT_HISTORY = 100_000  # revisions of history kept for watches and ranges at a revision
 _WATCH_BATCH_REVS = 1000
@@ -100,9 +101,9 @@ def _compare(actual: bytes | int, op: str, operand: bytes | int) -> bool:
     if op == "!=":
         return actual != operand
     if op == "<":
-        return actual < operand  # type: ignore[operator]
+        return actual < operand  # type: ignore[operator]  # one kind on both sides: bytes (value) or int (revision)
     if op == ">":
-        return actual > operand  # type: ignore[operator]
+        return actual > operand  # type: ignore[operator]  # one kind on both sides: bytes (value) or int (revision)
     raise BadRequest(f"unknown compare operator {op!r}")
 
 
@@ -266,8 +267,8 @@ class _Store:
         self.revision = self._rev
         if changed:
             self._notify_all()
-        for (_, _, callback), (res, exc) in zip(batch, results):
-            callback(res, exc)
+        for (_, _, callback), (res, error) in zip(batch, results):
+            callback(res, error)
         if self._conn is not None and self.revision - self.compact_revision > self.history + max(self.history // 10, 1):
             self._auto_compact()
 
@@ -282,7 +283,7 @@ class _Store:
                 conn.execute("ROLLBACK")
             log.warning("history compaction failed", error=repr(exc))
 
-    def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
+    def call_sync(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         fut: concurrent.futures.Future[T] = concurrent.futures.Future()
 
         def done(res: Any, exc: BaseException | None) -> None:
@@ -294,7 +295,7 @@ class _Store:
         self._queue.put((fn, args, done))
         return fut.result()
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         if self.closed:
             raise Unavailable("embedded coordination store is closed")
         loop = asyncio.get_running_loop()

@@ -479,7 +479,7 @@ def _server_certificate(target: str) -> tuple[bytes, str]:
     with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as f:
         f.write(pem)
     try:
-        decoded = ssl._ssl._test_decode_cert(f.name)  # type: ignore[attr-defined]
+        decoded = ssl._ssl._test_decode_cert(f.name)  # type: ignore[attr-defined]  # private, the only stdlib PEM cert decoder
         names = [v for k, v in decoded.get("subjectAltName", ()) if k == "DNS"]
         name = names[0] if names else ""
     except Exception:  # noqa: BLE001 - fall back to the host name

@@ -90,10 +90,11 @@ class QueuedMutex(Mutex):
             for t in (waiting, lost):
                 t.cancel()
             await asyncio.gather(waiting, lost, return_exceptions=True)
-        if waiting.done() and not waiting.cancelled() and waiting.exception() is None:
+        if waiting.done() and not waiting.cancelled():
+            exc = waiting.exception()
+            if exc is not None:
+                raise exc
             return await self._coord.get(self._my_key) is not None
-        if waiting.done() and not waiting.cancelled() and waiting.exception() is not None:
-            raise waiting.exception()  # type: ignore[misc]
         return False
 
     async def unlock(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 
 from agola.errors import NotExist
 from agola.storage.datamanager.types import (
@@ -82,7 +82,7 @@ async def iter_data_file(ost: ObjectStorage, path: str) -> AsyncIterator[DataEnt
             yield DataEntry.from_line(line, path)
 
 
-async def _lines(chunks: AsyncIterator[bytes], path: str) -> AsyncIterator[bytes]:
+async def _lines(chunks: AsyncIterable[bytes], path: str) -> AsyncIterator[bytes]:
     buf = b""
     async for chunk in chunks:
         buf += chunk

@@ -14,8 +14,11 @@ from typing import Any
 import attrs
 
 from agola.errors import BadRequest, Internal, NotExist
+from agola.storage.coord import sequence as _sequence
 from agola.storage.coord.sequence import SEQUENCE_LENGTH
-from agola.storage.coord.sequence import Sequence as Seq
+
+# The datamanager's name for a coordination sequence (WAL and checkpoint sequences), re-exported.
+Seq = _sequence.Sequence
 
 # --- errors ----------------------------------------------------------------------------------
 

@@ -31,8 +31,8 @@ class ObjectInfo:
     is_dir: bool = False
 
 
-def validate_path(path: str) -> str:
-    """Return ``path`` if it is a valid object name, else raise ``BadRequest``.
+def validate_path(path: object) -> str:
+    """Return ``path`` if it is a valid object name (any value may be given), else raise ``BadRequest``.
 
     Valid: non-empty ``/``-separated segments, none empty, ``.`` or ``..``; no leading ``/``,
     no NUL, no backslash, at most ``MAX_PATH_BYTES`` UTF-8 bytes.

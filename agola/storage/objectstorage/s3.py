@@ -247,7 +247,7 @@ def _lexical(entries: Iterable[Object], page_limit: int = _S3_PAGE_LIMIT) -> Ite
     after_prefix = False
     for entry in entries:
         if _is_common_prefix(entry):
-            while pending and pending[0].object_name < entry.object_name:  # type: ignore[operator]
+            while pending and pending[0].object_name < entry.object_name:  # type: ignore[operator]  # listed entries always have a name
                 yield pending.popleft()
             yield entry
             after_prefix = True
@@ -402,7 +402,7 @@ class S3ObjectStorage(ObjectStorage):
             self._client.put_object,
             self.bucket,
             path,
-            bridge,  # type: ignore[arg-type]
+            bridge,  # type: ignore[arg-type]  # minio only calls read(n) on its `data` argument
             -1,  # unknown length: multipart when it exceeds one part
             part_size=self._part_size,
             num_parallel_uploads=self._parallel_uploads,

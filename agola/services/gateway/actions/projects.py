@@ -7,6 +7,8 @@ but no git host behind it.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import attrs
 
 from agola.errors import BadRequest
@@ -78,7 +80,10 @@ async def get_project_group(svc: Services, ident: Identity, ref: str) -> Project
     return await _visible_group(svc, ident, ref)
 
 
-async def _filter_visible(svc: Services, ident: Identity, items: list) -> list:  # type: ignore[type-arg]
+_Owned = TypeVar("_Owned", ProjectGroupResponse, ProjectResponse)
+
+
+async def _filter_visible(svc: Services, ident: Identity, items: list[_Owned]) -> list[_Owned]:
     return [i for i in items
             if await can_view(svc.configstore, ident, i.global_visibility, i.owner_type, i.owner_id)]
 

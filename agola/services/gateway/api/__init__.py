@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import aiohttp
 from aiohttp import web
 
@@ -49,7 +51,7 @@ def build_app(svc: Services, auth: Authenticator) -> web.Application:
     app[SERVICES_KEY] = svc
     app[AUTH_KEY] = auth
 
-    async def git_session(app: web.Application):  # type: ignore[no-untyped-def]
+    async def git_session(app: web.Application) -> AsyncIterator[None]:
         session = aiohttp.ClientSession(auto_decompress=False)
         app[repos.GIT_SESSION_KEY] = session
         yield

@@ -25,7 +25,7 @@ async def identity(request: web.Request) -> Identity:
     where authentication is optional."""
     cached = request.get(_IDENT)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     creds = extract_credentials(request.headers.get("Authorization", ""), request.query.get("access_token", ""))
     ident = await request.app[AUTH_KEY].identify(creds)
     request[_IDENT] = ident

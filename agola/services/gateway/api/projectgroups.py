@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from agola.services.gateway.actions import projects as actions
@@ -14,7 +16,7 @@ def _ref(request: web.Request) -> str:
     return request.match_info["ref"]
 
 
-def update_from(body: dict) -> actions.ProjectGroupUpdate:  # type: ignore[type-arg]
+def update_from(body: dict[str, Any]) -> actions.ProjectGroupUpdate:
     return actions.ProjectGroupUpdate(name=str_field(body, "name", optional=True),
                                       parent_ref=str_field(body, "parent_ref", optional=True),
                                       visibility=str_field(body, "visibility", optional=True))
