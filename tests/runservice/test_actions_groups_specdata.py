@@ -21,17 +21,18 @@ from agola.services.runservice.logic import (
     parse_run_group,
     root_group_id,
     run_group_path,
-    runs_to_start,
     set_task_annotations,
     start_run,
     stop_run,
 )
+from agola.services.runservice.logic.actions import approvers, tasks_to_approve
 from agola.services.runservice.logic.groups import (
     GroupBaseType,
     GroupSubType,
     approval_change_group,
     counter_change_group,
 )
+from agola.services.runservice.logic.run_queue import group_change_group, group_has_room
 from agola.types.runservice import Run, RunPhase, WorkspaceOperation
 from tests.runservice.builders import T0, World, new_run, task
 
@@ -92,19 +93,25 @@ def test_task_annotations_and_approval() -> None:
         approve_task(approved, "a")
 
 
-def test_one_running_run_per_group_first_in_first_out() -> None:
-    def r(rid: str, group: str, phase: str) -> Run:
-        return Run(id=rid, group=group, phase=RunPhase(phase))
+def test_a_run_group_has_room_below_its_limit() -> None:
+    # What the scheduler checks before starting a group's oldest queued run; the FIFO order and the
+    # limit under concurrent schedulers are tested on the scheduler itself (tests/scheduler).
+    assert group_has_room(0, 1) and not group_has_room(1, 1)
+    assert group_has_room(1, 2) and not group_has_room(2, 2)
+    assert group_has_room(0, 0) and not group_has_room(1, 0)  # a limit below 1 is 1
+    assert group_change_group("/project/p/branch/a") == hashlib.sha256(b"changegroup-/project/p/branch/a").hexdigest()
 
-    runs = [
-        r("03", "/project/p/branch/a", "queued"),
-        r("02", "/project/p/branch/a", "queued"),
-        r("04", "/project/p/branch/b", "queued"),
-        r("01", "/project/p/branch/b", "running"),
-        r("05", "/project/p/branch/c", "finished"),
-        r("06", "/project/p/branch/c", "queued"),
-    ]
-    assert [x.id for x in runs_to_start(iter(runs))] == ["02", "06"]
+
+def test_approvers_come_from_the_annotation_and_a_malformed_one_records_nobody() -> None:
+    run = _run("running")
+    run = attrs.evolve(run, tasks={"a": attrs.evolve(run.tasks["a"], waiting_approval=True)})
+    assert tasks_to_approve(run) == []
+    for raw in ("not json", '{"u1": true}', "[]"):
+        odd = set_task_annotations(run, "a", {"approvers": raw})
+        assert approvers(odd.tasks["a"]) == [] and tasks_to_approve(odd) == []
+    # a malformed annotation is overwritten by the first real approval
+    approved = add_approver(set_task_annotations(run, "a", {"approvers": "not json"}), "a", "u1")
+    assert approvers(approved.tasks["a"]) == ["u1"] and tasks_to_approve(approved) == ["a"]
 
 
 def test_run_group_paths_escape_names_like_go() -> None:

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
-from typing import Any
 
-from agola.roleclients.runservice import RunserviceClient
 from agola.config import Config
 from agola.errors import BadRequest, Conflict, NotExist
+from agola.roleclients.runservice import RunserviceClient
 from agola.services.role import Role
+from agola.services.runservice.logic.actions import tasks_to_approve
+from agola.services.runservice.logic.groups import approval_change_group
+from agola.services.runservice.logic.run_queue import group_change_group, group_has_room
 from agola.types.runservice import Run, RunPhase
 from agola.util.aio import cancel_and_wait
 from agola.util.backoff import Backoff
@@ -33,23 +33,6 @@ from agola.util.loops import LoopRunner
 log = get_logger(__name__)
 
 PAGE = 25
-
-
-def group_change_group(group: str) -> str:
-    return hashlib.sha256(f"changegroup-{group}".encode()).hexdigest()
-
-
-def approval_change_group(run_id: str) -> str:
-    return hashlib.sha256(f"approval-{run_id}".encode()).hexdigest()
-
-
-def approvers(annotations: dict[str, str]) -> list[Any]:
-    raw = annotations.get("approvers", "")
-    try:
-        value = json.loads(raw) if raw else []
-    except ValueError:
-        return []
-    return value if isinstance(value, list) else []
 
 
 class Scheduler:
@@ -98,7 +81,7 @@ class Scheduler:
                 pending.discard(run_id)  # listed by now, or already over
             else:
                 busy.add(run_id)
-        if len(busy) >= self.limit:
+        if not group_has_room(len(busy), self.limit):
             return None
         candidate = await self._oldest_queued(group, len(pending) + 1)
         if candidate is None:
@@ -146,9 +129,7 @@ class Scheduler:
                 run = (await self.rs.get_run(listed.id)).run
             except NotExist:
                 continue
-            for task_id, task in run.tasks.items():
-                if not task.waiting_approval or task.approved or not approvers(task.annotations):
-                    continue
+            for task_id in tasks_to_approve(run):
                 try:
                     fresh = await self.rs.get_run(run.id, [approval_change_group(run.id)])
                     await self.rs.approve_task(run.id, task_id, fresh.change_groups_update_token)

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import AsyncIterator
 
 import attrs
@@ -13,16 +11,12 @@ from agola.errors import BadRequest, NotExist
 from agola.services.gateway.actions import Services
 from agola.services.gateway.auth import Identity
 from agola.services.gateway.permissions import can_do_run_actions, can_get_run, deny, require_user
+from agola.services.runservice.logic.actions import add_approver
+from agola.services.runservice.logic.groups import approval_change_group
 from agola.types.runservice import Run, RunConfigTask, RunResponse, RunTask
 
 DEFAULT_RUNS_LIMIT = 25
 MAX_RUNS_LIMIT = 40
-APPROVERS_ANNOTATION = "approvers"
-
-
-def approval_change_group(run_id: str) -> str:
-    """Change group guarding a run's approvals (shared with the scheduler's approve loop)."""
-    return hashlib.sha256(f"approval-{run_id}".encode()).hexdigest()
 
 
 @attrs.frozen
@@ -102,15 +96,6 @@ async def get_task(svc: Services, ident: Identity, run_id: str, task_id: str) ->
     return _task(await _readable_run(svc, ident, run_id), task_id)
 
 
-def approvers(task: RunTask) -> list[str]:
-    raw = task.annotations.get(APPROVERS_ANNOTATION, "")
-    try:
-        value = json.loads(raw) if raw else []
-    except ValueError:
-        return []
-    return [str(v) for v in value] if isinstance(value, list) else []
-
-
 async def task_action(svc: Services, ident: Identity, run_id: str, task_id: str, action: str) -> None:
     if action != "approve":
         raise BadRequest(f"wrong task action type {action!r} (expected approve)")
@@ -118,13 +103,10 @@ async def task_action(svc: Services, ident: Identity, run_id: str, task_id: str,
     resp = await _actionable_run(svc, ident, run_id, [group])
     if ident.user is None:
         raise BadRequest("approving needs a user: the admin token has none")
-    view = _task(resp, task_id)
-    if not view.task.waiting_approval:
-        raise BadRequest(f"task {task_id} is not waiting for an approval")
-    current = approvers(view.task)
-    if ident.user.id in current:
-        raise BadRequest(f"user {ident.user.name} has already approved task {task_id}")
-    annotations = {**view.task.annotations, APPROVERS_ANNOTATION: json.dumps(current + [ident.user.id])}
+    _task(resp, task_id)  # NotExist for an unknown task
+    # The approval is an annotation; the scheduler's approve pass approves the task in the runservice.
+    approved = add_approver(resp.run, task_id, ident.user.id, ident.user.name)
+    annotations = approved.tasks[task_id].annotations
     await svc.runservice.set_task_annotations(run_id, task_id, annotations, resp.change_groups_update_token)
 
 

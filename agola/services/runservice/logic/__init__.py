@@ -7,7 +7,8 @@
 * ``scheduling``: ``schedule_run`` (one pass for one run) and executor task cleanup
 * ``spec_data``: the executor task spec data sent to executors
 * ``fetching``: logs/archives still to fetch, object storage paths, log request checks
-* ``actions``: start/cancel/stop/approve/annotations/restart checks, queued run start order
+* ``actions``: start/cancel/stop/approve/annotations/restart checks
+* ``run_queue``: when the scheduler may start a queued run of a run group
 * ``creation``: new and restarted runs from a ``RunCreateRequest``
 * ``groups``: run groups and run counters
 """
@@ -22,7 +23,6 @@ from agola.services.runservice.logic.actions import (
     change_run_phase,
     check_restartable,
     restart_refusal,
-    runs_to_start,
     set_task_annotations,
     start_run,
     stop_run,
@@ -125,7 +125,6 @@ __all__ = [
     "run_event_needed",
     "run_from_config",
     "run_group_path",
-    "runs_to_start",
     "schedule_run",
     "set_task_annotations",
     "stale_siblings",

@@ -5,9 +5,8 @@ action does not apply.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 
 import attrs
@@ -76,35 +75,36 @@ def approve_task(run: Run, task_id: str) -> Run:
 
 
 def approvers(task: RunTask) -> list[str]:
-    """User ids recorded in the task's ``approvers`` annotation (a JSON array)."""
+    """User ids recorded in the task's ``approvers`` annotation (a JSON array). Annotations are
+    free for users to set: one that is not a JSON array records nobody."""
     raw = task.annotations.get(APPROVERS_ANNOTATION)
     if not raw:
         return []
     try:
         value = json.loads(raw)
     except ValueError:
-        raise BadRequest(f"task {task.id}: annotation {APPROVERS_ANNOTATION!r} is not JSON") from None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise BadRequest(f"task {task.id}: annotation {APPROVERS_ANNOTATION!r} is not a list of ids")
-    return value
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
-def add_approver(run: Run, task_id: str, user_id: str) -> Run:
-    """Record a user's approval (the gateway step of §3.8); the approve loop does the rest."""
+def add_approver(run: Run, task_id: str, user_id: str, user_name: str = "") -> Run:
+    """Record a user's approval (the gateway's step of §3.8); the scheduler's approve pass does the
+    rest (``tasks_to_approve``). ``user_name`` only names the user in errors."""
     if not user_id:
         raise BadRequest("approving a task needs a logged in user")
     task = _task(run, task_id)
     if not task.waiting_approval:
-        raise BadRequest(f"task {task_id} of run {run.id} is not waiting for approval")
+        raise BadRequest(f"task {task_id} is not waiting for an approval")
     current = approvers(task)
     if user_id in current:
-        raise BadRequest(f"user {user_id} has already approved task {task_id}")
+        raise BadRequest(f"user {user_name or user_id} has already approved task {task_id}")
     annotations = {**task.annotations, APPROVERS_ANNOTATION: json.dumps([*current, user_id])}
     return with_task(run, attrs.evolve(task, annotations=annotations))
 
 
 def tasks_to_approve(run: Run) -> list[str]:
-    """Tasks waiting approval that a user approved: the approve loop calls ``approve`` on them."""
+    """Tasks waiting approval that a user approved: the scheduler's approve pass approves them
+    (``approve_task``) in the runservice, guarded by ``groups.approval_change_group``."""
     return sorted(
         t.id
         for t in run.tasks.values()
@@ -135,19 +135,3 @@ def check_restartable(run: Run, from_start: bool) -> None:
     if reason is not None:
         raise BadRequest(f"run cannot be restarted: {reason}")
 
-
-def queue_group_change_group(group: str) -> str:
-    """Change group the scheduler uses to start the next queued run of a group (§6.11)."""
-    return hashlib.sha256(f"changegroup-{group}".encode()).hexdigest()
-
-
-def runs_to_start(runs: Iterable[Run]) -> list[Run]:
-    """Per run group, the oldest queued run when no run of the group is running: at most one
-    running run per group, first in first out by run id."""
-    all_runs = list(runs)
-    running_groups = {r.group for r in all_runs if r.phase is RunPhase.RUNNING}
-    first_queued: dict[str, Run] = {}
-    for run in sorted(all_runs, key=lambda r: r.id):
-        if run.phase is RunPhase.QUEUED and run.group not in running_groups:
-            first_queued.setdefault(run.group, run)
-    return sorted(first_queued.values(), key=lambda r: r.id)
