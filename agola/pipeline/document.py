@@ -2,8 +2,9 @@
 
 YAML (and JSON, which the reference reads as YAML) is parsed by libyaml and composed by PyYAML's
 Python composer, so each value keeps its line and column. The loader is bounded: nesting depth and the number of
-values produced (which an alias bomb would blow up) are capped, duplicate keys are rejected (as
-the reference's YAML library does) and keys must be scalars. Jsonnet and Starlark produce plain
+values produced (which an alias bomb would blow up) are capped and keys must be scalars. A key
+written twice in one mapping keeps its last value with a located warning, as the reference does
+(ghodss/yaml over yaml.v2 in non-strict mode overwrites silently). Jsonnet and Starlark produce plain
 JSON-like values; those become nodes with a path but no line.
 """
 
@@ -118,8 +119,11 @@ class _TooDeep(Exception):
 
 
 class _Budget:
+    """What the conversion of one document shares: the values left, the warnings found."""
+
     def __init__(self) -> None:
         self.left = MAX_NODES
+        self.warnings: list[LocatedError] = []
 
 
 _SCALARS = SafeConstructor()
@@ -131,11 +135,12 @@ def _mark_loc(file: str, mark: Any, path: str) -> Loc:
     return Loc(file, mark.line + 1, mark.column + 1, path)
 
 
-def parse_yaml(text: str, file: str) -> Node | None:
+def parse_yaml(text: str, file: str, warnings: list[LocatedError] | None = None) -> Node | None:
     """Parse YAML (or JSON) text into a located tree; ``None`` for an empty document.
 
     Only the first document of a multi-document stream is used, as the reference does.
-    Raises ``PipelineError`` for syntax errors and for documents over the safety limits.
+    Raises ``PipelineError`` for syntax errors and for documents over the safety limits;
+    things accepted but probably not meant (duplicate keys) are appended to ``warnings``.
     """
     loader = _BoundedLoader(text)
     try:
@@ -166,7 +171,11 @@ def parse_yaml(text: str, file: str) -> Node | None:
         return None
     _check_expansion(root, file)
     errors: list[LocatedError] = []
-    node = _convert(root, file, "", 0, _Budget(), errors)
+    budget = _Budget()
+    node = _convert(root, file, "", 0, budget, errors)
+    if warnings is not None:
+        # A mapping reached through several aliases is converted once per alias: warn once.
+        warnings.extend(dict.fromkeys(budget.warnings))
     if errors:
         raise PipelineError(errors)
     return node
@@ -273,14 +282,13 @@ def _mapping(
         if key is None:
             continue
         if key in own:
-            errors.append(
+            budget.warnings.append(
                 LocatedError(
-                    f'mapping key "{key}" already defined',
+                    f'mapping key "{key}" already defined (the last value is used)',
                     _mark_loc(file, key_node.start_mark, child_path(path, key)),
-                    "each key may appear once per mapping",
+                    "each key should appear once per mapping",
                 )
             )
-            continue
         own[key] = _convert(value_node, file, child_path(path, key), depth + 1, budget, errors)
     if merged:
         merged.update(own)

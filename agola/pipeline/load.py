@@ -142,8 +142,8 @@ def parse_pipeline(
 ) -> PipelineConfig:
     """Parse and validate one pipeline file whose format comes from its name (or ``fmt``)."""
     fmt = fmt or config_format(filename)
-    root = read_document(filename, data, fmt, ctx or RunContext(), limits)
     errors = ErrorList()
+    root = read_document(filename, data, fmt, ctx or RunContext(), limits, errors.warnings)
     config = parse_config(root, filename, fmt, errors)
     validate_config(config, errors)
     errors.raise_if_any()
@@ -151,9 +151,15 @@ def parse_pipeline(
 
 
 def read_document(
-    filename: str, data: bytes | str, fmt: ConfigFormat, ctx: RunContext, limits: EvalLimits
+    filename: str,
+    data: bytes | str,
+    fmt: ConfigFormat,
+    ctx: RunContext,
+    limits: EvalLimits,
+    warnings: list[LocatedError] | None = None,
 ) -> Node | None:
-    """The located document tree of a file, evaluating Jsonnet/Starlark first."""
+    """The located document tree of a file, evaluating Jsonnet/Starlark first; what is accepted
+    but suspicious (a key written twice) is appended to ``warnings``."""
     raw = data.encode() if isinstance(data, str) else data
     if len(raw) > MAX_CONFIG_SIZE:
         raise PipelineError(
@@ -175,7 +181,7 @@ def read_document(
         return from_plain(json.loads(evaluate(filename, text, fmt, ctx, limits)), filename)
     if fmt is ConfigFormat.JSON and _is_json(text):
         text = json_tabs_to_spaces(text)
-    return parse_yaml(text, filename)
+    return parse_yaml(text, filename, warnings)
 
 
 def _is_json(text: str) -> bool:

@@ -242,10 +242,9 @@ class StepReader(Reader):
 
 
 def count_lines(text: str) -> int:
-    """Lines as Go's bufio.Scanner counts them: a trailing newline does not start a new line."""
+    """Lines as Agola's ``util.CountLines`` counts them: every newline starts one more line, a
+    trailing one too, so a ``run: |`` block holding one command (``"make\\n"``) has two lines and
+    needs a step name, as with the reference."""
     if not text:
         return 0
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return len(lines)
+    return text.count("\n") + 1
