@@ -63,10 +63,118 @@ def _check_keys(value: object) -> None:
         raise _Fail(f"cannot convert starlark type {type(value).__name__!r} to JSON")
 
 
+_TAB = 8  # go.starlark.net: a tab in indentation advances to the next multiple of 8 columns
+
+
+def _expand_tabs(source: str) -> tuple[str, dict[int, str]]:
+    """The source with its tabs outside string literals made spaces, as go.starlark.net reads
+    them (the Rust engine refuses tabs); and, per 1-based line whose leading whitespace changed
+    width, that original whitespace (to give error columns back in the file's own terms).
+
+    A tab in a line's leading whitespace advances to the next multiple of 8 columns; any other
+    tab outside a string is one space (whitespace there only separates tokens, same width).
+    """
+    out: list[str] = []
+    changed: dict[int, str] = {}
+    quote = ""  # the open string's delimiter: ', ", ''' or """
+    i, line, n = 0, 1, len(source)
+    at_line_start = True
+    while i < n:
+        if at_line_start and not quote:
+            j = i
+            while j < n and source[j] in " \t":
+                j += 1
+            lead = source[i:j]
+            width = _indent_width(lead)
+            out.append(" " * width)
+            if "\t" in lead:
+                changed[line] = lead
+            i, at_line_start = j, False
+            continue
+        ch = source[i]
+        if quote:
+            if ch == "\\":
+                out.append(source[i : i + 2])
+                line += source[i : i + 2].count("\n")
+                i += 2
+                continue
+            if source.startswith(quote, i):
+                out.append(quote)
+                i += len(quote)
+                quote = ""
+                continue
+            if ch == "\n" and len(quote) == 1:
+                quote = ""  # an unterminated string: the engine reports it
+        elif ch == "#":
+            end = source.find("\n", i)
+            end = n if end < 0 else end
+            out.append(source[i:end].replace("\t", " "))
+            i = end
+            continue
+        elif ch in "'\"":
+            quote = ch * 3 if source.startswith(ch * 3, i) else ch
+            out.append(quote)
+            i += len(quote)
+            continue
+        elif ch == "\t":
+            ch = " "
+        out.append(ch)
+        if ch == "\n":
+            line += 1
+            at_line_start = not quote  # inside a '''string''' the tabs are its text
+        i += 1
+    return "".join(out), changed
+
+
+def _indent_width(lead: str) -> int:
+    col = 0
+    for ch in lead:
+        col = col + _TAB - col % _TAB if ch == "\t" else col + 1
+    return col
+
+
+def _original_column(lead: str, column: int) -> int:
+    """The 1-based column in the file of the 1-based ``column`` of the expanded line."""
+    width = _indent_width(lead)
+    if column > width:
+        return column - width + len(lead)
+    col = 0
+    for index, ch in enumerate(lead):
+        col = col + _TAB - col % _TAB if ch == "\t" else col + 1
+        if column <= col:
+            return index + 1
+    return len(lead) + 1
+
+
+def _restore_positions(message: str, filename: str, changed: dict[int, str]) -> str:
+    """Error positions (``file:line:col``) as go.starlark.net gives them: a tab is one column."""
+    if not changed:
+        return message
+    import re
+
+    def fix(m: re.Match[str]) -> str:
+        line, column = int(m.group(1)), int(m.group(2))
+        if line in changed:
+            column = _original_column(changed[line], column)
+        return f"{filename}:{line}:{column}"
+
+    return re.sub(re.escape(filename) + r":(\d+):(\d+)", fix, message)
+
+
 def _starlark(req: Request) -> str:
+    source, changed = _expand_tabs(req["source"])
+    try:
+        return _run_starlark(req, source)
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the engine's message, with the file's own columns
+        raise _Fail(_restore_positions(str(exc), req["filename"], changed)) from None
+
+
+def _run_starlark(req: Request, source: str) -> str:
     import starlark as sl
 
-    ast = sl.parse(req["filename"], req["source"])
+    ast = sl.parse(req["filename"], source)
     module = sl.Module()
     # The reference gives Starlark its standard library plus print (output discarded).
     sl.eval(module, ast, sl.Globals.extended_by([sl.LibraryExtension.Print]))
