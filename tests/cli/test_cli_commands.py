@@ -54,7 +54,7 @@ def test_errors_are_one_line_with_the_server_message_and_non_zero_exit(fake_gate
     fake_gateway.add_user("user01", token="tok")
     denied = cli(fake_gateway.url, "tok", "user", "create", "user02")
     assert denied.exit_code == 1
-    assert denied.output == "Error: user is not an admin\n"
+    assert denied.output == "Error: only an administrator can do this\n"
 
     missing = cli(fake_gateway.url, ADMIN_TOKEN, "user", "delete", "nobody")
     assert (missing.exit_code, missing.output) == (1, "Error: user 'nobody' doesn't exist\n")

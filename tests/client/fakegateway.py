@@ -2,7 +2,8 @@
 ``{"message", "code"}`` errors). The client's wire compatibility is tested against the real
 gateway (test_gateway_client.py, tests/cli/test_cli_real_gateway.py, test_cli_e2e_docker.py);
 this fake stays for what needs scripted, deterministic runs in milliseconds: the CLI's output
-formatting and ``--follow`` timing (lines arriving while a step runs, approval).
+formatting and ``--follow`` timing (lines arriving while a step runs, approval). What those tests
+rely on is checked on this fake and on the real gateway alike by test_gateway_contract.py.
 
 It keeps its state in memory, records every request, and scripts runs: a direct run gets one task
 ``task01`` whose ``run`` step prints a few lines over a short time (so ``--follow`` is exercised
@@ -106,7 +107,7 @@ class FakeGateway:
         self._thread.join(10)
 
     def add_user(self, name: str, token: str | None = None) -> dict[str, Any]:
-        u = {"id": str(uuid.uuid4()), "username": name, "tokens": {}}
+        u: dict[str, Any] = {"id": str(uuid.uuid4()), "username": name, "tokens": {}}
         if token:
             u["tokens"]["default"] = token
         self.state.users[name] = u
@@ -173,7 +174,7 @@ class FakeGateway:
                 if user is None:
                     raise Unauthorized("unauthorized")
                 if admin:
-                    raise Forbidden("user is not an admin")
+                    raise Forbidden("only an administrator can do this")
             return await handler(request, user)
 
         return wrapped
@@ -192,7 +193,9 @@ class FakeGateway:
         return json_response(_user_json(me))
 
     async def list_users(self, request: web.Request, me: Any) -> web.Response:
-        return json_response([_user_json(u) for u in sorted(self.state.users.values(), key=lambda u: u["username"])])
+        # by name, descending unless ?asc (the real gateway's default order)
+        users = sorted(self.state.users.values(), key=lambda u: u["username"], reverse="asc" not in request.query)
+        return json_response([_user_json(u) for u in users])
 
     async def create_user(self, request: web.Request, me: Any) -> web.Response:
         name = (await read_json(request)).get("username", "")
@@ -206,7 +209,10 @@ class FakeGateway:
         return json_response(_user_json(self._user(request.match_info["ref"])))
 
     async def delete_user(self, request: web.Request, me: Any) -> web.Response:
-        u = self._user(request.match_info["ref"])
+        try:
+            u = self._user(request.match_info["ref"])
+        except NotExist as exc:  # the configstore checks existence as a precondition: 400, not 404
+            raise BadRequest(exc.message) from None
         del self.state.users[u["username"]]
         return web.Response(status=204)
 
@@ -421,7 +427,7 @@ class FakeGateway:
         if (await read_json(request)).get("action_type") != "approve":
             raise BadRequest("wrong task action type")
         if not run["tasks"][task_id]["waiting_approval"]:
-            raise BadRequest(f"task {task_id!r} is not waiting for approval")
+            raise BadRequest(f"task {task_id} is not waiting for an approval")
         run["tasks"][task_id]["approved"] = True
         return web.Response(status=200)
 
