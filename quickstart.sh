@@ -78,14 +78,17 @@ find_agola() {
   PY=$ROOT/.venv/bin/python; AGOLA=$ROOT/.venv/bin/agola
 }
 
-# One value of the server config: dataDir, the gateway URL, the admin token.
+# One value of the server config: dataDir, the gateway URL, the admin token (empty when the
+# gateway generates it) and the file the gateway generates it into.
 config_value() {
   "$PY" - "$CONFIG" "$1" <<'EOF'
 import sys
 from agola.config import load_config
+from agola.services.gateway.admintoken import ADMIN_TOKEN_FILE
 cfg = load_config(sys.argv[1])
 print({"datadir": cfg.data_dir, "gateway": cfg.gateway.web.local_url() if cfg.gateway.web else "http://127.0.0.1:8000",
-       "admintoken": cfg.gateway.admin_token}[sys.argv[2]])
+       "admintoken": cfg.gateway.admin_token,
+       "admintokenfile": f"{cfg.gateway.data_dir}/{ADMIN_TOKEN_FILE}"}[sys.argv[2]])
 EOF
 }
 
@@ -127,6 +130,7 @@ setup_paths() {
   DATA=$(config_value datadir)
   URL=$(config_value gateway)
   ADMIN=$(config_value admintoken)
+  ADMIN_FILE=$(config_value admintokenfile)
   STATE=$DATA/quickstart
   mkdir -p "$STATE"
 }
@@ -169,6 +173,12 @@ start_server() {
 # --- 4. a user and a token (kept in the data dir, mode 0600) --------------------------------------
 ensure_token() {
   local out
+  if [ -z "$ADMIN" ]; then
+    # No gateway.adminToken in the config: the gateway generated one at its first start.
+    [ -s "$ADMIN_FILE" ] || die "no gateway.adminToken in $CONFIG and no generated $ADMIN_FILE (is the server at $URL started from this config?)"
+    ADMIN=$(cat "$ADMIN_FILE")
+    say "using the admin token the gateway generated ($ADMIN_FILE)"
+  fi
   if ! out=$("$AGOLA" -u "$URL" --token "$ADMIN" user create "$USERNAME" 2>&1); then
     case "$out" in *"already exists"*) ;; *) die "cannot create user $USERNAME: $out" ;; esac
   fi

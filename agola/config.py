@@ -96,6 +96,9 @@ DEFAULT_BUSYBOX_PATH = "/usr/bin/busybox"
 OBJECT_STORAGE_TYPES = ("posix", "s3")
 DRIVER_TYPES = ("docker", "host")
 TOKEN_SIGNING_METHODS = ("hmac", "rsa")
+# gateway.adminToken: a shorter token or a documentation placeholder is refused, never used.
+MIN_ADMIN_TOKEN_LENGTH = 32
+ADMIN_TOKEN_PLACEHOLDERS = ("change-me", "changeme", "replace-with", "replace-me")
 
 
 class ConfigError(BadRequest):
@@ -708,7 +711,22 @@ def _check_gateway(g: Gateway) -> list[str]:
             problems.append(f"{p}.tokenSigning.publicKeyPath: required for rsa")
     if ts.duration <= 0:
         problems.append(f"{p}.tokenSigning.duration: must be positive")
+    problems.extend(_check_admin_token(f"{p}.adminToken", g.admin_token))
     return problems
+
+
+def _check_admin_token(path: str, token: str) -> list[str]:
+    """Empty is fine (the gateway generates one); the value itself is never quoted."""
+    if not token:
+        return []
+    if token.strip().lower().startswith(ADMIN_TOKEN_PLACEHOLDERS):
+        return [f"{path}: a placeholder, not a token (remove the key to have one generated into "
+                f"<dataDir>/gateway/admin-token, or set a random string of at least "
+                f"{MIN_ADMIN_TOKEN_LENGTH} characters)"]
+    if len(token) < MIN_ADMIN_TOKEN_LENGTH:
+        return [f"{path}: too short ({len(token)} characters, at least {MIN_ADMIN_TOKEN_LENGTH}; "
+                f"remove the key to have one generated)"]
+    return []
 
 
 def _check_scheduler(s: Scheduler) -> list[str]:

@@ -33,7 +33,7 @@ from agola.client import GatewayClient, UserCreateRunRequest
 from bench.common import BenchRow
 
 IMAGE = "agola-test/busybox:latest"
-ADMIN = "bench-admin-token"
+ADMIN = "bench-admin-token-0123456789abcdefghij"
 ROLES_WITH_WEB = ("runservice", "executor", "configstore", "gateway", "gitserver")
 
 

@@ -15,7 +15,7 @@ from agola.services import registry
 from agola.services.role import RoleHost
 from tests.support.services import free_port
 
-ADMIN = "test-admin-token"
+ADMIN = "test-admin-token-0123456789abcdefghij"
 # Without an executor direct runs stay queued: what cancel tests need, and fast.
 CONTROL_PLANE = ("runservice", "configstore", "gateway", "gitserver")
 ALL = ("runservice", "executor", "configstore", "scheduler", "gateway", "gitserver")

@@ -25,7 +25,7 @@ from tests.support.services import S3Server, free_port
 from tests.support.waiting import wait_for_sync
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ADMIN = "split-admin-token"
+ADMIN = "split-admin-token-0123456789abcdefghij"
 
 
 def agola_env() -> dict[str, str]:
@@ -34,7 +34,7 @@ def agola_env() -> dict[str, str]:
 
 def _health(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-        return json.loads(resp.read())  # type: ignore[no-any-return]
+        return json.loads(resp.read())
 
 
 class ServeProcess:

@@ -17,7 +17,7 @@ ROLES = ("runservice", "executor", "configstore", "gitserver")
 
 
 def _config(tmp_path: Path) -> Path:
-    text = f"dataDir: {tmp_path / 'data'}\ngateway:\n  adminToken: qs-admin\n"
+    text = f"dataDir: {tmp_path / 'data'}\ngateway:\n"
     text += f"  web: {{listenAddress: '127.0.0.1:{free_port()}'}}\n"
     for role in ROLES:
         text += f"{role}:\n  web: {{listenAddress: '127.0.0.1:{free_port()}'}}\n"
@@ -44,6 +44,11 @@ def test_quickstart_twice_then_stop(tmp_path: Path, busybox_image: str) -> None:
         assert "[package] package: hello from agola, built from 2 deps" in first.stdout
         assert "==> examples/hello: success" in first.stdout
         assert "The server keeps running" in first.stdout
+        # No adminToken in the config: the gateway generated one, private, and the script used it.
+        assert "using the admin token the gateway generated" in first.stdout
+        generated = tmp_path / "data" / "gateway" / "admin-token"
+        assert generated.stat().st_mode & 0o777 == 0o600
+        assert generated.read_text().strip() not in first.stdout + (state / "server.log").read_text()
         token = state / "token"
         assert token.stat().st_mode & 0o777 == 0o600
         pid = (state / "server.pid").read_text().strip()

@@ -27,7 +27,7 @@ from tests.configstore.stack import FAST as CS_FAST
 from tests.configstore.stack import Stack as ConfigstoreStack
 from tests.support.services import free_port
 
-ADMIN_TOKEN = "admintoken-for-tests-0123456789"
+ADMIN_TOKEN = "admintoken-for-tests-0123456789abcdef"
 
 FAST = RunserviceOptions(
     scheduler_interval=0.3,

@@ -1,5 +1,6 @@
 """The gateway role: the public API in front of the configstore, the runservice and the
-gitserver (spec §6). Stateless apart from the generated token signing key in its ``dataDir``."""
+gitserver (spec §6). Stateless apart from the generated token signing key and admin token in its
+``dataDir``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from agola.config import Config
 from agola.roleclients.configstore import ConfigstoreClient
 from agola.roleclients.runservice import RunserviceClient
 from agola.services.gateway.actions import Services
+from agola.services.gateway.admintoken import admin_token
 from agola.services.gateway.api import build_app
 from agola.services.gateway.auth import Authenticator, TokenSigner
 from agola.services.role import Role
@@ -38,7 +40,7 @@ class GatewayRole(Role):
             api_exposed_url=gw.api_exposed_url,
             signer=signer,
         )
-        self.auth = Authenticator(configstore, signer, gw.admin_token)
+        self.auth = Authenticator(configstore, signer, admin_token(gw))
 
     async def stop(self) -> None:
         svc, self.services = self.services, None
