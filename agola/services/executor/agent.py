@@ -17,6 +17,10 @@
   removed at start and every ``orphans_interval``;
 * **task data**: ``<dataDir>/tasks/<id>`` (logs, workspace archives: what the runservice fetches
   through the executor API) is deleted once the runservice no longer knows the task.
+
+Each periodic job runs on its own ``agola.util.loops.LoopRunner`` (``runners``, by name): a pass at
+start, then every interval; a failed pass is logged (``loop pass failed``) and retried after a
+backoff capped at the job's interval. The loops are per instance: no coordination lock.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ import asyncio
 import re
 import shutil
 import time
-from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 
 import attrs
 
@@ -47,8 +52,9 @@ from agola.types.runservice import (
     ExecutorTaskStatus,
     ExecutorTaskStepStatus,
 )
-from agola.util.aio import wait_event
+from agola.util.aio import cancel_and_wait
 from agola.util.log import get_logger
+from agola.util.loops import LoopRunner, stop_all
 
 log = get_logger(__name__)
 
@@ -90,6 +96,14 @@ def check_task_id(task_id: str) -> str:
     return task_id
 
 
+@attrs.frozen
+class AgentJob:
+    """One periodic job of the agent, as ``LoopRunner`` runs it: a name and one pass."""
+
+    name: str
+    run_once: Callable[[], Coroutine[Any, Any, object]]
+
+
 @attrs.define
 class TaskEntry:
     """A task this executor runs (or ran and has not yet reported as finished)."""
@@ -127,10 +141,25 @@ class ExecutorAgent:
         self.render_key = render_key
         self.tasks: dict[str, TaskEntry] = {}
         self._forgotten: dict[str, float] = {}
-        self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
-        self._poll_wake = asyncio.Event()
         self._stopping = False
+        o = self.options
+        self.runners: dict[str, LoopRunner] = {
+            runner.name: runner
+            for runner in (
+                self._runner("executor-heartbeat", self.heartbeat, o.heartbeat_interval),
+                self._runner("executor-poll", self.poll, o.poll_interval),
+                self._runner("executor-status", self.resend_statuses, o.status_interval),
+                self._runner("executor-orphans", self.remove_orphans, o.orphans_interval),
+                self._runner("executor-taskdata", self.clean_task_data, o.data_clean_interval),
+            )
+        }
+        self._poll = self.runners["executor-poll"]
+
+    @staticmethod
+    def _runner(name: str, job: Callable[[], Coroutine[Any, Any, object]], interval: float) -> LoopRunner:
+        # A failed pass is retried after a backoff capped at the interval (the period of the job).
+        return LoopRunner(AgentJob(name, job), interval, max_backoff=interval)
 
     @property
     def id(self) -> str:
@@ -146,52 +175,25 @@ class ExecutorAgent:
         (self.data_dir / "tasks").mkdir(parents=True, exist_ok=True)
         # Nothing runs yet: every pod of this executor id was left by a previous process.
         await self.remove_orphans()
-        await self._quietly(self.heartbeat(), "heartbeat")
-        o = self.options
-        self._loops = [
-            asyncio.create_task(self._every(o.heartbeat_interval, self.heartbeat, "heartbeat"), name="executor-heartbeat"),
-            asyncio.create_task(self._poll_loop(), name="executor-poll"),
-            asyncio.create_task(self._every(o.status_interval, self.resend_statuses, "status"), name="executor-status"),
-            asyncio.create_task(self._every(o.orphans_interval, self.remove_orphans, "orphans"), name="executor-orphans"),
-            asyncio.create_task(self._every(o.data_clean_interval, self.clean_task_data, "taskdata"), name="executor-taskdata"),
-        ]
+        for runner in self.runners.values():
+            runner.start()  # the first pass of each (the heartbeat registers us) runs at once
 
     async def stop(self) -> None:
         """Stop the loops, stop running tasks (they report ``stopped``), then forget everything."""
         self._stopping = True
-        loops, self._loops = self._loops, []
-        for t in loops:
-            t.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
+        await stop_all(list(self.runners.values()))
         jobs = [e.job for e in self.tasks.values() if e.job is not None and not e.job.done()]
         for entry in self.tasks.values():
             entry.runner.stop()
         if jobs:
             await asyncio.wait(jobs, timeout=self.options.stop_grace)
-        for job in jobs:
-            job.cancel()
-        await asyncio.gather(*jobs, return_exceptions=True)
+        await cancel_and_wait(jobs)
         try:
-            await asyncio.wait_for(self.resend_statuses(), timeout=self.options.stop_grace)
-        except (asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - stopping anyway
+            async with asyncio.timeout(self.options.stop_grace):
+                await self.resend_statuses()
+        except Exception as exc:  # noqa: BLE001 - stopping anyway (TimeoutError included)
             log.warning("final status reports failed", executor=self.id, error=repr(exc))
-        pending = list(self._background)
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-    async def _every(self, interval: float, job: Callable[[], Awaitable[Any]], what: str) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            await self._quietly(job(), what)
-
-    async def _quietly(self, coro: Awaitable[Any], what: str) -> None:
-        try:
-            await coro
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - loops keep going; the next pass retries
-            log.warning("executor loop pass failed", loop=what, executor=self.id, error=repr(exc))
+        await cancel_and_wait(self._background)
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
         task = asyncio.ensure_future(coro)
@@ -224,13 +226,8 @@ class ExecutorAgent:
     # ------------------------------------------------------------------------------ task intake
 
     def wake_poll(self) -> None:
-        self._poll_wake.set()
-
-    async def _poll_loop(self) -> None:
-        while True:
-            await wait_event(self._poll_wake, self.options.poll_interval)
-            self._poll_wake.clear()
-            await self._quietly(self.poll(), "poll")
+        """A poll as soon as the current one (if any) is over (a task slot freed up)."""
+        self._poll.wake()
 
     async def poll(self) -> None:
         """Fetch this executor's tasks and act on each; stop the running ones no longer listed."""
@@ -420,7 +417,7 @@ class ExecutorAgent:
 def ended(status: ExecutorTaskStatus, phase: ExecutorTaskPhase, error: str) -> ExecutorTaskStatus:
     """``status`` ended now with ``phase``: its running setup step and steps fail (a runner that
     crashed, a task lost by a restart or stopped before it started)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
 
     def end(step: ExecutorTaskStepStatus) -> ExecutorTaskStepStatus:
         if step.phase is ExecutorTaskPhase.RUNNING:
@@ -443,5 +440,11 @@ def final_status(et: ExecutorTask, phase: ExecutorTaskPhase, error: str) -> Exec
 
 
 __all__ = [
-    "AgentOptions", "AgentSettings", "ExecutorAgent", "LOST_TASK_ERROR", "check_task_id", "ended", "final_status",
+    "LOST_TASK_ERROR",
+    "AgentOptions",
+    "AgentSettings",
+    "ExecutorAgent",
+    "check_task_id",
+    "ended",
+    "final_status",
 ]

@@ -1,0 +1,102 @@
+"""The agent's periodic jobs on ``agola.util.loops.LoopRunner``: a pass of each at start, the poll
+woken when a slot frees up, a failed pass logged with the job's name, a prompt stop. The runservice
+is a fake client: no server, no driver work (host driver, no task)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from agola.roleclients.runservice import RunserviceClient
+from agola.services.executor.agent import AgentOptions, AgentSettings, ExecutorAgent
+from agola.services.executor.drivers.host import HostDriver, HostDriverConfig
+from agola.services.executor.store import LocalArchiveStore
+from agola.types.runservice import Executor, ExecutorTask, ExecutorTaskSpecData
+from tests.support.logs import logged
+from tests.support.waiting import wait_for
+
+LOOPS = ("executor-heartbeat", "executor-poll", "executor-status", "executor-orphans", "executor-taskdata")
+# Long intervals: every pass after the first one is one a test asked for.
+SLOW = AgentOptions(heartbeat_interval=3600, poll_interval=3600, status_interval=3600, orphans_interval=3600,
+                    data_clean_interval=3600, stop_grace=1.0)
+
+
+class FakeRunservice(RunserviceClient):
+    def __init__(self) -> None:
+        super().__init__("http://127.0.0.1:1")
+        self.heartbeats: list[Executor] = []
+        self.polls = 0
+        self.fail_heartbeats = False
+
+    async def executor_heartbeat(self, executor: Executor) -> Executor:
+        if self.fail_heartbeats:
+            raise ConnectionError("runservice unreachable")
+        self.heartbeats.append(executor)
+        return executor
+
+    async def executor_tasks(self, executor_id: str) -> list[tuple[ExecutorTask, ExecutorTaskSpecData | None]]:
+        self.polls += 1
+        return []
+
+
+@pytest.fixture
+async def agent(tmp_path: Path) -> AsyncIterator[tuple[ExecutorAgent, FakeRunservice]]:
+    client = FakeRunservice()
+    agent = ExecutorAgent(
+        AgentSettings(executor_id="ex1", listen_url="http://127.0.0.1:2", data_dir=tmp_path / "data"),
+        client=client,
+        driver=HostDriver(HostDriverConfig(base_dir=tmp_path / "pods")),
+        store=LocalArchiveStore(tmp_path / "store"),
+        options=SLOW,
+    )
+    try:
+        yield agent, client
+    finally:
+        await agent.stop()
+        await client.close()
+
+
+async def test_every_job_has_a_named_runner_at_its_interval(agent: tuple[ExecutorAgent, FakeRunservice]) -> None:
+    executor, _ = agent
+    assert tuple(executor.runners) == LOOPS
+    assert all(r.interval == 3600 for r in executor.runners.values())
+
+
+async def test_each_job_runs_at_start_and_the_poll_when_woken(agent: tuple[ExecutorAgent, FakeRunservice]) -> None:
+    executor, client = agent
+    await executor.start()
+    await wait_for(lambda: client.heartbeats and client.polls == 1, 5, message="first heartbeat and poll")
+    assert client.heartbeats[0].id == "ex1" and client.heartbeats[0].listen_url == "http://127.0.0.1:2"
+    executor.wake_poll()
+    await wait_for(lambda: client.polls == 2, 5, message="a poll when woken")
+    assert len(client.heartbeats) == 1  # the others wait for their interval
+
+
+async def test_a_pass_can_be_run_directly(agent: tuple[ExecutorAgent, FakeRunservice]) -> None:
+    executor, client = agent
+    assert await executor.runners["executor-heartbeat"].run_once()
+    assert [e.id for e in client.heartbeats] == ["ex1"]
+
+
+async def test_a_failed_pass_is_logged_with_its_job_and_retried(
+        agent: tuple[ExecutorAgent, FakeRunservice], caplog: pytest.LogCaptureFixture) -> None:
+    executor, client = agent
+    client.fail_heartbeats = True
+    await executor.start()
+    await wait_for(lambda: logged(caplog, "loop pass failed", loop="executor-heartbeat"), 5,
+                   message="the failed heartbeat logged")
+    client.fail_heartbeats = False
+    # Retried after a backoff (capped at the interval), not an hour later.
+    await wait_for(lambda: client.heartbeats, 5, message="the heartbeat retried")
+
+
+async def test_stop_ends_every_loop(agent: tuple[ExecutorAgent, FakeRunservice]) -> None:
+    executor, client = agent
+    await executor.start()
+    await wait_for(lambda: client.polls == 1, 5)
+    await executor.stop()
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("loop-executor-")]
+    executor.wake_poll()  # a task ending during the stop wakes a stopped runner: harmless
