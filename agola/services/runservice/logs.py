@@ -7,7 +7,7 @@ an empty marker ``logs/<runTaskID>/runs/<runID>`` for every run using these logs
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 
 import attrs
 
@@ -16,7 +16,7 @@ from agola.roleclients.base import ResponseStream
 from agola.services.runservice.core import RunserviceCore
 from agola.services.runservice.logic.fetching import log_archived, log_object_path, log_selector
 from agola.types.runservice import Executor, Run, RunTask
-from agola.types.stepquery import StepQuery, parse_archive_step, parse_log_query
+from agola.types.stepquery import StepQuery
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
@@ -101,17 +101,6 @@ async def fetch_log(core: RunserviceCore, executor: Executor, task_id: str, step
 async def fetch_archive(core: RunserviceCore, executor: Executor, task_id: str, step: int, object_path: str) -> bool:
     """Copy a workspace archive from the executor into ``object_path``, streamed. False when missing."""
     return await _store(core, core.executor_client(executor).get_archive(task_id, step), object_path)
-
-
-async def fetch_from_executor(
-    core: RunserviceCore, executor: Executor, path: str, params: Mapping[str, str], object_path: str
-) -> bool:
-    """``fetch_log`` or ``fetch_archive`` as the executor API path and query name them (the form
-    the fetcher loop calls)."""
-    task_id = params.get("taskid", "")
-    if path.endswith("/archives"):
-        return await fetch_archive(core, executor, task_id, parse_archive_step(params), object_path)
-    return await fetch_log(core, executor, task_id, parse_log_query(params).step, object_path)
 
 
 async def _store(core: RunserviceCore, stream: ResponseStream, object_path: str) -> bool:

@@ -3,6 +3,8 @@ into object storage, mark them fetched on the run, then drop the executor task."
 
 from __future__ import annotations
 
+from functools import partial
+
 from agola.errors import Conflict
 from agola.services.runservice import logic
 from agola.services.runservice.core import RETRIES, RunserviceCore, gather_limited
@@ -14,14 +16,11 @@ from agola.services.runservice.logic.fetching import (
     fetch_finished,
     log_run_marker_path,
 )
-from agola.services.runservice.logs import fetch_from_executor
+from agola.services.runservice.logs import fetch_archive, fetch_log
 from agola.types.runservice import Executor, ExecutorTask, Run
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
-
-EXECUTOR_LOGS = "/api/v1alpha/executor/logs"
-EXECUTOR_ARCHIVES = "/api/v1alpha/executor/archives"
 
 
 class Fetcher:
@@ -42,7 +41,7 @@ class Fetcher:
                 await self._markers(run, {f.task_id for f in fetches})
                 results = await gather_limited(
                     self.core.options.fetch_concurrency,
-                    [lambda f=f: self._fetch(f, ets.get(f.task_id), executors) for f in fetches],
+                    [partial(self._fetch, f, ets.get(f.task_id), executors) for f in fetches],
                 )
                 done = [f for f, ok in zip(fetches, results) if ok is True]
                 for f, err in zip(fetches, results):
@@ -50,9 +49,10 @@ class Fetcher:
                         log.info("fetch failed, will retry", run=run.id, task=f.task_id, kind=f.kind.value,
                                  step=f.step, error=repr(err))
                 if done:
-                    run = await self._mark(run.id, done)
-                    if run is None:
+                    marked = await self._mark(run.id, done)
+                    if marked is None:
                         continue
+                    run = marked
             for task in run.tasks.values():
                 if fetch_finished(task) and task.id in ets and ets[task.id].spec.run_id == run.id:
                     await store.delete_executor_task(task.id)
@@ -77,15 +77,10 @@ class Fetcher:
         ) is not None:
             return True  # the executor is gone and its files with it
         if fetch.kind is FetchKind.LOG:
-            params = {"taskid": fetch.task_id}
-            if fetch.step is None:
-                params["setup"] = ""
-            else:
-                params["step"] = str(fetch.step)
-            await fetch_from_executor(self.core, executor, EXECUTOR_LOGS, params, fetch.object_path)
+            await fetch_log(self.core, executor, fetch.task_id, fetch.step, fetch.object_path)
         else:
-            params = {"taskid": fetch.task_id, "step": str(fetch.step)}
-            await fetch_from_executor(self.core, executor, EXECUTOR_ARCHIVES, params, fetch.object_path)
+            assert fetch.step is not None  # an archive is always a step's
+            await fetch_archive(self.core, executor, fetch.task_id, fetch.step, fetch.object_path)
         return True
 
     async def _mark(self, run_id: str, done: list[Fetch]) -> Run | None:
