@@ -17,6 +17,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -89,20 +90,19 @@ async def _store_runs(role: RunserviceRole, n: int) -> None:
     # Wait for the readdb to mirror them all.
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
-        async with role.readdb.db.execute("SELECT count(*) FROM run_ost") as cur:
-            row = await cur.fetchone()
+        row = await role.readdb.db.fetchone("SELECT count(*) FROM run_ost")
         if row and row[0] >= n:
             return
         await asyncio.sleep(0.2)
     raise TimeoutError("readdb did not catch up")
 
 
-async def _p50(client: RunserviceClient, requests: int, **params: object) -> float:
+async def _p50(client: RunserviceClient, requests: int, **params: Any) -> float:
     await client.list_runs(**params)  # warm up
     times = []
     for _ in range(requests):
         started = time.perf_counter()
-        runs, _ = await client.list_runs(**params)  # type: ignore[arg-type]
+        runs, _ = await client.list_runs(**params)
         times.append((time.perf_counter() - started) * 1000)
         assert runs
     return statistics.median(times)

@@ -11,6 +11,9 @@ Two sources, two table families:
 Each table stores the run JSON verbatim, so listings return stored bytes without re-encoding.
 Group paths are stored with a trailing ``/`` so that a group filter is a prefix range on whole path
 elements (``/project/X/branch/feature`` does not match ``.../branch/feature02``).
+
+The sqlite file is handled by ``agola.storage.readdb.ReadDB``: schema versions (``MIGRATIONS``),
+one writer transaction per batch or watch event, queries on read-only connections.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import aiosqlite
 import attrs
@@ -28,8 +32,9 @@ from agola.errors import BadRequest, Unavailable
 from agola.services.runservice.store import DT_RUN, DT_RUNCOUNTER, RUNS_PREFIX
 from agola.storage.coord.base import Compacted, Coordination, Event
 from agola.storage.datamanager import ActionType, DataManager, FeedBatch
+from agola.storage.readdb import ReadDB
 from agola.types.runservice import RunPhase
-from agola.util.aio import wait_event
+from agola.util.aio import cancel_and_wait, wait_event
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
@@ -37,7 +42,10 @@ log = get_logger(__name__)
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 40
 
-_SCHEMA = """
+# ``MIGRATIONS[i]`` takes the schema from version i to i + 1. The first one is the schema of the
+# files written before versioning: ``IF NOT EXISTS`` lets such a file migrate as it is.
+MIGRATIONS = [
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS changegroup_ost (name TEXT PRIMARY KEY, revision INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS run_active (
@@ -50,7 +58,8 @@ CREATE TABLE IF NOT EXISTS runcounter_ost (groupid TEXT PRIMARY KEY, counter INT
 CREATE INDEX IF NOT EXISTS run_active_group ON run_active (grouppath, id);
 CREATE INDEX IF NOT EXISTS run_ost_group ON run_ost (grouppath, id);
 CREATE INDEX IF NOT EXISTS run_ost_phase ON run_ost (phase, id);
-"""
+""",
+]
 
 _ARCHIVED_PHASES = {RunPhase.FINISHED.value, RunPhase.CANCELLED.value, RunPhase.SETUP_ERROR.value}
 
@@ -98,8 +107,7 @@ class RunReadDB:
         self.path = Path(path)
         self.coord = coord
         self.dm = dm
-        self._db: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()  # one writer at a time on our connection
+        self._db: ReadDB | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._ost_synced = asyncio.Event()
         self._active_synced = asyncio.Event()
@@ -108,12 +116,7 @@ class RunReadDB:
         self.changed = asyncio.Condition()
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.executescript(_SCHEMA)
-        await self._db.commit()
+        self._db = await ReadDB.open(self.path, MIGRATIONS)
 
     async def start(self) -> None:
         if self._db is None:
@@ -125,9 +128,7 @@ class RunReadDB:
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -135,7 +136,7 @@ class RunReadDB:
         self._active_synced.clear()
 
     @property
-    def db(self) -> aiosqlite.Connection:
+    def db(self) -> ReadDB:
         if self._db is None:
             raise Unavailable("runservice readdb is not open")
         return self._db
@@ -149,8 +150,7 @@ class RunReadDB:
     # --- datamanager mirror -------------------------------------------------------------------
 
     async def _meta(self, key: str) -> str:
-        async with self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
-            row = await cur.fetchone()
+        row = await self.db.fetchone("SELECT value FROM meta WHERE key = ?", (key,))
         return str(row[0]) if row else ""
 
     async def _follow_ost(self) -> None:
@@ -165,13 +165,12 @@ class RunReadDB:
             await feed.aclose()  # type: ignore[attr-defined]
 
     async def _apply_batch(self, batch: FeedBatch) -> None:
-        async with self._lock:
-            db = self.db
+        async with self.db.write() as db:
             if batch.reset:
                 await db.execute("DELETE FROM run_ost")
                 await db.execute("DELETE FROM runcounter_ost")
                 await db.execute("DELETE FROM changegroup_ost")
-            await self._apply_actions(batch.actions)
+            await self._apply_actions(db, batch.actions)
             if batch.change_groups_reset:
                 await db.execute("DELETE FROM changegroup_ost")
             for name, rev in batch.change_groups.items():
@@ -185,11 +184,11 @@ class RunReadDB:
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 [("wal_sequence", batch.wal_sequence), ("revision", str(batch.revision))],
             )
-            await db.commit()
 
-    async def _apply_actions(self, actions: list[Any]) -> None:
-        """Apply in order; consecutive puts go in one ``executemany`` (snapshots are all puts)."""
-        db = self.db
+    @staticmethod
+    async def _apply_actions(db: aiosqlite.Connection, actions: list[Any]) -> None:
+        """Apply in order (in the caller's write transaction ``db``); consecutive puts go in one
+        ``executemany`` (snapshots are all puts)."""
         runs: list[tuple[str, str, str, str, str]] = []
         counters: list[tuple[str, int]] = []
 
@@ -240,20 +239,17 @@ class RunReadDB:
 
     async def _load_active(self) -> int:
         rr = await self.coord.range(RUNS_PREFIX)
-        async with self._lock:
-            db = self.db
+        async with self.db.write() as db:
             await db.execute("DELETE FROM run_active")
             await db.executemany(
                 "INSERT OR REPLACE INTO run_active VALUES (?, ?, ?, ?, ?)", [_row(kv.value) for kv in rr.kvs]
             )
-            await db.commit()
         self.active_revision = rr.revision
         await self._notify()
         return rr.revision
 
     async def _apply_events(self, events: Iterable[Event]) -> None:
-        async with self._lock:
-            db = self.db
+        async with self.db.write() as db:
             for ev in events:
                 if ev.type == "put":
                     await db.execute("INSERT OR REPLACE INTO run_active VALUES (?, ?, ?, ?, ?)", _row(ev.kv.value))
@@ -266,7 +262,6 @@ class RunReadDB:
                     )
                     await db.execute("DELETE FROM run_active WHERE id = ?", (run_id,))
                 self.active_revision = max(self.active_revision, ev.revision)
-            await db.commit()
         await self._notify()
 
     async def _notify(self) -> None:
@@ -276,8 +271,7 @@ class RunReadDB:
     # --- queries ------------------------------------------------------------------------------
 
     async def run_counter(self, root_id: str) -> int:
-        async with self.db.execute("SELECT counter FROM runcounter_ost WHERE groupid = ?", (root_id,)) as cur:
-            row = await cur.fetchone()
+        row = await self.db.fetchone("SELECT counter FROM runcounter_ost WHERE groupid = ?", (root_id,))
         return int(row[0]) if row else 0
 
     async def list_runs(self, q: RunsQuery) -> list[str]:
@@ -286,15 +280,15 @@ class RunReadDB:
         limit = min(q.limit or DEFAULT_LIMIT, MAX_LIMIT)
         include_ost = not q.phases or bool(set(q.phases) & _ARCHIVED_PHASES)
         tables = ["run_active", "run_ost"] if include_ost else ["run_active"]
-        if q.last_run:
-            return await self._last_runs(q, tables, limit)
-        found: dict[str, str] = {}
-        for table in tables:
-            where, args = self._where(q, with_cursor=True)
-            order = "ASC" if q.asc else "DESC"
-            sql = f"SELECT id, data FROM {table} {where} ORDER BY id {order} LIMIT ?"
-            async with self.db.execute(sql, (*args, limit)) as cur:
-                for run_id, data in await cur.fetchall():
+        async with self.db.read() as db:  # one snapshot: a run moving between tables is seen once
+            if q.last_run:
+                return await self._last_runs(db, q, tables, limit)
+            found: dict[str, str] = {}
+            for table in tables:
+                where, args = self._where(q, with_cursor=True)
+                order = "ASC" if q.asc else "DESC"
+                sql = f"SELECT id, data FROM {table} {where} ORDER BY id {order} LIMIT ?"
+                for run_id, data in await db.execute_fetchall(sql, (*args, limit)):
                     found.setdefault(run_id, data)  # active first: it is the freshest
         ids = sorted(found, reverse=not q.asc)[:limit]
         return [found[i] for i in ids]
@@ -321,23 +315,22 @@ class RunReadDB:
             args.append(q.start)
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
 
-    async def _last_runs(self, q: RunsQuery, tables: list[str], limit: int) -> list[str]:
+    async def _last_runs(self, db: aiosqlite.Connection, q: RunsQuery, tables: list[str], limit: int) -> list[str]:
         # The newest run of every group path (across both tables), then filter and paginate.
         latest: dict[str, str] = {}
         base = attrs.evolve(q, phases=(), results=())
         for table in tables:
             where, args = self._where(base, with_cursor=False)
             sql = f"SELECT grouppath, max(id) FROM {table} {where} GROUP BY grouppath"
-            async with self.db.execute(sql, args) as cur:
-                for group, run_id in await cur.fetchall():
-                    if run_id > latest.get(group, ""):
-                        latest[group] = run_id
+            for group, run_id in await db.execute_fetchall(sql, args):
+                if run_id > latest.get(group, ""):
+                    latest[group] = run_id
         ids = sorted(latest.values(), reverse=not q.asc)
         if q.start:
             ids = [i for i in ids if (i > q.start if q.asc else i < q.start)]
         out: list[str] = []
         for run_id in ids:
-            data = await self._run_data(run_id, tables)
+            data = await self._run_data(db, run_id, tables)
             if data is None:
                 continue
             doc = json.loads(data)
@@ -350,10 +343,10 @@ class RunReadDB:
                 break
         return out
 
-    async def _run_data(self, run_id: str, tables: list[str]) -> str | None:
+    @staticmethod
+    async def _run_data(db: aiosqlite.Connection, run_id: str, tables: list[str]) -> str | None:
         for table in tables:
-            async with self.db.execute(f"SELECT data FROM {table} WHERE id = ?", (run_id,)) as cur:
-                row = await cur.fetchone()
-            if row:
-                return str(row[0])
+            rows = list(await db.execute_fetchall(f"SELECT data FROM {table} WHERE id = ?", (run_id,)))
+            if rows:
+                return str(rows[0][0])
         return None
