@@ -20,4 +20,4 @@ class BenchRow:
     def ratio(self) -> float | None:
         if self.baseline in (None, 0):
             return None
-        return self.ours / self.baseline  # type: ignore[operator]
+        return self.ours / self.baseline

@@ -101,7 +101,7 @@ class Buildbot:
         await self._poll(lambda body: any(w["connected_to"] for w in body.get("workers", [])), "/workers")
         return ready_s
 
-    async def _poll(self, ok, path: str, timeout: float = 120) -> float:  # type: ignore[no-untyped-def]
+    async def _poll(self, ok, path: str, timeout: float = 120) -> float:
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as session:
             while time.monotonic() < deadline:

@@ -109,7 +109,7 @@ async def test_user_tokens_work_without_an_admin_token(env: Env) -> None:
         await auth.identify(Credentials("token", ADMIN_TOKEN))
 
 
-def test_rsa_tokens_verify_with_the_public_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_rsa_tokens_verify_with_the_public_key(tmp_path) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from pathlib import Path
 
@@ -33,7 +34,7 @@ runs:
 """
 
 
-async def _direct_run(env: Env, tmp: Path, token_user: tuple, files: dict[str, str], **kw):  # type: ignore[no-untyped-def]
+async def _direct_run(env: Env, tmp: Path, token_user: tuple, files: dict[str, str], **kw):
     user, client = token_user
     repo_uuid = str(uuid.uuid4())
     sha = await make_repo(tmp / repo_uuid, files)
@@ -160,12 +161,13 @@ async def test_pull_request_and_tag_refs(env: Env, tmp_path: Path) -> None:
     url = f"{env.url}/repos/{user.id}/{repo_uuid}.git"
     await push(tmp_path / "r", url, "refs/tags/v1.0", client._token)
     await push(tmp_path / "r", url, "refs/pull/42/head", client._token)
-    base = dict(repo_uuid=repo_uuid, repo_path=f"{user.id}/{repo_uuid}", commit_sha=sha)
-    tag_runs = (await client.user_create_run(UserCreateRunRequest(**base, ref="refs/tags/v1.0"))).run_ids
+    request = functools.partial(UserCreateRunRequest, repo_uuid=repo_uuid, repo_path=f"{user.id}/{repo_uuid}",
+                                commit_sha=sha)
+    tag_runs = (await client.user_create_run(request(ref="refs/tags/v1.0"))).run_ids
     assert len(tag_runs) == 2
-    pr_runs = (await client.user_create_run(UserCreateRunRequest(**base, ref="refs/pull/42/head"))).run_ids
+    pr_runs = (await client.user_create_run(request(ref="refs/pull/42/head"))).run_ids
     (pr,) = pr_runs
     assert (await env.rs.get_run(pr)).run.group == f"/user/{user.id}/pr/42"
     assert (await client.get_run(pr)).annotations["pull_request_id"] == "42"
     with pytest.raises(errors.BadRequest, match="not a branch"):
-        await client.user_create_run(UserCreateRunRequest(**base, ref="refs/weird/1"))
+        await client.user_create_run(request(ref="refs/weird/1"))

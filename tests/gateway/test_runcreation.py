@@ -22,7 +22,7 @@ PIPELINE = (
 
 
 def _src(**kw: object) -> RunSource:
-    base = dict(run_type="user", base_id="u1", ref_type="branch", ref="refs/heads/feature/x", branch="feature/x",
+    base: dict[str, object] = dict(run_type="user", base_id="u1", ref_type="branch", ref="refs/heads/feature/x", branch="feature/x",
                 commit_sha="abc", message="msg", clone_url="http://gw.example:8000/repos/u1/r1.git", repo_uuid="r1")
     base.update(kw)
     return RunSource(**base)  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ runs:
 """
 
 
-async def _create(env: Env, tmp: Path, user: tuple, branch: str = "master") -> str:  # type: ignore[type-arg]
+async def _create(env: Env, tmp: Path, user: tuple, branch: str = "master") -> str:
     u, client = user
     repo_uuid = str(uuid.uuid4())
     sha = await make_repo(tmp / repo_uuid, {".agola/config.yml": PIPELINE})

@@ -13,7 +13,7 @@ from yarl import URL
 from tests.gitserver.conftest import Gitserver, WorkTree, git
 
 
-async def get(url: str, **kwargs: object) -> tuple[int, bytes, aiohttp.typedefs.LooseHeaders]:
+async def get(url: str | URL, **kwargs: object) -> tuple[int, bytes, aiohttp.typedefs.LooseHeaders]:
     async with aiohttp.ClientSession() as session:
         async with session.get(url, **kwargs) as resp:  # type: ignore[arg-type]
             return resp.status, await resp.read(), resp.headers

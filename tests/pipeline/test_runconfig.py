@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 from agola.pipeline import RunContext, generate_run_configs, parse_pipeline
+from agola.types.runservice import CloneStep
 from agola.types.runservice import RunConfigTask as WireRunConfigTask
 
 PIPELINE = """\
@@ -51,7 +52,7 @@ runs:
 """
 
 
-def generate(ctx: RunContext, message: str = "commit", variables: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def generate(ctx: RunContext, message: str = "commit", variables: dict[str, str] | None = None):
     config = parse_pipeline(".agola/config.yml", PIPELINE, ctx)
     ids = itertools.count(1)
     return generate_run_configs(config, ctx, message, variables or {}, lambda name: f"{name}-{next(ids)}")
@@ -129,8 +130,9 @@ def test_the_runservice_decodes_generated_tasks() -> None:
         assert decoded.id == task.id and decoded.level == task.level
         assert set(decoded.depends) == set(task.depends)
         assert [s.type for s in decoded.steps] == [s["type"] for s in wire["steps"]]
-        clone = [s for s in decoded.steps if s.type == "clone"]
+        clone = [s for s in decoded.steps if isinstance(s, CloneStep)]
         assert all(c.depth == 5 and c.recurse_submodules for c in clone)
     build = WireRunConfigTask.from_json({**run.task_by_name("build").to_json(), "steps": []})
     assert build.task_timeout_interval is not None and build.task_timeout_interval.total_seconds() == 90
-    assert build.runtime.containers[0].volumes[0].tmpfs.size == 64 * 1024 * 1024
+    tmpfs = build.runtime.containers[0].volumes[0].tmpfs
+    assert tmpfs is not None and tmpfs.size == 64 * 1024 * 1024

@@ -128,7 +128,7 @@ async def test_writes_are_serialized(tmp_path: Path) -> None:
     async def increment() -> None:
         # Read-modify-write: lost updates would show if two blocks interleaved.
         async with db.write() as tx:
-            rows = await tx.execute_fetchall("SELECT value FROM counter WHERE name = 'n'")
+            rows = list(await tx.execute_fetchall("SELECT value FROM counter WHERE name = 'n'"))
             value = rows[0][0] if rows else 0
             await asyncio.sleep(0)
             await tx.execute("INSERT OR REPLACE INTO counter (name, value) VALUES ('n', ?)", (value + 1,))
@@ -170,10 +170,10 @@ async def test_read_block_is_one_snapshot(tmp_path: Path) -> None:
     async with db.write() as tx:
         await tx.execute("INSERT INTO run (id, phase) VALUES ('r0', 'done')")
     async with db.read() as conn:
-        before = await conn.execute_fetchall("SELECT count(*) FROM run")
+        before = list(await conn.execute_fetchall("SELECT count(*) FROM run"))
         async with db.write() as tx:
             await tx.execute("INSERT INTO run (id, phase) VALUES ('r1', 'done')")
-        after = await conn.execute_fetchall("SELECT count(*) FROM run")
+        after = list(await conn.execute_fetchall("SELECT count(*) FROM run"))
     assert before[0][0] == after[0][0] == 1
     assert (await db.fetchone("SELECT count(*) FROM run"))[0] == 2  # type: ignore[index]
     await db.close()

@@ -10,13 +10,18 @@ from agola.storage.coord.base import Coordination
 
 
 class EtcdSettings(Protocol):
-    """What ``agola.config.Etcd`` provides (any object with these attributes will do)."""
+    """What ``agola.config.Etcd`` provides (any object with these attributes will do, frozen too)."""
 
-    endpoints: str
-    tls_cert_file: str
-    tls_key_file: str
-    tls_ca_file: str
-    tls_skip_verify: bool
+    @property
+    def endpoints(self) -> str: ...
+    @property
+    def tls_cert_file(self) -> str: ...
+    @property
+    def tls_key_file(self) -> str: ...
+    @property
+    def tls_ca_file(self) -> str: ...
+    @property
+    def tls_skip_verify(self) -> bool: ...
 
 
 async def open_coordination(

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from agola.errors import Unavailable
-from agola.storage.coord.base import Event
+from agola.storage.coord.base import Event, Lease
 from agola.storage.coord.etcd import EtcdCoordination
 from tests.support.services import EtcdServer
 from tests.support.waiting import wait_for
@@ -61,7 +61,7 @@ async def test_watch_and_lease_survive_a_server_restart(etcd_restartable: EtcdSe
         await coord.close()
 
 
-async def _alive_or_lost(coord: EtcdCoordination, lease: object) -> bool:
+async def _alive_or_lost(coord: EtcdCoordination, lease: Lease) -> bool:
     if lease.lost:
         return True
     return await coord.get("leased") is not None

@@ -101,7 +101,7 @@ async def test_import_replaces_data_and_readers_resync(stack: Stack) -> None:
     await mirror.stop()
 
 
-async def test_import_into_a_fresh_deployment(stack: Stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_import_into_a_fresh_deployment(stack: Stack, tmp_path) -> None:
     src = await stack.open()
     await write_some(src, 0, 8)
     archive = await collect(src.export_data())

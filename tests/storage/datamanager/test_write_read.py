@@ -73,7 +73,7 @@ async def test_many_objects_across_checkpoints_and_file_splits(stack: Stack) -> 
     assert len(status.files["user"]) > 1, "max_data_file_size=2048 must split the snapshot"
 
 
-async def _latest_status(dm: DataManager):  # type: ignore[no-untyped-def]
+async def _latest_status(dm: DataManager):
     from agola.storage.datamanager.snapshot import latest_status
 
     status = await latest_status(dm.ost, dm.paths)
