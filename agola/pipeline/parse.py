@@ -61,6 +61,7 @@ class _Parser(StepReader):
         return PipelineConfig(
             runs=tuple(runs),
             docker_registries_auth=self.registries(fields.get("docker_registries_auth")),
+            task_timeout_interval=self.timeout(fields.get("task_timeout_interval")),
             file=file,
             format=fmt,
         )

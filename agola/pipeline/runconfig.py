@@ -386,7 +386,7 @@ def _task(
         needs_approval=task.approval,
         skip=not match_when(task.when, ctx.ref_type, ctx.branch, ctx.tag, ctx.ref),
         docker_registries_auth=_registries(config, run, task, variables),
-        task_timeout_interval=task.task_timeout_interval or 0,
+        task_timeout_interval=task.task_timeout_interval or config.task_timeout_interval or 0,
     )
 
 

@@ -257,6 +257,8 @@ class PipelineConfig:
 
     runs: tuple[Run, ...] = ()
     docker_registries_auth: dict[str, RegistryAuth] = attrs.Factory(dict)
+    # Agola HEAD: the default of the tasks that set none (nanoseconds).
+    task_timeout_interval: int | None = None
     file: str = ""
     format: ConfigFormat = ConfigFormat.YAML
     # Accepted but suspicious (unknown keys): shown by `agola pipeline check`.

@@ -11,6 +11,7 @@ Directives, one per comment line (``# name: value``):
 * ``runs: A,B`` the runs created; ``levels: RUN: task=level ...``; ``skip: RUN: task,...``
 * ``steps: RUN/TASK: type,...``; ``env: RUN/TASK: K=V,...``; ``shell: RUN/TASK: value``
 * ``depends: RUN/TASK: parent=cond+cond ...``; ``auth: RUN/TASK: registry=user:password ...``
+* ``timeout: RUN/TASK: NANOSECONDS`` the task's timeout in the run config (0 = none)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from agola.pipeline import RunContext
 
 CORPUS = Path(__file__).with_name("corpus")
 CONFIG_EXTS = (".yml", ".yaml", ".json", ".jsonnet", ".star")
-_DIRECTIVE = re.compile(r"^(?:#|//)\s*(ctx|vars|message|error|warning|runs|levels|skip|steps|env|shell|depends|auth):\s?(.*)$")
+_DIRECTIVE = re.compile(r"^(?:#|//)\s*(ctx|vars|message|error|warning|runs|levels|skip|steps|env|shell|depends|auth|timeout):\s?(.*)$")
 
 
 @attrs.frozen

@@ -62,7 +62,7 @@ def _run(runs: list[GeneratedRun], name: str) -> GeneratedRun:
     raise AssertionError(f"run {name!r} not generated; got {[r.name for r in runs]}")
 
 
-def _target(runs: list[GeneratedRun], value: str):  # type: ignore[no-untyped-def]
+def _target(runs: list[GeneratedRun], value: str):
     where, _, rest = value.partition(": ")
     run_name, _, task_name = where.partition("/")
     return _run(runs, run_name).task_by_name(task_name), rest.strip()
@@ -119,6 +119,11 @@ def _check_auth(runs: list[GeneratedRun], value: str) -> None:
     assert got == dict(item.split("=", 1) for item in rest.split())
 
 
+def _check_timeout(runs: list[GeneratedRun], value: str) -> None:
+    task, rest = _target(runs, value)
+    assert task.task_timeout_interval == int(rest)
+
+
 CHECKS = {
     "runs": _check_runs,
     "levels": _check_levels,
@@ -128,4 +133,5 @@ CHECKS = {
     "shell": _check_shell,
     "depends": _check_depends,
     "auth": _check_auth,
+    "timeout": _check_timeout,
 }
