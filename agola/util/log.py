@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any
+from collections.abc import MutableMapping
+from typing import Any, TextIO
 
 
 def _fmt_value(value: Any) -> str:
@@ -42,10 +43,10 @@ class KeyValueFormatter(logging.Formatter):
         return " ".join(parts)
 
 
-class StructuredLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+class StructuredLogger(logging.LoggerAdapter[logging.Logger]):
     """A logger whose methods take keyword fields: ``log.info("msg", key=value)``."""
 
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
         reserved = {"exc_info", "stack_info", "stacklevel", "extra"}
         fields = {k: v for k, v in kwargs.items() if k not in reserved}
         rest = {k: v for k, v in kwargs.items() if k in reserved}
@@ -59,15 +60,18 @@ def get_logger(name: str) -> StructuredLogger:
     return StructuredLogger(logging.getLogger(name), {})
 
 
-def setup(debug: bool = False, stream: Any = None) -> None:
+class _RootHandler(logging.StreamHandler[TextIO]):
+    """The handler ``setup`` installs (and replaces on a second call)."""
+
+
+def setup(debug: bool = False, stream: TextIO | None = None) -> None:
     """Configure the root handler once per process (idempotent)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
-        if getattr(handler, "_agola", False):
+        if isinstance(handler, _RootHandler):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = _RootHandler(stream or sys.stderr)
     handler.setFormatter(KeyValueFormatter())
-    handler._agola = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
     logging.getLogger("agola").setLevel(logging.DEBUG if debug else logging.INFO)

@@ -12,11 +12,10 @@ Failures raise ``Forbidden`` (403), or ``Unauthorized`` (401) when nobody is log
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
 from agola.errors import BadRequest, Forbidden, NotExist, Unauthorized
+from agola.roleclients.configstore import ConfigstoreAPI
 from agola.services.gateway.auth import Identity
 from agola.types.configstore import ConfigType, MemberRole, Visibility
 
@@ -47,7 +46,7 @@ def require_admin(ident: Identity) -> None:
         raise Forbidden("only an administrator can do this")
 
 
-async def _org_role(cs: Any, ident: Identity, org_id: str) -> str:
+async def _org_role(cs: ConfigstoreAPI, ident: Identity, org_id: str) -> str:
     if ident.user is None:
         return ""
     for membership in await cs.get_user_orgs(ident.user.id):
@@ -56,13 +55,13 @@ async def _org_role(cs: Any, ident: Identity, org_id: str) -> str:
     return ""
 
 
-async def is_org_owner(cs: Any, ident: Identity, org_id: str) -> bool:
+async def is_org_owner(cs: ConfigstoreAPI, ident: Identity, org_id: str) -> bool:
     if ident.admin:
         return True
     return await _org_role(cs, ident, org_id) == MemberRole.OWNER
 
 
-async def is_project_owner(cs: Any, ident: Identity, owner_type: str, owner_id: str) -> bool:
+async def is_project_owner(cs: ConfigstoreAPI, ident: Identity, owner_type: str, owner_id: str) -> bool:
     if ident.admin:
         return True
     if ident.user is None:
@@ -74,7 +73,7 @@ async def is_project_owner(cs: Any, ident: Identity, owner_type: str, owner_id: 
     return False
 
 
-async def is_project_member(cs: Any, ident: Identity, owner_type: str, owner_id: str) -> bool:
+async def is_project_member(cs: ConfigstoreAPI, ident: Identity, owner_type: str, owner_id: str) -> bool:
     if ident.admin:
         return True
     if ident.user is None:
@@ -93,19 +92,19 @@ def deny(ident: Identity, what: str) -> Exception:
     return Forbidden(f"user not authorized to {what}")
 
 
-async def check_project_owner(cs: Any, ident: Identity, owner_type: str, owner_id: str, what: str) -> None:
+async def check_project_owner(cs: ConfigstoreAPI, ident: Identity, owner_type: str, owner_id: str, what: str) -> None:
     if not await is_project_owner(cs, ident, owner_type, owner_id):
         raise deny(ident, what)
 
 
-async def can_view(cs: Any, ident: Identity, global_visibility: str, owner_type: str, owner_id: str) -> bool:
+async def can_view(cs: ConfigstoreAPI, ident: Identity, global_visibility: str, owner_type: str, owner_id: str) -> bool:
     """Projects and project groups: public ones to everyone, private ones to members."""
     if global_visibility == Visibility.PUBLIC:
         return True
     return await is_project_member(cs, ident, owner_type, owner_id)
 
 
-async def can_get_run(cs: Any, ident: Identity, group: str) -> bool:
+async def can_get_run(cs: ConfigstoreAPI, ident: Identity, group: str) -> bool:
     ref = parse_run_group(group)
     if ref.kind == "user":
         return ident.admin or (ident.user is not None and ident.user.id == ref.id)
@@ -117,7 +116,7 @@ async def can_get_run(cs: Any, ident: Identity, group: str) -> bool:
     return await can_view(cs, ident, project.global_visibility, project.owner_type, project.owner_id)
 
 
-async def can_do_run_actions(cs: Any, ident: Identity, group: str) -> bool:
+async def can_do_run_actions(cs: ConfigstoreAPI, ident: Identity, group: str) -> bool:
     ref = parse_run_group(group)
     if ref.kind == "user":
         return ident.admin or (ident.user is not None and ident.user.id == ref.id)

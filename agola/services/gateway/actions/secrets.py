@@ -19,6 +19,8 @@ from agola.services.gateway.actions import Services
 from agola.services.gateway.auth import Identity
 from agola.services.gateway.permissions import can_view, check_project_owner, deny, require_user
 from agola.types.configstore import (
+    ProjectGroupResponse,
+    ProjectResponse,
     Secret,
     SecretResponse,
     SecretType,
@@ -42,7 +44,7 @@ class VariableWithMatches:
     matching_secret_parent_paths: list[str]
 
 
-async def _parent(svc: Services, parent_type: str, ref: str) -> Any:
+async def _parent(svc: Services, parent_type: str, ref: str) -> ProjectResponse | ProjectGroupResponse:
     if parent_type not in PARENT_TYPES:
         raise BadRequest(f"invalid parent type {parent_type!r}")
     if parent_type == "project":
