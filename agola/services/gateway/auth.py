@@ -30,6 +30,7 @@ import attrs
 
 from agola.config import TokenSigning
 from agola.errors import BadRequest, NotExist, Unauthorized
+from agola.roleclients.configstore import ConfigstoreAPI
 from agola.types.configstore import User
 from agola.util.log import get_logger
 
@@ -220,7 +221,7 @@ def extract_credentials(authorization: str, access_token: str) -> Credentials:
 class Authenticator:
     """Turns credentials into an ``Identity`` through the configstore."""
 
-    def __init__(self, configstore: Any, signer: TokenSigner, admin_token: str = "") -> None:
+    def __init__(self, configstore: ConfigstoreAPI, signer: TokenSigner, admin_token: str = "") -> None:
         self.configstore = configstore
         self.signer = signer
         self._admin_token = admin_token

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from agola.config import Config
-from agola.roleclients.configstore import ConfigstoreClient
+from agola.roleclients.configstore import ConfigstoreAPI, ConfigstoreClient
 from agola.roleclients.runservice import RunserviceClient
 from agola.services.gateway.actions import Services
 from agola.services.gateway.admintoken import admin_token
@@ -21,7 +21,7 @@ from agola.services.role import Role
 class GatewayRole(Role):
     name = "gateway"
 
-    def __init__(self, config: Config, *, configstore: Any = None) -> None:
+    def __init__(self, config: Config, *, configstore: ConfigstoreAPI | None = None) -> None:
         """``configstore``: a ``ConfigstoreAPI`` to use instead of the HTTP client (tests, or a
         configstore in the same process)."""
         super().__init__(config)
@@ -32,7 +32,9 @@ class GatewayRole(Role):
     async def start(self) -> None:
         gw = self.config.gateway
         signer = TokenSigner.from_config(gw.token_signing, gw.data_dir)
-        configstore = self._configstore_override or ConfigstoreClient(gw.configstore_url)
+        configstore = self._configstore_override
+        if configstore is None:
+            configstore = ConfigstoreClient(gw.configstore_url)
         self.services = Services(
             configstore=configstore,
             runservice=RunserviceClient(gw.runservice_url),

@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 
+from agola.roleclients.configstore import ConfigstoreAPI
 from agola.roleclients.runservice import RunserviceClient
 from agola.services.gateway.auth import TokenSigner
 
@@ -17,7 +18,7 @@ class Services:
     """The gateway's dependencies. ``configstore`` is a ``ConfigstoreAPI`` (the HTTP client, or the
     configstore's in-process action handler)."""
 
-    configstore: Any
+    configstore: ConfigstoreAPI
     runservice: RunserviceClient
     gitserver_url: str
     api_exposed_url: str
