@@ -10,11 +10,15 @@ import asyncio
 import logging
 import os
 import signal
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from agola.cli import CliContext
+
+if TYPE_CHECKING:
+    from agola.config import Config
+    from agola.services.role import Role, RoleHost
 
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 
@@ -44,7 +48,7 @@ class _ServeCommand(click.Command):
 def serve(ctx: click.Context, config_path: str, components: tuple[str, ...], debug: bool,
           shutdown_timeout: float) -> None:
     """Run agola server components (roles) in this process."""
-    from agola.config import ConfigError, expand_components, load_config
+    from agola.config import ConfigError, expand_components, load_config, with_generated_api_token
     from agola.errors import AgolaError
     from agola.services import registry
     from agola.util import log
@@ -62,12 +66,15 @@ def serve(ctx: click.Context, config_path: str, components: tuple[str, ...], deb
             raise ConfigError(["none of the requested components is implemented yet"], source="--components")
         config = load_config(config_path)
         warnings = config.validate(enabled)
+        config = with_generated_api_token(config, enabled)
         names = registry.ordered(enabled)
         classes = [registry.load_role(name) for name in names]
     except ConfigError as exc:
         raise click.ClickException(exc.message) from None
     except AgolaError as exc:
         raise click.ClickException(exc.message) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot keep the generated internal API token: {exc}") from None
     if skipped:
         click.echo(f"warning: not implemented yet, not started: {', '.join(skipped)}", err=True)
     for warning in warnings:
@@ -80,7 +87,7 @@ def serve(ctx: click.Context, config_path: str, components: tuple[str, ...], deb
     ctx.exit(code)
 
 
-async def _serve(config: Any, classes: list[Any], shutdown_timeout: float) -> int:
+async def _serve(config: Config, classes: list[type[Role]], shutdown_timeout: float) -> int:
     from agola.services.role import RoleHost, RoleStartError
     from agola.util.log import get_logger
 
@@ -125,7 +132,7 @@ async def _serve(config: Any, classes: list[Any], shutdown_timeout: float) -> in
             loop.remove_signal_handler(sig)
 
 
-def _construct(cls: Any, config: Any) -> Any:
+def _construct(cls: type[Role], config: Config) -> Role:
     from agola.services.role import RoleStartError
 
     try:
@@ -134,7 +141,7 @@ def _construct(cls: Any, config: Any) -> Any:
         raise RoleStartError(getattr(cls, "name", cls.__name__), exc) from exc
 
 
-async def _start_unless_stopped(host: Any, stop: asyncio.Event) -> bool:
+async def _start_unless_stopped(host: RoleHost, stop: asyncio.Event) -> bool:
     """Start the roles; a signal during a slow start cancels it (the host stops what it started)."""
     starting = asyncio.create_task(host.start())
     stopped = asyncio.create_task(stop.wait())
