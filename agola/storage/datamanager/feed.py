@@ -126,9 +126,6 @@ class Feed:
         self._datatypes = datatypes
         self._wals = wals
         self._max_backoff = max_backoff
-        # Resyncs and errors seen (for tests and health reporting).
-        self.resyncs = 0
-        self.errors = 0
 
     async def follow(self, wal_sequence: str) -> AsyncIterator[FeedBatch]:
         cur = wal_sequence
@@ -141,14 +138,12 @@ class Feed:
                     cur = batch.wal_sequence
                     delay, streak = 0.05, 0
             except _Resync as exc:
-                self.resyncs += 1
                 streak += 1
                 log.info("readdb feed resync", reason=str(exc), wal_sequence=cur)
                 if streak > 1:  # no progress: do not spin
                     await asyncio.sleep(delay)
                     delay = min(self._max_backoff, delay * 2)
             except Exception as exc:  # noqa: BLE001 - a feed outlives any outage
-                self.errors += 1
                 log.warning("readdb feed error", error=repr(exc), retry_in=round(delay, 2))
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(self._max_backoff, delay * 2)

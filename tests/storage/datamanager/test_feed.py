@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+
+import pytest
 
 from agola.errors import Conflict
 from agola.storage.datamanager import Action, DataManager
 from tests.storage.datamanager.conftest import Stack
 from tests.storage.datamanager.mirror import Mirror
+from tests.support.logs import logged
 from tests.support.waiting import wait_for
 
 
@@ -134,3 +138,25 @@ async def test_two_instances_with_loops_stay_consistent(stack: Stack) -> None:
     assert mirrors[0].objects == mirrors[1].objects == await truth(a, a.datatypes) == await truth(b, b.datatypes)
     for m in mirrors:
         await m.stop()
+
+
+async def test_a_feed_error_is_logged_and_the_feed_recovers(embedded_stack: Stack,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    dm = await embedded_stack.open()
+    await dm.start()
+    await write_some(dm, 0, 4)
+    await dm.force_checkpoint()  # a new consumer starts from the snapshot in object storage
+    base = embedded_stack.tmp / "ost"
+    aside = embedded_stack.tmp / "ost-aside"
+    os.rename(base, aside)
+    base.write_bytes(b"storage gone")  # every path below it now fails
+    mirror = Mirror()
+    mirror.start(dm)
+    try:
+        await wait_for(lambda: logged(caplog, "readdb feed error"), timeout=20, message="the feed error logged")
+        assert not mirror.synced
+    finally:
+        base.unlink()
+        os.rename(aside, base)
+    await wait_for(lambda: converged(mirror, dm), timeout=30, message="the feed recovered", interval=0.1)
+    await mirror.stop()
