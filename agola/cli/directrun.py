@@ -11,7 +11,6 @@ the index, HEAD or files; the commit is pushed through the gateway to
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ import click
 
 from agola.cli import CliContext
 from agola.cli._output import EXIT_RUN_FAILED, CliError, call, print_json, read_yaml_source
+from agola.util.userregex import UserRegexError, compile_user_regex
 
 if TYPE_CHECKING:
     from agola.client import GatewayClient
@@ -56,8 +56,8 @@ def _check_refs(branch: str | None, tag: str | None, ref: str | None, regexes: t
         raise click.UsageError("give at most one of --branch, --tag or --ref")
     for rx in regexes:
         try:
-            re.compile(rx)
-        except re.error as exc:
+            compile_user_regex(rx)  # RE2, as the gateway
+        except UserRegexError as exc:
             raise click.BadParameter(f"{rx!r}: {exc}", param_hint="--pull-request-ref-regexes") from None
     if tag is not None or ref is not None:
         return "", tag or "", ref or ""

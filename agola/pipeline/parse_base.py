@@ -5,7 +5,6 @@ registry credentials and ``when`` conditions. See ``agola.pipeline.parse``.
 from __future__ import annotations
 
 import difflib
-import re
 
 from agola.pipeline.document import Node, missing_loc
 from agola.pipeline.errors import ErrorList
@@ -239,52 +238,6 @@ class Reader:
             try:
                 compile_condition_regexp(pattern)
             except RegexpError as exc:
-                self.errors.add(f"wrong regular expression: {go_regexp_error(pattern, str(exc))}", node.loc)
+                self.errors.add(f"wrong regular expression: {exc}", node.loc)
             return WhenCondition(WhenConditionType.REGEXP, pattern)
         return WhenCondition(WhenConditionType.SIMPLE, text)
-
-
-# Python's re wording -> Go's regexp/syntax error code, and how Go picks the quoted expression
-# from the pattern ("all": the whole pattern, "from": from the reported position to the end,
-# "pair": the two characters ending at the position, "group": the group's opening ``(?x``,
-# "detail": what Python quoted).
-_GO_REGEXP_CODES = (
-    (re.compile(r"missing \), unterminated subpattern|missing -, : or \)"), "missing closing )", "all"),
-    (re.compile(r"unbalanced parenthesis"), "unexpected )", "all"),
-    (re.compile(r"unterminated character set"), "missing closing ]", "from"),
-    (re.compile(r"bad character range (\S+)"), "invalid character class range", "detail"),
-    (re.compile(r"bad escape \(end of pattern\)"), "trailing backslash at end of expression", "none"),
-    (re.compile(r"bad escape (\S+)"), "invalid escape sequence", "detail"),
-    (re.compile(r"multiple repeat"), "invalid nested repetition operator", "pair"),
-    (re.compile(r"nothing to repeat"), "missing argument to repetition operator", "pair"),
-    (re.compile(r"min repeat greater than max repeat"), "invalid repeat count", "all"),
-    (re.compile(r"unknown extension"), "invalid or unsupported Perl syntax", "group"),
-)
-_POSITION = re.compile(r"at position (\d+)")
-
-
-def go_regexp_error(pattern: str, detail: str) -> str:
-    """An invalid regexp's message in Go's words, quoting the offending expression as Agola does
-    (``error parsing regexp: missing closing ): `(abc` ``). A message this table does not know
-    keeps its text, with the pattern quoted after it."""
-    if "`" in detail:
-        return detail  # already quotes its expression
-    if not detail.startswith("error parsing regexp: "):
-        return f"{detail}: `{pattern}`"  # a refusal of ours, e.g. of RE2's missing look-arounds
-    detail = detail.removeprefix("error parsing regexp: ")
-    position = _POSITION.search(detail)
-    at = int(position.group(1)) if position else 0
-    for rx, code, how in _GO_REGEXP_CODES:
-        m = rx.search(detail)
-        if not m:
-            continue
-        expr = {
-            "all": pattern,
-            "from": pattern[at:],
-            "pair": pattern[max(at - 1, 0) : at + 1],
-            "group": pattern[max(at - 1, 0) : at + 2],
-            "detail": m.group(1) if m.groups() else pattern,
-            "none": "",
-        }[how]
-        return f"error parsing regexp: {code}: `{expr}`"
-    return f"error parsing regexp: {detail}: `{pattern}`"

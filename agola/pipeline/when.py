@@ -4,21 +4,18 @@ The one matcher of agola: for a pipeline file's ``when`` (``agola.pipeline.schem
 a stored variable value's ``when`` (``agola.types.configstore.When``), which have the same shape
 (``WhenLike``), so both behave the same.
 
-Regular expressions use Go's RE2 syntax in the reference. Python's ``re`` is close; the few RE2
-spellings it lacks are translated (``\\z``, POSIX classes such as ``[[:alpha:]]``) and the
-constructs RE2 refuses (look-arounds, back-references) are refused here too, so a file is
-accepted exactly when the reference accepts it. Matching is a *search* (unanchored).
+Regular expressions are RE2, as in the reference (``agola.util.userregex``): matching is linear
+in the input whatever the pattern, and a file is accepted exactly when the reference accepts it.
+Matching is a *search* (unanchored).
 """
 
 from __future__ import annotations
 
-import functools
-import re
-import warnings
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from agola.types.when import RefType, WhenConditionType
+from agola.util.userregex import UserRegex, UserRegexError, compile_user_regex
 
 __all__ = [
     "RegexpError",
@@ -58,54 +55,13 @@ class WhenLike(Protocol):
     def ref(self) -> WhenConditionsLike | None: ...
 
 
-class RegexpError(ValueError):
-    pass
+# The error of a pattern RE2 refuses (a ``BadRequest`` and a ``ValueError``), Go's wording.
+RegexpError = UserRegexError
 
 
-_POSIX = {
-    "alnum": "0-9A-Za-z",
-    "alpha": "A-Za-z",
-    "ascii": "\\x00-\\x7F",
-    "blank": "\\t ",
-    "cntrl": "\\x00-\\x1F\\x7F",
-    "digit": "0-9",
-    "graph": "!-~",
-    "lower": "a-z",
-    "print": " -~",
-    "punct": "!-/:-@\\[-`{-~",
-    "space": "\\t\\n\\v\\f\\r ",
-    "upper": "A-Z",
-    "word": "0-9A-Za-z_",
-    "xdigit": "0-9A-Fa-f",
-}
-_UNSUPPORTED = [
-    (re.compile(r"\(\?<?[=!]"), "look-around assertions are not supported (RE2 syntax)"),
-    (re.compile(r"(?<!\\)(?:\\\\)*\\[1-9]"), "back-references are not supported (RE2 syntax)"),
-    (re.compile(r"\(\?P=\w+\)"), "back-references are not supported (RE2 syntax)"),
-    (re.compile(r"\(\?\(\w+\)"), "conditional groups are not supported (RE2 syntax)"),
-]
-
-
-def _translate(pattern: str) -> str:
-    for rx, why in _UNSUPPORTED:
-        if rx.search(pattern):
-            raise RegexpError(why)
-    pattern = re.sub(r"(?<!\\)((?:\\\\)*)\\z", r"\1\\Z", pattern)
-    for name, chars in _POSIX.items():
-        pattern = pattern.replace(f"[:{name}:]", chars)
-    return pattern
-
-
-@functools.lru_cache(maxsize=1024)
-def compile_condition_regexp(pattern: str) -> re.Pattern[str]:
-    """Compile a ``/.../`` or ``#...#`` condition body; ``RegexpError`` if it is not valid RE2."""
-    translated = _translate(pattern)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", FutureWarning)
-            return re.compile(translated, re.ASCII)
-    except (re.error, FutureWarning) as exc:
-        raise RegexpError(f"error parsing regexp: {exc}") from None
+def compile_condition_regexp(pattern: str) -> UserRegex:
+    """Compile a ``/.../`` or ``#...#`` condition body with RE2; ``RegexpError`` if RE2 refuses it."""
+    return compile_user_regex(pattern)
 
 
 def condition_matches(cond: WhenConditionLike, value: str) -> bool:

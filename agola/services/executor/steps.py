@@ -36,6 +36,7 @@ from agola.types.runservice import (
     Step,
 )
 from agola.util import tarsafe
+from agola.util.userregex import UserRegex, compile_user_regex
 
 DEFAULT_SHELL = "/bin/sh -e"
 DEFAULT_WORKING_DIR = "~/project"
@@ -90,8 +91,9 @@ async def render(render_key: RenderKey, template: str, ctx: KeyContext) -> str:
 # ---------------------------------------------------------------------------------------- globs
 
 
-def glob_to_regex(pattern: str) -> re.Pattern[str]:
-    """Doublestar globs: ``**`` any depth (also zero dirs), ``*``/``?`` within one path segment."""
+def glob_to_regex(pattern: str) -> UserRegex:
+    """Doublestar globs: ``**`` any depth (also zero dirs), ``*``/``?`` within one path segment.
+    A pipeline's glob, so RE2: ``**/**/**/...x`` matches in linear time."""
     pattern = pattern.strip("/") or "**"
     i, out = 0, []
     while i < len(pattern):
@@ -127,7 +129,7 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(pattern[i]))
             i += 1
-    return re.compile("".join(out) + r"\Z")
+    return compile_user_regex("".join(out) + r"\z")
 
 
 def workspace_rename(paths: Sequence[str], dest_dir: str) -> Callable[[str, tarfile.TarInfo], str | None]:

@@ -7,7 +7,6 @@ the user plus the repository uuid (two local repositories never share caches).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import attrs
@@ -20,6 +19,7 @@ from agola.services.gateway.permissions import deny, require_user
 from agola.services.gateway.runcreation import RunSource, create_runs
 from agola.types.runservice import Run, RunCreateRequest
 from agola.types.when import RefType
+from agola.util.userregex import UserRegex, UserRegexError, compile_user_regex
 
 DEFAULT_PR_REGEXES = (r"refs/pull/(\d+)/head", r"refs/merge-requests/(\d+)/head")
 
@@ -78,21 +78,24 @@ def resolve_ref(req: UserCreateRunRequest) -> ResolvedRef:
     if ref.startswith("refs/tags/") and len(ref) > len("refs/tags/"):
         return ResolvedRef(RefType.TAG, ref, tag=ref[len("refs/tags/"):])
     for pattern in req.pull_request_ref_regexes or DEFAULT_PR_REGEXES:
-        try:
-            m = re.match(pattern, ref)
-        except re.error as exc:
-            raise BadRequest(f"wrong pull request ref regexp {pattern!r}: {exc}") from None
-        if m and m.groups() and m.group(1):
-            return ResolvedRef(RefType.PULL_REQUEST, ref, pull_request_id=m.group(1))
+        m = _pull_request_regexp(pattern).match(ref)
+        pull_request_id = m.group(1) if m and m.groups() else None
+        if pull_request_id:
+            return ResolvedRef(RefType.PULL_REQUEST, ref, pull_request_id=pull_request_id)
     raise BadRequest(f"ref {ref!r} is not a branch, a tag or a pull request ref")
+
+
+def _pull_request_regexp(pattern: str) -> UserRegex:
+    """A user's pull request ref regexp, with RE2 (linear matching whatever the pattern)."""
+    try:
+        return compile_user_regex(pattern)
+    except UserRegexError as exc:
+        raise BadRequest(f"wrong pull request ref regexp {pattern!r}: {exc}") from None
 
 
 def _check_regexes(patterns: tuple[str, ...]) -> None:
     for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise BadRequest(f"wrong pull request ref regexp {pattern!r}: {exc}") from None
+        _pull_request_regexp(pattern)
 
 
 async def user_create_run(svc: Services, ident: Identity, req: UserCreateRunRequest) -> list[Run]:
@@ -134,7 +137,7 @@ async def _create(svc: Services, req: RunCreateRequest) -> Run:
 
 def _gitserver_fetcher(svc: Services, repo_path: str, commit_sha: str) -> Any:
     async def fetch(path: str) -> bytes:
-        async with GitserverClient(svc.gitserver_url) as client:
+        async with GitserverClient(svc.gitserver_url, token=svc.gitserver_token) as client:
             return await client.read_file(repo_path, commit_sha, path)
 
     return fetch
