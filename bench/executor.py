@@ -54,7 +54,7 @@ async def run(quick: bool = False) -> list[BenchRow]:
     from agola.services.executor.drivers.docker import DockerDriver, DockerDriverConfig
     from agola.services.executor.store import LocalArchiveStore
     from agola.services.executor.taskrunner import TaskRunner
-    from agola.types.runservice import Container, ExecutorTaskPhase, ExecutorTaskSpecData, RunStep
+    from agola.types.runservice import Container, ExecutorTaskPhase, ExecutorTaskSpecData, ExecutorTaskStatus, RunStep
     from tests.support.services import ensure_busybox_image
 
     ensure_busybox_image()
@@ -73,7 +73,7 @@ async def run(quick: bool = False) -> list[BenchRow]:
             spec = ExecutorTaskSpecData(containers=[Container(image=IMAGE)], steps=[RunStep(command="echo hello")])
             t0 = time.perf_counter()
 
-            def on_status(status) -> None:  # type: ignore[no-untyped-def]
+            def on_status(status: ExecutorTaskStatus) -> None:
                 if status.phase.is_finished:
                     finished_after.append(time.perf_counter() - t0)
 
@@ -128,8 +128,9 @@ async def run(quick: bool = False) -> list[BenchRow]:
                 await asyncio.sleep(0.005)
             received = 0
             t0 = time.perf_counter()
-            if runner.logs is not None and runner.logs.live(False, 0) is not None:
-                async for chunk in runner.logs.live(False, 0).follow():
+            live = runner.logs.live(False, 0) if runner.logs is not None else None
+            if live is not None:
+                async for chunk in live.follow():
                     received += len(chunk)
                     peak = max(peak, _rss_mb())
             elapsed = time.perf_counter() - t0

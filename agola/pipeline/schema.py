@@ -9,11 +9,10 @@ out of equality.
 from __future__ import annotations
 
 import enum
-from typing import Union
 
 import attrs
 
-from agola.pipeline.errors import LocatedError, Loc
+from agola.pipeline.errors import Loc, LocatedError
 from agola.types.when import WhenConditionType as WhenConditionType  # re-export: When's kinds
 
 DEFAULT_WORKING_DIR = "~/project"
@@ -198,9 +197,7 @@ class RestoreCacheStep:
     type: str = attrs.field(default="restore_cache", init=False)
 
 
-Step = Union[
-    CloneStep, RunStep, SaveToWorkspaceStep, RestoreWorkspaceStep, SaveCacheStep, RestoreCacheStep
-]
+Step = CloneStep | RunStep | SaveToWorkspaceStep | RestoreWorkspaceStep | SaveCacheStep | RestoreCacheStep
 STEP_TYPES = (
     "clone",
     "run",

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from agola.services.executor.drivers.base import ContainerSpec, PodSetupError, PodSpec, RegistryCredentials, TmpfsMount
+from agola.services.executor.drivers.base import (
+    ContainerSpec,
+    Pod,
+    PodSetupError,
+    PodSpec,
+    RegistryCredentials,
+    TmpfsMount,
+)
 from agola.services.executor.drivers.docker import PRIVILEGED_REFUSED, DockerDriver, find_registry_auth, image_registry
 from agola.services.executor.store import LocalArchiveStore
 from agola.types.runservice import (
@@ -27,7 +35,7 @@ from tests.support.services import BUSYBOX_IMAGE
 from tests.support.waiting import wait_for
 
 
-async def output(pod, cmd: list[str], **kw) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+async def output(pod: Pod, cmd: list[str], **kw: Any) -> tuple[int, str]:
     buf = bytearray()
 
     async def sink(data: bytes) -> None:
@@ -44,7 +52,9 @@ async def test_pod_with_a_sidecar_reachable_on_localhost(docker_driver: DockerDr
             executor_id=EXECUTOR_ID,
             containers=(
                 ContainerSpec(image=busybox_image, env={"IN_CONTAINER": "c0"}, tmpfs=(TmpfsMount("/scratch", 8 << 20),)),
-                ContainerSpec(image=busybox_image, entrypoint=("/bin/sh", "-c", "echo from-sidecar > /www/index.html; exec httpd -f -p 127.0.0.1:8080 -h /www"),
+                ContainerSpec(image=busybox_image,
+                              entrypoint=("/bin/sh", "-c",
+                                          "echo from-sidecar > /www/index.html; exec httpd -f -p 127.0.0.1:8080 -h /www"),
                               tmpfs=(TmpfsMount("/www"),)),
             ),
         )
@@ -83,7 +93,7 @@ async def test_container0_keeps_running_and_reaps_zombies(docker_driver: DockerD
             return rc == 0 and "sleep" not in out and not any(line.startswith("Z") for line in out.splitlines())
 
         await wait_for(no_zombies, timeout=10, interval=0.1)
-        rc, out = await output(pod, ["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"])
+        _rc, out = await output(pod, ["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"])
         assert out.startswith("/.agola/bin/busybox sh -c")
     finally:
         await pod.remove()
@@ -113,7 +123,8 @@ async def test_exec_streams_exit_codes_and_missing_binaries(docker_driver: Docke
         await pod.remove()
 
 
-async def test_privileged_is_refused_unless_allowed(docker_driver: DockerDriver, busybox_image: str, data_dir: Path, store: LocalArchiveStore) -> None:
+async def test_privileged_is_refused_unless_allowed(docker_driver: DockerDriver, busybox_image: str, data_dir: Path,
+                                                    store: LocalArchiveStore) -> None:
     with pytest.raises(PodSetupError, match="privileged"):
         await docker_driver.create_pod(
             PodSpec(task_id="t-priv", executor_id=EXECUTOR_ID, containers=(ContainerSpec(image=busybox_image, privileged=True),))

@@ -8,20 +8,26 @@ from pathlib import Path
 
 import pytest
 
-from agola.services.executor.drivers.base import Driver
+from agola.services.executor.drivers.base import Driver, Pod, PodSpec, Sink, discard
 from agola.services.executor.drivers.host import HostDriver
 from agola.services.executor.logs import LogFile, read_log
 from agola.services.executor.store import LocalArchiveStore
+from agola.services.executor.taskrunner import TaskRunner
 from agola.types.runservice import Container, ExecutorTaskPhase, ExecutorTaskStatus, RunStep
 from tests.executor.helpers import EXECUTOR_ID, Task, phases, runner, setup_log, spec, step_log
 from tests.support.waiting import wait_for
 
 
-async def follow_until(runner_, index: int, needle: bytes) -> bytes:  # type: ignore[no-untyped-def]
+def live_log(runner_: TaskRunner, index: int) -> LogFile | None:
+    """Step ``index``'s log while it is being written, if it is."""
+    return runner_.logs.live(False, index) if runner_.logs is not None else None
+
+
+async def follow_until(runner_: TaskRunner, index: int, needle: bytes) -> bytes:
     """Follow step ``index``'s live log until ``needle`` shows up."""
-    await wait_for(lambda: runner_.logs is not None and runner_.logs.live(False, index) is not None, timeout=30)
+    log = await wait_for(lambda: live_log(runner_, index), timeout=30)
     seen = b""
-    async for chunk in runner_.logs.live(False, index).follow():
+    async for chunk in log.follow():
         seen += chunk
         if needle in seen:
             return seen
@@ -65,8 +71,9 @@ async def test_task_timeout_stops_the_task_and_says_so(driver: Driver, data_dir:
 
 async def test_timeout_during_setup(data_dir: Path, store: LocalArchiveStore, host_driver: HostDriver) -> None:
     class SlowDriver(HostDriver):
-        async def create_pod(self, spec, out):  # type: ignore[no-untyped-def]
+        async def create_pod(self, spec: PodSpec, out: Sink = discard) -> Pod:
             await asyncio.sleep(60)  # a pull that never ends
+            raise AssertionError("the task timeout cancels the setup first")
 
     task = spec("t-slow", RunStep(command="true"), task_timeout_interval=timedelta(seconds=0.2))
     status = await asyncio.wait_for(runner(task, SlowDriver(host_driver.config), data_dir, store).run(), 10)
@@ -87,9 +94,9 @@ async def test_large_output_is_streamed_to_file_and_followers(driver: Driver, da
     task = spec("t-big", RunStep(command=f"head -c {size} /dev/zero | tr '\\0' x", tty=False))
     r = runner(task, driver, data_dir, store)
     running = asyncio.create_task(r.run())
-    await wait_for(lambda: r.logs is not None and r.logs.live(False, 0) is not None, timeout=30)
+    log = await wait_for(lambda: live_log(r, 0), timeout=30)
     total = 0
-    async for chunk in r.logs.live(False, 0).follow():
+    async for chunk in log.follow():
         total += len(chunk)
     status = await running
     assert phases(status) == ["success"]
@@ -109,7 +116,10 @@ async def test_log_follow_wakes_on_each_write(tmp_path: Path) -> None:
     task = asyncio.create_task(follower())
     for i in range(3):
         await log.write(f"line{i}\n".encode())
-        await wait_for(lambda: b"".join(got).count(b"\n") == i + 1, timeout=5)
+        def lines_are(n: int = i + 1) -> bool:
+            return b"".join(got).count(b"\n") == n
+
+        await wait_for(lines_are, timeout=5)
     log.close()
     await asyncio.wait_for(task, 5)
     assert b"".join(got) == b"line0\nline1\nline2\n"

@@ -14,7 +14,8 @@ pull request cannot print the secrets.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 import attrs
 

@@ -9,8 +9,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable, AsyncIterator
 from datetime import datetime
-from typing import AsyncIterable, AsyncIterator
 
 from agola.errors import AlreadyExists, NotExist
 from agola.services.runservice.logic.fetching import archive_object_path, cache_object_path, validate_cache_key

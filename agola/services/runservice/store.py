@@ -15,8 +15,8 @@ from __future__ import annotations
 import base64
 import json
 from collections import OrderedDict
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import attrs
 
@@ -55,7 +55,7 @@ TXN_MAX_TASKS = 64
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def lock_key(name: str) -> str:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 
 from agola.errors import BadRequest
-
 from agola.storage.coord.base import Coordination
 from agola.storage.datamanager.checkpoint import Checkpointer
 from agola.storage.datamanager.exportimport import (

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from agola.services.executor.drivers.docker import DockerDriver, DockerDriverConfig
@@ -124,8 +126,12 @@ async def test_active_tasks_limit_is_respected(rs: Instance, make_executor: Call
     assert run.result is RunResult.SUCCESS
     assert max(seen) == 1
     # The tasks ran one after the other.
-    spans = sorted((t.start_time, t.end_time) for t in run.tasks.values())
-    assert all(prev[1] <= nxt[0] for prev, nxt in zip(spans, spans[1:]))
+    spans: list[tuple[datetime, datetime]] = []
+    for t in run.tasks.values():
+        assert t.start_time is not None and t.end_time is not None
+        spans.append((t.start_time, t.end_time))
+    spans.sort()
+    assert all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(spans))
 
 
 async def test_host_driver_runs_the_same_dag(rs: Instance, make_executor: Callable[..., Any]) -> None:

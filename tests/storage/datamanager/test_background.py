@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from agola.errors import Conflict
@@ -61,7 +63,8 @@ async def test_too_old_token_is_refused_after_change_group_compaction(embedded_s
     assert await dm.read_object("user", "x") == b"1"
 
 
-async def test_loops_survive_an_etcd_outage(etcd_restartable: EtcdServer, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+async def test_loops_survive_an_etcd_outage(etcd_restartable: EtcdServer, tmp_path: Path,
+                                            caplog: pytest.LogCaptureFixture) -> None:
     from agola.storage.coord.etcd import EtcdCoordination
 
     coord = EtcdCoordination([etcd_restartable.endpoint], "outage/", timeout=2.0)
@@ -100,7 +103,7 @@ async def _all_checkpointed(dm: DataManager) -> bool:
     return not any(b'"committed"' in kv.value for kv in kvs) and len(pending) < FAST.min_checkpoint_wals
 
 
-async def test_two_embedded_handles_share_one_store(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_two_embedded_handles_share_one_store(tmp_path: Path) -> None:
     """Two service instances in one process (same data dir) see each other's writes."""
     c1 = await EmbeddedCoordination.open(tmp_path / "c", "svc/")
     c2 = await EmbeddedCoordination.open(tmp_path / "c", "svc/")
