@@ -27,6 +27,7 @@ from agola.pipeline import (
     run_matches,
 )
 from agola.pipeline.dag import levels
+from agola.pipeline.errors import by_location
 from agola.pipeline.schema import Run, When, WhenConditions, WhenConditionType
 from agola.util.duration import format_duration
 
@@ -58,18 +59,27 @@ def _context(branch: str | None, tag: str | None, ref: str | None, commit_sha: s
 
 def _load(path: str, ctx: RunContext) -> PipelineConfig:
     """Load a file, a ``.agola`` dir or a repository dir; print errors and exit 1 on failure."""
+    return check_pipeline(path, ctx)
+
+
+def check_pipeline(path: str, ctx: RunContext) -> PipelineConfig:
+    """The checker of ``agola pipeline check`` (also run by ``directrun start`` before pushing):
+    load a file, a ``.agola`` dir or a repository dir as the gateway would. On failure print every
+    error sorted by location, then the warnings, and exit 1."""
     try:
         if os.path.isfile(path):
             with open(path, "rb") as fh:
                 return parse_pipeline(path, fh.read(), ctx)
         return load_pipeline(path, ctx)
     except PipelineNotFound as exc:
-        click.echo(f"error: {exc.message}", err=True)
+        raise click.ClickException(exc.message) from None
     except PipelineError as exc:
-        for err in exc.errors:
+        for err in by_location(exc.errors):
             click.echo(str(err))
+        for warning in by_location(exc.warnings):
+            click.echo(f"warning: {warning}")
         count = len(exc.errors)
-        click.echo(f"{count} error{'s' if count != 1 else ''}", err=True)
+        click.echo(f"Error: {count} error{'s' if count != 1 else ''} in the pipeline file", err=True)
     raise SystemExit(1)
 
 
@@ -93,7 +103,7 @@ def check(path: str, branch: str | None, tag: str | None, ref: str | None, commi
     click.echo("ok")
     for run in config.runs:
         click.echo(_summary(run))
-    for warning in config.warnings:
+    for warning in by_location(config.warnings):
         click.echo(f"warning: {warning}")
 
 

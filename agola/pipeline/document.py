@@ -161,7 +161,7 @@ def parse_yaml(text: str, file: str, warnings: list[LocatedError] | None = None)
         if exc.context and exc.problem:
             problem = f"{exc.problem} ({exc.context})"
         raise PipelineError(
-            [LocatedError(f"failed to unmarshal config: {problem}", _mark_loc(file, mark, ""))]
+            [LocatedError(f"failed to unmarshal config: {problem}", _mark_loc(file, mark, ""), _tab_hint(text, mark))]
         ) from None
     except yaml.YAMLError as exc:
         raise PipelineError([LocatedError(f"failed to unmarshal config: {exc}", Loc(file))]) from None
@@ -179,6 +179,21 @@ def parse_yaml(text: str, file: str, warnings: list[LocatedError] | None = None)
     if errors:
         raise PipelineError(errors)
     return node
+
+
+def _tab_hint(text: str, mark: Any) -> str:
+    """Name the tab character YAML chokes on (libyaml only says "cannot start any token")."""
+    if mark is None:
+        return ""
+    lines = text.split("\n")
+    if mark.line >= len(lines):
+        return ""
+    line = lines[mark.line]
+    indent = line[: len(line) - len(line.lstrip())]
+    at_tab = mark.column < len(line) and line[mark.column] == "\t"
+    if at_tab or "\t" in indent:
+        return "a tab character here: YAML indents with spaces only"
+    return ""
 
 
 def _check_expansion(root: Any, file: str) -> None:

@@ -83,8 +83,10 @@ class LocatedError:
 class PipelineError(BadRequest):
     """A pipeline file that cannot be used; ``errors`` lists every problem found."""
 
-    def __init__(self, errors: Sequence[LocatedError]) -> None:
+    def __init__(self, errors: Sequence[LocatedError], warnings: Sequence[LocatedError] = ()) -> None:
         self.errors: list[LocatedError] = list(errors)
+        # What was accepted but looks wrong (unknown keys), shown by `pipeline check` with the errors.
+        self.warnings: list[LocatedError] = list(warnings)
         first = str(self.errors[0]) if self.errors else "invalid pipeline file"
         more = len(self.errors) - 1
         summary = first if more <= 0 else f"{first} (and {more} more error{'s' if more > 1 else ''})"
@@ -101,6 +103,14 @@ class PipelineError(BadRequest):
 
 class PipelineNotFound(NotExist):
     """No pipeline file in the expected place."""
+
+
+def by_location(errors: Sequence[LocatedError]) -> list[LocatedError]:
+    """Errors in reading order: by file, line and column (those without a line last, by path)."""
+    return sorted(
+        errors,
+        key=lambda e: (e.file, e.line is None, e.line or 0, e.column or 0, e.path),
+    )
 
 
 class ErrorList:
@@ -129,4 +139,4 @@ class ErrorList:
 
     def raise_if_any(self) -> None:
         if self.items:
-            raise PipelineError(self.items)
+            raise PipelineError(self.items, self.warnings)

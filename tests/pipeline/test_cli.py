@@ -79,12 +79,24 @@ def test_check_reports_every_error_with_its_location(tmp_path: Path) -> None:
     code, out = invoke("check", str(file))
     assert code == 1
     lines = out.splitlines()
-    assert lines[0] == (
+    # Sorted by location, whatever order the checks found them in.
+    assert lines[0].startswith(f"{file}:6:19: runs[0].tasks[0].depends[0]: run task \"missing\" needed by task \"a\"")
+    assert lines[1] == (
         f"{file}:7:9: runs[0].tasks[1]: task \"b\": runtime is not defined "
         "(add `runtime: {containers: [{image: ...}]}`)"
     )
-    assert lines[1].startswith(f"{file}:6:19: runs[0].tasks[0].depends[0]: run task \"missing\" needed by task \"a\"")
-    assert lines[2] == "2 errors"
+    assert lines[2] == "Error: 2 errors in the pipeline file"
+
+
+def test_check_shows_warnings_with_errors_and_names_a_tab(tmp_path: Path) -> None:
+    file = tmp_path / "config.yml"
+    file.write_text(BROKEN.replace("name: a\n", "name: a\n        comand: x\n", 1))
+    code, out = invoke("check", str(file))
+    assert code == 1
+    assert any(line.startswith("warning: ") and 'unknown key "comand"' in line for line in out.splitlines())
+    file.write_text("runs:\n  - name: r\n\ttasks: []\n")
+    code, out = invoke("check", str(file))
+    assert code == 1 and f"{file}:3:1: " in out and "tab character" in out
 
 
 def test_check_without_pipeline_file(tmp_path: Path) -> None:
