@@ -130,6 +130,25 @@ def save_snapshot(
     return Snapshot(root=root, commit_sha=commit, tree_sha=tree, parent_sha=parent)
 
 
+def current_branch(root: str) -> str:
+    """The branch checked out in the work tree, "" on a detached HEAD."""
+    return git(root, "symbolic-ref", "--quiet", "--short", "HEAD", check=False).strip()
+
+
+UNCOMMITTED_MESSAGE = "uncommitted changes"
+
+
+def run_message(snap: Snapshot) -> str:
+    """The commit message a direct run shows: HEAD's (``git log -1``) when the snapshot is HEAD's
+    tree, else "uncommitted changes"."""
+    if not snap.parent_sha:
+        return UNCOMMITTED_MESSAGE
+    head_tree = git(snap.root, "rev-parse", f"{snap.parent_sha}^{{tree}}").strip()
+    if head_tree != snap.tree_sha:
+        return UNCOMMITTED_MESSAGE
+    return git(snap.root, "log", "-1", "--format=%B", snap.parent_sha).strip() or UNCOMMITTED_MESSAGE
+
+
 def destination_ref(branch: str = "", tag: str = "", ref: str = "") -> str:
     """The remote ref a direct run is pushed to: ``refs/heads/<branch>``, ``refs/tags/<tag>`` or
     ``ref`` itself."""

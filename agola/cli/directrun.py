@@ -61,13 +61,13 @@ def _check_refs(branch: str | None, tag: str | None, ref: str | None, regexes: t
             raise click.BadParameter(f"{rx!r}: {exc}", param_hint="--pull-request-ref-regexes") from None
     if tag is not None or ref is not None:
         return "", tag or "", ref or ""
-    return branch or "master", "", ""
+    return branch or "", "", ""
 
 
 @directrun.command("start", context_settings={"ignore_unknown_options": False})
 @click.option("--untracked/--no-untracked", default=True, show_default=True, help="Include untracked files.")
 @click.option("--ignored", is_flag=True, help="Include ignored files too.")
-@click.option("--branch", default=None, help="Run as this branch (default: master).")
+@click.option("--branch", default=None, help="Run as this branch (default: the work tree's branch, else master).")
 @click.option("--tag", default=None, help="Run as this tag.")
 @click.option("--ref", default=None, help="Run as this ref (e.g. refs/pull/1/head).")
 @click.option("--pull-request-ref-regexes", "pr_regexes", multiple=True,
@@ -75,6 +75,8 @@ def _check_refs(branch: str | None, tag: str | None, ref: str | None, regexes: t
 @click.option("--var", "vars_", multiple=True, metavar="NAME=VALUE", help="A run variable (repeatable; wins over files).")
 @click.option("--var-file", "var_files", multiple=True, metavar="FILE", help="A YAML/JSON map of variables (repeatable).")
 @click.option("-C", "--repo", "repo", default=".", show_default=True, help="Path inside the local repository.")
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Check the pipeline file locally (as `agola pipeline check`) before pushing.")
 @click.option("-f", "--follow", is_flag=True, help="Stream statuses and logs until the run ends; exit 0 only on success.")
 @click.option("--follow-timeout", default=60.0, show_default=True, hidden=True,
               help="Seconds to wait for the created run to show up in the runs list.")
@@ -83,13 +85,16 @@ def _check_refs(branch: str | None, tag: str | None, ref: str | None, regexes: t
 @click.pass_obj
 def start(
     ctx: CliContext, untracked: bool, ignored: bool, branch: str | None, tag: str | None, ref: str | None,
-    pr_regexes: tuple[str, ...], vars_: tuple[str, ...], var_files: tuple[str, ...], repo: str, follow: bool,
-    follow_timeout: float, as_json: bool, ignored_args: tuple[str, ...],
+    pr_regexes: tuple[str, ...], vars_: tuple[str, ...], var_files: tuple[str, ...], repo: str, check: bool,
+    follow: bool, follow_timeout: float, as_json: bool, ignored_args: tuple[str, ...],
 ) -> None:
     """Save the work tree as a commit, push it to agola and start its runs.
 
-    The index, HEAD and files are left untouched. Stray positional arguments are ignored, as the
-    reference CLI does (so `--untracked false` keeps untracked files: use --no-untracked).
+    The index, HEAD and files are left untouched. Without --branch/--tag/--ref the run is for the
+    work tree's current branch (master on a detached HEAD; Agola always used master). The
+    pipeline file is checked locally first (--no-check to skip). Stray positional arguments are
+    ignored, as the reference CLI does (so `--untracked false` keeps untracked files: use
+    --no-untracked).
     """
     from agola.cli import _git
 
@@ -98,11 +103,16 @@ def start(
     variables = parse_variables(var_files, vars_)
     try:
         root = _git.repo_root(repo)
+        if not (branch_ or tag_ or ref_):
+            branch_ = _git.current_branch(root) or "master"
     except _git.GitError as exc:
         raise CliError(str(exc)) from None
 
     def info(msg: str) -> None:
         click.echo(msg, err=True)
+
+    if check:
+        _check_locally(root, branch_, tag_, ref_)
 
     async def main(gw: GatewayClient) -> int:
         from agola.client import UserCreateRunRequest
@@ -116,13 +126,17 @@ def start(
             await asyncio.to_thread(_git.push_snapshot, root, snap.commit_sha, url, dest, ctx.token)
         except _git.GitError as exc:
             raise CliError(str(exc)) from None
+        message = await asyncio.to_thread(_git.run_message, snap)
         info(f"pushed {snap.commit_sha[:12]} as {dest}")
+        if branch is None and branch_:
+            info(f"branch {branch_}: the work tree's branch (--branch overrides)")
         group = f"/user/{user.id}"
         known: set[str] = set()
         if follow:
             known = {r.id for r in await gw.list_runs(group, limit=40)}
         req = UserCreateRunRequest(
-            repo_uuid=uuid_, repo_path=f"{user.id}/{uuid_}", commit_sha=snap.commit_sha, branch=branch_, tag=tag_,
+            repo_uuid=uuid_, repo_path=f"{user.id}/{uuid_}", commit_sha=snap.commit_sha, message=message,
+            branch=branch_, tag=tag_,
             ref=ref_, pull_request_ref_regexes=regexes, variables=variables,
         )
         res = await gw.user_create_run(req)
@@ -136,6 +150,23 @@ def start(
     code = call(ctx, main)
     if code:
         sys.exit(code)
+
+
+def _check_locally(root: str, branch: str, tag: str, ref: str) -> None:
+    """The check of `agola pipeline check` on the work tree, for the ref the run will have."""
+    from agola.cli.pipeline import check_pipeline
+    from agola.pipeline import RunContext
+
+    if tag:
+        ctx = RunContext.for_tag(tag)
+    elif ref:
+        try:
+            ctx = RunContext.for_ref(ref)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--ref") from None
+    else:
+        ctx = RunContext.for_branch(branch)
+    check_pipeline(root, ctx)
 
 
 async def _follow(gw: GatewayClient, group: str, known: set[str], commit_sha: str, run_ids: list[str],

@@ -3,46 +3,58 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from agola.cli import CliContext
 from agola.cli._output import EXIT_RUN_FAILED, CliError, Column, call, done, emit, emit_fields, json_option, print_json
+from agola.cli._runs import branch_of, duration, group_of, phase_result, resolve_run_id, result_of, start_time
 
 if TYPE_CHECKING:
     from agola.client import GatewayClient, RunResponse
 
 RUN_COLUMNS: list[Column] = [
     ("#", lambda r: r.counter),
-    ("id", lambda r: r.id),
+    ("group", group_of),
+    ("branch", branch_of),
+    ("status", phase_result),
+    ("duration", lambda r: duration(r.start_time, r.end_time, _now(r))),
+    ("started", start_time),
     ("name", lambda r: r.name),
-    ("phase", lambda r: r.phase),
-    ("result", lambda r: r.result),
-    ("ref", lambda r: r.annotations.get("ref", "")),
-    ("started", lambda r: r.start_time or ""),
+    ("id", lambda r: r.id),
 ]
 RUN_FIELDS: list[Column] = [
     ("ID", lambda r: r.id),
     ("Name", lambda r: r.name),
-    ("Counter", lambda r: r.counter),
+    ("Counter", lambda r: f"#{r.counter}"),
+    ("Group", group_of),
+    ("Branch", branch_of),
     ("Phase", lambda r: r.phase),
-    ("Result", lambda r: r.result),
+    ("Result", lambda r: result_of(r.phase, r.result)),
     ("Stopping", lambda r: r.stopping),
     ("Ref", lambda r: r.annotations.get("ref", "")),
     ("Commit", lambda r: r.annotations.get("commit_sha", "")),
+    ("Message", lambda r: r.annotations.get("message", "").split("\n")[0]),
     ("Enqueued", lambda r: r.enqueue_time),
     ("Started", lambda r: r.start_time),
     ("Ended", lambda r: r.end_time),
+    ("Duration", lambda r: duration(r.start_time, r.end_time, _now(r))),
 ]
 TASK_COLUMNS: list[Column] = [
     ("task", lambda t: t.name),
     ("status", lambda t: t.status + (" (waiting approval)" if t.waiting_approval and not t.approved else "")),
     ("level", lambda t: t.level),
+    ("duration", lambda t: duration(t.start_time, t.end_time, datetime.now(UTC) if not t.end_time else None)),
     ("id", lambda t: t.id),
-    ("started", lambda t: t.start_time or ""),
-    ("ended", lambda t: t.end_time or ""),
 ]
+RUN_REF = "RUN: a run id, or its counter (3 or #3) among your direct runs (--project: a project's runs)."
+
+
+def _now(r: Any) -> datetime | None:
+    """The end of a running run's duration so far."""
+    return None if r.end_time else datetime.now(UTC)
 
 
 @click.group()
@@ -84,13 +96,21 @@ def list_(
     emit(call(ctx, runs), as_json, RUN_COLUMNS)
 
 
-@run.command("show")
-@click.argument("run_id")
+project_option = click.option("--project", default=None, help="Counters are of this project's runs (path or id).")
+
+
+async def _get_run(gw: GatewayClient, run_ref: str, project: str | None) -> RunResponse:
+    return await gw.get_run(await resolve_run_id(gw, run_ref, project))
+
+
+@run.command("show", epilog=RUN_REF)
+@click.argument("run_ref", metavar="RUN")
+@project_option
 @json_option
 @click.pass_obj
-def show(ctx: CliContext, run_id: str, as_json: bool) -> None:
+def show(ctx: CliContext, run_ref: str, project: str | None, as_json: bool) -> None:
     """Show a run and its tasks."""
-    r = call(ctx, lambda gw: gw.get_run(run_id))
+    r = call(ctx, lambda gw: _get_run(gw, run_ref, project))
     if as_json:
         print_json(r)
         return
@@ -106,19 +126,23 @@ def _task_of(r: RunResponse, task: str) -> Any:
     found = r.task_by_name(task)
     if found is None:
         names = ", ".join(sorted(t.name for t in r.tasks.values())) or "none"
-        raise CliError(f"run {r.id} has no task {task!r} (tasks: {names})")
+        raise CliError(f"run #{r.counter} has no task {task!r} (tasks: {names})")
     return found
 
 
-@run.command("logs")
-@click.argument("run_id")
+@run.command("logs", epilog=RUN_REF)
+@click.argument("run_ref", metavar="RUN")
+@project_option
 @click.option("-t", "--task", default=None, help="Task name or id (default: every task).")
 @click.option("--step", type=click.IntRange(min=0), default=None, help="Only this step (0 = the first).")
 @click.option("--setup", is_flag=True, help="Only the task's setup log.")
 @click.option("-f", "--follow", is_flag=True, help="Stream live until the step (or the whole run) ends.")
 @click.option("--delete", is_flag=True, help="Delete the archived log of --step or --setup instead of printing it.")
 @click.pass_obj
-def logs(ctx: CliContext, run_id: str, task: str | None, step: int | None, setup: bool, follow: bool, delete: bool) -> None:
+def logs(
+    ctx: CliContext, run_ref: str, project: str | None, task: str | None, step: int | None, setup: bool, follow: bool,
+    delete: bool,
+) -> None:
     """Print a run's logs: one step's, a task's or (without --task) every task's.
 
     With --follow and no --task, follows the whole run: task statuses and logs as they come,
@@ -136,7 +160,7 @@ def logs(ctx: CliContext, run_id: str, task: str | None, step: int | None, setup
         click.echo(line)
 
     async def main(gw: GatewayClient) -> int:
-        r = await gw.get_run(run_id)
+        r = await _get_run(gw, run_ref, project)
         follower = RunFollower(gw, write, prefix_run=False)
         if task is None:
             if follow:
@@ -171,49 +195,72 @@ def logs(ctx: CliContext, run_id: str, task: str | None, step: int | None, setup
         sys.exit(code)
 
 
-@run.command("restart")
-@click.argument("run_id")
+@run.command("restart", epilog=RUN_REF)
+@click.argument("run_ref", metavar="RUN")
+@project_option
 @click.option("--from-start", is_flag=True, help="Run every task again (default: only failed ones).")
 @json_option
 @click.pass_obj
-def restart(ctx: CliContext, run_id: str, from_start: bool, as_json: bool) -> None:
+def restart(ctx: CliContext, run_ref: str, project: str | None, from_start: bool, as_json: bool) -> None:
     """Restart a finished run as a new run."""
-    new = call(ctx, lambda gw: gw.restart_run(run_id, from_start=from_start))
-    done(f"run {run_id} restarted as run #{new.counter} ({new.id})", new, as_json)
+
+    async def main(gw: GatewayClient) -> tuple[RunResponse, RunResponse]:
+        old = await _get_run(gw, run_ref, project)
+        return old, await gw.restart_run(old.id, from_start=from_start)
+
+    old, new = call(ctx, main)
+    done(f"run #{old.counter} restarted as run #{new.counter} ({new.id})", new, as_json)
 
 
-@run.command("stop")
-@click.argument("run_id")
+def _act(ctx: CliContext, run_ref: str, project: str | None, action: str) -> RunResponse:
+    """Resolve the run, then ``stop_run`` or ``cancel_run`` it; the run as it was."""
+
+    async def main(gw: GatewayClient) -> RunResponse:
+        r = await _get_run(gw, run_ref, project)
+        await (gw.stop_run(r.id) if action == "stop" else gw.cancel_run(r.id))
+        return r
+
+    return call(ctx, main)
+
+
+@run.command("stop", epilog=RUN_REF)
+@click.argument("run_ref", metavar="RUN")
+@project_option
 @click.pass_obj
-def stop(ctx: CliContext, run_id: str) -> None:
+def stop(ctx: CliContext, run_ref: str, project: str | None) -> None:
     """Stop a running run."""
-    call(ctx, lambda gw: gw.stop_run(run_id))
-    done(f"run {run_id} is stopping")
+    r = _act(ctx, run_ref, project, "stop")
+    done(f"run #{r.counter} ({r.id}) is stopping")
 
 
-@run.command("cancel")
-@click.argument("run_id")
+@run.command("cancel", epilog=RUN_REF)
+@click.argument("run_ref", metavar="RUN")
+@project_option
 @click.pass_obj
-def cancel(ctx: CliContext, run_id: str) -> None:
+def cancel(ctx: CliContext, run_ref: str, project: str | None) -> None:
     """Cancel a queued run."""
-    call(ctx, lambda gw: gw.cancel_run(run_id))
-    done(f"run {run_id} cancelled")
+    r = _act(ctx, run_ref, project, "cancel")
+    done(f"run #{r.counter} ({r.id}) cancelled")
 
 
-@run.command("approve")
-@click.argument("run_id")
+@run.command("approve", epilog=RUN_REF)
+@click.argument("run_ref", metavar="RUN")
 @click.argument("task")
+@project_option
 @click.pass_obj
-def approve(ctx: CliContext, run_id: str, task: str) -> None:
+def approve(ctx: CliContext, run_ref: str, task: str, project: str | None) -> None:
     """Approve a task waiting for approval (TASK: name or id)."""
 
-    async def main(gw: GatewayClient) -> str:
-        t = _task_of(await gw.get_run(run_id), task)
-        await gw.approve_task(run_id, t.id)
-        return str(t.name)
+    async def main(gw: GatewayClient) -> tuple[RunResponse, str]:
+        r = await _get_run(gw, run_ref, project)
+        t = _task_of(r, task)
+        if not t.waiting_approval:
+            raise CliError(f"task {t.name} of run #{r.counter} is not waiting for an approval (status: {t.status})")
+        await gw.approve_task(r.id, t.id)
+        return r, str(t.name)
 
-    name = call(ctx, main)
-    done(f"task {name} of run {run_id} approved")
+    r, name = call(ctx, main)
+    done(f"task {name} of run #{r.counter} approved")
 
 
 @run.command("create")

@@ -98,9 +98,11 @@ def test_orgs_members_and_secrets(fake_gateway: FakeGateway, tmp_path: Path) -> 
 def _repo(tmp_path: Path) -> Path:
     repo = tmp_path / "work"
     repo.mkdir()
-    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "init", "-q", "-b", "master", str(repo)], check=True)
     (repo / ".agola").mkdir()
-    (repo / ".agola" / "config.yml").write_text("runs: []\n")  # untracked, as in the reference tests
+    # Untracked, as in the reference tests; valid, since directrun checks it before pushing.
+    (repo / ".agola" / "config.yml").write_text(
+        "runs: [{name: run01, tasks: [{name: task01, runtime: {containers: [{image: busybox}]}}]}]\n")
     return repo
 
 
@@ -166,9 +168,10 @@ def test_run_list_show_logs(fake_gateway: FakeGateway, tmp_path: Path) -> None:
 
     listed = cli(fake_gateway.url, "tok", "run", "list")
     header, row = listed.output.splitlines()
-    assert header.split() == ["#", "ID", "NAME", "PHASE", "RESULT", "REF", "STARTED"]
-    run_id = row.split()[1]
-    assert row.split()[2:6] == ["run01", "finished", "success", "refs/pull/1/head"]
+    assert header.split() == ["#", "GROUP", "BRANCH", "STATUS", "DURATION", "STARTED", "NAME", "ID"]
+    run_id = row.split()[-1]
+    assert row.split()[1:4] == ["direct", "refs/pull/1/head", "finished/success"]
+    assert row.split()[-2] == "run01"
 
     shown = cli(fake_gateway.url, "tok", "run", "show", run_id)
     assert "Phase:    finished" in shown.output and "task01" in shown.output

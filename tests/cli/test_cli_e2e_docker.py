@@ -125,9 +125,12 @@ def test_approval_restart_and_broken_pipeline_through_the_cli(roles: RoleStack, 
     (repo / ".agola").mkdir()
     config = repo / ".agola" / "config.yml"
 
-    # A broken pipeline file: a setup error run whose located message is shown; exit 3.
+    # A broken pipeline file: refused locally in no time; pushed anyway (--no-check), a setup
+    # error run whose located message is shown; exit 3.
     config.write_text("version: v0\nruns:\n  - name: run01\n    tasks: [{name: t, steps: [clone]}]\n")
-    broken = cli(roles, token, "directrun", "start", "-C", str(repo), "-f")
+    refused = cli(roles, token, "directrun", "start", "-C", str(repo), "-f")
+    assert refused.exit_code == 1 and "config.yml:4:" in refused.output and "pushed" not in refused.output
+    broken = cli(roles, token, "directrun", "start", "-C", str(repo), "-f", "--no-check")
     assert broken.exit_code == 3
     assert "setup error: .agola/config.yml:4:" in broken.stdout and "setuperror" in broken.stdout
 
@@ -139,7 +142,8 @@ def test_approval_restart_and_broken_pipeline_through_the_cli(roles: RoleStack, 
     run_id = runs[0]["id"]
     shown = cli(roles, token, "run", "show", run_id).output
     assert "waiting approval" in shown
-    assert cli(roles, token, "run", "approve", run_id, "deploy").output == f"task deploy of run {run_id} approved\n"
+    counter = runs[0]["counter"]
+    assert cli(roles, token, "run", "approve", f"#{counter}", "deploy").output == f"task deploy of run #{counter} approved\n"
     followed = cli(roles, token, "run", "logs", run_id, "-f")
     assert followed.exit_code == 3, followed.output
     assert "[deploy] deployed" in followed.stdout and "result failed" in followed.stdout
@@ -167,7 +171,7 @@ def test_stop_a_running_run(roles: RoleStack, tmp_path: Path, busybox_image: str
     run_id = rows[0]["id"]
     _wait_json(roles, token, ["run", "show", run_id],
                lambda r: any(t["status"] == "running" for t in r["tasks"].values()))
-    assert cli(roles, token, "run", "stop", run_id).output == f"run {run_id} is stopping\n"
+    assert cli(roles, token, "run", "stop", run_id).output == f"run #{rows[0]['counter']} ({run_id}) is stopping\n"
     followed = cli(roles, token, "run", "logs", run_id, "-f")
     assert followed.exit_code == 3, followed.output
     assert "result stopped" in followed.stdout

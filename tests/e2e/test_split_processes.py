@@ -200,7 +200,7 @@ def test_broken_pipeline_approval_and_restart_from_failed(split: SplitStack, tmp
     repo = work_tree(tmp_path / "work", "version: v0\nruns:\n  - name: run01\n    tasks: [{name: t, steps: [clone]}]\n")
 
     # A broken pipeline file: a setuperror run whose located message is shown; exit 3.
-    broken = cli(split, token, "directrun", "start", "-C", str(repo), "-f")
+    broken = cli(split, token, "directrun", "start", "-C", str(repo), "-f", "--no-check")
     assert broken.exit_code == 3, broken.output
     assert "setup error: .agola/config.yml:4:" in broken.stdout and "setuperror" in broken.stdout
 
@@ -252,7 +252,7 @@ def test_stop_a_running_run(split: SplitStack, tmp_path: Path, busybox_image: st
     try:
         assert read_line(follower, 60) == b"started\n"
         assert follower.poll() is None
-        assert cli(split, token, "run", "stop", run_id).output == f"run {run_id} is stopping\n"
+        assert cli(split, token, "run", "stop", run_id).output.endswith(f" ({run_id}) is stopping\n")
         _, err = follower.communicate(timeout=60)
         assert follower.returncode == 0, err
     finally:
