@@ -8,15 +8,16 @@ that may be big or long-lived (logs, archives, caches, exports) are ``ResponseSt
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import IO, Any, AsyncIterable, Awaitable, Callable, Mapping, Self, Union
+from typing import IO, Any, Self
 
 import aiohttp
 
 from agola.errors import Unavailable, from_response
 
 # What a request body may be: bytes, an open file (sent with its length) or an async byte stream.
-Body = Union[bytes, IO[bytes], AsyncIterable[bytes]]
+Body = bytes | IO[bytes] | AsyncIterable[bytes]
 
 STREAM_CHUNK = 64 * 1024
 # Streams last as long as their content (a followed log): only connecting is bounded.

@@ -9,7 +9,8 @@ Errors come back typed: a missing object is ``NotExist``, a failed check ``BadRe
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterable, AsyncIterator, Protocol
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from agola.errors import NotExist

@@ -6,7 +6,8 @@ exports, run events) are async iterators of bytes (or of decoded events) with bo
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 from urllib.parse import quote
 
 from agola.errors import NotExist

@@ -25,8 +25,9 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable, Sequence
+from typing import Any
 
 import aiosqlite
 

@@ -11,7 +11,7 @@ leave it unset, anything else is a 400. ``step`` is a decimal integer >= 0.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import attrs
 

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from agola.util.aio import cancel_and_wait, wait_event
 from agola.util.backoff import Backoff

@@ -4,8 +4,9 @@ start in normal mode, follow maintenance on and off (readdb stopped, then rebuil
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import pytest
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from agola.errors import Unavailable
 from agola.services.configstore.state import ConfigState

@@ -14,8 +14,8 @@ import re
 import shlex
 import signal
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import attrs
 

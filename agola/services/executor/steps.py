@@ -14,8 +14,8 @@ import posixpath
 import re
 import shutil
 import tarfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable, Mapping, Sequence, Union
 
 import attrs
 
@@ -71,7 +71,7 @@ class KeyContext:
 
 
 # (template, hash_file) -> rendered key; may be sync (then it cannot hash) or async.
-RenderKey = Callable[[str, KeyContext], Union[str, Awaitable[str]]]
+RenderKey = Callable[[str, KeyContext], str | Awaitable[str]]
 
 async def default_render_key(template: str, ctx: KeyContext) -> str:
     """The pipeline's cache key template renderer (``agola.pipeline.cachekey``), as the reference's

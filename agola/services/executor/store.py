@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator, Protocol
+from typing import Protocol
 from urllib.parse import quote
 
 from agola.errors import BadRequest, NotExist

@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import shutil
-from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import attrs
 
@@ -84,7 +85,7 @@ def pod_spec_for(task_id: str, spec: ExecutorTaskSpecData, executor_id: str) -> 
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _step_started(step: ExecutorTaskStepStatus) -> ExecutorTaskStepStatus:

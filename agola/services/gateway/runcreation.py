@@ -10,7 +10,7 @@ located messages of the checker, so the user sees why nothing ran.
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import quote, urlsplit
 
 import attrs

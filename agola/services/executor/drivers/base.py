@@ -20,8 +20,8 @@ import tarfile
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable, Mapping
 
 import attrs
 

@@ -19,8 +19,9 @@ import base64
 import json
 import os
 import posixpath
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any, AsyncIterator, Mapping
+from typing import Any
 
 import aiodocker
 import attrs
@@ -28,7 +29,6 @@ from aiodocker.exceptions import DockerError
 from aiodocker.jsonstream import json_stream_stream
 
 from agola.errors import BadRequest, NotExist
-from agola.services.executor.drivers.dockerstream import open_exec_stream
 from agola.services.executor.drivers.base import (
     LABEL_AGOLA,
     LABEL_CONTAINER_INDEX,
@@ -47,6 +47,7 @@ from agola.services.executor.drivers.base import (
     host_arch,
     split_entrypoint,
 )
+from agola.services.executor.drivers.dockerstream import open_exec_stream
 from agola.util import tarsafe
 from agola.util.log import get_logger
 
@@ -506,10 +507,10 @@ def _split_tag(image: str) -> tuple[str, str]:
 
 
 __all__ = [
+    "PRIVILEGED_REFUSED",
     "DockerDriver",
     "DockerDriverConfig",
     "DockerPod",
-    "PRIVILEGED_REFUSED",
     "find_registry_auth",
     "image_registry",
     "split_entrypoint",

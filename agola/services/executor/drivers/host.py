@@ -19,8 +19,8 @@ import json
 import os
 import shutil
 import signal
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import AsyncIterator, Mapping
 
 import attrs
 

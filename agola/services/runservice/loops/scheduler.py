@@ -10,7 +10,6 @@ from agola.services.runservice import logic
 from agola.services.runservice.core import RunserviceCore
 from agola.services.runservice.logic.executors import executor_load
 from agola.services.runservice.logic.scheduling import CleanupKind
-
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
