@@ -171,14 +171,15 @@ def show(
         if skip_all:
             not_created.append((run.name, "commit message contains [ci skip]"))
         elif not run_matches(run, ctx):
+            assert run.when is not None  # a run without `when` matches every ref
             not_created.append((run.name, f"when ({describe_when(run.when)}) does not match {_ref_text(ctx)}"))
         else:
             generated.append(generate_run(config, run, ctx, resolved, _stable_ids(run.name)))
     if as_json:
         click.echo(json.dumps([r.to_json() for r in generated], indent=2))
         return
-    for run in generated:
-        _print_run(run)
+    for generated_run in generated:
+        _print_run(generated_run)
     for name, why in not_created:
         click.echo(f'run "{name}": not created: {why}')
 
