@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import aiohttp
 from aiohttp import web
@@ -26,6 +26,7 @@ from agola.services.gateway.api import (
 )
 from agola.services.gateway.api.common import AUTH_KEY, SERVICES_KEY
 from agola.services.gateway.auth import Authenticator
+from agola.services.gateway.cors import add_cors
 from agola.util.http import ROLE_KEY, Handler, error_middleware, error_response, request_log_middleware
 
 MAX_BODY = 1024 * 1024
@@ -41,7 +42,9 @@ async def body_limit(request: web.Request, handler: Handler) -> web.StreamRespon
     return await handler(request)
 
 
-def build_app(svc: Services, auth: Authenticator) -> web.Application:
+def build_app(svc: Services, auth: Authenticator, *, allowed_origins: Sequence[str] = ()) -> web.Application:
+    """``allowed_origins``: ``gateway.web.allowedOrigins``, the other sites whose pages may call
+    the API (CORS)."""
     app = web.Application(
         middlewares=[request_log_middleware("gateway"), error_middleware, body_limit],
         # /repos bodies are streamed, never read whole: the limit only applies to API bodies.
@@ -50,6 +53,7 @@ def build_app(svc: Services, auth: Authenticator) -> web.Application:
     app[ROLE_KEY] = "gateway"
     app[SERVICES_KEY] = svc
     app[AUTH_KEY] = auth
+    add_cors(app, allowed_origins)
 
     async def git_session(app: web.Application) -> AsyncIterator[None]:
         session = aiohttp.ClientSession(auto_decompress=False)
