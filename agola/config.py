@@ -29,7 +29,9 @@ genuinely the same is shared: durations are parsed by ``agola.util.duration`` (G
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import secrets
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -41,15 +43,20 @@ import yaml
 from agola.errors import BadRequest
 from agola.util.duration import NANOSECONDS_PER_SECOND, DurationError
 from agola.util.duration import parse_duration as go_duration
+from agola.util.log import get_logger
+from agola.util.privatefiles import generated_secret
 
 __all__ = [
     "ALL_COMPONENTS",
     "BASE_COMPONENTS",
     "DEFAULT_PORTS",
+    "INTERNAL_APIS",
+    "INTERNAL_API_TOKEN_FILE",
     "Config",
     "ConfigError",
     "ConfigWarning",
     "Configstore",
+    "CookieSigning",
     "DockerOptions",
     "Driver",
     "Etcd",
@@ -63,12 +70,16 @@ __all__ = [
     "TokenSigning",
     "Web",
     "expand_components",
+    "is_loopback",
     "listen_host_port",
     "load_config",
     "parse_config",
     "parse_duration",
     "valid_name",
+    "with_generated_api_token",
 ]
+
+log = get_logger(__name__)
 
 # Start order of spec §1.1: the stateful services first, the gateway (which calls them) late.
 ALL_COMPONENTS: tuple[str, ...] = (
@@ -96,6 +107,19 @@ DEFAULT_BUSYBOX_PATH = "/usr/bin/busybox"
 OBJECT_STORAGE_TYPES = ("posix", "s3")
 DRIVER_TYPES = ("docker", "host")
 TOKEN_SIGNING_METHODS = ("hmac", "rsa")
+
+# The roles serving an internal API, each protected by its API token (Agola v0.9 keys).
+INTERNAL_APIS: tuple[str, ...] = ("runservice", "executor", "configstore", "gitserver", "notification")
+# Which internal APIs each role calls: the client side of each token (``<api>APIToken`` in its section).
+API_CLIENTS: dict[str, tuple[str, ...]] = {
+    "gateway": ("runservice", "configstore", "gitserver"),
+    "scheduler": ("runservice",),
+    "notification": ("runservice", "configstore"),
+    "runservice": ("executor",),
+    "executor": ("runservice",),
+}
+# Ours: where a token is generated when none is configured (under the top-level dataDir).
+INTERNAL_API_TOKEN_FILE = "internal-api-token"
 # gateway.adminToken: a shorter token or a documentation placeholder is refused, never used.
 MIN_ADMIN_TOKEN_LENGTH = 32
 ADMIN_TOKEN_PLACEHOLDERS = ("change-me", "changeme", "replace-with", "replace-me")
@@ -131,6 +155,11 @@ def _key(yaml_key: str, kind: Any, default: Any = None, *, aliases: tuple[str, .
     if factory is not None:
         return attrs.field(factory=factory, metadata=metadata)
     return attrs.field(default=default, metadata=metadata)
+
+
+def _secret(yaml_key: str) -> Any:
+    """A string key holding a credential: kept out of ``repr`` (and so out of logs)."""
+    return attrs.field(default="", repr=False, metadata={"yaml": yaml_key, "kind": "str", "aliases": ()})
 
 
 @attrs.frozen
@@ -193,6 +222,15 @@ class TokenSigning:
 
 
 @attrs.frozen
+class CookieSigning:
+    """Signs the web UI's session cookies (Agola v0.8's keys). No key: one is generated into
+    ``<gateway dataDir>/cookie-signing.key``."""
+
+    duration: float = _key("duration", "duration", 12 * 3600.0)
+    key: str = attrs.field(default="", repr=False, metadata={"yaml": "key", "kind": "str", "aliases": ()})
+
+
+@attrs.frozen
 class Driver:
     type: str = _key("type", "str", "docker")
 
@@ -214,10 +252,16 @@ class Gateway:
     runservice_url: str = _key("runserviceURL", "str", "")
     configstore_url: str = _key("configstoreURL", "str", "")
     gitserver_url: str = _key("gitserverURL", "str", "")
+    runservice_api_token: str = _secret("runserviceAPIToken")
+    configstore_api_token: str = _secret("configstoreAPIToken")
+    gitserver_api_token: str = _secret("gitserverAPIToken")
     web: Web = _key("web", Web, factory=Web)
     etcd: Etcd | None = _key("etcd", Etcd)
     object_storage: ObjectStorage | None = _key("objectStorage", ObjectStorage)
     token_signing: TokenSigning = _key("tokenSigning", TokenSigning, factory=TokenSigning)
+    cookie_signing: CookieSigning = _key("cookieSigning", CookieSigning, factory=CookieSigning)
+    # Plain-HTTP development only: session cookies without the Secure flag behind a TLS proxy.
+    unsecure_cookies: bool = _key("unsecureCookies", "bool", False)
     admin_token: str = attrs.field(
         default="", repr=False, metadata={"yaml": "adminToken", "kind": "str", "aliases": ()})
 
@@ -227,6 +271,7 @@ class Scheduler:
     name: ClassVar[str] = "scheduler"
     debug: bool = _key("debug", "bool", False)
     runservice_url: str = _key("runserviceURL", "str", "")
+    runservice_api_token: str = _secret("runserviceAPIToken")
     runs_per_group_limit: int = _key("runsPerGroupLimit", "int", 1)
 
 
@@ -237,6 +282,9 @@ class Notification:
     web_exposed_url: str = _key("webExposedURL", "str", "")
     runservice_url: str = _key("runserviceURL", "str", "")
     configstore_url: str = _key("configstoreURL", "str", "")
+    runservice_api_token: str = _secret("runserviceAPIToken")
+    configstore_api_token: str = _secret("configstoreAPIToken")
+    api_token: str = _secret("apiToken")
     etcd: Etcd | None = _key("etcd", Etcd)
 
 
@@ -246,6 +294,8 @@ class Runservice:
     debug: bool = _key("debug", "bool", False)
     data_dir: str = _key("dataDir", "path", "")
     web: Web = _key("web", Web, factory=Web)
+    api_token: str = _secret("apiToken")
+    executor_api_token: str = _secret("executorAPIToken")
     etcd: Etcd | None = _key("etcd", Etcd)
     object_storage: ObjectStorage | None = _key("objectStorage", ObjectStorage)
     run_cache_expire_interval: float = _key("runCacheExpireInterval", "duration", 168 * 3600.0)
@@ -258,10 +308,12 @@ class Executor:
     debug: bool = _key("debug", "bool", False)
     data_dir: str = _key("dataDir", "path", "")
     runservice_url: str = _key("runserviceURL", "str", "")
+    runservice_api_token: str = _secret("runserviceAPIToken")
     # Reference compat: a dir of agola-toolbox binaries. We inject a static busybox instead.
     toolbox_path: str = _key("toolboxPath", "path", "")
     busybox_path: str = _key("busyboxPath", "path", DEFAULT_BUSYBOX_PATH)
     web: Web = _key("web", Web, factory=Web)
+    api_token: str = _secret("apiToken")
     driver: Driver = _key("driver", Driver, factory=Driver)
     docker: DockerOptions = _key("docker", DockerOptions, factory=DockerOptions)
     labels: dict[str, str] = _key("labels", "strmap", factory=dict)
@@ -277,6 +329,7 @@ class Configstore:
     debug: bool = _key("debug", "bool", False)
     data_dir: str = _key("dataDir", "path", "")
     web: Web = _key("web", Web, factory=Web)
+    api_token: str = _secret("apiToken")
     etcd: Etcd | None = _key("etcd", Etcd)
     object_storage: ObjectStorage | None = _key("objectStorage", ObjectStorage)
 
@@ -287,6 +340,7 @@ class Gitserver:
     debug: bool = _key("debug", "bool", False)
     data_dir: str = _key("dataDir", "path", "")
     web: Web = _key("web", Web, factory=Web)
+    api_token: str = _secret("apiToken")
     etcd: Etcd | None = _key("etcd", Etcd)
     object_storage: ObjectStorage | None = _key("objectStorage", ObjectStorage)
 
@@ -296,6 +350,13 @@ class Config:
     id: str = _key("id", "str", "agola")
     # Ours: the default parent of every role's dataDir.
     data_dir: str = _key("dataDir", "path", "")
+    # Internal API tokens (servers and clients alike): a per-API token, else the shared one.
+    internal_services_api_token: str = _secret("internalServicesAPIToken")
+    runservice_api_token: str = _secret("runserviceAPIToken")
+    executor_api_token: str = _secret("executorAPIToken")
+    configstore_api_token: str = _secret("configstoreAPIToken")
+    gitserver_api_token: str = _secret("gitserverAPIToken")
+    notification_api_token: str = _secret("notificationAPIToken")
     gateway: Gateway = _key("gateway", Gateway, factory=Gateway)
     scheduler: Scheduler = _key("scheduler", Scheduler, factory=Scheduler)
     notification: Notification = _key("notification", Notification, factory=Notification)
@@ -312,6 +373,33 @@ class Config:
         if component not in ALL_COMPONENTS:
             raise KeyError(component)
         return getattr(self, component)
+
+    def api_token_for(self, api: str, *, caller: str | None = None) -> str:
+        """The token of the internal API of ``api`` (one of ``INTERNAL_APIS``), "" when none.
+
+        ``caller=None``: the token the ``api`` role requires (``<api>.apiToken``); else the one
+        ``caller``'s clients send (``<caller>.<api>APIToken``). Either falls back to the top-level
+        ``<api>APIToken``, then to ``internalServicesAPIToken``, as in Agola.
+        """
+        if api not in INTERNAL_APIS:
+            raise KeyError(api)
+        if caller is None:
+            own = getattr(self.section(api), "api_token", "")
+        elif api in API_CLIENTS.get(caller, ()):
+            own = getattr(self.section(caller), f"{api}_api_token")
+        else:
+            raise KeyError(f"{caller} does not call the {api} API")
+        return str(own or getattr(self, f"{api}_api_token") or self.internal_services_api_token)
+
+    def api_tokens_in_use(self, components: Iterable[str]) -> dict[str, str]:
+        """Every token the enabled ``components`` serve or send, by its key path (empty: none)."""
+        tokens: dict[str, str] = {}
+        for component in components:
+            if component in INTERNAL_APIS:
+                tokens[f"{component}.apiToken"] = self.api_token_for(component)
+            for api in API_CLIENTS.get(component, ()):
+                tokens[f"{component}.{api}APIToken"] = self.api_token_for(api, caller=component)
+        return tokens
 
     def validate(self, components: Iterable[str]) -> list[str]:
         """Check the enabled components; return warnings, raise ``ConfigError`` with every problem."""
@@ -632,7 +720,59 @@ def _validate(cfg: Config, enabled: set[str]) -> list[str]:
     for component in ALL_COMPONENTS:
         if component in enabled:
             problems.extend(checks[component](getattr(cfg, component)))
+            problems.extend(_check_api_token(cfg, component))
     return problems
+
+
+def _check_api_token(cfg: Config, component: str) -> list[str]:
+    """An internal API reachable from other hosts must not run open (Agola would; we refuse)."""
+    web = getattr(cfg.section(component), "web", None)
+    if component not in INTERNAL_APIS or web is None or cfg.api_token_for(component):
+        return []
+    try:
+        host, _ = listen_host_port(web.listen_address)
+    except ValueError:
+        return []  # reported by the web check
+    if is_loopback(host):
+        return []
+    return [f'{component}.web.listenAddress: "{web.listen_address}" is reachable from other hosts '
+            f"but no API token protects the {component} API: set internalServicesAPIToken "
+            f"(or {component}APIToken, or {component}.apiToken) to a long random string, the same "
+            f"in the config of every host (see docs/security.md)"]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen host only accepts local connections ("" and 0.0.0.0 listen everywhere)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+# ---------------------------------------------------------------------------------------------
+# Generated internal API token
+
+def with_generated_api_token(cfg: Config, components: Iterable[str]) -> Config:
+    """``cfg`` with ``internalServicesAPIToken`` set from ``<dataDir>/internal-api-token`` when a
+    token the enabled ``components`` use is not configured and the top-level ``dataDir`` is set.
+
+    The file is created (0600, a random token) on first use and reused after, so every process of
+    an installation sharing the ``dataDir`` (one process running all roles, or several on one host)
+    serves and sends the same token. Without a top-level ``dataDir`` nothing changes: the roles run
+    open, which validation only allows on loopback. The token is never logged.
+    """
+    enabled = list(components)
+    if cfg.internal_services_api_token or not cfg.data_dir:
+        return cfg
+    if all(cfg.api_tokens_in_use(enabled).values()):
+        return cfg
+    path = Path(cfg.data_dir) / INTERNAL_API_TOKEN_FILE
+    token, created = generated_secret(path, lambda: secrets.token_urlsafe(32))
+    log.info("generated the internal API token" if created else "internal API token read from its file",
+             file=str(path))
+    return attrs.evolve(cfg, internal_services_api_token=token)
 
 
 def _missing(path: str) -> str:
@@ -711,6 +851,8 @@ def _check_gateway(g: Gateway) -> list[str]:
             problems.append(f"{p}.tokenSigning.publicKeyPath: required for rsa")
     if ts.duration <= 0:
         problems.append(f"{p}.tokenSigning.duration: must be positive")
+    if g.cookie_signing.duration <= 0:
+        problems.append(f"{p}.cookieSigning.duration: must be positive")
     problems.extend(_check_admin_token(f"{p}.adminToken", g.admin_token))
     return problems
 

@@ -10,8 +10,9 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -112,9 +113,16 @@ def test_serve_gitserver_health_push_and_sigterm(tmp_path: Path, servers: list[S
     work.mkdir()
     env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"}
-    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "commit", "-q", "--allow-empty", "-m", "x"],
-                ["git", "push", "-q", f"{url}/repos/u/r.git", "main"]):
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "commit", "-q", "--allow-empty", "-m", "x"]):
         subprocess.run(cmd, cwd=work, env=env, check=True, capture_output=True, timeout=30)
+    push = ["git", "push", "-q", f"{url}/repos/u/r.git", "main"]
+    anonymous = subprocess.run(push, cwd=work, env=env, capture_output=True, timeout=30)
+    assert anonymous.returncode != 0, "anonymous pushes are refused (git asks for credentials)"
+    assert not (tmp_path / "data" / "gitserver" / "u").exists()
+    # No token configured: `agola serve` generated one under dataDir, private to the agola user.
+    token = (tmp_path / "data" / "internal-api-token").read_text().strip()
+    authorized = ["git", "-c", f"http.extraHeader=Authorization: token {token}", *push[1:]]
+    subprocess.run(authorized, cwd=work, env=env, check=True, capture_output=True, timeout=30)
     assert (tmp_path / "data" / "gitserver" / "u" / "r.git" / "refs" / "heads" / "main").is_file()
 
     assert server.terminate() == 0

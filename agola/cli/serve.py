@@ -52,10 +52,14 @@ def serve(ctx: click.Context, config_path: str, components: tuple[str, ...], deb
     from agola.errors import AgolaError
     from agola.services import registry
     from agola.util import log
+    from agola.util.privatefiles import PRIVATE_UMASK
 
     obj = ctx.obj if isinstance(ctx.obj, CliContext) else CliContext()
     debug = debug or obj.debug
     log.setup(debug=debug)
+    # Everything written under dataDir (databases holding secrets, repositories, task logs, and
+    # host-driver steps' files) is the agola user's alone: 0700 directories, 0600 files.
+    os.umask(PRIVATE_UMASK)
     try:
         enabled = expand_components(components)
         # `all`/`all-base` mean "every role this build has"; a role named explicitly must exist.

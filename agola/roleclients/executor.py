@@ -14,9 +14,10 @@ from agola.types.stepquery import StepQuery
 
 
 class ExecutorClient(HTTPClient):
-    def __init__(self, base_url: str, *, session: aiohttp.ClientSession | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, *, token: str | None = None, session: aiohttp.ClientSession | None = None,
+                 timeout: float = 10.0) -> None:
         """``timeout`` bounds a push, connecting, and the silence of a stream that does not follow."""
-        super().__init__(base_url, session=session, timeout=timeout)
+        super().__init__(base_url, token=token, session=session, timeout=timeout)
         self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout * 3)
         self._follow_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout)
 

@@ -15,8 +15,9 @@ from agola.roleclients.base import NO_TIMEOUT, HTTPClient, ResponseStream
 
 
 class GitserverClient(HTTPClient):
-    def __init__(self, base_url: str, *, session: aiohttp.ClientSession | None = None, timeout: float = 60.0) -> None:
-        super().__init__(base_url, session=session, api_prefix="/repos", timeout=timeout)
+    def __init__(self, base_url: str, *, token: str | None = None, session: aiohttp.ClientSession | None = None,
+                 timeout: float = 60.0) -> None:
+        super().__init__(base_url, token=token, session=session, api_prefix="/repos", timeout=timeout)
 
     def get_file(self, repo: str, rev: str, path: str) -> ResponseStream:
         """The bytes of ``path`` at ``rev`` (a commit sha or a ref); ``NotExist`` when missing."""

@@ -13,7 +13,8 @@ A role (gateway, runservice, executor, ...) is a ``Role`` subclass living in
 
 ``RoleHost`` starts roles in order (role ``start()`` then its web server), stops them in reverse
 (web server first: stop accepting, let in-flight requests finish up to a timeout; then ``stop()``),
-and turns a role's fatal error (``Role.fail``) into the end of the process.
+and turns a role's fatal error (``Role.fail``) into the end of the process. Event streams and
+followed logs do not hold a stop: they are cut as soon as their server stops listening.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from agola.config import Config, Web, listen_host_port
+from agola.util.http import track_long_lived
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
@@ -90,6 +92,7 @@ class WebServer:
 
     async def start(self) -> None:
         host, port = listen_host_port(self.settings.listen_address)
+        track_long_lived(self.app)
         runner = web.AppRunner(self.app, handle_signals=False, access_log=None,
                                shutdown_timeout=self.shutdown_timeout, **self.runner_options)
         await runner.setup()
@@ -111,7 +114,8 @@ class WebServer:
         return ctx
 
     async def stop(self) -> None:
-        """Stop listening, wait for in-flight requests up to the timeout, then close."""
+        """Stop listening, end long-lived streams (``agola.util.http.long_lived``) at once, wait for
+        the other in-flight requests up to the timeout, then close."""
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()

@@ -2,19 +2,28 @@
 
 Handlers raise ``agola.errors`` types; ``error_middleware`` turns them into the JSON error body and
 status of ``agola.errors.http_status`` (the one mapping). ``make_app`` builds a role's application
-with ``GET /health`` and ``GET /api/v1alpha/version`` already routed.
+with ``GET /health`` and ``GET /api/v1alpha/version`` already routed; given an ``api_token`` (an
+internal role API), every route but ``/health`` requires it (``api_token_middleware``).
+
+Long-lived responses (run event streams, followed logs) run inside ``long_lived(request)``: when the
+server stops they are ended at once (their handler is cancelled when the application shuts down,
+see ``track_long_lived``), while short in-flight requests still get the shutdown timeout to finish.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
 from agola import __version__
-from agola.errors import AgolaError, BadRequest, PayloadTooLarge, http_status, public_body
+from agola.errors import AgolaError, BadRequest, PayloadTooLarge, Unauthorized, http_status, public_body
 from agola.util.log import get_logger
 
 log = get_logger("agola.http")
@@ -22,8 +31,12 @@ log = get_logger("agola.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ROLE_KEY = web.AppKey("agola_role", str)
+LONG_LIVED_KEY: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("agola_long_lived")
 
 API_PREFIX = "/api/v1alpha"
+HEALTH_PATH = "/health"
+# Agola's internal clients send "Authorization: token <t>"; "Bearer <t>" is accepted too.
+TOKEN_SCHEMES = ("token", "bearer")
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -109,6 +122,61 @@ def _code_for_status(status: int) -> str:
             405: "bad_request", 409: "conflict", 413: "payload_too_large"}.get(status, "internal")
 
 
+def request_token(request: web.Request) -> str:
+    """The token of ``Authorization: token <t>`` (or ``Bearer <t>``), "" when absent."""
+    scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
+    return value.strip() if scheme.lower() in TOKEN_SCHEMES else ""
+
+
+def api_token_middleware(api_token: str) -> Callable[..., Any]:
+    """Every route but ``/health`` requires ``api_token`` (compared in constant time)."""
+    expected = api_token.encode()
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path != HEALTH_PATH:
+            given = request_token(request)
+            if not given:
+                raise Unauthorized("no API token provided (Authorization: token <internal API token>)")
+            if not hmac.compare_digest(given.encode(), expected):
+                raise Unauthorized("wrong API token")
+        return await handler(request)
+
+    return middleware
+
+
+@contextmanager
+def long_lived(request: web.Request) -> Iterator[None]:
+    """Mark the current handler as a long-lived response (an event stream, a followed log): when the
+    server stops it is cancelled at once instead of holding the stop for the shutdown timeout."""
+    streams = request.app.get(LONG_LIVED_KEY)
+    task = asyncio.current_task()
+    if streams is None or task is None:
+        yield
+        return
+    streams.add(task)
+    try:
+        yield
+    finally:
+        streams.discard(task)
+
+
+def track_long_lived(app: web.Application) -> None:
+    """Let ``long_lived`` responses of ``app`` end when it shuts down (before it is started;
+    idempotent). The role host does it for every role's application."""
+    if LONG_LIVED_KEY in app:
+        return
+    app[LONG_LIVED_KEY] = set()
+    app.on_shutdown.append(_end_long_lived)
+
+
+async def _end_long_lived(app: web.Application) -> None:
+    # on_shutdown runs after the listener is closed and before in-flight requests are awaited.
+    streams = app[LONG_LIVED_KEY]
+    for task in list(streams):
+        task.cancel()
+
+
 def request_log_middleware(role: str) -> Callable[..., Any]:
     role_log = get_logger(f"agola.{role}.http")
 
@@ -140,13 +208,17 @@ async def _version(request: web.Request) -> web.Response:
     return json_response({"version": __version__})
 
 
-def make_app(role: str, *, client_max_size: int = 1024 * 1024) -> web.Application:
-    """A role's aiohttp application with error handling, request logging, /health and version."""
-    app = web.Application(
-        middlewares=[request_log_middleware(role), error_middleware],
-        client_max_size=client_max_size,
-    )
+def make_app(role: str, *, api_token: str | None = None, client_max_size: int = 1024 * 1024) -> web.Application:
+    """A role's aiohttp application with error handling, request logging, /health and version.
+
+    ``api_token``: the internal API token every route but ``/health`` requires (None or "": open,
+    as Agola without a token; config validation only allows that on loopback).
+    """
+    middlewares = [request_log_middleware(role), error_middleware]
+    if api_token:
+        middlewares.append(api_token_middleware(api_token))
+    app = web.Application(middlewares=middlewares, client_max_size=client_max_size)
     app[ROLE_KEY] = role
-    app.router.add_get("/health", _health)
+    app.router.add_get(HEALTH_PATH, _health)
     app.router.add_get(f"{API_PREFIX}/version", _version)
     return app

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from agola.config import parse_config
+from agola.config import parse_config, with_generated_api_token
 from agola.services import registry
 from agola.services.role import RoleHost
 from tests.support.services import free_port
@@ -34,6 +34,8 @@ class RoleStack:
             text += f"{c}:\n{lines}" if lines else f"{c}: {{}}\n"
         self.config = parse_config(text)
         self.config.validate(set(self.components))
+        # As `agola serve` does: no token configured, so one is generated under dataDir.
+        self.config = with_generated_api_token(self.config, self.components)
         self.url = f"http://127.0.0.1:{web['gateway']}"
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.support.services import S3Server, free_port
+from tests.support.services import TOKEN_LINE, S3Server, free_port
 from tests.support.waiting import wait_for_sync
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -122,7 +122,7 @@ class SplitStack:
         etcd = f"  etcd:\n    endpoints: {etcd_endpoint}\n"
         web = {r: f"  web:\n    listenAddress: 127.0.0.1:{p}\n" for r, p in ports.items()}
         control = (
-            f"id: agola\n"
+            f"id: agola\n{TOKEN_LINE}"
             f"gateway:\n  dataDir: {workdir / 'gateway'}\n{web['gateway']}"
             f"  apiExposedURL: {url['gateway']}\n  runserviceURL: {url['runservice']}\n"
             f"  configstoreURL: {url['configstore']}\n  gitserverURL: {url['gitserver']}\n"
@@ -137,7 +137,7 @@ class SplitStack:
             f"gitserver:\n  dataDir: {workdir / 'gitserver'}\n{web['gitserver']}"
         )
         executor = (
-            f"executor:\n  dataDir: {workdir / 'executor'}\n{web['executor']}"
+            f"{TOKEN_LINE}executor:\n  dataDir: {workdir / 'executor'}\n{web['executor']}"
             f"  runserviceURL: {url['runservice']}\n  advertiseURL: {url['executor']}\n"
             f"  driver: {{type: docker}}\n  docker: {{network: host}}\n"
             f"  busyboxPath: {busybox_path}\n  activeTasksLimit: 3\n"

@@ -25,7 +25,7 @@ from agola.services.runservice.role import RunserviceRole
 from agola.storage.datamanager import DataManagerOptions
 from tests.configstore.stack import FAST as CS_FAST
 from tests.configstore.stack import Stack as ConfigstoreStack
-from tests.support.services import free_port
+from tests.support.services import INTERNAL_API_TOKEN, TOKEN_LINE, free_port
 
 ADMIN_TOKEN = "admintoken-for-tests-0123456789abcdef"
 
@@ -54,7 +54,7 @@ class Env:
         self.role = role
         self.configstore = configstore
         self.clients: list[GatewayClient] = []
-        self.rs = RunserviceClient(rs_url)
+        self.rs = RunserviceClient(rs_url, token=INTERNAL_API_TOKEN)
 
     def client(self, token: str = "") -> GatewayClient:
         c = GatewayClient(self.url, token)
@@ -86,7 +86,7 @@ async def env(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[E
     mode = getattr(request, "param", "http")
     ports = {name: free_port() for name in ("runservice", "gitserver", "gateway", "configstore")}
     config = parse_config(
-        f"dataDir: {tmp_path / 'data'}\n"
+        f"dataDir: {tmp_path / 'data'}\n{TOKEN_LINE}"
         f"runservice: {{web: {{listenAddress: '127.0.0.1:{ports['runservice']}'}}}}\n"
         f"configstore: {{web: {{listenAddress: '127.0.0.1:{ports['configstore']}'}}}}\n"
         f"gitserver: {{web: {{listenAddress: '127.0.0.1:{ports['gitserver']}'}}}}\n"

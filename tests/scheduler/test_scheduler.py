@@ -18,7 +18,7 @@ from agola.services.scheduler.role import Scheduler, SchedulerRole
 from agola.types.runservice import Container, RunConfigTask, RunCreateRequest, RunStep, Runtime
 from tests.gateway.conftest import FAST
 from tests.gateway.conftest import _bounded as bounded
-from tests.support.services import free_port
+from tests.support.services import INTERNAL_API_TOKEN, TOKEN_LINE, free_port
 from tests.support.waiting import wait_for
 
 A = "/project/p1/branch/master"
@@ -28,10 +28,10 @@ B = "/project/p1/branch/dev"
 @pytest.fixture
 async def rs(tmp_path: Path) -> AsyncIterator[tuple[RunserviceClient, str]]:
     port = free_port()
-    config = parse_config(f"dataDir: {tmp_path}\nrunservice: {{web: {{listenAddress: '127.0.0.1:{port}'}}}}\n")
+    config = parse_config(f"dataDir: {tmp_path}\n{TOKEN_LINE}runservice: {{web: {{listenAddress: '127.0.0.1:{port}'}}}}\n")
     host = RoleHost([RunserviceRole(config, options=FAST)], shutdown_timeout=1)
     await host.start()
-    client = RunserviceClient(f"http://127.0.0.1:{port}")
+    client = RunserviceClient(f"http://127.0.0.1:{port}", token=INTERNAL_API_TOKEN)
     try:
         yield client, f"http://127.0.0.1:{port}"
     finally:
@@ -91,7 +91,7 @@ async def test_runs_per_group_limit(rs: tuple[RunserviceClient, str]) -> None:
 async def test_concurrent_schedulers_respect_the_limit(rs: tuple[RunserviceClient, str]) -> None:
     client, _ = rs
     runs = [await _create(client, A) for _ in range(3)]
-    others = [RunserviceClient(client.base_url) for _ in range(3)]
+    others = [RunserviceClient(client.base_url, token=INTERNAL_API_TOKEN) for _ in range(3)]
     try:
         await asyncio.gather(*(Scheduler(c).schedule() for c in others))
     finally:
@@ -122,7 +122,7 @@ async def test_approval_needs_a_recorded_approver(rs: tuple[RunserviceClient, st
 
 async def test_role_loop_starts_queued_runs(rs: tuple[RunserviceClient, str], tmp_path: Path) -> None:
     client, url = rs
-    config = parse_config(f"scheduler: {{runserviceURL: '{url}', runsPerGroupLimit: 1}}\n")
+    config = parse_config(f"{TOKEN_LINE}scheduler: {{runserviceURL: '{url}', runsPerGroupLimit: 1}}\n")
     config.validate({"scheduler"})
     role = SchedulerRole(config, interval=0.1)
     await role.start()
@@ -141,7 +141,7 @@ async def test_role_starts_runs_when_pushed_not_only_periodically(rs: tuple[Runs
     """With a 30 s periodic interval, runs still start within seconds: the role follows the run
     events stream (a run queued, a run finished freeing its group's slot)."""
     client, url = rs
-    config = parse_config(f"scheduler: {{runserviceURL: '{url}', runsPerGroupLimit: 1}}\n")
+    config = parse_config(f"{TOKEN_LINE}scheduler: {{runserviceURL: '{url}', runsPerGroupLimit: 1}}\n")
     config.validate({"scheduler"})
     role = SchedulerRole(config, interval=30)
     await role.start()
@@ -164,13 +164,13 @@ async def test_role_starts_runs_when_pushed_not_only_periodically(rs: tuple[Runs
 
 async def test_role_reconnects_to_the_events_stream_after_a_runservice_restart(tmp_path: Path) -> None:
     port = free_port()
-    config = parse_config(f"dataDir: {tmp_path}\nrunservice: {{web: {{listenAddress: '127.0.0.1:{port}'}}}}\n"
+    config = parse_config(f"dataDir: {tmp_path}\n{TOKEN_LINE}runservice: {{web: {{listenAddress: '127.0.0.1:{port}'}}}}\n"
                           f"scheduler: {{runserviceURL: 'http://127.0.0.1:{port}'}}\n")
     host = RoleHost([RunserviceRole(config, options=FAST)], shutdown_timeout=1)
     await host.start()
     role = SchedulerRole(config, interval=30, max_backoff=1)
     await role.start()
-    client = RunserviceClient(f"http://127.0.0.1:{port}")
+    client = RunserviceClient(f"http://127.0.0.1:{port}", token=INTERNAL_API_TOKEN)
     try:
         await bounded("runservice", host.stop())  # breaks the scheduler's events stream
         host = RoleHost([RunserviceRole(config, options=FAST)], shutdown_timeout=1)

@@ -26,6 +26,10 @@ from agola.util import busyboximage
 from tests.support.waiting import wait_for_sync
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# The internal API token of the role stacks built by fixtures (internalServicesAPIToken).
+INTERNAL_API_TOKEN = "test-internal-api-token-0123456789abcdef"
+TOKEN_LINE = f"internalServicesAPIToken: {INTERNAL_API_TOKEN}\n"
+INTERNAL_AUTH = {"Authorization": f"token {INTERNAL_API_TOKEN}"}
 
 BUSYBOX_IMAGE = "agola-test/busybox:latest"
 BUSYBOX_BIN = busyboximage.BUSYBOX_BIN

@@ -56,7 +56,7 @@ class ConfigstoreRole(StatefulRole[ConfigReadDB]):
 
     def web_app(self) -> web.Application:
         if self._app is None:
-            self._app = build_app(self)
+            self._app = build_app(self, api_token=self.config.api_token_for(self.name))
         return self._app
 
     async def datamanager_for_serving(self) -> DataManager:

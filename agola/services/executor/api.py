@@ -21,7 +21,7 @@ from agola.errors import NotExist, Unavailable
 from agola.services.executor.logs import log_path, read_log
 from agola.types.runservice import ExecutorTask
 from agola.types.stepquery import parse_archive_step, parse_log_query
-from agola.util.http import API_PREFIX, json_response, make_app, read_json
+from agola.util.http import API_PREFIX, json_response, long_lived, make_app, read_json
 
 if TYPE_CHECKING:
     from agola.services.executor.agent import ExecutorAgent
@@ -63,7 +63,8 @@ async def get_log(request: web.Request) -> web.StreamResponse:
         size = live_log.size if live_log is not None and not live_log.finished else os.path.getsize(path)
         return await _stream(request, _file_chunks(path, size), size)
     chunks = read_log(task_dir, live, setup=setup, step=step, follow=True)
-    return await _stream(request, chunks, None)
+    with long_lived(request):  # a followed log lasts as long as its step: a stop cuts it
+        return await _stream(request, chunks, None)
 
 
 async def get_archive(request: web.Request) -> web.StreamResponse:
@@ -104,9 +105,10 @@ async def _stream(request: web.Request, chunks: AsyncIterator[bytes], size: int 
     return resp
 
 
-def build_app(agent_source: object) -> web.Application:
-    """The executor's application; ``agent_source()`` returns the running agent (or None)."""
-    app = make_app("executor", client_max_size=MAX_TASK_BODY)
+def build_app(agent_source: object, *, api_token: str | None = None) -> web.Application:
+    """The executor's application; ``agent_source()`` returns the running agent (or None);
+    ``api_token``: required on every request but ``/health`` (the runservice sends it)."""
+    app = make_app("executor", api_token=api_token, client_max_size=MAX_TASK_BODY)
     app[AGENT] = agent_source
     app.router.add_post(f"{API_PREFIX}/executor", push_task)
     app.router.add_get(f"{API_PREFIX}/executor/logs", get_log)

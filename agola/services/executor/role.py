@@ -24,6 +24,7 @@ from agola.services.executor.identity import executor_id
 from agola.services.executor.store import RunserviceArchiveStore
 from agola.services.role import Role
 from agola.util.log import get_logger
+from agola.util.privatefiles import private_dir
 
 log = get_logger(__name__)
 
@@ -66,12 +67,12 @@ class ExecutorRole(Role):
         section = self.section
         if not section.data_dir:
             raise BadRequest("executor.dataDir is required")
-        data_dir = Path(section.data_dir)
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir = private_dir(section.data_dir)  # task logs, archives, host-driver work dirs
         eid = executor_id(data_dir)
         self.driver = self._driver or make_driver(section, data_dir)
         await self.driver.setup()
-        self.client = RunserviceClient(section.runservice_url)
+        self.client = RunserviceClient(
+            section.runservice_url, token=self.config.api_token_for("runservice", caller=self.name))
         settings = AgentSettings(
             executor_id=eid,
             listen_url=section.advertise_url or section.web.local_url(),
@@ -101,7 +102,7 @@ class ExecutorRole(Role):
 
     def web_app(self) -> web.Application:
         if self._app is None:
-            self._app = build_app(lambda: self.agent)
+            self._app = build_app(lambda: self.agent, api_token=self.config.api_token_for(self.name))
         return self._app
 
 

@@ -34,15 +34,19 @@ class GatewayRole(Role):
         signer = TokenSigner.from_config(gw.token_signing, gw.data_dir)
         configstore = self._configstore_override
         if configstore is None:
-            configstore = ConfigstoreClient(gw.configstore_url)
+            configstore = ConfigstoreClient(gw.configstore_url, token=self._api_token("configstore"))
         self.services = Services(
             configstore=configstore,
-            runservice=RunserviceClient(gw.runservice_url),
+            runservice=RunserviceClient(gw.runservice_url, token=self._api_token("runservice")),
             gitserver_url=gw.gitserver_url,
+            gitserver_token=self._api_token("gitserver"),
             api_exposed_url=gw.api_exposed_url,
             signer=signer,
         )
         self.auth = Authenticator(configstore, signer, admin_token(gw))
+
+    def _api_token(self, api: str) -> str:
+        return self.config.api_token_for(api, caller=self.name)
 
     async def stop(self) -> None:
         svc, self.services = self.services, None

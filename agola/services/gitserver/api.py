@@ -19,8 +19,10 @@ from agola.util.http import make_app
 STORE_KEY = web.AppKey("gitserver_store", RepoStore)
 
 
-def build_app(store: RepoStore) -> web.Application:
-    app = make_app("gitserver")
+def build_app(store: RepoStore, *, api_token: str | None = None) -> web.Application:
+    """``api_token``: required on every request but ``/health`` (the gateway's ``/repos`` proxy
+    and run creation send it; anonymous pushes are refused)."""
+    app = make_app("gitserver", api_token=api_token)
     app[STORE_KEY] = store
     # Registered after make_app's /health and /api/v1alpha/version, so those still win.
     app.router.add_route("*", "/{tail:.*}", handle)

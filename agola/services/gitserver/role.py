@@ -27,7 +27,7 @@ class GitserverRole(Role):
         return None
 
     def web_app(self) -> web.Application:
-        return build_app(self.store)
+        return build_app(self.store, api_token=self.config.api_token_for(self.name))
 
     def web_runner_options(self) -> dict[str, Any]:
         # git gzips large request bodies; git http-backend inflates them itself

@@ -65,12 +65,15 @@ class RunserviceCore:
         options: RunserviceOptions,
         *,
         wake: Callable[[], None] = lambda: None,
+        executor_token: str = "",
     ) -> None:
+        """``executor_token``: the executors' API token (``runservice.executorAPIToken``)."""
         self.store = store
         self.ost = ost
         self.options = options
         self.wake = wake  # wake the scheduler loops (something they care about changed)
         self._session: aiohttp.ClientSession | None = None
+        self._executor_token = executor_token
 
     @property
     def now(self) -> Callable[[], datetime]:
@@ -167,7 +170,8 @@ class RunserviceCore:
 
     def executor_client(self, executor: Executor) -> ExecutorClient:
         """A client of ``executor``'s API on our session (cheap: make one per use)."""
-        return ExecutorClient(executor.listen_url, session=self.session, timeout=self.options.executor_timeout)
+        return ExecutorClient(executor.listen_url, token=self._executor_token, session=self.session,
+                              timeout=self.options.executor_timeout)
 
     async def push_task(self, et: ExecutorTask, executor: Executor | None = None, run: Run | None = None) -> bool:
         """POST the task with its spec data to its executor. Failures are fine: executors poll."""

@@ -85,7 +85,7 @@ class RunserviceRole(StatefulRole[RunReadDB]):
 
     def web_app(self) -> web.Application:
         if self._app is None:
-            self._app = build_app(self)
+            self._app = build_app(self, api_token=self.config.api_token_for(self.name))
         return self._app
 
     def store_required(self) -> RunStore:
@@ -98,7 +98,9 @@ class RunserviceRole(StatefulRole[RunReadDB]):
     async def storage_opened(self) -> None:
         assert self.coord is not None and self.ost is not None and self.dm is not None
         self.store = RunStore(self.coord, self.dm, now=self._now)
-        self.core = RunserviceCore(self.store, self.ost, self.options, wake=self.wake)
+        self.core = RunserviceCore(
+            self.store, self.ost, self.options, wake=self.wake,
+            executor_token=self.config.api_token_for("executor", caller=self.name))
 
     async def storage_closing(self) -> None:
         if self.core is not None:

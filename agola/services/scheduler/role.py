@@ -172,7 +172,8 @@ class SchedulerRole(Role):
 
     async def start(self) -> None:
         section = self.config.scheduler
-        self.client = RunserviceClient(section.runservice_url)
+        self.client = RunserviceClient(
+            section.runservice_url, token=self.config.api_token_for("runservice", caller=self.name))
         self.scheduler = Scheduler(self.client, section.runs_per_group_limit)
         self._runner = LoopRunner(self.scheduler, self.interval, follow_up=self.settle, max_backoff=self.max_backoff)
         self._runner.start()  # a first pass right after start

@@ -16,7 +16,7 @@ from agola.roleclients.configstore import ConfigstoreClient
 from agola.services.configstore.role import ConfigstoreRole
 from agola.services.role import WebServer
 from agola.storage.datamanager import DataManagerOptions
-from tests.support.services import free_port
+from tests.support.services import INTERNAL_API_TOKEN, TOKEN_LINE, free_port
 
 FAST = DataManagerOptions(
     checkpoint_interval=0.2,
@@ -38,7 +38,7 @@ class Instance:
         self.role = role
         self.server = server
         self.url = f"http://127.0.0.1:{server.port}"
-        self.c = ConfigstoreClient(self.url)
+        self.c = ConfigstoreClient(self.url, token=INTERNAL_API_TOKEN)
 
     async def stop(self) -> None:
         await self.c.close()
@@ -77,7 +77,7 @@ class Installation:
     async def start(self) -> Instance:
         if self.kind == "embedded" and self.instances:
             raise RuntimeError("the embedded coordination belongs to one process: one instance only")
-        config = parse_config(self.config_text(len(self.instances)))
+        config = parse_config(TOKEN_LINE + self.config_text(len(self.instances)))
         role = ConfigstoreRole(config, datamanager_options=FAST, coord_prefix=self.prefix)
         await role.start()
         server = WebServer(role.web_app(), config.configstore.web, shutdown_timeout=1.0)

@@ -7,6 +7,8 @@ from typing import Any
 
 import aiohttp
 
+from tests.support.services import INTERNAL_API_TOKEN
+
 from .conftest import Installation
 
 
@@ -20,7 +22,7 @@ async def call(session: aiohttp.ClientSession, base: str, method: str, path: str
 
 async def test_status_codes_and_error_bodies(installation: Installation) -> None:
     inst = await installation.start()
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(headers={"Authorization": f"token {INTERNAL_API_TOKEN}"}) as s:
         base = inst.url
         st, user = await call(s, base, "POST", "/users", {"user_name": "user01"})
         assert st == 201 and user["name"] == "user01"

@@ -27,7 +27,7 @@ from agola.types.runservice import (
     Step,
 )
 from tests.runservice.role.conftest import FAST, Instance, embedded_config
-from tests.support.services import BUSYBOX_BIN, BUSYBOX_IMAGE, free_port
+from tests.support.services import BUSYBOX_BIN, BUSYBOX_IMAGE, TOKEN_LINE, free_port
 
 GROUP = "/project/p1/branch/master"
 
@@ -67,7 +67,7 @@ class ExecutorInstance:
         self.server: WebServer | None = None
 
     async def start(self) -> None:
-        config = parse_config(self.config_text)
+        config = parse_config(TOKEN_LINE + self.config_text)
         self.role = ExecutorRole(config, options=FAST_AGENT)
         await self.role.start()
         self.server = WebServer(self.role.web_app(), config.executor.web, shutdown_timeout=1.0)

@@ -16,7 +16,7 @@ from agola.services.executor.identity import executor_id
 from agola.types.runservice import ExecutorTaskStepStatus, RunPhase, RunResult, SaveContent, SaveToWorkspaceStep
 from tests.executor.role.conftest import FAST_AGENT, ExecutorInstance, executor_config, run_step, start, task, wait_run
 from tests.runservice.role.conftest import Instance
-from tests.support.services import BUSYBOX_BIN, BUSYBOX_IMAGE, free_port
+from tests.support.services import BUSYBOX_BIN, BUSYBOX_IMAGE, INTERNAL_AUTH, free_port
 from tests.support.waiting import wait_for
 
 
@@ -43,7 +43,7 @@ async def test_logs_and_archives_served_to_the_runservice(rs: Instance, make_exe
     await wait_run(rs, run_id, lambda r: r.phase is RunPhase.FINISHED)
 
     base = f"{ex.url}/api/v1alpha/executor"
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=INTERNAL_AUTH) as http:
         async with http.get(f"{base}/logs", params={"taskid": a.id, "step": "0"}) as resp:
             assert resp.status == 200 and resp.headers["Cache-Control"] == "no-cache"
             body = await resp.read()
@@ -139,7 +139,7 @@ async def test_pushed_tasks_beyond_the_limit_wait(rs: Instance, make_executor: C
                          "containers": [{"image": BUSYBOX_IMAGE}],
                          "steps": [{"type": "run", "command": "sleep 300"}]}}
 
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=INTERNAL_AUTH) as http:
         async def push(body: dict[str, Any]) -> Any:
             async with http.post(f"{ex.url}/api/v1alpha/executor", json=body) as resp:
                 assert resp.status == 200

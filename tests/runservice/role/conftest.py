@@ -34,7 +34,7 @@ from agola.types.runservice import (
     Step,
 )
 from agola.types.stepquery import parse_archive_step, parse_log_query
-from tests.support.services import free_port
+from tests.support.services import INTERNAL_API_TOKEN, TOKEN_LINE, free_port
 
 GROUP = "/project/p1/branch/master"
 
@@ -70,13 +70,13 @@ class Instance:
         self.url = ""
 
     async def start(self) -> None:
-        config = parse_config(self.config_text)
+        config = parse_config(TOKEN_LINE + self.config_text)
         self.role = RunserviceRole(config, options=self.options)
         await self.role.start()
         self.server = WebServer(self.role.web_app(), config.runservice.web, shutdown_timeout=1.0)
         await self.server.start()
         self.url = f"http://127.0.0.1:{self.server.port}"
-        self.client = RunserviceClient(self.url)
+        self.client = RunserviceClient(self.url, token=INTERNAL_API_TOKEN)
 
     async def stop(self) -> None:
         if self.client is not None:
@@ -186,7 +186,7 @@ class ScriptedExecutor:
         port = free_port()
         await web.TCPSite(self.server, "127.0.0.1", port).start()
         self.url = f"http://127.0.0.1:{port}"
-        self.client = RunserviceClient(runservice_url)
+        self.client = RunserviceClient(runservice_url, token=INTERNAL_API_TOKEN)
         await self.heartbeat()
         self._hb = asyncio.create_task(self._heartbeats(heartbeat_every))
 

@@ -7,11 +7,12 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 
 from tests.runservice.role.conftest import Instance
+from tests.support.services import INTERNAL_AUTH
 from tests.support.stepquery import ARCHIVE_QUERIES, LOG_QUERIES, Query, check_server
 
 
 async def test_step_queries(rs: Instance) -> None:
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=INTERNAL_AUTH) as http:
 
         def get(path: str) -> Callable[[Query], Awaitable[aiohttp.ClientResponse]]:
             async def send(query: Query) -> aiohttp.ClientResponse:

@@ -35,9 +35,10 @@ def _maintenance_gate(role: ConfigstoreService) -> Middleware:
     return gate
 
 
-def build_app(role: ConfigstoreService) -> web.Application:
+def build_app(role: ConfigstoreService, *, api_token: str | None = None) -> web.Application:
+    """``api_token``: required on every request but ``/health`` (the gateway sends it)."""
     # Bodies are capped at 1 MiB (make_app's default); import streams its body instead of reading it.
-    app = make_app("configstore")
+    app = make_app("configstore", api_token=api_token)
     app.middlewares.append(_maintenance_gate(role))
     app[ROLE] = role
     users.add_routes(app)

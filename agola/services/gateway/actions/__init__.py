@@ -23,5 +23,7 @@ class Services:
     gitserver_url: str
     api_exposed_url: str
     signer: TokenSigner
+    # The gitserver's API token (``gateway.gitserverAPIToken``), sent by run creation and /repos.
+    gitserver_token: str = attrs.field(default="", repr=False)
     # Raw file fetcher for run creation, overridable in tests; default: the gitserver.
     extra: dict[str, Any] = attrs.field(factory=dict)

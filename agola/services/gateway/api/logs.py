@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
 from agola.errors import AgolaError, BadRequest
 from agola.services.gateway.actions import runs as actions
 from agola.services.gateway.api.common import ctx, no_content
 from agola.types.stepquery import StepQuery, parse_log_query
-from agola.util.http import API_PREFIX
+from agola.util.http import API_PREFIX, long_lived
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
@@ -39,6 +41,14 @@ async def get_log(request: web.Request) -> web.StreamResponse:
         first = await iterator.__anext__()
     except StopAsyncIteration:
         first = b""
+    if not query.follow:
+        return await _relay(request, first, iterator, run_id, task_id)
+    with long_lived(request):  # a followed log lasts as long as its step: a stop cuts it
+        return await _relay(request, first, iterator, run_id, task_id)
+
+
+async def _relay(request: web.Request, first: bytes, iterator: AsyncIterator[bytes], run_id: str,
+                 task_id: str) -> web.StreamResponse:
     resp = web.StreamResponse(status=200, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     resp.content_type = "text/plain"
     await resp.prepare(request)

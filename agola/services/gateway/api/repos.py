@@ -39,7 +39,9 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     rest = request.match_info["rest"]
     if _is_push(request, rest):
         await _check_push(request, rest)
-    gitserver = GitserverClient(services(request).gitserver_url, session=request.app[GIT_SESSION_KEY])
+    svc = services(request)
+    # The caller's own credentials stay here; the gitserver gets the internal token.
+    gitserver = GitserverClient(svc.gitserver_url, token=svc.gitserver_token, session=request.app[GIT_SESSION_KEY])
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _SKIP}
     data = request.content if request.method == "POST" else None
     upstream = await gitserver.relay(request.method, rest, params=request.query, headers=headers, data=data)

@@ -12,7 +12,7 @@ from agola.services.gateway.actions import events
 from agola.services.gateway.actions import runs as actions
 from agola.services.gateway.api import serialize
 from agola.services.gateway.api.common import bool_field, ctx, json_object, str_field
-from agola.util.http import API_PREFIX, json_response, query_bool, query_int
+from agola.util.http import API_PREFIX, json_response, long_lived, query_bool, query_int
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
@@ -72,45 +72,46 @@ async def task_actions(request: web.Request) -> web.Response:
 async def run_events(request: web.Request) -> web.StreamResponse:
     svc, ident = await ctx(request)
     stream = await events.run_events(svc, ident)
-    resp = web.StreamResponse(status=200, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    resp.content_type = "text/event-stream"
-    await resp.prepare(request)
-    await resp.write(b": connected\n\n")
-    queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1000)
+    with long_lived(request):
+        resp = web.StreamResponse(status=200, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        resp.content_type = "text/event-stream"
+        await resp.prepare(request)
+        await resp.write(b": connected\n\n")
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1000)
 
-    async def pump() -> None:
-        try:
-            async for event in stream:
-                await queue.put(b"data: " + json.dumps(event.to_json()).encode() + b"\n\n")
-        except AgolaError as exc:
-            log.warning("run events relay ended", error=exc.message)
-        finally:
-            await queue.put(None)
-
-    pump_task = asyncio.create_task(pump())
-    idle = 0.0
-    try:
-        while True:
-            # A silent stream must still notice a client that went away, to drop the upstream.
-            if request.transport is None or request.transport.is_closing():
-                break
+        async def pump() -> None:
             try:
-                item = await asyncio.wait_for(queue.get(), CLIENT_CHECK_INTERVAL)
-            except TimeoutError:
-                idle += CLIENT_CHECK_INTERVAL
-                if idle >= KEEPALIVE_INTERVAL:
-                    idle = 0.0
-                    await resp.write(b": keepalive\n\n")
-                continue
-            if item is None:
-                break
-            idle = 0.0
-            await resp.write(item)
-    except ConnectionResetError:
-        pass
-    finally:
-        pump_task.cancel()
-        await asyncio.gather(pump_task, return_exceptions=True)
+                async for event in stream:
+                    await queue.put(b"data: " + json.dumps(event.to_json()).encode() + b"\n\n")
+            except AgolaError as exc:
+                log.warning("run events relay ended", error=exc.message)
+            finally:
+                await queue.put(None)
+
+        pump_task = asyncio.create_task(pump())
+        idle = 0.0
+        try:
+            while True:
+                # A silent stream must still notice a client that went away, to drop the upstream.
+                if request.transport is None or request.transport.is_closing():
+                    break
+                try:
+                    item = await asyncio.wait_for(queue.get(), CLIENT_CHECK_INTERVAL)
+                except TimeoutError:
+                    idle += CLIENT_CHECK_INTERVAL
+                    if idle >= KEEPALIVE_INTERVAL:
+                        idle = 0.0
+                        await resp.write(b": keepalive\n\n")
+                    continue
+                if item is None:
+                    break
+                idle = 0.0
+                await resp.write(item)
+        except ConnectionResetError:
+            pass
+        finally:
+            pump_task.cancel()
+            await asyncio.gather(pump_task, return_exceptions=True)
     return resp
 
 

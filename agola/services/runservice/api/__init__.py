@@ -29,8 +29,9 @@ async def _unknown(request: web.Request) -> web.Response:
     raise BadRequest(f"unknown route {request.method} {request.path}")
 
 
-def build_app(role: RunserviceService) -> web.Application:
-    app = make_app("runservice", client_max_size=16 * 1024 * 1024)
+def build_app(role: RunserviceService, *, api_token: str | None = None) -> web.Application:
+    """``api_token``: required on every request but ``/health`` (gateway, scheduler, executors)."""
+    app = make_app("runservice", api_token=api_token, client_max_size=16 * 1024 * 1024)
     app.middlewares.append(_maintenance_gate(role))
     app[ROLE] = role
     events.add_routes(app)  # before /runs/{runid}

@@ -8,21 +8,22 @@ from aiohttp import web
 
 from agola.services.runservice.api.common import STREAM_HEADERS, core_of
 from agola.services.runservice.store import RUN_EVENTS_KEY
-from agola.util.http import API_PREFIX
+from agola.util.http import API_PREFIX, long_lived
 
 
 async def run_events(request: web.Request) -> web.StreamResponse:
     core = core_of(request)
-    watcher = core.store.coord.watch(RUN_EVENTS_KEY)
-    async with watcher:
-        resp = web.StreamResponse(status=200, headers=STREAM_HEADERS)
-        resp.content_type = "text/event-stream"
-        await resp.prepare(request)
-        await resp.write(b": connected\n\n")
-        async for ev in watcher:
-            if ev.type != "put" or ev.kv.key != RUN_EVENTS_KEY:
-                continue
-            await resp.write(b"data: " + ev.kv.value + b"\n\n")
+    with long_lived(request):
+        watcher = core.store.coord.watch(RUN_EVENTS_KEY)
+        async with watcher:
+            resp = web.StreamResponse(status=200, headers=STREAM_HEADERS)
+            resp.content_type = "text/event-stream"
+            await resp.prepare(request)
+            await resp.write(b": connected\n\n")
+            async for ev in watcher:
+                if ev.type != "put" or ev.kv.key != RUN_EVENTS_KEY:
+                    continue
+                await resp.write(b"data: " + ev.kv.value + b"\n\n")
     return resp
 
 

@@ -7,7 +7,7 @@ from aiohttp import web
 from agola.services.runservice.api.common import core_of, stream_body
 from agola.services.runservice.logs import LogRef, archived_log, delete_log, live_log, resolve_log
 from agola.types.stepquery import StepQuery, parse_log_query
-from agola.util.http import API_PREFIX
+from agola.util.http import API_PREFIX, long_lived
 
 
 async def _ref(request: web.Request, query: StepQuery) -> LogRef:
@@ -22,10 +22,12 @@ async def get_log(request: web.Request) -> web.StreamResponse:
     query = parse_log_query(request.query)
     ref = await _ref(request, query)
     if ref.archived:
-        chunks = await archived_log(core, ref)
-    else:
-        chunks = await live_log(core, ref, query.follow)
-    return await stream_body(request, chunks, content_type="text/plain")
+        return await stream_body(request, await archived_log(core, ref), content_type="text/plain")
+    chunks = await live_log(core, ref, query.follow)
+    if not query.follow:
+        return await stream_body(request, chunks, content_type="text/plain")
+    with long_lived(request):  # a followed log lasts as long as its step: a stop cuts it
+        return await stream_body(request, chunks, content_type="text/plain")
 
 
 async def remove_log(request: web.Request) -> web.Response:
