@@ -16,6 +16,7 @@ from agola.services.gateway.admintoken import admin_token
 from agola.services.gateway.api import build_app
 from agola.services.gateway.auth import Authenticator, TokenSigner
 from agola.services.role import Role
+from agola.web import add_web_ui
 
 
 class GatewayRole(Role):
@@ -58,7 +59,10 @@ class GatewayRole(Role):
 
     def web_app(self) -> web.Application:
         assert self.services is not None and self.auth is not None, "start() first"
-        return build_app(self.services, self.auth)
+        gw = self.config.gateway
+        app = build_app(self.services, self.auth, allowed_origins=gw.web.allowed_origins)
+        add_web_ui(app, gw)
+        return app
 
     def web_runner_options(self) -> dict[str, Any]:
         # Git request bodies pass through the /repos proxy still gzipped.

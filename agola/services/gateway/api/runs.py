@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -12,6 +13,7 @@ from agola.services.gateway.actions import events
 from agola.services.gateway.actions import runs as actions
 from agola.services.gateway.api import serialize
 from agola.services.gateway.api.common import bool_field, ctx, json_object, str_field
+from agola.types.runservice import RunEvent
 from agola.util.http import API_PREFIX, json_response, long_lived, query_bool, query_int
 from agola.util.log import get_logger
 
@@ -71,7 +73,12 @@ async def task_actions(request: web.Request) -> web.Response:
 
 async def run_events(request: web.Request) -> web.StreamResponse:
     svc, ident = await ctx(request)
-    stream = await events.run_events(svc, ident)
+    return await relay_run_events(request, await events.run_events(svc, ident))
+
+
+async def relay_run_events(request: web.Request, stream: AsyncIterator[RunEvent]) -> web.StreamResponse:
+    """Server-sent events of ``stream`` to the client, with keepalives, until either side ends
+    (the API's ``/runs/events`` and the web UI's ``/events``)."""
     with long_lived(request):
         resp = web.StreamResponse(status=200, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         resp.content_type = "text/event-stream"
