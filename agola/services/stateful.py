@@ -40,6 +40,7 @@ from agola.storage.objectstorage.base import ObjectStorage
 from agola.storage.objectstorage.factory import open_object_storage
 from agola.util.aio import cancel_and_wait
 from agola.util.log import get_logger
+from agola.util.privatefiles import private_dir
 
 log = get_logger(__name__)
 
@@ -101,6 +102,8 @@ class StatefulRole(Role, Generic[ReadDBT]):
 
     async def start(self) -> None:
         section = self.storage_section
+        if section.data_dir:
+            private_dir(section.data_dir)  # coordination, readdb and posix objects live below
         self.coord = await open_coordination(section.etcd, section.data_dir, self.coord_prefix)
         self.ost = open_object_storage(section.object_storage)
         self.dm = self.new_datamanager()
@@ -159,7 +162,7 @@ class StatefulRole(Role, Generic[ReadDBT]):
         if not data_dir:
             return None
         path = Path(data_dir) / "readdb" / "db"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)  # the readdb holds secret values
         return path
 
     # --- modes --------------------------------------------------------------------------------

@@ -29,7 +29,11 @@ PRIVATE_UMASK = 0o077
 
 
 def private_dir(path: str | Path) -> Path:
-    """``mkdir -p`` whose newly created directories are 0700 whatever the umask."""
+    """``mkdir -p`` whose newly created directories are 0700 whatever the umask.
+
+    An existing ``path`` of ours readable by others (a data directory made by an older version)
+    is tightened to 0700; its parents are left alone (they may be ``/var/lib``).
+    """
     p = Path(path)
     missing: list[Path] = []
     current = p
@@ -42,6 +46,10 @@ def private_dir(path: str | Path) -> Path:
         except FileExistsError:
             continue  # created concurrently: its creator chose its mode
         os.chmod(d, PRIVATE_DIR_MODE)  # mkdir's mode is masked by the umask
+    if not missing:
+        st = p.stat()
+        if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+            os.chmod(p, PRIVATE_DIR_MODE)
     return p
 
 

@@ -20,6 +20,7 @@ import attrs
 
 from agola.errors import BadRequest, Internal, NotExist
 from agola.util.log import get_logger
+from agola.util.privatefiles import private_dir
 
 log = get_logger(__name__)
 
@@ -127,7 +128,7 @@ class RepoStore:
         self._create_lock = asyncio.Lock()
 
     def prepare(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)  # users' pushed sources
         if shutil.which("git") is None:
             raise RuntimeError("git not found on PATH (the gitserver needs the git CLI)")
 

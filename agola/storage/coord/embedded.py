@@ -52,6 +52,7 @@ from agola.storage.coord.base import (
 from agola.storage.coord.lease import KeepaliveLease
 from agola.storage.coord.mutex import QueuedMutex
 from agola.util.log import get_logger
+from agola.util.privatefiles import private_dir
 
 log = get_logger(__name__)
 
@@ -158,9 +159,9 @@ class _Store:
 
     @staticmethod
     def _take_process_lock(data_dir: Path) -> int:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)  # coord.db holds every key, secrets included
         path = data_dir / "lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

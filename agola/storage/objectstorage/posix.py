@@ -37,6 +37,7 @@ from agola.storage.objectstorage.base import (
     validate_path,
     validate_prefix,
 )
+from agola.util.privatefiles import private_dir
 
 # How many listing entries one worker-thread hop produces.
 _LIST_BATCH = 256
@@ -199,8 +200,9 @@ class PosixObjectStorage(ObjectStorage):
         self.tmp_dir = self.base_dir / "tmp"
         self.fsync = fsync
         # Construction happens once at start-up: a quick blocking mkdir is fine here.
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        # Private (0700): objects hold run logs, archives and the datamanager's data.
+        for d in (self.base_dir, self.data_dir, self.tmp_dir):
+            private_dir(d)
 
     def __repr__(self) -> str:
         return f"PosixObjectStorage({str(self.base_dir)!r})"
