@@ -60,10 +60,43 @@ async def read_json(request: web.Request) -> Any:
         raise PayloadTooLarge(f"request body too large (limit {request.client_max_size} bytes)") from None
     if not raw:
         raise BadRequest("request body is empty, expected JSON")
+    return parse_json_body(raw)
+
+
+# No wire type nests nearly this deep; a deeper body is refused before anything recursive sees it.
+MAX_JSON_DEPTH = 64
+
+
+def parse_json_body(raw: bytes | str) -> Any:
+    """A request body decoded from JSON; a 400 when it is not JSON or nests deeper than
+    ``MAX_JSON_DEPTH`` arrays/objects (``[[[[...]]]]`` would otherwise be a RecursionError, a 500)."""
+    too_deep = BadRequest(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
+    except RecursionError:
+        raise too_deep from None
     except ValueError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if _json_depth_exceeds(value, MAX_JSON_DEPTH):
+        raise too_deep
+    return value
+
+
+def _json_depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests more than ``limit`` containers (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth + 1 > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def query_int(request: web.Request, name: str, default: int, *, minimum: int = 0) -> int:
