@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 from agola.errors import BadRequest, NotExist
+from agola.services.executor.masking import StreamMasker
 
 READ_CHUNK = 64 * 1024
 
@@ -23,9 +24,11 @@ READ_CHUNK = 64 * 1024
 class LogFile:
     """An append-only log being written; ``follow()`` streams it to any number of readers."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, masker: StreamMasker | None = None) -> None:
+        """``masker``: secret values to replace by ``***`` before anything reaches the file."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._masker = masker if masker is not None and masker.active else None
         self._file = open(path, "wb", buffering=0)  # unbuffered: followers read what was written
         self.size = 0
         self.finished = False
@@ -43,6 +46,13 @@ class LogFile:
         """``write`` for synchronous callers (timers, callbacks)."""
         if self.finished or not data:
             return
+        if self._masker is not None:
+            data = self._masker.feed(data)
+        self._append(data)
+
+    def _append(self, data: bytes) -> None:
+        if not data:
+            return
         view = memoryview(data)
         while view:
             written = self._file.write(view)
@@ -56,6 +66,8 @@ class LogFile:
 
     def close(self) -> None:
         if not self.finished:
+            if self._masker is not None:
+                self._append(self._masker.flush())
             self.finished = True
             self._file.close()
             self._notify()
@@ -81,9 +93,11 @@ class LogFile:
 class TaskLogs:
     """The logs of one task run on this executor."""
 
-    def __init__(self, task_dir: Path) -> None:
+    def __init__(self, task_dir: Path, masked_values: Iterable[str] = ()) -> None:
+        """``masked_values``: the task's secret values, ``***`` in every log (``masking.py``)."""
         self.dir = task_dir / "logs"
-        self.setup = LogFile(self.dir / "setup.log")
+        self._masked = tuple(masked_values)
+        self.setup = LogFile(self.dir / "setup.log", StreamMasker(self._masked))
         self._steps: dict[int, LogFile] = {}
 
     def step_path(self, index: int) -> Path:
@@ -92,7 +106,7 @@ class TaskLogs:
     def step(self, index: int) -> LogFile:
         """The log of step ``index``, created when the step starts."""
         if index not in self._steps:
-            self._steps[index] = LogFile(self.step_path(index))
+            self._steps[index] = LogFile(self.step_path(index), StreamMasker(self._masked))
         return self._steps[index]
 
     def live(self, setup: bool, step: int | None) -> LogFile | None:
