@@ -165,7 +165,10 @@ class TokenSigner:
             raise Unauthorized("invalid token")
         exp = claims.get("exp")
         current = time.time() if now is None else now
-        if exp is not None and (not isinstance(exp, (int, float)) or current >= exp):
+        # A token without an expiry would be valid forever: refused (we always set one).
+        if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+            raise Unauthorized("invalid token")
+        if current >= exp:
             raise Unauthorized("token expired")
         return claims
 
