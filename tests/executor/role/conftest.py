@@ -45,7 +45,7 @@ def executor_config(data_dir: Path, port: int, runservice_url: str, *, driver: s
                     labels: dict[str, str] | None = None) -> str:
     label_lines = "".join(f"    {k}: '{v}'\n" for k, v in (labels or {}).items())
     return (
-        "executor:\n"
+        f"{TOKEN_LINE}executor:\n"
         f"  dataDir: {data_dir}\n"
         f"  runserviceURL: {runservice_url}\n"
         f"  web: {{listenAddress: '127.0.0.1:{port}'}}\n"
@@ -67,7 +67,7 @@ class ExecutorInstance:
         self.server: WebServer | None = None
 
     async def start(self) -> None:
-        config = parse_config(TOKEN_LINE + self.config_text)
+        config = parse_config(self.config_text)
         self.role = ExecutorRole(config, options=FAST_AGENT)
         await self.role.start()
         self.server = WebServer(self.role.web_app(), config.executor.web, shutdown_timeout=1.0)
