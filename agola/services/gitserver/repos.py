@@ -13,8 +13,8 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import attrs
 
