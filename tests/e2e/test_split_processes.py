@@ -47,7 +47,17 @@ def split(tmp_path_factory: pytest.TempPathFactory, split_etcd: EtcdServer, s3_s
         stack.start()
         # The gateway answers /health before the configstore has loaded its data: wait until an
         # admin call goes through, as an operator would before handing out the URL.
-        wait_for_sync(lambda: cli(stack, ADMIN, "user", "list").exit_code == 0, 30, 0.1, "configstore ready")
+        last: list[Result] = []
+
+        def admin_call_works() -> bool:
+            last[:] = [cli(stack, ADMIN, "user", "list")]
+            return last[0].exit_code == 0
+
+        try:
+            wait_for_sync(admin_call_works, 30, 0.1, "configstore ready")
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}; last `user list`: {last[0].output if last else '-'}\n"
+                                 f"control plane stderr:\n{stack.control.stderr[-4000:]}") from None
         yield stack
         assert stack.executor.terminate() == 0, stack.executor.stderr[-3000:]
         assert stack.control.terminate() == 0, stack.control.stderr[-3000:]
@@ -212,7 +222,7 @@ def test_broken_pipeline_approval_and_restart_from_failed(split: SplitStack, tmp
     run_id = runs[0]["id"]
     assert "waiting approval" in cli(split, token, "run", "show", run_id).output
     approved = cli(split, token, "run", "approve", run_id, "deploy")
-    assert approved.output == f"task deploy of run {run_id} approved\n"
+    assert approved.output == f"task deploy of run #{runs[0]['counter']} approved\n"
     followed = cli(split, token, "run", "logs", run_id, "-f")
     assert followed.exit_code == 3, followed.output
     assert "[deploy] deployed" in followed.stdout and "result failed" in followed.stdout
@@ -275,12 +285,12 @@ def test_permission_denials(split: SplitStack, tmp_path: Path, busybox_image: st
     assert started.exit_code == 0, started.output
     [run_id] = json.loads(started.stdout)["run_ids"]
 
-    # Another user's run: neither visible nor actionable, with a one-line error.
-    for args, message in ((("run", "show", run_id), "Error: user not authorized to see this run\n"),
-                          (("run", "logs", run_id, "-t", "t", "--setup"), "Error: user not authorized to see this run\n"),
-                          (("run", "stop", run_id), "Error: user not authorized to act on this run\n")):
+    # Another user's run: neither visible nor actionable, with a one-line error (the CLI looks the
+    # run up before acting on it, so an action is refused at the lookup).
+    for args in (("run", "show", run_id), ("run", "logs", run_id, "-t", "t", "--setup"), ("run", "stop", run_id)):
         denied = cli(split, other, *args)
-        assert (denied.exit_code, denied.output) == (1, message), args
+        assert (denied.exit_code, denied.output) == (1, "Error: user not authorized to see this run\n"), args
+    assert http_status(split, other, "PUT", f"/runs/{run_id}/actions", {"action_type": "stop"}) == 403
     assert json.loads(cli(split, other, "run", "list", "--json").stdout) == []
     assert http_status(split, other, "GET", f"/runs/{run_id}") == 403
 
