@@ -6,7 +6,8 @@ Repositories are addressed as ``<userID>/<repoUUID>`` (without ``.git``).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp

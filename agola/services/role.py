@@ -151,7 +151,7 @@ class RoleHost:
             except asyncio.CancelledError:
                 await self.stop()
                 raise
-            except Exception as exc:  # noqa: BLE001 - any start error aborts serve
+            except Exception as exc:
                 await self.stop()
                 raise RoleStartError(role.name, exc) from exc
             self._started.append((role, server))

@@ -74,7 +74,7 @@ class ReadDB:
         readers: int = DEFAULT_READERS,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
     ) -> ReadDB:
-        db_path = Path(path).absolute()
+        db_path = Path(path).absolute()  # noqa: ASYNC240 - once, when the database is opened
         db_path.parent.mkdir(parents=True, exist_ok=True)
         writer = await _connect(str(db_path), uri=False, busy_timeout_ms=busy_timeout_ms)
         reader_conns: list[aiosqlite.Connection] = []

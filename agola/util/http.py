@@ -16,9 +16,9 @@ import asyncio
 import hmac
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -56,7 +56,7 @@ async def read_json(request: web.Request) -> Any:
     """The decoded JSON body; a malformed body is a 400 naming the problem."""
     try:
         raw = await request.read()
-    except web.HTTPRequestEntityTooLarge as exc:
+    except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"request body too large (limit {request.client_max_size} bytes)") from None
     if not raw:
         raise BadRequest("request body is empty, expected JSON")
@@ -143,9 +143,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         return json_response({"message": exc.reason, "code": _code_for_status(exc.status)}, status=exc.status)
-    except (ConnectionResetError, web.HTTPException):
+    except ConnectionResetError:
         raise
-    except Exception as exc:  # noqa: BLE001 - the one place untyped errors become a 500
+    except Exception as exc:
         log.error("unhandled error", method=request.method, path=request.path, exc_info=exc)
         return error_response(exc)
 

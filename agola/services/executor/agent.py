@@ -121,6 +121,11 @@ class TaskEntry:
     def running(self) -> bool:
         return not self.runner.finished
 
+    @property
+    def settled(self) -> bool:
+        """Finished, and its final status stored by the runservice: nothing left to report."""
+        return self.final_sent and not self.dirty and not self.running
+
 
 class ExecutorAgent:
     def __init__(
@@ -338,7 +343,7 @@ class ExecutorAgent:
                     log.info("task status report failed (will retry)", task=task_id, error=repr(exc))
                     return
                 entry.final_sent = entry.final_sent or final
-        if entry.final_sent and not entry.dirty and not entry.running:
+        if entry.settled:
             self._forget(task_id)
 
     def _forget(self, task_id: str) -> None:
@@ -351,7 +356,7 @@ class ExecutorAgent:
 
     async def resend_statuses(self) -> None:
         for task_id, entry in list(self.tasks.items()):
-            if entry.final_sent and not entry.dirty and not entry.running:
+            if entry.settled:
                 self._forget(task_id)
             elif entry.dirty or (not entry.running and not entry.final_sent):
                 entry.dirty = True

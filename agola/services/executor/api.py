@@ -13,7 +13,8 @@ Content-Length (the size when the request came: a log still written to is cut th
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -26,7 +27,7 @@ from agola.util.http import API_PREFIX, json_response, long_lived, make_app, rea
 if TYPE_CHECKING:
     from agola.services.executor.agent import ExecutorAgent
 
-AGENT = web.AppKey("executor_agent_source", object)
+AGENT = web.AppKey["Callable[[], ExecutorAgent | None]"]("executor_agent_source")
 STREAM_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive"}
 CHUNK = 256 * 1024
 # A pushed task carries its whole spec (environment, secrets, registry auth): allow a large one.
@@ -34,10 +35,10 @@ MAX_TASK_BODY = 16 * 1024 * 1024
 
 
 def _agent(request: web.Request) -> ExecutorAgent:
-    agent = request.app[AGENT]()  # type: ignore[operator]
+    agent = request.app[AGENT]()
     if agent is None:
         raise Unavailable("executor not started")
-    return agent  # type: ignore[no-any-return]
+    return agent
 
 
 async def push_task(request: web.Request) -> web.Response:
@@ -105,7 +106,9 @@ async def _stream(request: web.Request, chunks: AsyncIterator[bytes], size: int 
     return resp
 
 
-def build_app(agent_source: object, *, api_token: str | None = None) -> web.Application:
+def build_app(
+    agent_source: Callable[[], ExecutorAgent | None], *, api_token: str | None = None
+) -> web.Application:
     """The executor's application; ``agent_source()`` returns the running agent (or None);
     ``api_token``: required on every request but ``/health`` (the runservice sends it)."""
     app = make_app("executor", api_token=api_token, client_max_size=MAX_TASK_BODY)

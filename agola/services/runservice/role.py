@@ -11,8 +11,8 @@ too, each a ``LoopRunner`` under its coordination lock, woken by a watch on ``sc
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 from aiohttp import web
 

@@ -135,7 +135,9 @@ async def open_exec_stream(stream: Stream) -> Stream:
             return stream
         queue = _BatchingQueue(protocol)
         protocol.set_parser(_CoalescingParser(queue, old_parser.tty, old_parser._buf), queue)
-        stream._queue = queue
+        # aiodocker types it as a FlowControlDataQueue but only reads, feeds and ends it: a DataQueue
+        # with our own flow control does all of that.
+        stream._queue = queue  # type: ignore[assignment]
     except AttributeError as exc:  # another aiodocker version: keep its parser
         log.debug("exec stream: keeping aiodocker's parser", error=str(exc))
     return stream

@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 import signal
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -207,7 +207,7 @@ def _kill(proc: asyncio.subprocess.Process) -> None:
             pass
 
 
-async def _wait_exit(proc: asyncio.subprocess.Process, pumps: list[asyncio.Future[None]]) -> int:
+async def _wait_exit(proc: asyncio.subprocess.Process, pumps: Sequence[asyncio.Future[None]]) -> int:
     """The exit code once the command has exited and its output is drained.
 
     asyncio's ``proc.wait()`` also waits for the pipes to close, and a background child the step
@@ -250,7 +250,7 @@ async def _pump(stream: asyncio.StreamReader | None, sink: Sink) -> None:
 
 def _rmtree(path: Path) -> None:
     # Tasks may leave read-only dirs behind: make them writable so the tree can go.
-    def onerror(func, p, _exc):  # type: ignore[no-untyped-def]
+    def onerror(func: Callable[[str], object], p: str, _exc: object) -> None:
         try:
             os.chmod(os.path.dirname(p), 0o700)
             func(p)
@@ -294,7 +294,7 @@ class HostDriver(Driver):
         return pod
 
     async def list_pods(self, executor_id: str | None = None) -> list[PodInfo]:
-        pods = []
+        pods: list[PodInfo] = []
         if not self.config.base_dir.is_dir():
             return pods
         for entry in self.config.base_dir.iterdir():
