@@ -6,10 +6,10 @@ from agola.errors import NotExist
 from agola.services.gateway.actions.createrun import UserCreateRunRequest, resolve_ref
 from agola.services.gateway.runcreation import (
     RunSource,
-    annotations,
     cache_group,
     create_runs,
     git_host_port,
+    run_annotations,
     run_group,
     static_environment,
 )
@@ -39,7 +39,7 @@ def test_groups_clone_urls_and_annotations() -> None:
     env = static_environment(_src(ssh_host_key="host key", skip_ssh_host_key_check=True))
     assert env["AGOLA_GIT_HOST"] == "gw.example" and env["AGOLA_GIT_PORT"] == "8000"
     assert env["AGOLA_SSHHOSTKEY"] == "host key" and env["AGOLA_SKIPSSHHOSTKEYCHECK"] == "1"
-    ann = annotations(src)
+    ann = run_annotations(src)
     assert ann["userid"] == "u1" and ann["branch"] == "feature/x" and "tag" not in ann
 
 

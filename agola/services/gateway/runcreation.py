@@ -126,7 +126,7 @@ def static_environment(src: RunSource) -> dict[str, str]:
     return env
 
 
-def annotations(src: RunSource) -> dict[str, str]:
+def run_annotations(src: RunSource) -> dict[str, str]:
     out = {
         "run_type": src.run_type,
         "ref_type": src.ref_type,
@@ -168,7 +168,7 @@ async def create_runs(src: RunSource, fetch: FetchFile, create: CreateRun) -> li
     base = RunCreateRequest(
         group=group,
         static_environment=static_environment(src),
-        annotations=annotations(src),
+        annotations=run_annotations(src),
         cache_group=cache_group(src),
     )
     ctx = src.context()
