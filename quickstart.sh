@@ -190,6 +190,12 @@ ensure_token() {
     say "created user $USERNAME and an API token ($STATE/token, mode 0600)"
   fi
   chmod 600 "$STATE/token"
+  # A login profile (~/.config/agola/config.yml, 0600): a new shell needs no exports.
+  if out=$("$AGOLA" login --profile quickstart -u "$URL" --token "$(cat "$STATE/token")" 2>&1); then
+    say "saved as the current agola login profile 'quickstart' (agola whoami)"
+  else
+    say "could not save a login profile: $out"
+  fi
 }
 
 # --- 5. examples/hello as a direct run --------------------------------------------------------------
@@ -242,8 +248,8 @@ main() {
   if [ $rc -eq 0 ]; then say "examples/hello: success"; else say "examples/hello: FAILED (exit status $rc)"; fi
   cat <<EOF
     The server keeps running: $URL (pid $(cat "$STATE/server.pid" 2>/dev/null || echo '?'), log $STATE/server.log)
-    Use it:  export AGOLA_GATEWAY_URL=$URL AGOLA_TOKEN=\$(cat $STATE/token)
-             agola run list; cd <a git repo with .agola/config.yml> && agola directrun start --follow
+    Use it:  agola whoami; agola run list   (login profile 'quickstart', the current one)
+             cd <a git repo with .agola/config.yml> && agola directrun start --follow
     Stop it: ${AGOLA_QUICKSTART_CONFIG:+AGOLA_QUICKSTART_CONFIG=$CONFIG }$0 --stop
 EOF
   case "$AGOLA" in "$ROOT/.venv/"*) echo "    (agola was installed in $ROOT/.venv: source $ROOT/.venv/bin/activate)" ;; esac

@@ -21,3 +21,7 @@ class CliContext:
     debug: bool = False
     gateway_url: str = "http://localhost:8000"
     token: str = attrs.field(default="", repr=False)
+    # The login profile named by --profile / AGOLA_PROFILE, else the current one ("" for none).
+    profile_name: str = ""
+    # Whether the token came from that profile (not from flags or the environment).
+    from_profile: bool = False

@@ -51,7 +51,12 @@ def call(ctx: CliContext, fn: Callable[[GatewayClient], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except Unauthorized as exc:
-        hint = "" if ctx.token else " (no token given: use --token or AGOLA_TOKEN)"
+        if not ctx.token:
+            hint = " (no token given: agola login, or --token / AGOLA_TOKEN)"
+        elif ctx.from_profile:
+            hint = f" (the token of profile {ctx.profile_name}: agola login again)"
+        else:
+            hint = ""
         raise CliError(exc.message + hint) from None
     except ClientError as exc:
         raise CliError(exc.message) from None

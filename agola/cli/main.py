@@ -29,7 +29,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "directrun": ("agola.cli.directrun:directrun", "Run the pipeline of a local repository on agola."),
     "remotesource": ("agola.cli.remotesource:remotesource", "Manage remote sources (git hosts)."),
     "completion": ("agola.cli.completion:completion", "Print a shell completion script (bash, zsh, fish)."),
+    "login": ("agola.cli.login:login", "Save a gateway URL and an API token as a profile."),
+    "logout": ("agola.cli.login:logout", "Forget a profile's token."),
+    "whoami": ("agola.cli.login:whoami", "Show the user (and profile) the commands run as."),
+    "profile": ("agola.cli.login:profile", "List the login profiles, pick the current one."),
 }
+# Commands that never talk to a gateway: they do not read the profiles file.
+_NO_PROFILE = frozenset({"serve", "pipeline", "completion"})
 
 DEFAULT_GATEWAY_URL = "http://localhost:8000"
 
@@ -84,17 +90,45 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-d", "--debug", is_flag=True, help="Verbose logging.")
-@click.option("-u", "--gateway-url", envvar="AGOLA_GATEWAY_URL", default=DEFAULT_GATEWAY_URL,
-              show_default=True, help="Gateway URL (env AGOLA_GATEWAY_URL).")
-@click.option("--token", envvar="AGOLA_TOKEN", default="", help="API token (env AGOLA_TOKEN).")
+@click.option("-u", "--gateway-url", envvar="AGOLA_GATEWAY_URL", default=None,
+              help=f"Gateway URL (env AGOLA_GATEWAY_URL; default: the profile's, else {DEFAULT_GATEWAY_URL}).")
+@click.option("--token", envvar="AGOLA_TOKEN", default=None, help="API token (env AGOLA_TOKEN; default: the profile's).")
+@click.option("-p", "--profile", envvar="AGOLA_PROFILE", default=None,
+              help="Login profile to use (env AGOLA_PROFILE; default: the current one, see agola login).")
 @click.version_option(__version__, "--version", prog_name="agola", message="%(prog)s version %(version)s")
 @click.pass_context
-def agola(ctx: click.Context, debug: bool, gateway_url: str, token: str) -> None:
-    """agola: CI/CD pipelines as a DAG of tasks in containers."""
+def agola(ctx: click.Context, debug: bool, gateway_url: str | None, token: str | None, profile: str | None) -> None:
+    """agola: CI/CD pipelines as a DAG of tasks in containers.
+
+    The gateway URL and token come from the flags, else AGOLA_GATEWAY_URL / AGOLA_TOKEN, else
+    the login profile (agola login).
+    """
     from agola.util import log
 
     log.setup(debug=debug)
-    ctx.obj = CliContext(debug=debug, gateway_url=gateway_url, token=token)
+    ctx.obj = _context(debug, gateway_url, token, profile, ctx.invoked_subcommand)
+
+
+def _context(debug: bool, gateway_url: str | None, token: str | None, profile: str | None,
+             command: str | None) -> CliContext:
+    """Flags and environment first, then the profile, then the defaults."""
+    if command in _NO_PROFILE or (gateway_url is not None and token is not None and not profile):
+        return CliContext(debug=debug, gateway_url=gateway_url or DEFAULT_GATEWAY_URL, token=token or "",
+                          profile_name=profile or "")
+    from agola.cli._profiles import ProfileFile
+
+    profiles = ProfileFile.load()
+    chosen = profiles.get(profile)
+    if profile and chosen is None and command not in ("login", "logout"):
+        raise click.UsageError(f"no profile {profile!r} in {profiles.path} (agola login --profile {profile})")
+    url = gateway_url or (chosen.gateway_url if chosen else "") or DEFAULT_GATEWAY_URL
+    # A profile's token goes to that profile's gateway only, never to another URL given by flag.
+    same_gateway = chosen is not None and url.rstrip("/") == chosen.gateway_url.rstrip("/")
+    from_profile = token is None and same_gateway
+    if token is None:
+        token = chosen.token if chosen is not None and same_gateway else ""
+    return CliContext(debug=debug, gateway_url=url, token=token, profile_name=profile or profiles.current,
+                      from_profile=from_profile)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -215,7 +215,7 @@ def test_groups_print_help(command: str) -> None:
 def test_missing_token_gets_a_hint(fake_gateway: FakeGateway) -> None:
     res = CliRunner().invoke(agola, ["--gateway-url", fake_gateway.url, "run", "list"], env={"AGOLA_TOKEN": ""})
     assert res.exit_code == 1
-    assert res.output == "Error: unauthorized (no token given: use --token or AGOLA_TOKEN)\n"
+    assert res.output == "Error: unauthorized (no token given: agola login, or --token / AGOLA_TOKEN)\n"
 
 
 def test_environment_variables_configure_the_client(fake_gateway: FakeGateway) -> None:

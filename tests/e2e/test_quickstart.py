@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,10 +28,17 @@ def _config(tmp_path: Path) -> Path:
     return path
 
 
-def _quickstart(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _env(config: Path, **more: str) -> dict[str, str]:
+    """The user's environment without agola settings; login profiles under the test's directory."""
     env = {**os.environ, "AGOLA_QUICKSTART_CONFIG": str(config), "AGOLA_QUICKSTART_NO_INSTALL": "1",
-           "AGOLA_QUICKSTART_DRIVER": "docker"}
-    env.pop("AGOLA_TOKEN", None)
+           "AGOLA_QUICKSTART_DRIVER": "docker", "XDG_CONFIG_HOME": str(config.parent / "xdg"), **more}
+    for name in ("AGOLA_TOKEN", "AGOLA_GATEWAY_URL", "AGOLA_PROFILE"):
+        env.pop(name, None)
+    return env
+
+
+def _quickstart(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = _env(config)
     return subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=180)
 
 
@@ -52,6 +60,13 @@ def test_quickstart_twice_then_stop(tmp_path: Path, busybox_image: str) -> None:
         token = state / "token"
         assert token.stat().st_mode & 0o777 == 0o600
         pid = (state / "server.pid").read_text().strip()
+        # A new shell needs no exports: the quickstart saved a login profile.
+        assert "saved as the current agola login profile 'quickstart'" in first.stdout
+        profiles = tmp_path / "xdg" / "agola" / "config.yml"
+        assert profiles.stat().st_mode & 0o777 == 0o600
+        whoami = subprocess.run([sys.executable, "-m", "agola.cli.main", "whoami"], env=_env(config),
+                                capture_output=True, text=True, timeout=60)
+        assert whoami.returncode == 0 and "User:    quickstart" in whoami.stdout, whoami.stdout + whoami.stderr
 
         # Again: same server, same user and token, same repository, so the cache is hit.
         second = _quickstart(config)
@@ -72,9 +87,7 @@ def test_quickstart_host_driver(tmp_path: Path) -> None:
     """Without Docker (forced here) the quickstart generates a host-driver config and still runs hello."""
     config = _config(tmp_path)
     state = tmp_path / "data" / "quickstart"
-    env = {**os.environ, "AGOLA_QUICKSTART_CONFIG": str(config), "AGOLA_QUICKSTART_NO_INSTALL": "1",
-           "AGOLA_QUICKSTART_DRIVER": "host"}
-    env.pop("AGOLA_TOKEN", None)
+    env = _env(config, AGOLA_QUICKSTART_DRIVER="host")
     try:
         done = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=180)
         assert done.returncode == 0, done.stdout + done.stderr

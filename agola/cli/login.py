@@ -1,0 +1,142 @@
+"""``agola login`` / ``logout`` / ``whoami`` / ``profile``: named login profiles (a gateway URL
+and an API token) kept in ``~/.config/agola/config.yml`` (see ``agola.cli._profiles``).
+
+The gateway has no username/password login of its own (users sign in through a remote source's
+login flow, spec §6.3, or with API tokens): ``agola login`` takes an API token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from agola.cli import CliContext
+from agola.cli._output import CliError, Column, emit, json_option, print_json
+from agola.cli._profiles import DEFAULT_PROFILE, Profile, ProfileFile, check_name
+
+
+async def _identify(url: str, token: str) -> tuple[str, str]:
+    """(user name, user id) the token belongs to; ("admin", "") for the admin token."""
+    from agola.client import BadRequest, ClientError, GatewayClient, Unauthorized
+
+    async with GatewayClient(url, token) as gw:
+        try:
+            me = await gw.current_user()
+            return me.username, me.id
+        except Unauthorized:
+            raise CliError(f"the gateway at {url} refused the token") from None
+        except BadRequest:
+            # The admin token has no user; only the admin may list users.
+            try:
+                await gw.list_users(limit=1)
+            except ClientError:
+                raise CliError(f"the gateway at {url} has no user for this token") from None
+            return "admin", ""
+
+
+def identify(url: str, token: str) -> tuple[str, str]:
+    from agola.client import ClientError
+
+    try:
+        return asyncio.run(_identify(url, token))
+    except ClientError as exc:
+        raise CliError(exc.message) from None
+
+
+@click.command()
+@click.option("-u", "--gateway-url", "url", default=None, help="Gateway URL (default: the global one).")
+@click.option("--token", default=None, help="API token (default: the global one, else asked for).")
+@click.option("-p", "--profile", "name", default=None, help="Profile name (default: the current one, else default).")
+@click.pass_obj
+def login(ctx: CliContext, url: str | None, token: str | None, name: str | None) -> None:
+    """Check an API token against a gateway and save both as a profile (made current).
+
+    Tokens come from `agola user token create` (docs/cli.md). The gateway has no username and
+    password login: a token is the only way in.
+    """
+    profiles = ProfileFile.load()
+    name = check_name(name or ctx.profile_name or DEFAULT_PROFILE)
+    url = (url or ctx.gateway_url).rstrip("/")
+    if token is None:
+        token = ctx.token if ctx.token and not ctx.from_profile else ""
+    if not token:
+        token = click.prompt("API token", hide_input=True, err=True).strip()
+    username, _ = identify(url, token)
+    profiles.profiles[name] = Profile(name, url, token)
+    profiles.current = name
+    profiles.save()
+    click.echo(f"logged in to {url} as {username} (profile {name}, saved in {profiles.path})")
+
+
+@click.command()
+@click.option("-p", "--profile", "name", default=None, help="Profile to forget (default: the current one).")
+@click.pass_obj
+def logout(ctx: CliContext, name: str | None) -> None:
+    """Remove a profile and its token from the profiles file."""
+    profiles = ProfileFile.load()
+    name = name or ctx.profile_name
+    gone = profiles.profiles.pop(name, None) if name else None
+    if gone is None:
+        raise CliError(f"no profile {name!r} in {profiles.path}" if name else "not logged in (no current profile)")
+    if profiles.current == name:
+        profiles.current = ""
+    profiles.save()
+    click.echo(f"logged out: profile {name} ({gone.gateway_url}) removed")
+
+
+@click.command()
+@json_option
+@click.pass_obj
+def whoami(ctx: CliContext, as_json: bool) -> None:
+    """Show who the commands run as: the user, the gateway and the profile."""
+    if not ctx.token:
+        raise CliError("not logged in: agola login (or --token / AGOLA_TOKEN)")
+    username, user_id = identify(ctx.gateway_url, ctx.token)
+    profile = ctx.profile_name if ctx.from_profile else ""
+    if as_json:
+        print_json({"username": username, "id": user_id, "gateway_url": ctx.gateway_url, "profile": profile})
+        return
+    who = f"{username} (id {user_id})" if user_id else "admin (the admin token)"
+    click.echo(f"User:    {who}")
+    click.echo(f"Gateway: {ctx.gateway_url}")
+    click.echo(f"Profile: {profile or '(none: flags or environment)'}")
+
+
+PROFILE_COLUMNS: list[Column] = [
+    ("current", lambda row: "*" if row[0] else ""),
+    ("name", lambda row: row[1].name),
+    ("gateway", lambda row: row[1].gateway_url),
+]
+
+
+@click.group()
+def profile() -> None:
+    """List the login profiles and pick the current one."""
+
+
+@profile.command("list")
+@json_option
+def list_(as_json: bool) -> None:
+    """List the profiles (the current one starred); tokens are not shown."""
+    profiles = ProfileFile.load()
+    rows = [(p.name == profiles.current, p) for p in sorted(profiles.profiles.values(), key=lambda p: p.name)]
+    if as_json:
+        print_json([{"name": p.name, "gateway_url": p.gateway_url, "current": cur} for cur, p in rows])
+    elif not rows:
+        click.echo(f"no profiles ({profiles.path}): agola login")
+    else:
+        emit(rows, False, PROFILE_COLUMNS)
+
+
+@profile.command("use")
+@click.argument("name")
+def use(name: str) -> None:
+    """Make NAME the current profile."""
+    profiles = ProfileFile.load()
+    if name not in profiles.profiles:
+        known = ", ".join(sorted(profiles.profiles)) or "none"
+        raise CliError(f"no profile {name!r} (profiles: {known})")
+    profiles.current = name
+    profiles.save()
+    click.echo(f"profile {name} ({profiles.profiles[name].gateway_url}) is now current")

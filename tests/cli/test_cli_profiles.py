@@ -1,0 +1,91 @@
+"""Login profiles against the real control plane: ``agola login`` saves a gateway URL and a token
+(0600 file in a 0700 directory under ``$XDG_CONFIG_HOME``), the commands then need no flags,
+several named profiles with a current one, flags and environment variables still win, a
+profile's token never goes to another gateway URL, ``whoami``, ``logout``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner, Result
+
+from agola.cli.main import agola
+from tests.client.stack import ADMIN, RoleStack
+
+
+def cli(*args: str, input: str | None = None, env: Mapping[str, str | None] | None = None) -> Result:
+    return CliRunner().invoke(agola, list(args), input=input, env=env)
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _token(stack: RoleStack, name: str) -> str:
+    ok(cli("-u", stack.url, "--token", ADMIN, "user", "create", name))
+    return ok(cli("-u", stack.url, "--token", ADMIN, "user", "token", "create", name, "t")).stdout.strip()
+
+
+def test_login_profiles_whoami_logout(control_plane: RoleStack, private_config_home: Path) -> None:
+    url = control_plane.url
+    tok1, tok2 = _token(control_plane, "user01"), _token(control_plane, "user02")
+    path = private_config_home / "agola" / "config.yml"
+
+    refused = cli("login", "-u", url, "--token", "not-a-token")
+    assert refused.exit_code == 1 and refused.output == f"Error: the gateway at {url} refused the token\n"
+    assert not path.exists()
+
+    first = ok(cli("login", "-u", url, "--token", tok1))
+    assert first.output == f"logged in to {url} as user01 (profile default, saved in {path})\n"
+    assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
+    saved = yaml.safe_load(path.read_text())
+    assert saved == {"current": "default", "profiles": {"default": {"gateway_url": url, "token": tok1}}}
+
+    # A new shell: no flags, no environment.
+    user_id = json.loads(ok(cli("user", "show", "--json")).stdout)["id"]
+    assert ok(cli("whoami")).output.splitlines() == [
+        f"User:    user01 (id {user_id})",
+        f"Gateway: {url}",
+        "Profile: default",
+    ]
+    assert ok(cli("run", "list")).output.startswith("#  GROUP")
+
+    # A second profile, its token typed at the prompt (not echoed), becomes current.
+    second = ok(cli("--profile", "second", "login", "-u", url, input=tok2 + "\n"))
+    assert tok2 not in second.output and "as user02 (profile second" in second.output
+    assert "User:    user02" in ok(cli("whoami")).output
+    assert "User:    user01" in ok(cli("--profile", "default", "whoami")).output
+    assert "User:    user01" in ok(cli("whoami", env={"AGOLA_PROFILE": "default"})).output
+    listed = ok(cli("profile", "list")).output.splitlines()
+    assert listed[0].split() == ["CURRENT", "NAME", "GATEWAY"]
+    assert listed[1].split() == ["default", url] and listed[2].split() == ["*", "second", url]
+    assert tok1 not in "\n".join(listed)
+
+    # Flags and environment variables win over the profile.
+    assert "User:    user01" in ok(cli("--token", tok1, "whoami")).output
+    assert "Profile: (none: flags or environment)" in ok(cli("--token", tok1, "whoami")).output
+    assert "User:    user01" in ok(cli("whoami", env={"AGOLA_TOKEN": tok1})).output
+    # Another gateway URL does not get the profile's token.
+    elsewhere = url.replace("127.0.0.1", "localhost")
+    other = cli("-u", elsewhere, "whoami")
+    assert other.exit_code == 1 and other.output == "Error: not logged in: agola login (or --token / AGOLA_TOKEN)\n"
+
+    missing = cli("--profile", "nope", "whoami")
+    assert missing.exit_code == 2 and "no profile 'nope'" in missing.output
+
+    ok(cli("profile", "use", "default"))
+    assert "User:    user01" in ok(cli("whoami")).output
+    assert ok(cli("logout")).output == f"logged out: profile default ({url}) removed\n"
+    gone = cli("whoami")
+    assert gone.exit_code == 1 and "not logged in" in gone.output
+    assert "User:    user02" in ok(cli("--profile", "second", "whoami")).output
+    assert "token" not in yaml.safe_load(path.read_text())["profiles"].get("default", {})
+
+    # The admin token is a valid login too.
+    ok(cli("--profile", "admin", "login", "-u", url, "--token", ADMIN))
+    assert "User:    admin (the admin token)" in ok(cli("whoami")).output
