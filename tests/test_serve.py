@@ -45,7 +45,7 @@ def run_agola(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[st
 def health(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
         assert resp.status == 200
-        return json.loads(resp.read())  # type: ignore[no-any-return]
+        return json.loads(resp.read())
 
 
 class Server:
@@ -71,7 +71,7 @@ class Server:
             return health(url)
 
         try:
-            return wait_for_sync(probe, timeout=timeout, interval=0.05, message=f"{url}/health")  # type: ignore[no-any-return]
+            return wait_for_sync(probe, timeout=timeout, interval=0.05, message=f"{url}/health")
         except TimeoutError as exc:
             if isinstance(exc.__cause__, AssertionError):
                 raise exc.__cause__ from None

@@ -155,8 +155,8 @@ class RoleHost:
                 await self.stop()
                 raise RoleStartError(role.name, exc) from exc
             self._started.append((role, server))
-            log.info("role started", role=role.name,
-                     listen=(role.web_settings().listen_address if server and role.web_settings() else "-"))
+            settings = role.web_settings() if server else None
+            log.info("role started", role=role.name, listen=settings.listen_address if settings else "-")
 
     async def _start_one(self, role: Role) -> WebServer | None:
         try:

@@ -79,7 +79,7 @@ class ReadDB:
         writer = await _connect(str(db_path), uri=False, busy_timeout_ms=busy_timeout_ms)
         reader_conns: list[aiosqlite.Connection] = []
         try:
-            mode = (await writer.execute_fetchall("PRAGMA journal_mode = WAL"))[0][0]
+            mode = next(iter(await writer.execute_fetchall("PRAGMA journal_mode = WAL")))[0]
             if str(mode).lower() != "wal":
                 raise Internal(f"readdb {db_path}: cannot enable WAL mode (got {mode})")
             await writer.execute("PRAGMA synchronous = NORMAL")
@@ -170,7 +170,7 @@ async def _migrate(writer: aiosqlite.Connection, path: Path, migrations: Sequenc
     # BEGIN IMMEDIATE first: two processes opening the same db must not both migrate.
     await writer.execute("BEGIN IMMEDIATE")
     try:
-        current = int((await writer.execute_fetchall("PRAGMA user_version"))[0][0])
+        current = int(next(iter(await writer.execute_fetchall("PRAGMA user_version")))[0])
         target = len(migrations)
         if current > target:
             raise Internal(

@@ -6,11 +6,14 @@ CORS. Screenshots of the main pages go to docs/web/."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import BrowserContext, Cookie, Page, expect
 
 from tests.web.conftest import DESKTOP, PHONE, SCREENSHOTS, Web
+
+if TYPE_CHECKING:  # the type of add_cookies' argument is not exported by playwright.sync_api
+    from playwright._impl._api_structures import SetCookieParam
 
 LIVE = 60_000  # ms: a run's state change, seen by the page
 XSS = "<script>alert(1)</script>"
@@ -42,6 +45,19 @@ runs:
 """
 
 
+
+def as_param(cookie: Cookie) -> SetCookieParam:
+    """A cookie read from a browser context, in the shape a context accepts."""
+    param: SetCookieParam = {"name": cookie["name"], "value": cookie["value"], "domain": cookie["domain"],
+                             "path": cookie["path"], "httpOnly": cookie["httpOnly"], "secure": cookie["secure"],
+                             "sameSite": cookie["sameSite"]}
+    return param
+
+
+def share_session(src: BrowserContext, dst: BrowserContext) -> None:
+    """Sign ``dst`` in as ``src`` is (a second tab or device of the same user)."""
+    dst.add_cookies([as_param(c) for c in src.cookies()])
+
 def flaky_run(marker: str) -> str:
     return f"""version: v0
 runs:
@@ -71,7 +87,7 @@ def new_page(browser: Any, web: Web, viewport: dict[str, int] = DESKTOP) -> Page
         d.accept() if d.type == "confirm" else d.dismiss()
 
     page.on("dialog", on_dialog)
-    page.dialogs = dialogs  # type: ignore[attr-defined]
+    page.dialogs = dialogs
     return page
 
 
@@ -100,7 +116,7 @@ def test_a_direct_run_live_logs_approval_and_success_without_reload(web: Web, br
 
     # The step's lines arrive while it runs; markup in its name and output is text.
     task = new_page(browser, web)
-    task.context.add_cookies(page.context.cookies())
+    share_session(page.context, task.context)
     task.goto(f"/runs/{run_id}")
     task.locator('a.node[data-task="build"]').click()
     log = task.locator("details.step[open] .log")
@@ -134,11 +150,13 @@ def test_a_direct_run_live_logs_approval_and_success_without_reload(web: Web, br
     shot(page, "home")
 
     phone = new_page(browser, web, PHONE)
-    phone.context.add_cookies(page.context.cookies())
+    share_session(page.context, phone.context)
     phone.goto(f"/runs/{run_id}")
     expect(phone.locator("#run-live h1 [data-state]")).to_have_text("success")
     shot(phone, "run-phone")
-    phone.goto(f"/runs/{run_id}/tasks/" + run.locator('a.node[data-task="build"]').get_attribute("href").rsplit("/", 1)[1])
+    build_href = run.locator('a.node[data-task="build"]').get_attribute("href")
+    assert build_href is not None
+    phone.goto(f"/runs/{run_id}/tasks/" + build_href.rsplit("/", 1)[1])
     expect(phone.locator("details.step[open] .log")).to_contain_text("line 15")
     shot(phone, "task-phone")
 
@@ -197,7 +215,7 @@ def test_another_user_gets_403_and_sign_out_ends_the_session(web: Web, browser: 
     assert session["httpOnly"] and session["sameSite"] == "Lax"
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile("/login$"))
-    page.context.add_cookies([session])  # a copy of the old cookie is worthless now
+    page.context.add_cookies([as_param(session)])  # a copy of the old cookie is worthless now
     page.goto("/")
     expect(page).to_have_url(re.compile(r"/login\?next="))
 

@@ -19,7 +19,7 @@ def _task(tid: str, level: int, status: str = "success", depends: tuple[str, ...
 
 
 def test_graph_levels_are_columns_and_edges_join_dependencies() -> None:
-    tasks = {t["id"]: t for t in [
+    tasks = {str(t["id"]): t for t in [
         _task("build", 0), _task("lint", 0, "failed"), _task("test", 1, "skipped", ("build", "lint")),
         _task("deploy", 2, "notstarted", ("test",), waiting_approval=True, approved=False)]}
     graph = layout(tasks)

@@ -10,6 +10,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import aiohttp
 import attrs
@@ -165,7 +166,7 @@ class RunserviceCore:
         except NotExist:
             return None  # its run is gone: the executor only needs to know it must stop
 
-    async def task_with_data(self, et: ExecutorTask) -> dict:  # type: ignore[type-arg]
+    async def task_with_data(self, et: ExecutorTask) -> dict[str, Any]:
         return et.to_json(await self.spec_data_if_any(et))
 
     def executor_client(self, executor: Executor) -> ExecutorClient:

@@ -13,7 +13,7 @@ asks for history that is gone.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Literal
 
 import attrs
@@ -204,7 +204,9 @@ class Coordination(abc.ABC):
         """Delete the key (or every key under a prefix); returns how many were deleted."""
 
     @abc.abstractmethod
-    async def txn(self, compare: list[Compare], success: list[Op], failure: list[Op] | None = None) -> TxnResult: ...
+    async def txn(
+        self, compare: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] | None = None
+    ) -> TxnResult: ...
 
     @abc.abstractmethod
     def watch(self, prefix: str, *, start_revision: int = 0) -> Watcher:

@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, TypeVarTuple
 
@@ -588,7 +588,9 @@ class EmbeddedCoordination(Coordination):
         n, _ = await self._store.run(self._store._x_write, lambda w: self._store._x_delete(w, start, end, prefix))
         return n
 
-    async def txn(self, compare: list[Compare], success: list[Op], failure: list[Op] | None = None) -> TxnResult:
+    async def txn(
+        self, compare: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] | None = None
+    ) -> TxnResult:
         store = self._store
 
         def body(w: _Write) -> tuple[bool, list[RangeResult | None]]:

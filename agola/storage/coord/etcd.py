@@ -24,7 +24,7 @@ import os
 import ssl
 import tempfile
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -252,7 +252,9 @@ class EtcdCoordination(Coordination):
         resp = await self._call("delete", lambda: kvstub.DeleteRange(req, timeout=self._timeout))
         return int(resp.deleted)
 
-    async def txn(self, compare: list[Compare], success: list[Op], failure: list[Op] | None = None) -> TxnResult:
+    async def txn(
+        self, compare: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] | None = None
+    ) -> TxnResult:
         rpc = _rpc()
         kvstub = self._stub()[0]
         req = rpc.TxnRequest(
