@@ -12,7 +12,7 @@ One method per endpoint, typed requests and responses (``agola.client.types``) a
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
@@ -30,6 +30,7 @@ from agola.client.types import (
     CreateUserLARequest,
     CreateUserLAResponse,
     CreateVariableRequest,
+    MaintenanceStatusResponse,
     OrgMembersResponse,
     OrgResponse,
     ProjectCreateRunRequest,
@@ -135,13 +136,16 @@ class GatewayClient:
         *,
         query: Query = (),
         body: Any = None,
+        data: Any = None,
         timeout: aiohttp.ClientTimeout | None = None,
     ) -> aiohttp.ClientResponse:
         """Send one request; a non-2xx answer raises its typed ``ClientError``. The caller reads
-        and releases the response."""
+        and releases the response. ``body`` is sent as JSON, ``data`` (bytes or an async byte
+        iterable, streamed) as it is."""
         headers = self.auth_headers()
-        data = None
-        if body is not None:
+        if data is not None:
+            headers["Content-Type"] = "application/octet-stream"
+        elif body is not None:
             payload = body.to_json() if isinstance(body, Wire) else body
             data = json.dumps(payload).encode()
             headers["Content-Type"] = "application/json"
@@ -172,10 +176,13 @@ class GatewayClient:
             raise ClientError(f"{method} {path}: the gateway answered something that is not JSON",
                               status=resp.status) from None
 
+    @property
+    def _streaming_timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=None, sock_connect=self._timeout.total)
+
     async def stream(self, path: str, *, query: Query = (), chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
         """GET a body as it arrives (no total timeout: a followed log lasts as long as its step)."""
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._timeout.total)
-        resp = await self.request("GET", path, query=query, timeout=timeout)
+        resp = await self.request("GET", path, query=query, timeout=self._streaming_timeout)
         async with resp:
             try:
                 async for chunk in resp.content.iter_any():
@@ -443,6 +450,31 @@ class GatewayClient:
                     data_lines = []
                     if event is not None:
                         yield event
+
+
+    # ------------------------------------------------------------ maintenance, export, import (admin)
+
+    async def set_maintenance(self, service: str, enabled: bool) -> None:
+        """Request maintenance mode of ``configstore`` or ``runservice`` on or off (``BadRequest``
+        when already requested so); the switch itself follows shortly (``maintenance_status``)."""
+        await self.call("PUT" if enabled else "DELETE", f"/maintenance/{ref(service)}")
+
+    async def maintenance_status(self, service: str) -> MaintenanceStatusResponse:
+        return MaintenanceStatusResponse.from_json(await self.call("GET", f"/maintenance/{ref(service)}") or {})
+
+    def export(self, service: str, *, force: bool = False) -> AsyncIterator[bytes]:
+        """Every object of ``service`` as an export stream. The runservice refuses (``Conflict``,
+        naming them) while runs are not archived yet, unless ``force`` (they are left out). An
+        interrupted export raises ``Unavailable``: never take a short one for a whole one."""
+        return self.stream(f"/export/{ref(service)}", query=_flag("force", force))
+
+    async def import_(self, service: str, data: bytes | AsyncIterable[bytes]) -> int:
+        """Replace every object of ``service`` with an export stream, in maintenance mode only;
+        the number of objects imported."""
+        resp = await self.request("POST", f"/import/{ref(service)}", data=data, timeout=self._streaming_timeout)
+        async with resp:
+            out = json.loads(await resp.read() or b"{}")
+        return int(out.get("imported", 0)) if isinstance(out, Mapping) else 0
 
 
 def _decode_event(raw: bytes) -> RunEvent | None:

@@ -453,6 +453,8 @@ class UserCreateRunRequest(Wire):
     ref: str = ""
     pull_request_ref_regexes: list[str] = attrs.field(factory=lambda: list(DEFAULT_PULL_REQUEST_REF_REGEXES))
     variables: dict[str, str] = attrs.field(factory=dict, repr=False)
+    # Not in the reference: variables whose values the run's logs show as *** (`--secret`).
+    secret_variables: dict[str, str] = attrs.field(factory=dict, repr=False)
 
 
 @attrs.frozen
@@ -484,3 +486,26 @@ class UserCreateRunResponse:
 class VersionResponse(Wire):
     version: str = ""
     service: str = ""
+
+
+# ---------------------------------------------------------------- maintenance (admin)
+
+
+@attrs.frozen
+class MaintenanceInstance(Wire):
+    """One live instance of a service; ``current_status``: it serves in maintenance mode."""
+
+    id: str = ""
+    host: str = ""
+    pid: int = 0
+    current_status: bool = False
+
+
+@attrs.frozen
+class MaintenanceStatusResponse(Wire):
+    """``requested_status``: maintenance mode is requested; ``current_status``: the mode the
+    service is in (the requested one once every instance has switched)."""
+
+    requested_status: bool = False
+    current_status: bool = False
+    instances: list[MaintenanceInstance] = attrs.field(factory=list, metadata=_nested_list(MaintenanceInstance))

@@ -9,12 +9,11 @@ Errors come back typed: a missing object is ``NotExist``, a failed check ``BadRe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, Protocol
 from urllib.parse import quote
 
 from agola.errors import NotExist
-from agola.roleclients.base import NO_TIMEOUT, HTTPClient
+from agola.roleclients.maintenance import MaintenanceCalls
 from agola.types.configstore import (
     CreateUserLARequest,
     CreateUserRequest,
@@ -120,7 +119,9 @@ def _one_user(body: Any) -> User:
     return User.from_json(body)
 
 
-class ConfigstoreClient(HTTPClient):
+class ConfigstoreClient(MaintenanceCalls):
+    """The configstore over HTTP (maintenance, export and import from ``MaintenanceCalls``)."""
+
     # --- users --------------------------------------------------------------------------------
 
     async def get_user(self, ref: str) -> User:
@@ -296,21 +297,6 @@ class ConfigstoreClient(HTTPClient):
 
     async def delete_variable(self, parent_type: str, parent_ref: str, name: str) -> None:
         await self.json("DELETE", f"{self._parent(parent_type, parent_ref)}/variables/{seg(name)}")
-
-    # --- maintenance, export, import (spec §3.12; not part of ConfigstoreAPI) -------------------
-
-    async def set_maintenance(self, enabled: bool) -> None:
-        """Enter or leave maintenance mode (400 if already in that mode)."""
-        await self.json("PUT" if enabled else "DELETE", "/maintenance")
-
-    def export(self) -> AsyncIterator[bytes]:
-        """Every object, as the datamanager's export stream."""
-        return self.stream("GET", "/export")
-
-    async def import_(self, data: bytes | AsyncIterable[bytes]) -> int:
-        """Replace every object with an export stream (maintenance mode only); the entry count."""
-        out = await self.json("POST", "/import", data=data, timeout=NO_TIMEOUT)
-        return int((out or {}).get("imported", 0))
 
 
 __all__ = ["ConfigstoreAPI", "ConfigstoreClient", "seg"]

@@ -11,7 +11,8 @@ from typing import Any
 from urllib.parse import quote
 
 from agola.errors import NotExist
-from agola.roleclients.base import NO_TIMEOUT, Body, HTTPClient, ResponseStream
+from agola.roleclients.base import NO_TIMEOUT, Body, ResponseStream
+from agola.roleclients.maintenance import MaintenanceCalls
 from agola.types.runservice import (
     Executor,
     ExecutorTask,
@@ -25,7 +26,7 @@ from agola.types.runservice import (
 from agola.types.stepquery import StepQuery
 
 
-class RunserviceClient(HTTPClient):
+class RunserviceClient(MaintenanceCalls):
     # --- runs ---------------------------------------------------------------------------------
 
     async def create_run(self, req: RunCreateRequest) -> RunResponse:
@@ -170,18 +171,6 @@ class RunserviceClient(HTTPClient):
         resp = await self.request("POST", f"/executor/caches/{_quote(key)}", data=data, timeout=NO_TIMEOUT)
         resp.release()
         return resp.status != 304
-
-    # --- maintenance, export, import ----------------------------------------------------------
-
-    async def set_maintenance(self, enabled: bool) -> None:
-        await self.json("PUT" if enabled else "DELETE", "/maintenance")
-
-    def export(self) -> ResponseStream:
-        return self.stream("GET", "/export")
-
-    async def import_(self, data: Body) -> int:
-        out = await self.json("POST", "/import", data=data, timeout=NO_TIMEOUT)
-        return int(out.get("imported", 0))
 
 
 def _quote(key: str) -> str:

@@ -32,12 +32,14 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 
 from agola.config import Config
 from agola.config import ObjectStorage as ObjectStorageSettings
+from agola.services.instances import InstanceRegistration, list_instances
 from agola.services.role import Role
 from agola.storage.coord.base import Coordination
 from agola.storage.coord.factory import EtcdSettings, open_coordination
 from agola.storage.datamanager import DataManager, DataManagerOptions
 from agola.storage.objectstorage.base import ObjectStorage
 from agola.storage.objectstorage.factory import open_object_storage
+from agola.types.maintenance import MaintenanceStatus
 from agola.util.aio import cancel_and_wait
 from agola.util.log import get_logger
 from agola.util.privatefiles import private_dir
@@ -92,6 +94,7 @@ class StatefulRole(Role, Generic[ReadDBT]):
         self.maintenance = False
         self._watch_task: asyncio.Task[None] | None = None
         self._mode_lock = asyncio.Lock()
+        self._registration: InstanceRegistration | None = None
 
     @property
     def storage_section(self) -> StorageSection:
@@ -111,6 +114,8 @@ class StatefulRole(Role, Generic[ReadDBT]):
         self.maintenance = await self.dm.is_maintenance_enabled()
         if not self.maintenance:
             await self._start_normal()
+        self._registration = InstanceRegistration(self.coord)
+        self._registration.start(self.maintenance)
         # The watcher reads the key again before watching it: a switch in between is not missed.
         self._watch_task = asyncio.create_task(self._watch_maintenance(), name=f"{self.name}-maintenance")
 
@@ -120,6 +125,9 @@ class StatefulRole(Role, Generic[ReadDBT]):
             if task is not None:
                 await cancel_and_wait([task])
             await self._stop_normal()
+        registration, self._registration = self._registration, None
+        if registration is not None:
+            await registration.stop()
         await self.storage_closing()
         if self.ost is not None:
             await self.ost.close()
@@ -202,3 +210,10 @@ class StatefulRole(Role, Generic[ReadDBT]):
                 await self._stop_normal()
             else:
                 await self._start_normal()
+            if self._registration is not None:
+                await self._registration.set_mode(maintenance)
+
+    async def maintenance_status(self) -> MaintenanceStatus:
+        """The requested mode and the mode of every live instance (spec §3.12)."""
+        assert self.dm is not None and self.coord is not None, "start() first"
+        return MaintenanceStatus.of(await self.dm.is_maintenance_enabled(), await list_instances(self.coord))

@@ -11,6 +11,7 @@ from aiohttp import web
 from agola.errors import BadRequest
 from agola.services.configstore.actions import ActionHandler
 from agola.storage.datamanager import DataManager
+from agola.types.maintenance import MaintenanceStatus
 from agola.util.http import json_response, query_bool, query_int, read_json
 
 T = TypeVar("T")
@@ -26,6 +27,8 @@ class ConfigstoreService(Protocol):
     def dm(self) -> DataManager | None: ...
 
     def require_actions(self) -> ActionHandler: ...
+
+    async def maintenance_status(self) -> MaintenanceStatus: ...
 
 
 ROLE: web.AppKey[ConfigstoreService] = web.AppKey("configstore_role")

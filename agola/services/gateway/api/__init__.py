@@ -13,6 +13,7 @@ from agola.services.gateway.api import (
     badges,
     createrun,
     logs,
+    maintenance,
     orgs,
     projectgroups,
     projects,
@@ -30,14 +31,16 @@ from agola.services.gateway.cors import add_cors
 from agola.util.http import ROLE_KEY, Handler, error_middleware, error_response, request_log_middleware
 
 MAX_BODY = 1024 * 1024
+UNLIMITED_BODIES = ("/repos/", maintenance.IMPORT_PREFIX)
 
 
 @web.middleware
 async def body_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
     """API requests announcing a body over 1 MiB get a 413 with a message before anything is read
-    (the reference answered 417). Git traffic under ``/repos`` is not limited."""
+    (the reference answered 417). Git traffic under ``/repos`` and imports (streamed through to
+    the service) are not limited."""
     length = request.content_length
-    if length is not None and length > MAX_BODY and not request.path.startswith("/repos/"):
+    if length is not None and length > MAX_BODY and not request.path.startswith(UNLIMITED_BODIES):
         return error_response(PayloadTooLarge(f"request body too large ({length} bytes, limit {MAX_BODY} bytes)"))
     return await handler(request)
 
@@ -63,6 +66,6 @@ def build_app(svc: Services, auth: Authenticator, *, allowed_origins: Sequence[s
 
     app.cleanup_ctx.append(git_session)
     for module in (version, users, orgs, projectgroups, projects, secrets, variables, remotesources, runs, logs,
-                   createrun, badges, repos):
+                   createrun, badges, maintenance, repos):
         module.add_routes(app)
     return app

@@ -12,6 +12,7 @@ from agola.services.runservice.core import RunserviceCore
 from agola.services.runservice.readdb import RunReadDB
 from agola.services.runservice.store import RunStore
 from agola.storage.datamanager import DataManager
+from agola.types.maintenance import MaintenanceStatus
 
 
 class RunserviceService(Protocol):
@@ -30,6 +31,8 @@ class RunserviceService(Protocol):
     def readdb(self) -> RunReadDB | None: ...
 
     def store_required(self) -> RunStore: ...
+
+    async def maintenance_status(self) -> MaintenanceStatus: ...
 
 
 ROLE: web.AppKey[RunserviceService] = web.AppKey("runservice_role")

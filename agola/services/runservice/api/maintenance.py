@@ -1,67 +1,44 @@
-"""Maintenance mode, export and import (spec §3.12).
+"""Maintenance mode, export and import of the runservice (spec §3.12): the shared handlers of
+``agola.services.maintenanceapi``, with one guard of its own.
 
-The mode is the existence of the coordination key ``maintenance``: every instance watches it and
-switches (stops or restarts its loops, readdb and datamanager loops). In maintenance mode only
-these handlers are served. Export and import are the datamanager's own (``DataManager.export_data``
-/ ``import_data``: runs, run configs, counters after a forced checkpoint; import only in
-maintenance mode).
+An export holds the datamanager's objects: run configs, counters and archived runs. Runs still in
+coordination (queued, running, or finished and not archived yet) are not in it, so an export is
+refused while there are any, naming them, unless forced (``?force=true``): never a silent
+partial backup.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from agola.errors import BadRequest, Unavailable
-from agola.services.runservice.api.common import STREAM_HEADERS, request_chunks, role_of
-from agola.util.http import API_PREFIX
+from agola.errors import Conflict
+from agola.services import maintenanceapi
+from agola.services.runservice.api.common import role_of
+from agola.types.runservice import Run
+
+MAINTENANCE_PATHS = maintenanceapi.MAINTENANCE_PATHS
+# Runs named in the refusal; the rest are counted.
+NAMED_RUNS = 10
 
 
-async def enable(request: web.Request) -> web.Response:
-    role = role_of(request)
-    await role.store_required().set_maintenance(True)
-    return web.Response(status=200)
+def describe_run(run: Run) -> str:
+    state = "finished, not archived yet" if run.phase.is_finished else str(run.phase)
+    return f"run {run.counter} of {run.group} ({run.id}, {state})"
 
 
-async def disable(request: web.Request) -> web.Response:
-    role = role_of(request)
-    await role.store_required().set_maintenance(False)
-    return web.Response(status=200)
-
-
-async def export(request: web.Request) -> web.StreamResponse:
-    role = role_of(request)
-    dm = role.dm
-    if dm is None:
-        raise Unavailable("runservice not started")
-    resp = web.StreamResponse(status=200, headers=STREAM_HEADERS)
-    resp.content_type = "application/octet-stream"
-    started = False
-    async for line in dm.export_data():
-        if not started:
-            await resp.prepare(request)
-            started = True
-        await resp.write(line)
-    if not started:
-        await resp.prepare(request)
-    await resp.write_eof()
-    return resp
-
-
-async def import_(request: web.Request) -> web.Response:
-    role = role_of(request)
-    if not role.maintenance:
-        raise BadRequest("not in maintenance mode")
-    if role.dm is None:
-        raise Unavailable("runservice not started")
-    count = await role.dm.import_data(request_chunks(request))
-    return web.json_response({"imported": count})
-
-
-MAINTENANCE_PATHS = {f"{API_PREFIX}/maintenance", f"{API_PREFIX}/export", f"{API_PREFIX}/import"}
+async def refuse_with_active_runs(request: web.Request) -> None:
+    runs = sorted((s.run for s in await role_of(request).store_required().list_active_runs()),
+                  key=lambda r: (r.group, r.counter))
+    if not runs:
+        return
+    named = "; ".join(describe_run(r) for r in runs[:NAMED_RUNS])
+    more = f"; and {len(runs) - NAMED_RUNS} more" if len(runs) > NAMED_RUNS else ""
+    raise Conflict(
+        f"{len(runs)} run(s) not archived yet would be left out of the export: {named}{more}. "
+        "Wait for them to finish (they are archived shortly after), stop them, or force the export "
+        "(force=true) to leave them out"
+    )
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_put(f"{API_PREFIX}/maintenance", enable)
-    app.router.add_delete(f"{API_PREFIX}/maintenance", disable)
-    app.router.add_get(f"{API_PREFIX}/export", export)
-    app.router.add_post(f"{API_PREFIX}/import", import_)
+    maintenanceapi.add_routes(app, "runservice", role_of, export_guard=refuse_with_active_runs)
