@@ -29,7 +29,7 @@ from agola.pipeline import (
 from agola.pipeline.dag import levels
 from agola.pipeline.errors import by_location
 from agola.pipeline.schema import Run, When, WhenConditions, WhenConditionType
-from agola.util.duration import format_duration
+from agola.util.duration import format_duration, to_nanoseconds
 
 # Stable task ids for `show --json`, so two previews of the same file can be diffed.
 _ID_NAMESPACE = uuid.UUID("6f1c2a52-8c1e-4d61-9a55-9e1f0d8e7a11")
@@ -216,7 +216,7 @@ def _print_run(run: GeneratedRun) -> None:
             if task.ignore_failure:
                 flags.append("ignore failure")
             if task.task_timeout_interval:
-                flags.append(f"timeout {format_duration(task.task_timeout_interval)}")
+                flags.append(f"timeout {format_duration(to_nanoseconds(task.task_timeout_interval))}")
             if flags:
                 line += "  [" + "; ".join(flags) + "]"
             click.echo(line)

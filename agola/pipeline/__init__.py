@@ -36,7 +36,6 @@ from agola.pipeline.load import (
 )
 from agola.pipeline.runconfig import (
     GeneratedRun,
-    RunConfigTask,
     ci_skip,
     generate_run,
     generate_run_configs,
@@ -62,7 +61,6 @@ __all__ = [
     "PipelineError",
     "PipelineNotFound",
     "RenderEnv",
-    "RunConfigTask",
     "RunContext",
     "ci_skip",
     "config_format",

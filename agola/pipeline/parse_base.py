@@ -5,14 +5,26 @@ registry credentials and ``when`` conditions. See ``agola.pipeline.parse``.
 from __future__ import annotations
 
 import difflib
+import typing
+
+import attrs
 
 from agola.pipeline.document import Node, missing_loc
 from agola.pipeline.errors import ErrorList
 from agola.pipeline.schema import (
+    Container,
+    Depend,
     RegistryAuth,
     RegistryAuthType,
+    Run,
+    Runtime,
+    SaveContent,
+    Step,
+    Task,
+    Tmpfs,
     Value,
     ValueType,
+    Volume,
     When,
     WhenCondition,
     WhenConditions,
@@ -20,28 +32,26 @@ from agola.pipeline.schema import (
 )
 from agola.pipeline.when import RegexpError, compile_condition_regexp
 
-# Keys each object knows; others are ignored (as the reference does) with a warning.
+
+# Keys each object knows: the fields of its schema type (a field added there is a key the parser
+# accepts). Others are ignored (as the reference does) with a warning.
+def _keys(cls: type, first: tuple[str, ...] = ()) -> tuple[str, ...]:
+    return first + tuple(f.name for f in attrs.fields(cls) if f.name != "loc" and f.name not in first)
+
+
 _STEP_COMMON = ("name", "when", "type")
 KNOWN_KEYS: dict[str, tuple[str, ...]] = {
-    "run": ("name", "tasks", "when", "docker_registries_auth"),
-    "task": (
-        "name", "runtime", "environment", "working_dir", "shell", "user", "steps", "depends",
-        "ignore_failure", "approval", "when", "docker_registries_auth", "task_timeout_interval",
-    ),
-    "runtime": ("type", "arch", "containers"),
-    "container": ("image", "environment", "user", "privileged", "entrypoint", "volumes"),
-    "volume": ("path", "tmpfs"),
-    "tmpfs": ("size",),
-    "registry auth": ("type", "username", "password", "auth"),
-    "when": ("branch", "tag", "ref"),
-    "depend": ("task", "conditions"),
-    "content": ("source_dir", "dest_dir", "paths"),
-    "clone step": _STEP_COMMON + ("depth", "recurse_submodules"),
-    "run step": _STEP_COMMON + ("command", "environment", "working_dir", "shell", "tty"),
-    "save_to_workspace step": _STEP_COMMON + ("contents",),
-    "restore_workspace step": _STEP_COMMON + ("dest_dir",),
-    "save_cache step": _STEP_COMMON + ("key", "contents"),
-    "restore_cache step": _STEP_COMMON + ("keys", "dest_dir"),
+    "run": _keys(Run),
+    "task": _keys(Task),
+    "runtime": _keys(Runtime),
+    "container": _keys(Container),
+    "volume": _keys(Volume),
+    "tmpfs": _keys(Tmpfs),
+    "registry auth": _keys(RegistryAuth),
+    "when": _keys(When),
+    "depend": _keys(Depend),
+    "content": _keys(SaveContent),
+    **{f"{cls().type} step": _keys(cls, _STEP_COMMON) for cls in typing.get_args(Step)},
 }
 
 

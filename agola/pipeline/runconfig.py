@@ -33,18 +33,15 @@ from agola.pipeline.schema import (
     Container,
     PipelineConfig,
     RegistryAuth,
-    RestoreCacheStep,
-    RestoreWorkspaceStep,
     Run,
-    RunStep,
-    SaveCacheStep,
     SaveContent,
-    SaveToWorkspaceStep,
     Step,
     Task,
     Value,
 )
 from agola.pipeline.when import match_when
+from agola.types import runservice as wire
+from agola.util.duration import to_timedelta
 
 NewId = Callable[[str], str]
 
@@ -60,223 +57,20 @@ def ci_skip(commit_message: str) -> bool:
 
 
 # -- generated types --------------------------------------------------------------------------
+# The run config tasks are the runservice's wire types (``agola.types.runservice``): a field added
+# to a wire step and to the pipeline schema's step of the same kind is carried over by name.
 
-
-def _content_json(c: SaveContent) -> dict[str, Any]:
-    return {"source_dir": c.source_dir, "dest_dir": c.dest_dir, "paths": list(c.paths)}
-
-
-@attrs.frozen
-class CloneOperation:
-    """Check out the commit being built into the task working dir (done by the executor)."""
-
-    name: str = CLONE_STEP_NAME
-    depth: int | None = None
-    recurse_submodules: bool = False
-    type: str = attrs.field(default="clone", init=False)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type, "name": self.name}
-        if self.depth is not None:
-            out["depth"] = self.depth
-        if self.recurse_submodules:
-            out["recurse_submodules"] = True
-        return out
-
-
-@attrs.frozen
-class RunOperation:
-    name: str
-    command: str
-    environment: dict[str, str] = attrs.Factory(dict)
-    working_dir: str = ""
-    shell: str = ""
-    tty: bool = True
-    type: str = attrs.field(default="run", init=False)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type, "name": self.name, "command": self.command}
-        if self.environment:
-            out["environment"] = dict(self.environment)
-        if self.working_dir:
-            out["working_dir"] = self.working_dir
-        if self.shell:
-            out["shell"] = self.shell
-        out["tty"] = self.tty
-        return out
-
-
-@attrs.frozen
-class SaveToWorkspaceOperation:
-    name: str
-    contents: tuple[SaveContent, ...] = ()
-    type: str = attrs.field(default="save_to_workspace", init=False)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "name": self.name, "contents": [_content_json(c) for c in self.contents]}
-
-
-@attrs.frozen
-class RestoreWorkspaceOperation:
-    name: str
-    dest_dir: str = ""
-    type: str = attrs.field(default="restore_workspace", init=False)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "name": self.name, "dest_dir": self.dest_dir}
-
-
-@attrs.frozen
-class SaveCacheOperation:
-    name: str
-    key: str
-    contents: tuple[SaveContent, ...] = ()
-    type: str = attrs.field(default="save_cache", init=False)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "name": self.name,
-            "key": self.key,
-            "contents": [_content_json(c) for c in self.contents],
-        }
-
-
-@attrs.frozen
-class RestoreCacheOperation:
-    name: str
-    keys: tuple[str, ...]
-    dest_dir: str = ""
-    type: str = attrs.field(default="restore_cache", init=False)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "name": self.name, "keys": list(self.keys), "dest_dir": self.dest_dir}
-
-
-Operation = (
-    CloneOperation
-    | RunOperation
-    | SaveToWorkspaceOperation
-    | RestoreWorkspaceOperation
-    | SaveCacheOperation
-    | RestoreCacheOperation
-)
-
-
-@attrs.frozen
-class GeneratedVolume:
-    path: str
-    tmpfs_size: int = 0  # bytes, 0 = engine default
-
-    def to_json(self) -> dict[str, Any]:
-        tmpfs: dict[str, Any] = {"size": self.tmpfs_size} if self.tmpfs_size else {}
-        return {"path": self.path, "tmpfs": tmpfs}
-
-
-@attrs.frozen
-class GeneratedContainer:
-    image: str
-    environment: dict[str, str] = attrs.Factory(dict)
-    user: str = ""
-    privileged: bool = False
-    entrypoint: str = ""
-    volumes: tuple[GeneratedVolume, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"image": self.image}
-        if self.environment:
-            out["environment"] = dict(self.environment)
-        if self.user:
-            out["user"] = self.user
-        out["privileged"] = self.privileged
-        out["entrypoint"] = self.entrypoint
-        if self.volumes:
-            out["volumes"] = [v.to_json() for v in self.volumes]
-        return out
-
-
-@attrs.frozen
-class GeneratedRuntime:
-    type: str = "pod"
-    arch: str = ""
-    containers: tuple[GeneratedContainer, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type}
-        if self.arch:
-            out["arch"] = self.arch
-        out["containers"] = [c.to_json() for c in self.containers]
-        return out
-
-
-@attrs.frozen
-class ResolvedRegistryAuth:
-    type: str = "basic"
-    username: str = ""
-    password: str = ""
-    auth: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type}
-        for field in ("username", "password", "auth"):
-            if getattr(self, field):
-                out[field] = getattr(self, field)
-        return out
-
-
-@attrs.frozen
-class TaskDepend:
-    task_id: str
-    conditions: tuple[str, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"task_id": self.task_id, "conditions": list(self.conditions)}
-
-
-@attrs.frozen
-class RunConfigTask:
-    id: str
-    name: str
-    level: int
-    runtime: GeneratedRuntime
-    depends: dict[str, TaskDepend] = attrs.Factory(dict)
-    environment: dict[str, str] = attrs.Factory(dict)
-    working_dir: str = ""
-    shell: str = DEFAULT_SHELL
-    user: str = ""
-    steps: tuple[Operation, ...] = ()
-    ignore_failure: bool = False
-    needs_approval: bool = False
-    skip: bool = False
-    docker_registries_auth: dict[str, ResolvedRegistryAuth] = attrs.Factory(dict)
-    task_timeout_interval: int = 0  # nanoseconds, 0 = no timeout
-
-    def to_json(self) -> dict[str, Any]:
-        """The runservice ``RunConfigTask`` wire shape (omitempty like the reference)."""
-        out: dict[str, Any] = {
-            "id": self.id,
-            "name": self.name,
-            "level": self.level,
-            "depends": {k: v.to_json() for k, v in self.depends.items()},
-            "runtime": self.runtime.to_json(),
-        }
-        if self.environment:
-            out["environment"] = dict(self.environment)
-        out["working_dir"] = self.working_dir
-        out["shell"] = self.shell
-        if self.user:
-            out["user"] = self.user
-        out["steps"] = [s.to_json() for s in self.steps]
-        if self.ignore_failure:
-            out["ignore_failure"] = True
-        if self.needs_approval:
-            out["needs_approval"] = True
-        if self.skip:
-            out["skip"] = True
-        out["docker_registries_auth"] = {k: v.to_json() for k, v in self.docker_registries_auth.items()}
-        if self.task_timeout_interval:
-            out["task_timeout_interval"] = self.task_timeout_interval
-        return out
+_WIRE_STEPS: dict[str, type[wire.Step]] = {
+    str(cls().type): cls
+    for cls in (
+        wire.CloneStep,
+        wire.RunStep,
+        wire.SaveToWorkspaceStep,
+        wire.RestoreWorkspaceStep,
+        wire.SaveCacheStep,
+        wire.RestoreCacheStep,
+    )
+}
 
 
 @attrs.frozen
@@ -284,16 +78,16 @@ class GeneratedRun:
     """One run to create: its name and its tasks, keyed by id, ordered by level then file order."""
 
     name: str
-    tasks: dict[str, RunConfigTask]
+    tasks: dict[str, wire.RunConfigTask]
 
-    def task_by_name(self, name: str) -> RunConfigTask:
+    def task_by_name(self, name: str) -> wire.RunConfigTask:
         for task in self.tasks.values():
             if task.name == name:
                 return task
         raise KeyError(name)
 
-    def levels(self) -> list[list[RunConfigTask]]:
-        out: list[list[RunConfigTask]] = []
+    def levels(self) -> list[list[wire.RunConfigTask]]:
+        out: list[list[wire.RunConfigTask]] = []
         for task in self.tasks.values():
             while len(out) <= task.level:
                 out.append([])
@@ -357,36 +151,38 @@ def _task(
     level: int,
     ctx: RunContext,
     variables: dict[str, str],
-) -> RunConfigTask:
+) -> wire.RunConfigTask:
     depends = {}
     for dep in task.depends:
         parent = ids[dep.task]
-        depends[parent] = TaskDepend(parent, tuple(str(c) for c in dep.effective_conditions()))
+        conditions = [wire.DependCondition(str(c)) for c in dep.effective_conditions()]
+        depends[parent] = wire.RunConfigTaskDepend(task_id=parent, conditions=conditions)
     assert task.runtime is not None  # validated
-    return RunConfigTask(
+    timeout = task.task_timeout_interval or config.task_timeout_interval
+    return wire.RunConfigTask(
         id=ids[task.name],
         name=task.name,
         level=level,
-        runtime=GeneratedRuntime(
-            type=task.runtime.type or "pod",
-            arch=task.runtime.arch,
-            containers=tuple(_container(c, variables) for c in task.runtime.containers),
+        runtime=wire.Runtime(
+            type=wire.RuntimeType(task.runtime.type or "pod"),
+            arch=wire.Arch(task.runtime.arch) if task.runtime.arch else None,
+            containers=[_container(c, variables) for c in task.runtime.containers],
         ),
         depends=depends,
         environment=_env(task.environment, variables),
         working_dir=task.working_dir,
         shell=task.shell or DEFAULT_SHELL,
         user=task.user,
-        steps=tuple(
-            _operation(s, variables)
+        steps=[
+            _step(s, variables)
             for s in task.steps
             if match_when(s.when, ctx.ref_type, ctx.branch, ctx.tag, ctx.ref)
-        ),
+        ],
         ignore_failure=task.ignore_failure,
         needs_approval=task.approval,
         skip=not match_when(task.when, ctx.ref_type, ctx.branch, ctx.tag, ctx.ref),
         docker_registries_auth=_registries(config, run, task, variables),
-        task_timeout_interval=task.task_timeout_interval or config.task_timeout_interval or 0,
+        task_timeout_interval=to_timedelta(timeout) if timeout else None,
     )
 
 
@@ -394,29 +190,31 @@ def _env(env: Mapping[str, Value], variables: dict[str, str]) -> dict[str, str]:
     return {name: value.resolve(variables) for name, value in env.items()}
 
 
-def _container(c: Container, variables: dict[str, str]) -> GeneratedContainer:
-    return GeneratedContainer(
+def _container(c: Container, variables: dict[str, str]) -> wire.Container:
+    return wire.Container(
         image=c.image,
         environment=_env(c.environment, variables),
         user=c.user,
         privileged=c.privileged,
         entrypoint=c.entrypoint,
-        volumes=tuple(
-            GeneratedVolume(v.path, (v.tmpfs.size or 0) if v.tmpfs is not None else 0) for v in c.volumes
-        ),
+        # Every volume is a tmpfs (the only kind there is); size 0 = the engine's default.
+        volumes=[
+            wire.Volume(path=v.path, tmpfs=wire.VolumeTmpFS(size=(v.tmpfs.size or 0) if v.tmpfs else 0))
+            for v in c.volumes
+        ],
     )
 
 
 def _registries(
     config: PipelineConfig, run: Run, task: Task, variables: dict[str, str]
-) -> dict[str, ResolvedRegistryAuth]:
+) -> dict[str, wire.DockerRegistryAuth]:
     """Global < run < task, per registry."""
     merged: dict[str, RegistryAuth] = {}
     for level in (config.docker_registries_auth, run.docker_registries_auth, task.docker_registries_auth):
         merged.update(level)
     return {
-        registry: ResolvedRegistryAuth(
-            type=str(auth.type),
+        registry: wire.DockerRegistryAuth(
+            type=wire.DockerRegistryAuthType(str(auth.type)),
             username=auth.username.resolve(variables),
             password=auth.password.resolve(variables),
             auth=auth.auth.resolve(variables),
@@ -425,26 +223,24 @@ def _registries(
     }
 
 
-def _operation(step: Step, variables: dict[str, str]) -> Operation:
-    if isinstance(step, CloneStep):
-        return CloneOperation(
-            name=step.name or CLONE_STEP_NAME, depth=step.depth, recurse_submodules=step.recurse_submodules
-        )
-    if isinstance(step, RunStep):
-        return RunOperation(
-            name=step.name,
-            command=step.command,
-            environment=_env(step.environment, variables),
-            working_dir=step.working_dir,
-            shell=step.shell,
-            tty=step.tty,
-        )
-    if isinstance(step, SaveToWorkspaceStep):
-        return SaveToWorkspaceOperation(step.name, step.contents)
-    if isinstance(step, RestoreWorkspaceStep):
-        return RestoreWorkspaceOperation(step.name, step.dest_dir)
-    if isinstance(step, SaveCacheStep):
-        return SaveCacheOperation(step.name, step.key, step.contents)
-    if isinstance(step, RestoreCacheStep):
-        return RestoreCacheOperation(step.name, step.keys, step.dest_dir)
-    raise TypeError(f"unknown step {step!r}")  # pragma: no cover
+def _step(step: Step, variables: dict[str, str]) -> wire.Step:
+    """The wire step of a pipeline step: the fields they share, by name, with values resolved."""
+    target = _WIRE_STEPS[step.type]
+    values = {
+        f.name: _wire_value(getattr(step, f.name), variables)
+        for f in attrs.fields(target)
+        if f.name != "type" and hasattr(step, f.name)
+    }
+    if isinstance(step, CloneStep) and not step.name:
+        values["name"] = CLONE_STEP_NAME
+    return target(**values)
+
+
+def _wire_value(value: object, variables: dict[str, str]) -> Any:
+    if isinstance(value, SaveContent):
+        return wire.SaveContent(source_dir=value.source_dir, dest_dir=value.dest_dir, paths=list(value.paths))
+    if isinstance(value, tuple):
+        return [_wire_value(v, variables) for v in value]
+    if isinstance(value, Mapping):
+        return {k: v.resolve(variables) if isinstance(v, Value) else v for k, v in value.items()}
+    return value

@@ -70,6 +70,11 @@ def to_timedelta(nanoseconds: int) -> timedelta:
     return timedelta(microseconds=nanoseconds // 1000)
 
 
+def to_nanoseconds(value: timedelta) -> int:
+    """The nanosecond count of a ``timedelta`` (Go's ``time.Duration``), exact."""
+    return value // timedelta(microseconds=1) * 1000
+
+
 def format_duration(ns: int) -> str:
     """A short human form of a duration in nanoseconds (for ``agola pipeline show``)."""
     if ns % NANOSECONDS_PER_SECOND:
