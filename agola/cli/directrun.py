@@ -11,6 +11,7 @@ the index, HEAD or files; the commit is pushed through the gateway to
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,23 @@ def parse_variables(var_files: tuple[str, ...], vars_: tuple[str, ...]) -> dict[
     return variables
 
 
+def parse_secrets(items: tuple[str, ...]) -> dict[str, str]:
+    """``--secret NAME=VALUE`` (or ``--secret NAME``: the value of the environment variable NAME,
+    which keeps it off the command line)."""
+    secrets: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep:
+            value = os.environ.get(name, "")
+        if not name or not value:
+            where = "" if sep else f" (environment variable {name} is unset or empty)"
+            raise click.BadParameter(f"{name or item!r}: expected NAME=VALUE or NAME with a non-empty value{where}",
+                                     param_hint="--secret")
+        secrets[name] = value
+    return secrets
+
+
 def _check_refs(branch: str | None, tag: str | None, ref: str | None, regexes: tuple[str, ...]) -> tuple[str, str, str]:
     if sum(x is not None for x in (branch, tag, ref)) > 1:
         raise click.UsageError("give at most one of --branch, --tag or --ref")
@@ -74,6 +92,8 @@ def _check_refs(branch: str | None, tag: str | None, ref: str | None, regexes: t
               help="Regexes telling pull-request refs; group 1 is the PR id (repeatable).")
 @click.option("--var", "vars_", multiple=True, metavar="NAME=VALUE", help="A run variable (repeatable; wins over files).")
 @click.option("--var-file", "var_files", multiple=True, metavar="FILE", help="A YAML/JSON map of variables (repeatable).")
+@click.option("--secret", "secrets_", multiple=True, metavar="NAME=VALUE",
+              help="A run variable shown as *** in the run's logs (repeatable; NAME alone reads $NAME; wins over --var).")
 @click.option("-C", "--repo", "repo", default=".", show_default=True, help="Path inside the local repository.")
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Check the pipeline file locally (as `agola pipeline check`) before pushing.")
@@ -85,7 +105,8 @@ def _check_refs(branch: str | None, tag: str | None, ref: str | None, regexes: t
 @click.pass_obj
 def start(
     ctx: CliContext, untracked: bool, ignored: bool, branch: str | None, tag: str | None, ref: str | None,
-    pr_regexes: tuple[str, ...], vars_: tuple[str, ...], var_files: tuple[str, ...], repo: str, check: bool,
+    pr_regexes: tuple[str, ...], vars_: tuple[str, ...], var_files: tuple[str, ...], secrets_: tuple[str, ...],
+    repo: str, check: bool,
     follow: bool, follow_timeout: float, as_json: bool, ignored_args: tuple[str, ...],
 ) -> None:
     """Save the work tree as a commit, push it to agola and start its runs.
@@ -100,7 +121,8 @@ def start(
 
     branch_, tag_, ref_ = _check_refs(branch, tag, ref, pr_regexes)
     regexes = list(pr_regexes or DEFAULT_PR_REGEXES)
-    variables = parse_variables(var_files, vars_)
+    secrets = parse_secrets(secrets_)
+    variables = {k: v for k, v in parse_variables(var_files, vars_).items() if k not in secrets}
     try:
         root = _git.repo_root(repo)
         if not (branch_ or tag_ or ref_):
@@ -137,7 +159,7 @@ def start(
         req = UserCreateRunRequest(
             repo_uuid=uuid_, repo_path=f"{user.id}/{uuid_}", commit_sha=snap.commit_sha, message=message,
             branch=branch_, tag=tag_,
-            ref=ref_, pull_request_ref_regexes=regexes, variables=variables,
+            ref=ref_, pull_request_ref_regexes=regexes, variables=variables, secret_variables=secrets,
         )
         res = await gw.user_create_run(req)
         if as_json:

@@ -51,18 +51,20 @@ def jfield(
     default: Any = attrs.NOTHING,
     factory: Callable[[], Any] | None = None,
     converter: Any = None,
+    repr: bool = True,  # attrs' own name for it
 ) -> Any:
     """An attrs field serialized under JSON key ``name``.
 
     Without ``default``/``factory`` the field is required when parsing.
     ``omitempty=False`` always writes the key (``null`` for ``None``), as the Go types do for the
     fields the spec marks "NOT omitempty". ``omitempty="nil"`` omits only ``None`` (Go's
-    ``*int`` with omitempty: a pointer to 0 is still written).
+    ``*int`` with omitempty: a pointer to 0 is still written). ``repr=False`` keeps a value
+    (a secret) out of the object's ``repr``, hence out of logs and test output.
     """
     metadata = {_JSON_KEY: name, _OMITEMPTY_KEY: omitempty}
     if factory is not None:
-        return attrs.field(factory=factory, metadata=metadata, converter=converter)
-    return attrs.field(default=default, metadata=metadata, converter=converter)
+        return attrs.field(factory=factory, metadata=metadata, converter=converter, repr=repr)
+    return attrs.field(default=default, metadata=metadata, converter=converter, repr=repr)
 
 
 def jembedded() -> Any:

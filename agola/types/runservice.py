@@ -268,6 +268,10 @@ class RunConfigTask(JSONType):
     )
     # Added after v0.4.0 (v0.8.0): the task fails as timed out after this long; None = no limit.
     task_timeout_interval: timedelta | None = jfield("task_timeout_interval", default=None)
+    # Not in the reference: the secret values of the run (its secret-backed variables, the clone
+    # key), written as ``***`` in the task's logs by the executor. Set by the gateway at creation;
+    # internal only (the public API never shows run config tasks whole).
+    masked_values: list[str] = jfield("masked_values", factory=list, repr=False)
 
     @property
     def workspace_archive_steps(self) -> list[int]:
@@ -401,10 +405,12 @@ class ExecutorTaskSpecData(JSONType):
     cache_prefix: str = jfield("cache_prefix", default="")
     steps: list[Step] = jfield("steps", factory=list)
     task_timeout_interval: timedelta | None = jfield("task_timeout_interval", default=None)
+    # The run config task's masked_values: replaced by ``***`` in this task's logs.
+    masked_values: list[str] = jfield("masked_values", factory=list)
 
     def __repr__(self) -> str:
         # The environment carries secrets (AGOLA_SSHPRIVKEY, variables), as do container
-        # environments and registry auths: never in logs or test output.
+        # environments, registry auths and masked_values: never in logs or test output.
         images = [c.image for c in self.containers]
         return f"ExecutorTaskSpecData(task_name={self.task_name!r}, images={images!r}, steps={len(self.steps)}, ...)"
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from agola.errors import NotExist
+import pytest
+
+from agola.errors import BadRequest, NotExist
 from agola.services.gateway.actions.createrun import UserCreateRunRequest, resolve_ref
 from agola.services.gateway.runcreation import (
     RunSource,
@@ -69,3 +71,32 @@ async def test_ci_skip_creates_nothing_and_the_first_config_file_wins() -> None:
     runs = await create_runs(_src(), fetch, create)
     assert [r.name for r in runs] == ["ci"] and created[0].cache_group == "u1-r1"
     assert asked[:3] == [".agola/config.star", ".agola/config.jsonnet", ".agola/config.json"]
+
+
+async def test_secret_values_reach_every_task_as_masked_values() -> None:
+    created: list[RunCreateRequest] = []
+
+    async def fetch(path: str) -> bytes:
+        if path != ".agola/config.yml":
+            raise NotExist(path)
+        return PIPELINE
+
+    async def create(req: RunCreateRequest) -> Run:
+        created.append(req)
+        return Run(id="r", name=req.name, group=req.group)
+
+    direct = _src(variables={"plain": "visible", "token": "tok-123456"}, secret_names=frozenset({"token"}),
+                  ssh_private_key="KEY-BODY")
+    await create_runs(direct, fetch, create)
+    [task] = (created[-1].run_config_tasks or {}).values()
+    assert task.masked_values == ["KEY-BODY", "tok-123456"]
+    # A project's variables all come from its secrets: every value is masked.
+    project = _src(run_type="project", base_id="p1", variables={"a": "value-a", "b": "value-b"})
+    assert project.masked_values() == ["value-a", "value-b"]
+    assert "tok-123456" not in repr(direct)
+    req = UserCreateRunRequest.from_json({"variables": {"A": "1"}, "secret_variables": {"S": "s3cret"}})
+    assert req.secret_variables == {"S": "s3cret"} and "s3cret" not in repr(req)
+    for bad, message in (({"secret_variables": {"S": 1}}, "secret_variables: expected an object of strings"),
+                         ({"variables": {"S": "a"}, "secret_variables": {"S": "b"}}, "both set S")):
+        with pytest.raises(BadRequest, match=message):
+            UserCreateRunRequest.from_json(bad)

@@ -311,3 +311,19 @@ def test_registry_credentials_never_in_repr() -> None:
     rc = RunConfig.from_json(RUN_CONFIG)
     assert rc.tasks["t1"].docker_registries_auth["index.docker.io"].password == "s3cr3t-pw"
     assert "s3cr3t-pw" not in repr(rc)
+
+
+def test_masked_values_round_trip_to_the_executor_and_stay_out_of_repr() -> None:
+    from agola.services.runservice.logic.spec_data import executor_task_spec_data
+
+    raw = {"id": "t1", "name": "t", "runtime": {"containers": [{"image": "x"}]},
+           "masked_values": ["hunter22-secret"]}
+    rct = RunConfigTask.from_json(raw)
+    assert rct.masked_values == ["hunter22-secret"] and rct.to_json()["masked_values"] == ["hunter22-secret"]
+    assert "masked_values" not in RunConfigTask.from_json({**raw, "masked_values": []}).to_json()
+    run = Run.from_json({"id": "r", "tasks": {"t1": {"id": "t1"}}})
+    data = executor_task_spec_data(run, RunConfig(id="r", group="/user/u1", tasks={"t1": rct}), "t1")
+    et = ExecutorTask.from_json(EXECUTOR_TASK)
+    assert ExecutorTask.from_json_with_data(et.to_json(data))[1] == data
+    assert data.masked_values == ["hunter22-secret"]
+    assert "hunter22" not in repr(rct) + repr(data) + repr(RunConfig(id="r", tasks={"t1": rct}))

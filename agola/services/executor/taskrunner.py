@@ -198,7 +198,7 @@ class TaskRunner:
             return
         shutil.rmtree(self.task_dir, ignore_errors=True)
         self.task_dir.mkdir(parents=True)
-        self.logs = TaskLogs(self.task_dir)
+        self.logs = TaskLogs(self.task_dir, self.spec.masked_values)
         self._update(phase=ExecutorTaskPhase.RUNNING, start_time=_now(), setup_step=_step_started(self.status.setup_step))
         await self._report()
         timer = None

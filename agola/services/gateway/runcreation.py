@@ -54,6 +54,9 @@ class RunSource:
     pull_request_id: str = ""
     repo_uuid: str = ""  # direct runs: the local repository
     variables: dict[str, str] = attrs.field(factory=dict, repr=False)
+    # Direct runs: the variables given as secrets (``--secret``). A project's variables all come
+    # from its secrets, so every one of them is masked.
+    secret_names: frozenset[str] = frozenset()
     ssh_private_key: str = attrs.field(default="", repr=False)
     ssh_host_key: str = ""
     skip_ssh_host_key_check: bool = False
@@ -64,6 +67,13 @@ class RunSource:
     pull_request_link: str = ""
     webhook_event: str = ""
     webhook_sender: str = ""
+
+    def masked_values(self) -> list[str]:
+        """The values the executor writes as ``***`` in the logs of this commit's runs."""
+        secret = self.variables if self.run_type == "project" else {
+            k: v for k, v in self.variables.items() if k in self.secret_names}
+        values = {*secret.values(), self.ssh_private_key}
+        return sorted(v for v in values if v)
 
     def context(self) -> RunContext:
         if self.ref_type == RefType.BRANCH:
@@ -179,10 +189,12 @@ async def create_runs(src: RunSource, fetch: FetchFile, create: CreateRun) -> li
         return [await create(attrs.evolve(base, name=SETUP_ERROR_RUN_NAME, setup_errors=[exc.message]))]
     except PipelineError as exc:
         return [await create(attrs.evolve(base, name=SETUP_ERROR_RUN_NAME, setup_errors=exc.setup_errors()))]
+    masked = src.masked_values()
     runs: list[Run] = []
     for generated in generate_run_configs(config, ctx, src.message, src.variables):
-        req = RunCreateRequest.from_json({**base.to_json(), "name": generated.name,
-                                          "run_config_tasks": generated.tasks_json()})
+        tasks = {tid: {**task, "masked_values": masked} if masked else task
+                 for tid, task in generated.tasks_json().items()}
+        req = RunCreateRequest.from_json({**base.to_json(), "name": generated.name, "run_config_tasks": tasks})
         runs.append(await create(req))
     log.info("runs created", group=group, runs=len(runs), commit=src.commit_sha)
     return runs

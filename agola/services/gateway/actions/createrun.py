@@ -35,6 +35,8 @@ class UserCreateRunRequest:
     message: str = ""
     pull_request_ref_regexes: tuple[str, ...] = ()
     variables: dict[str, str] = attrs.field(factory=dict, repr=False)
+    # Variables whose values are written as *** in the run's logs (the CLI's --secret).
+    secret_variables: dict[str, str] = attrs.field(factory=dict, repr=False)
 
     @classmethod
     def from_json(cls, body: Any) -> UserCreateRunRequest:
@@ -45,12 +47,20 @@ class UserCreateRunRequest:
             if not isinstance(value, str):
                 raise BadRequest(f"{key}: expected a string")
         regexes = body.get("pull_request_ref_regexes") or []
-        variables = body.get("variables") or {}
         if not isinstance(regexes, list) or not all(isinstance(r, str) for r in regexes):
             raise BadRequest("pull_request_ref_regexes: expected a list of strings")
-        if not isinstance(variables, dict) or not all(isinstance(v, str) for v in variables.values()):
-            raise BadRequest("variables: expected an object of strings")
-        return cls(**strs, pull_request_ref_regexes=tuple(regexes), variables=dict(variables))
+        variables, secrets = (_string_map(body, key) for key in ("variables", "secret_variables"))
+        both = sorted(variables.keys() & secrets.keys())
+        if both:
+            raise BadRequest(f"variables and secret_variables both set {', '.join(both)}")
+        return cls(**strs, pull_request_ref_regexes=tuple(regexes), variables=variables, secret_variables=secrets)
+
+
+def _string_map(body: dict[str, Any], key: str) -> dict[str, str]:
+    value = body.get(key) or {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise BadRequest(f"{key}: expected an object of strings")
+    return dict(value)
 
 
 @attrs.frozen
@@ -125,7 +135,8 @@ async def user_create_run(svc: Services, ident: Identity, req: UserCreateRunRequ
         message=req.message or "agola direct run",
         clone_url=f"{svc.api_exposed_url.rstrip('/')}/repos/{req.repo_path}.git",
         repo_uuid=req.repo_uuid,
-        variables=dict(req.variables),
+        variables={**req.variables, **req.secret_variables},
+        secret_names=frozenset(req.secret_variables),
     )
     fetch = svc.extra.get("fetch_file") or _gitserver_fetcher(svc, req.repo_path, req.commit_sha)
     return await create_runs(src, fetch, lambda r: _create(svc, r))

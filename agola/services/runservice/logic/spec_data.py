@@ -57,4 +57,5 @@ def executor_task_spec_data(run: Run, rc: RunConfig, task_id: str) -> ExecutorTa
         cache_prefix=cache_prefix(rc),
         steps=list(rct.steps),
         task_timeout_interval=rct.task_timeout_interval,
+        masked_values=list(rct.masked_values),
     )
