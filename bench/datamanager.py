@@ -50,7 +50,7 @@ async def feed_apply_rate(dm: DataManager, expected: int) -> float:
             objects[(a.data_type, a.id)] = a.data
         if batch.synced:
             break
-    await feed.aclose()  # type: ignore[attr-defined]
+    await feed.aclose()
     elapsed = time.perf_counter() - started
     assert len(objects) >= expected, (len(objects), expected)
     return len(objects) / elapsed

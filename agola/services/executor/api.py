@@ -13,7 +13,7 @@ Content-Length (the size when the request came: a log still written to is cut th
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -80,7 +80,7 @@ async def get_archive(request: web.Request) -> web.StreamResponse:
     return await _stream(request, _file_chunks(path, size), size)
 
 
-async def _file_chunks(path: os.PathLike[str] | str, size: int) -> AsyncIterator[bytes]:
+async def _file_chunks(path: os.PathLike[str] | str, size: int) -> AsyncGenerator[bytes, None]:
     with open(path, "rb") as f:
         remaining = size
         while remaining > 0:
@@ -91,7 +91,7 @@ async def _file_chunks(path: os.PathLike[str] | str, size: int) -> AsyncIterator
             yield data
 
 
-async def _stream(request: web.Request, chunks: AsyncIterator[bytes], size: int | None) -> web.StreamResponse:
+async def _stream(request: web.Request, chunks: AsyncGenerator[bytes, None], size: int | None) -> web.StreamResponse:
     resp = web.StreamResponse(status=200, headers=STREAM_HEADERS)
     resp.content_type = "application/octet-stream"
     if size is not None:
@@ -101,7 +101,7 @@ async def _stream(request: web.Request, chunks: AsyncIterator[bytes], size: int 
         async for chunk in chunks:
             await resp.write(chunk)
     finally:
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await chunks.aclose()
     await resp.write_eof()
     return resp
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from pathlib import Path
 
 from agola.errors import BadRequest, NotExist
@@ -133,7 +133,7 @@ async def read_log(
     setup: bool = False,
     step: int | None = None,
     follow: bool = False,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The stream behind ``GET /executor/logs``: a live log (followed if asked) or a finished file.
 
     Raises ``NotExist`` when there is no such log (yet): callers should check before sending

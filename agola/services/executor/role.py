@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from agola.config import Config
+from agola.config import Executor as ExecutorSection
 from agola.errors import BadRequest
 from agola.pipeline.cachekey import render_for_task
 from agola.roleclients.runservice import RunserviceClient
@@ -29,15 +30,15 @@ from agola.util.privatefiles import private_dir
 log = get_logger(__name__)
 
 
-def make_driver(section: object, data_dir: Path) -> Driver:
-    kind = section.driver.type  # type: ignore[attr-defined]
+def make_driver(section: ExecutorSection, data_dir: Path) -> Driver:
+    kind = section.driver.type
     if kind == "docker":
         from agola.services.executor.drivers.docker import DockerDriver, DockerDriverConfig
 
         return DockerDriver(DockerDriverConfig(
-            busybox_path=section.busybox_path,  # type: ignore[attr-defined]
-            network=section.docker.network,  # type: ignore[attr-defined]
-            allow_privileged=section.allow_privileged_containers,  # type: ignore[attr-defined]
+            busybox_path=section.busybox_path,
+            network=section.docker.network,
+            allow_privileged=section.allow_privileged_containers,
         ))
     if kind == "host":
         from agola.services.executor.drivers.host import HostDriver, HostDriverConfig

@@ -162,7 +162,7 @@ class RunReadDB:
                 if batch.synced:
                     self._ost_synced.set()
         finally:
-            await feed.aclose()  # type: ignore[attr-defined]
+            await feed.aclose()
 
     async def _apply_batch(self, batch: FeedBatch) -> None:
         async with self.db.write() as db:

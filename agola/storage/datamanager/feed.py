@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import attrs
 
@@ -127,7 +127,7 @@ class Feed:
         self._wals = wals
         self._max_backoff = max_backoff
 
-    async def follow(self, wal_sequence: str) -> AsyncIterator[FeedBatch]:
+    async def follow(self, wal_sequence: str) -> AsyncGenerator[FeedBatch, None]:
         cur = wal_sequence
         delay = 0.05
         streak = 0  # resyncs in a row without a batch delivered in between

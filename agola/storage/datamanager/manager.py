@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 
 from agola.errors import BadRequest
 from agola.storage.coord.base import Coordination
@@ -187,7 +187,7 @@ class DataManager:
 
     # --- readdb feed ------------------------------------------------------------------------
 
-    def feed(self, wal_sequence: str = "") -> AsyncIterator[FeedBatch]:
+    def feed(self, wal_sequence: str = "") -> AsyncGenerator[FeedBatch, None]:
         """Batches to mirror the datamanager into a readdb, from the consumer's last applied WAL
         sequence ("" = from scratch). The contract is in ``agola.storage.datamanager.feed``."""
         feed = Feed(self.coord, self.ost, self.paths, self.datatypes, self.wal_reader, self.options.max_backoff)

@@ -174,7 +174,7 @@ class HostPod(Pod):
 
     async def has_executable(self, path: str) -> bool:
         found = shutil.which(path, path=self._base_env["PATH"]) if "/" not in path else path
-        return bool(found) and os.path.isfile(found) and os.access(found, os.X_OK)  # type: ignore[arg-type]
+        return found is not None and os.path.isfile(found) and os.access(found, os.X_OK)
 
     async def stop(self) -> None:
         self._stopped = True
