@@ -12,6 +12,7 @@ needs (Gitea ≥ 1.19 refuses scope-less tokens on the API).
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -152,7 +153,7 @@ class GiteaDriver:
     async def _token_request(self, call: str, form: dict[str, str]) -> OAuth2Token:
         form = {**form, "client_id": self._rs.oauth2_client_id, "client_secret": self._rs.oauth2_client_secret}
         _, body = await self._send(call, "POST", f"{self._root}/login/oauth/access_token",
-                                   headers={"Accept": "application/json"}, data=form, ok=(200, 201))
+                                   headers={"Accept": "application/json"}, data=form, ok=(200, 201, 400, 401))
         try:
             data = json.loads(body)
         except ValueError:
@@ -194,8 +195,8 @@ class GiteaDriver:
 
     async def create_access_token(self, login: str, password: str, token_name: str) -> str:
         call = "create_access_token"
-        auth = aiohttp.BasicAuth(login, password).encode()
-        headers = {"Authorization": auth}
+        basic = base64.b64encode(f"{login}:{password}".encode()).decode()
+        headers = {"Authorization": f"Basic {basic}"}
         base = f"{self._api}/users/{quote(login, safe='')}/tokens"
         _, body = await self._send(call, "GET", f"{base}?limit={PAGE_SIZE}&page=1", headers=headers)
         try:

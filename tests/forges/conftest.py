@@ -1,0 +1,88 @@
+"""The Gitea emulator (one per module: starting sshd costs) and a webhook receiver."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+from aiohttp import web
+
+from tests.support.forge import GiteaEmulator, ssh_available
+from tests.support.services import free_port
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GiteaEmulator]:
+    emu = GiteaEmulator(tmp_path_factory.mktemp("gitea"), ssh=ssh_available()).start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@attrs.define
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+
+@attrs.define
+class HookReceiver:
+    """Records the webhooks it gets (served on the emulator's loop); answers ``status``."""
+
+    url: str
+    received: list[Received] = attrs.field(factory=list)
+    status: int = 200
+
+
+@pytest.fixture(scope="module")
+def receiver(emulator: GiteaEmulator) -> Iterator[HookReceiver]:
+    port = free_port()
+    rec = HookReceiver(f"http://127.0.0.1:{port}/webhooks")
+
+    async def handle(request: web.Request) -> web.Response:
+        rec.received.append(Received(dict(request.headers), await request.read()))
+        return web.Response(status=rec.status)
+
+    async def start() -> web.AppRunner:
+        app = web.Application()
+        app.router.add_post("/webhooks", handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return runner
+
+    runner = emulator.run(start())
+    yield rec
+    emulator.run(runner.cleanup())
+
+
+def git(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    import os
+    import subprocess
+
+    full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", **(env or {})}
+    proc = subprocess.run(["git", *args], cwd=cwd, env=full_env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)}: {proc.stderr}")
+    return proc.stdout.strip()
+
+
+def work_tree(path: Path, files: dict[str, str], message: str = "first") -> Path:
+    path.mkdir(parents=True)
+    git("init", "-q", "-b", "main", str(path))
+    git("config", "user.email", "dev@example.com", cwd=path)
+    git("config", "user.name", "Dev", cwd=path)
+    commit(path, files, message)
+    return path
+
+
+def commit(path: Path, files: dict[str, str], message: str) -> str:
+    for name, text in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
+    git("add", "-A", cwd=path)
+    git("commit", "-q", "-m", message, cwd=path)
+    return git("rev-parse", "HEAD", cwd=path)

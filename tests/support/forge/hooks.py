@@ -1,0 +1,114 @@
+"""Webhooks the emulator sends, as Gitea's ``services/webhook/deliver.go``: the payload
+pretty-printed, ``X-Gitea-Event``/``-Event-Type``/``-Delivery``/``-Signature`` (hex HMAC-SHA256
+of the raw body with the hook's secret) plus the Gogs and GitHub aliases. Deliveries are recorded
+with agola's answer, and can be sent again (``redeliver``)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import uuid
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from tests.support.forge import gitops, shapes
+from tests.support.forge.model import Delivery, Forge, Hook, PullRequest, Repo, User
+
+# (repository the hook belongs to, X-Gitea-Event, fine-grained event type, payload)
+Event = tuple[Repo, str, str, dict[str, Any]]
+
+
+def headers(hook: Hook, event: str, event_type: str, delivery_id: str, body: bytes) -> dict[str, str]:
+    sig256 = hmac.new(hook.secret.encode(), body, hashlib.sha256).hexdigest() if hook.secret else ""
+    sig1 = hmac.new(hook.secret.encode(), body, hashlib.sha1).hexdigest() if hook.secret else ""
+    out = {"Content-Type": "application/json", "User-Agent": "Go-http-client/1.1"}
+    for prefix in ("X-Gitea", "X-Gogs", "X-GitHub"):
+        out[f"{prefix}-Delivery"] = delivery_id
+        out[f"{prefix}-Event"] = event
+        out[f"{prefix}-Event-Type"] = event_type
+    out["X-Gitea-Signature"] = sig256
+    out["X-Gogs-Signature"] = sig256
+    out["X-Hub-Signature"] = f"sha1={sig1}" if sig1 else ""
+    out["X-Hub-Signature-256"] = f"sha256={sig256}" if sig256 else ""
+    return out
+
+
+class HookSender:
+    def __init__(self, forge: Forge) -> None:
+        self.forge = forge
+        self.session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self.session is not None:
+            await self.session.close()
+
+    async def send_all(self, events: list[Event]) -> None:
+        """Queue the deliveries of ``events`` (sent in the background, as Gitea's queue)."""
+        for repo, event, event_type, payload in events:
+            body = json.dumps(payload, indent=2).encode()
+            for hook in list(repo.hooks.values()):
+                if hook.active and (event in hook.events or event_type in hook.events):
+                    delivery = Delivery(str(uuid.uuid4()), hook.url, event, body)
+                    with self.forge.lock:
+                        self.forge.deliveries.append(delivery)
+                    self._spawn(self.deliver(hook, delivery, event_type))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def deliver(self, hook: Hook, delivery: Delivery, event_type: str) -> None:
+        assert self.session is not None
+        h = headers(hook, delivery.event, event_type, delivery.id, delivery.body)
+        try:
+            async with self.session.post(hook.url, data=delivery.body, headers=h) as resp:
+                text = await resp.text()
+                delivery.response, delivery.status = text[:500], resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            delivery.response, delivery.status = f"{type(exc).__name__}: {exc}", -1
+
+
+HOOKS_KEY = web.AppKey("hooks", HookSender)
+
+
+def push_events(forge: Forge, repo: Repo, before: dict[str, str], after: dict[str, str], pusher: User) -> list[Event]:
+    """The deliveries a push produced: one ``push`` per changed branch or tag, and a
+    ``pull_request`` ``synchronized`` for each open PR whose head branch moved."""
+    events: list[Event] = []
+    for ref in sorted(set(before) | set(after)):
+        old, new = before.get(ref, gitops.ZERO_SHA), after.get(ref, gitops.ZERO_SHA)
+        if old == new or not ref.startswith(("refs/heads/", "refs/tags/")):
+            continue
+        commits = [] if ref.startswith("refs/tags/") else gitops.pushed_commits(repo.git_dir, old, new)
+        head = None
+        if new != gitops.ZERO_SHA:
+            head = gitops.commit(repo.git_dir, gitops.peel(repo.git_dir, new))
+        events.append((repo, "push", "push", shapes.push_payload(forge, repo, ref, old, new, commits, head, pusher)))
+        if ref.startswith("refs/heads/") and new != gitops.ZERO_SHA:
+            events.extend(synchronize_pulls(forge, repo, ref.removeprefix("refs/heads/"), new))
+    return events
+
+
+def synchronize_pulls(forge: Forge, head_repo: Repo, branch: str, sha: str) -> list[Event]:
+    events: list[Event] = []
+    for base in list(forge.repos.values()):
+        for pr in base.pulls.values():
+            if pr.state == "open" and pr.head_repo == head_repo.path and pr.head_branch == branch:
+                pr.head_sha = sha
+                update_pull_ref(base, head_repo, pr)
+                events.append((base, "pull_request", "pull_request_sync",
+                               shapes.pull_request_payload(forge, base, pr, "synchronized")))
+    return events
+
+
+def update_pull_ref(base: Repo, head_repo: Repo, pr: PullRequest) -> None:
+    """``refs/pull/<n>/head`` in the base repository, as Gitea keeps it."""
+    gitops.fetch_into(base.git_dir, head_repo.git_dir, f"+refs/heads/{pr.head_branch}:refs/pull/{pr.number}/head")
