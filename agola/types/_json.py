@@ -35,7 +35,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 import attrs
 
 from agola.errors import BadRequest
-from agola.util.duration import DurationError, parse_duration, to_timedelta
+from agola.util.duration import DurationError, parse_duration, to_nanoseconds, to_timedelta
 
 _JSON_KEY = "agola_json"
 _OMITEMPTY_KEY = "agola_omitempty"
@@ -101,7 +101,7 @@ class JSONType:
                 data = json.loads(data)
             except ValueError as exc:
                 raise BadRequest(f"invalid JSON: {exc}") from None
-        return decode_value(data, cls, path)  # type: ignore[no-any-return]
+        return decode_value(data, cls, path)  # type: ignore[no-any-return]  # the decoder built for cls returns a cls
 
 
 # -- time ------------------------------------------------------------------------------------
@@ -250,7 +250,7 @@ def _identity(value: Any) -> Any:
 
 
 def _encode_timedelta(value: timedelta) -> int:
-    return value // timedelta(microseconds=1) * 1000
+    return to_nanoseconds(value)
 
 
 def _encode_attrs(value: Any) -> dict[str, Any]:
