@@ -6,7 +6,7 @@ exports, run events) are async iterators of bytes (or of decoded events) with bo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -113,9 +113,13 @@ class RunserviceClient(MaintenanceCalls):
         query = StepQuery(setup=setup, step=step)
         await self.json("DELETE", "/logs", params={"runid": run_id, "taskid": task_id, **query.params()})
 
-    async def run_events(self) -> AsyncIterator[RunEvent]:
-        """Run events as they happen (server-sent events), until the caller stops iterating."""
+    async def run_events(self, on_connected: Callable[[], None] | None = None) -> AsyncGenerator[RunEvent, None]:
+        """Run events as they happen (server-sent events), until the caller stops iterating.
+        ``on_connected`` is called once the server follows the events for this stream (none
+        happening from then on is missed), before the first event arrives."""
         resp = await self.request("GET", "/runs/events", timeout=NO_TIMEOUT)
+        if on_connected is not None:
+            on_connected()
         async with resp:
             async for line in resp.content:
                 if line.startswith(b"data: "):

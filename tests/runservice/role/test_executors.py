@@ -155,13 +155,14 @@ async def test_log_follow_sees_new_lines_promptly(rs: Instance, make_executor: C
 
 async def test_run_events_stream(rs: Instance, make_executor: Callable[..., Any]) -> None:
     events: list[Any] = []
+    connected = asyncio.Event()
 
     async def listen() -> None:
-        async for ev in rs.c.run_events():
+        async for ev in rs.c.run_events(on_connected=connected.set):
             events.append(ev)
 
     listener = asyncio.create_task(listen())
-    await asyncio.sleep(0.2)  # the stream is "from now": let it connect
+    await wait_for(connected.is_set, 10)  # the stream is "from now": follow it before the run starts
     ex = await make_executor(rs.url)
     run = (await rs.c.create_run(create_req(rct("a")))).run
     await rs.c.start_run(run.id)
