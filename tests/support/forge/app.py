@@ -20,7 +20,7 @@ from aiohttp import web
 
 from agola.services.gitserver.cgi import run_http_backend
 from tests.support.forge import gitops, shapes
-from tests.support.forge.hooks import HOOKS_KEY, HookSender, push_events
+from tests.support.forge.hooks import HOOKS_KEY, HookSender, open_pulls, push_events
 from tests.support.forge.model import Forge, Hook, Key, Repo, Status, User
 
 FORGE_KEY = web.AppKey("forge", Forge)
@@ -394,9 +394,10 @@ async def git_http(request: web.Request) -> web.StreamResponse:
         return await run_http_backend(request, forge.repos_root, f"/{repo.path}.git/{tail}")
     assert pusher is not None
     before = await asyncio.to_thread(gitops.refs, repo.git_dir)
+    pulls = open_pulls(forge)
     response = await run_http_backend(request, forge.repos_root, f"/{repo.path}.git/{tail}")
     after = await asyncio.to_thread(gitops.refs, repo.git_dir)
-    await request.app[HOOKS_KEY].send_all(await asyncio.to_thread(push_events, forge, repo, before, after, pusher))
+    await request.app[HOOKS_KEY].send_all(await asyncio.to_thread(push_events, forge, repo, before, after, pusher, pulls))
     return response
 
 

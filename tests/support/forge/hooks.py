@@ -79,9 +79,16 @@ class HookSender:
 HOOKS_KEY = web.AppKey("hooks", HookSender)
 
 
-def push_events(forge: Forge, repo: Repo, before: dict[str, str], after: dict[str, str], pusher: User) -> list[Event]:
+def open_pulls(forge: Forge) -> set[tuple[str, int]]:
+    with forge.lock:
+        return {(r.path, n) for r in forge.repos.values() for n, pr in r.pulls.items() if pr.state == "open"}
+
+
+def push_events(forge: Forge, repo: Repo, before: dict[str, str], after: dict[str, str], pusher: User,
+                pulls: set[tuple[str, int]]) -> list[Event]:
     """The deliveries a push produced: one ``push`` per changed branch or tag, and a
-    ``pull_request`` ``synchronized`` for each open PR whose head branch moved."""
+    ``pull_request`` ``synchronized`` for each PR open before the push (``pulls``) whose head
+    branch moved."""
     events: list[Event] = []
     for ref in sorted(set(before) | set(after)):
         old, new = before.get(ref, gitops.ZERO_SHA), after.get(ref, gitops.ZERO_SHA)
@@ -93,15 +100,16 @@ def push_events(forge: Forge, repo: Repo, before: dict[str, str], after: dict[st
             head = gitops.commit(repo.git_dir, gitops.peel(repo.git_dir, new))
         events.append((repo, "push", "push", shapes.push_payload(forge, repo, ref, old, new, commits, head, pusher)))
         if ref.startswith("refs/heads/") and new != gitops.ZERO_SHA:
-            events.extend(synchronize_pulls(forge, repo, ref.removeprefix("refs/heads/"), new))
+            events.extend(synchronize_pulls(forge, repo, ref.removeprefix("refs/heads/"), new, pulls))
     return events
 
 
-def synchronize_pulls(forge: Forge, head_repo: Repo, branch: str, sha: str) -> list[Event]:
+def synchronize_pulls(forge: Forge, head_repo: Repo, branch: str, sha: str,
+                      pulls: set[tuple[str, int]]) -> list[Event]:
     events: list[Event] = []
     for base in list(forge.repos.values()):
-        for pr in base.pulls.values():
-            if pr.state == "open" and pr.head_repo == head_repo.path and pr.head_branch == branch:
+        for pr in list(base.pulls.values()):
+            if (base.path, pr.number) in pulls and pr.head_repo == head_repo.path and pr.head_branch == branch:
                 pr.head_sha = sha
                 update_pull_ref(base, head_repo, pr)
                 events.append((base, "pull_request", "pull_request_sync",
