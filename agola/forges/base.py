@@ -70,6 +70,20 @@ class ForgeBadRequest(ForgeError, BadRequest):
     code = BadRequest.code
 
 
+class ForgeRateLimited(ForgeError, Unavailable):
+    """The forge's rate limit is spent (403/429 with ``Retry-After`` or ``X-RateLimit-Remaining: 0``).
+    ``retry_after``: seconds until the forge accepts calls again (at least 1). Drivers never wait
+    themselves: an interactive caller shows the error, background work tries again no sooner."""
+
+    status = Unavailable.status
+    code = Unavailable.code
+
+    def __init__(self, forge: str, call: str, retry_after: float, *, forge_status: int = 429) -> None:
+        self.retry_after = max(1.0, float(retry_after))
+        super().__init__(forge, call, f"rate limited, retry in {int(self.retry_after + 0.999)} s",
+                         forge_status=forge_status)
+
+
 class WebhookRejected(Unauthorized):
     """A delivery whose signature is missing or wrong: answered 401, nothing created."""
 
