@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from agola.config import Gateway
-from agola.web.sessions import SessionStore, cookie_key
+from agola.web.sessions import SessionStore, cookie_key, sessions_dir
 from agola.web.views import COOKIE_POLICY_KEY, SESSIONS_KEY, CookiePolicy, add_routes
 
 __all__ = ["STATIC_DIR", "add_web_ui"]
@@ -23,7 +23,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def add_web_ui(app: web.Application, gw: Gateway) -> None:
     """Routes the UI's pages, its script endpoints and its static files on the gateway's app."""
-    app[SESSIONS_KEY] = SessionStore(cookie_key(gw), gw.cookie_signing.duration)
+    app[SESSIONS_KEY] = SessionStore(cookie_key(gw), gw.cookie_signing.duration, directory=sessions_dir(gw))
     app[COOKIE_POLICY_KEY] = CookiePolicy(
         secure=gw.web.tls or urlsplit(gw.web_exposed_url).scheme == "https", unsecure=gw.unsecure_cookies)
     add_routes(app)

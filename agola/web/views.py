@@ -92,7 +92,7 @@ async def _caller(request: web.Request) -> Caller:
         ident = await request.app[AUTH_KEY].identify(Credentials("token", session.token))
     except Unauthorized:
         # The token was deleted since sign-in: the session ends with it.
-        request.app[SESSIONS_KEY].delete(session)
+        await request.app[SESSIONS_KEY].delete(session)
         raise _SignIn() from None
     return Caller(request.app[SERVICES_KEY], ident, session)
 
@@ -170,7 +170,7 @@ async def login(request: web.Request) -> web.Response:
         return page("login.html", status=401, next=next_path, error="This token is not valid.", signed_in="",
                     csrf="")
     store = request.app[SESSIONS_KEY]
-    _, cookie = store.create(token)
+    _, cookie = await store.create(token)
     resp = redirect(next_path)
     resp.set_cookie(_cookie_name(request), cookie, max_age=int(store.duration), path="/", httponly=True,
                     samesite="Lax", secure=request.app[COOKIE_POLICY_KEY].is_secure(request))
@@ -182,7 +182,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
         caller, _ = await _form_caller(request)
     except _SignIn:
         return redirect("/login")
-    request.app[SESSIONS_KEY].delete(caller.session)
+    await request.app[SESSIONS_KEY].delete(caller.session)
     resp = redirect("/login")
     resp.del_cookie(_cookie_name(request), path="/")
     return resp

@@ -8,6 +8,7 @@ Playwright's sync API keeps an event loop in the test's thread.
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import os
@@ -23,6 +24,8 @@ import pytest
 from click.testing import CliRunner
 
 from agola.cli.main import agola
+from agola.services import registry
+from agola.services.role import RoleHost
 from tests.client.stack import ALL, RoleStack
 from tests.support.services import missing
 
@@ -62,6 +65,19 @@ class Web:
         subprocess.run(["git", "init", "-q", str(repo)], check=True)
         (repo / ".agola" / "config.yml").write_text(pipeline)
         return repo
+
+    def restart(self) -> None:
+        """Stop every role and start them again on the same ports and data (``agola serve`` restarted)."""
+        stack = self.stack
+
+        async def restart() -> None:
+            assert stack.host is not None
+            await stack.host.stop()
+            roles = [registry.load_role(c)(stack.config) for c in registry.ordered(set(stack.components))]
+            stack.host = RoleHost(roles, shutdown_timeout=5)
+            await stack.host.start()
+
+        asyncio.run_coroutine_threadsafe(restart(), stack.loop).result(120)
 
     def direct_run(self, token: str, repo: Path, branch: str) -> str:
         out = self.cli(token, "directrun", "start", "-C", str(repo), "--branch", branch, "--json")

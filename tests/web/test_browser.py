@@ -195,6 +195,9 @@ def test_another_user_gets_403_and_sign_out_ends_the_session(web: Web, browser: 
     run_id = web.direct_run(owner, web.repo("private", flaky_run("/nonexistent")), "main")
     page = new_page(browser, web)
     sign_in(page, web.user("dave"))
+    web.restart()  # sessions are kept in the gateway's data dir: still signed in
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Recent runs")).to_be_visible()
     response = page.goto(f"/runs/{run_id}")
     assert response is not None and response.status == 403
     expect(page.get_by_role("heading")).to_contain_text("403")
@@ -216,6 +219,9 @@ def test_another_user_gets_403_and_sign_out_ends_the_session(web: Web, browser: 
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile("/login$"))
     page.context.add_cookies([as_param(session)])  # a copy of the old cookie is worthless now
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    web.restart()  # and stays worthless after a restart
     page.goto("/")
     expect(page).to_have_url(re.compile(r"/login\?next="))
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -80,20 +82,44 @@ async def test_after_skips_what_the_page_has() -> None:
     assert out == LOG[100:]
 
 
-def test_sessions_reject_forged_expired_and_signed_out_cookies() -> None:
+async def test_sessions_reject_forged_expired_and_signed_out_cookies() -> None:
     now = [1000.0]
     store = SessionStore(b"k" * 32, 60, clock=lambda: now[0])
-    session, cookie = store.create("tok")
+    session, cookie = await store.create("tok")
     assert store.get(cookie) == session and "tok" not in cookie
     sid, _, sig = cookie.rpartition(".")
     assert store.get(f"{sid}.{sig[:-2]}xx") is None
     assert SessionStore(b"other" * 8, 60).get(cookie) is None
     assert session.csrf_ok(session.csrf) and not session.csrf_ok("") and not session.csrf_ok("x")
-    store.delete(session)
+    await store.delete(session)
     assert store.get(cookie) is None
-    _, cookie2 = store.create("tok")
+    _, cookie2 = await store.create("tok")
     now[0] += 61
     assert store.get(cookie2) is None
+
+
+async def test_sessions_outlive_the_store_but_not_sign_out(tmp_path: Path) -> None:
+    now = [1000.0]
+    directory = tmp_path / "web-sessions"
+    store = SessionStore(b"k" * 32, 60, directory=directory, clock=lambda: now[0])
+    token = "the-api-token-0123456789"
+    kept, cookie = await store.create(token)
+    ended, ended_cookie = await store.create(token)
+    await store.delete(ended)
+    files = list(directory.iterdir())
+    assert [stat.S_IMODE(f.stat().st_mode) for f in files] == [0o600]
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    # On disk: neither the token nor anything that opens the session without the browser's cookie.
+    stored = files[0].read_bytes()
+    assert token.encode() not in stored and kept.id.encode() not in stored
+
+    again = SessionStore(b"k" * 32, 60, directory=directory, clock=lambda: now[0])  # a restart
+    assert again.get(cookie) == kept and again.get(cookie).token == token  # type: ignore[union-attr]
+    assert again.get(ended_cookie) is None
+    assert SessionStore(b"other" * 8, 60, directory=directory).get(cookie) is None
+    now[0] += 61
+    assert SessionStore(b"k" * 32, 60, directory=directory, clock=lambda: now[0]).get(cookie) is None
+    assert list(directory.iterdir()) == []  # expired files are removed at load
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(0.04, "0.0s"), (4.25, "4.2s"), (59, "59s"), (65, "1m 05s"),
