@@ -190,7 +190,11 @@ def export_(ctx: CliContext, service: str, output: str, force: bool) -> None:
         return f"interrupted: export of {service} abandoned, {dest} left as it was"
 
     try:
-        with open(partial, "wb") as f:
+        f = open(partial, "wb")  # closed by the with below; opened first for a clean error
+    except OSError as exc:
+        raise CliError(f"cannot write {partial}: {exc.strerror}") from None
+    try:
+        with f:
             call(ctx, lambda gw: run(gw, f), interrupted=cleanup)
     except CliError:
         cleanup()

@@ -48,6 +48,8 @@ def _scenario(stack: RoleStack, tmp_path: Path) -> None:
     assert denied.exit_code == 1 and denied.output == "Error: only an administrator can do this\n"
     assert list(tmp_path.glob("cs.export*")) == []
 
+    nowhere = cli(stack, ADMIN, "export", "configstore", "-o", str(tmp_path / "missing" / "cs.export"))
+    assert nowhere.output == f"Error: cannot write {tmp_path}/missing/cs.export.partial: No such file or directory\n"
     out = ok(cli(stack, ADMIN, "export", "configstore", "-o", str(backup))).stdout
     assert re.fullmatch(rf"configstore exported to {re.escape(str(backup))}: \d+ B in \d+\.\ds\n", out), out
     assert list(tmp_path.glob("cs.export*")) == [backup]
