@@ -153,6 +153,27 @@ def la_create(
         click.echo(f"linked account created (id {la_id})")
 
 
+@linkedaccount.command("complete")
+@click.argument("callback_url")
+@json_option
+@click.pass_obj
+def la_complete(ctx: CliContext, callback_url: str, as_json: bool) -> None:
+    """Finish an oauth2 linked account without a browser session: CALLBACK_URL is the address the
+    forge redirected to after the authorization (it carries ``code`` and ``state``)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    query = parse_qs(urlsplit(callback_url).query)
+    code, state = (query.get("code") or [""])[0], (query.get("state") or [""])[0]
+    if not code or not state:
+        raise click.BadParameter("the URL has no code and state query parameters", param_hint="CALLBACK_URL")
+    res = call(ctx, lambda gw: gw.complete_oauth2(code, state))
+    if as_json:
+        done("", res, True)
+    else:
+        la_id = res.linked_account.id if res.linked_account else ""
+        click.echo(f"linked account created (id {la_id})")
+
+
 @linkedaccount.command("delete")
 @click.option("-n", "--username", required=True, help="User name.")
 @click.option("--laid", required=True, help="Linked account id.")

@@ -228,6 +228,12 @@ class GatewayClient:
     async def delete_user_linked_account(self, user_ref: str, la_id: str) -> None:
         await self.call("DELETE", f"/users/{ref(user_ref)}/linkedaccounts/{ref(la_id)}")
 
+    async def complete_oauth2(self, code: str, state: str) -> CreateUserLAResponse:
+        """Complete an OAuth2 authorization this user started (the forge's redirect carried
+        ``code`` and ``state``); returns the linked account it created."""
+        body = await self.call("GET", "/oauth2/callback", query=[("code", code), ("state", state)])
+        return CreateUserLAResponse.from_json((body or {}).get("response") or {})
+
     async def user_create_run(self, req: UserCreateRunRequest) -> UserCreateRunResponse:
         """A direct run (spec §6.8) of a commit already pushed to ``/repos/<repo_path>.git``."""
         return UserCreateRunResponse.from_body(await self.call("POST", "/user/createrun", body=req))

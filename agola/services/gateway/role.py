@@ -42,6 +42,7 @@ class GatewayRole(Role):
             gitserver_url=gw.gitserver_url,
             gitserver_token=self._api_token("gitserver"),
             api_exposed_url=gw.api_exposed_url,
+            web_exposed_url=gw.web_exposed_url,
             signer=signer,
         )
         self.auth = Authenticator(configstore, signer, admin_token(gw))

@@ -23,6 +23,8 @@ class Services:
     gitserver_url: str
     api_exposed_url: str
     signer: TokenSigner
+    # Where browsers reach the web UI (OAuth2 callbacks, run links); default: api_exposed_url.
+    web_exposed_url: str = ""
     # The gitserver's API token (``gateway.gitserverAPIToken``), sent by run creation and /repos.
     gitserver_token: str = attrs.field(default="", repr=False)
     # Raw file fetcher for run creation, overridable in tests; default: the gitserver.

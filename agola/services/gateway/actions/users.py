@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agola.errors import BadRequest, Forbidden
+from agola.errors import BadRequest
 from agola.services.gateway.actions import Services
 from agola.services.gateway.auth import Identity
 from agola.services.gateway.permissions import deny, require_admin, require_user
@@ -66,11 +66,3 @@ async def delete_user_token(svc: Services, ident: Identity, user_ref: str, token
 async def delete_user_linked_account(svc: Services, ident: Identity, user_ref: str, la_id: str) -> None:
     await _check_self_or_admin(ident, user_ref, "delete a linked account of another user")
     await svc.configstore.delete_user_la(user_ref, la_id)
-
-
-async def create_user_linked_account(svc: Services, ident: Identity, user_ref: str) -> None:
-    await _check_self_or_admin(ident, user_ref, "link an account of another user")
-    if not ident.admin and not _is_self(ident, user_ref):
-        raise Forbidden("user not authorized")
-    # Remote source login flows (oauth2, gitea password) come with the remote git hosts.
-    raise BadRequest("linking a remote source account is not supported by this gateway yet")

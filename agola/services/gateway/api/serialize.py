@@ -8,6 +8,7 @@ from agola.services.gateway.actions.orgs import OrgMember, OrgMembers
 from agola.services.gateway.actions.runs import TaskView
 from agola.services.gateway.actions.secrets import VariableWithMatches
 from agola.types.configstore import (
+    LinkedAccount,
     Organization,
     ProjectGroupResponse,
     ProjectResponse,
@@ -34,12 +35,14 @@ def user(u: User) -> dict[str, Any]:
         "id": u.id,
         "username": u.name,
         "tokens": sorted(u.tokens),
-        "linked_accounts": [
-            {"id": la.id, "remote_source_id": la.remote_source_id, "remote_user_name": la.remote_user_name,
-             "remote_user_avatar_url": la.remote_user_avatar_url}
-            for la in sorted(u.linked_accounts.values(), key=lambda la: la.id)
-        ],
+        "linked_accounts": [linked_account(la) for la in sorted(u.linked_accounts.values(), key=lambda la: la.id)],
     }
+
+
+def linked_account(la: LinkedAccount) -> dict[str, Any]:
+    # Never the tokens.
+    return {"id": la.id, "remote_source_id": la.remote_source_id, "remote_user_name": la.remote_user_name,
+            "remote_user_avatar_url": la.remote_user_avatar_url}
 
 
 def org(o: Organization) -> dict[str, Any]:

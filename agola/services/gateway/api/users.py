@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from agola.services.gateway.actions import linkedaccounts
 from agola.services.gateway.actions import users as actions
 from agola.services.gateway.api import serialize
 from agola.services.gateway.api.common import ctx, json_object, no_content, paging, str_field
@@ -54,8 +55,30 @@ async def delete_token(request: web.Request) -> web.Response:
 
 async def create_linked_account(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
-    await actions.create_user_linked_account(svc, ident, request.match_info["userref"])
-    return no_content()  # not reached: linked accounts need the remote source flows
+    body = await json_object(request)
+    res = await linkedaccounts.create_linked_account(
+        svc, ident, request.match_info["userref"], str_field(body, "remote_source_name"),
+        str_field(body, "remote_source_login_name"), str_field(body, "remote_source_login_password"))
+    la = res.linked_account
+    resp = json_response({
+        "linked_account": None if la is None else serialize.linked_account(la),
+        "oauth2_redirect": res.oauth2_redirect,
+    }, status=201)
+    if res.nonce:
+        # Binds the OAuth2 callback to this browser session (see actions/linkedaccounts.py).
+        resp.set_cookie(linkedaccounts.NONCE_COOKIE, res.nonce, max_age=linkedaccounts.STATE_LIFETIME,
+                        httponly=True, samesite="Lax", secure=request.secure, path="/")
+    return resp
+
+
+async def oauth2_callback(request: web.Request) -> web.Response:
+    svc, ident = await ctx(request)
+    res = await linkedaccounts.oauth2_callback(svc, ident, request.query.get("code", ""),
+                                               request.query.get("state", ""),
+                                               request.cookies.get(linkedaccounts.NONCE_COOKIE, ""))
+    resp = json_response(res.to_json())
+    resp.del_cookie(linkedaccounts.NONCE_COOKIE, path="/")
+    return resp
 
 
 async def delete_linked_account(request: web.Request) -> web.Response:
@@ -75,3 +98,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete(f"{p}/users/{{userref}}/tokens/{{tokenname}}", delete_token)
     app.router.add_post(f"{p}/users/{{userref}}/linkedaccounts", create_linked_account)
     app.router.add_delete(f"{p}/users/{{userref}}/linkedaccounts/{{laid}}", delete_linked_account)
+    # The spec's callback paths (the forge redirects the browser to <webExposedURL>/oauth2/callback),
+    # and the same under the API prefix for the public client.
+    for path in ("/oauth2/callback", "/api/oauth2/callback", f"{p}/oauth2/callback"):
+        app.router.add_get(path, oauth2_callback)

@@ -1,0 +1,129 @@
+"""Linked accounts through the CLI and the gateway, against the Gitea emulator: a password source
+(a token made with the user's login and password) and an OAuth2 source (authorize URL, the forge's
+redirect followed programmatically, the callback bound to the session that started it)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from agola.cli.main import agola
+from tests.client.stack import ADMIN, RoleStack
+from tests.support.forge import GiteaEmulator
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoleStack]:
+    r = RoleStack(tmp_path_factory.mktemp("stack"))
+    r.start()
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+def cli(stack: RoleStack, token: str, *args: str) -> Result:
+    return CliRunner().invoke(agola, ["--gateway-url", stack.url, "--token", token, *args])
+
+
+def new_user(stack: RoleStack, name: str) -> str:
+    assert cli(stack, ADMIN, "user", "create", name).exit_code == 0
+    return cli(stack, ADMIN, "user", "token", "create", name, "t").stdout.strip()
+
+
+def follow_authorize(url: str, login: str, password: str) -> str:
+    """What a browser does at the forge: sign in, grant, get redirected. Returns the redirect."""
+    req = urllib.request.Request(url, headers={
+        "Authorization": "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()})
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as info:
+        opener.open(req)
+    assert info.value.code == 302
+    return str(info.value.headers["Location"])
+
+
+def test_password_source_links_with_a_forge_token(stack: RoleStack, emulator: GiteaEmulator) -> None:
+    emulator.add_user("carol", "carol-pw")
+    res = cli(stack, ADMIN, "remotesource", "create", "-n", "gitea", "--type", "gitea", "--auth-type", "password",
+              "--api-url", emulator.url)
+    assert res.exit_code == 0, res.output
+    token = new_user(stack, "carol")
+    bad = cli(stack, token, "user", "linkedaccount", "create", "-n", "carol", "-r", "gitea",
+              "--remote-name", "carol", "--remote-password", "wrong")
+    assert bad.exit_code == 1 and "gitea create_access_token" in bad.output and "wrong" not in bad.output
+    ok = cli(stack, token, "user", "linkedaccount", "create", "-n", "carol", "-r", "gitea",
+             "--remote-name", "carol", "--remote-password", "carol-pw")
+    assert ok.exit_code == 0 and "linked account created" in ok.output, ok.output
+    shown = json.loads(cli(stack, token, "user", "show", "carol", "--json").stdout)
+    assert [la["remote_user_name"] for la in shown["linked_accounts"]] == ["carol"]
+    assert "token" not in json.dumps(shown["linked_accounts"])  # never the forge token
+    assert any(t.name.startswith("agola-") for t in emulator.forge.tokens.values() if t.login == "carol")
+    again = cli(stack, token, "user", "linkedaccount", "create", "-n", "carol", "-r", "gitea",
+                "--remote-name", "carol", "--remote-password", "carol-pw")
+    assert again.exit_code == 1 and "already has a linked account" in again.output
+    other = new_user(stack, "mallory")
+    denied = cli(stack, other, "user", "linkedaccount", "create", "-n", "carol", "-r", "gitea",
+                 "--remote-name", "carol", "--remote-password", "carol-pw")
+    assert denied.exit_code == 1
+
+
+def test_oauth2_source_links_after_the_authorization(stack: RoleStack, emulator: GiteaEmulator) -> None:
+    emulator.add_user("dave", "dave-pw")
+    app = emulator.add_oauth_app(f"{stack.url}/oauth2/callback")
+    res = cli(stack, ADMIN, "remotesource", "create", "-n", "gitea-oauth", "--type", "gitea", "--auth-type", "oauth2",
+              "--api-url", emulator.url, "--clientid", app.client_id, "--secret", app.client_secret)
+    assert res.exit_code == 0, res.output
+    token = new_user(stack, "dave")
+    started = cli(stack, token, "user", "linkedaccount", "create", "-n", "dave", "-r", "gitea-oauth")
+    assert started.exit_code == 0, started.output
+    authorize_url = started.output.strip().splitlines()[-1]
+    assert authorize_url.startswith(emulator.url + "/login/oauth/authorize?")
+    callback = follow_authorize(authorize_url, "dave", "dave-pw")
+    assert callback.startswith(f"{stack.url}/oauth2/callback?")
+
+    # Another agola user (or nobody) can't complete dave's authorization.
+    intruder = new_user(stack, "eve")
+    stolen = cli(stack, intruder, "user", "linkedaccount", "complete", callback)
+    assert stolen.exit_code == 1 and "another session" in stolen.output
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(callback)
+    assert info.value.code == 403
+    forged = cli(stack, token, "user", "linkedaccount", "complete", callback.replace("state=", "state=x"))
+    assert forged.exit_code == 1 and "invalid or expired oauth2 state" in forged.output
+
+    done = cli(stack, token, "user", "linkedaccount", "complete", callback)
+    assert done.exit_code == 0 and "linked account created" in done.output, done.output
+    shown = json.loads(cli(stack, token, "user", "show", "dave", "--json").stdout)
+    assert [la["remote_user_name"] for la in shown["linked_accounts"]] == ["dave"]
+
+
+def test_oauth2_callback_in_the_browser_session(stack: RoleStack, emulator: GiteaEmulator, tmp_path: Path) -> None:
+    """A browser that started the flow carries the nonce cookie and completes it unauthenticated."""
+    emulator.add_user("fran", "fran-pw")
+    token = new_user(stack, "fran")
+    req = urllib.request.Request(f"{stack.url}/api/v1alpha/users/fran/linkedaccounts", method="POST",
+                                 data=json.dumps({"remote_source_name": "gitea-oauth"}).encode(),
+                                 headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as resp:
+        assert resp.status == 201
+        cookie = resp.headers["Set-Cookie"]
+        redirect = json.loads(resp.read())["oauth2_redirect"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    callback = follow_authorize(redirect, "fran", "fran-pw")
+    browser = urllib.request.Request(callback, headers={"Cookie": cookie.split(";")[0]})
+    with urllib.request.urlopen(browser) as resp:
+        body = json.loads(resp.read())
+    assert body["request_type"] == "createuserla"
+    assert body["response"]["linked_account"]["remote_user_name"] == "fran"
