@@ -100,6 +100,7 @@ DEFAULT_PORTS: dict[str, int] = {
     "executor": 4001,
     "configstore": 4002,
     "gitserver": 4003,
+    "notification": 4004,
 }
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_BUSYBOX_PATH = "/usr/bin/busybox"
@@ -112,7 +113,7 @@ TOKEN_SIGNING_METHODS = ("hmac", "rsa")
 INTERNAL_APIS: tuple[str, ...] = ("runservice", "executor", "configstore", "gitserver", "notification")
 # Which internal APIs each role calls: the client side of each token (``<api>APIToken`` in its section).
 API_CLIENTS: dict[str, tuple[str, ...]] = {
-    "gateway": ("runservice", "configstore", "gitserver"),
+    "gateway": ("runservice", "configstore", "gitserver", "notification"),
     "scheduler": ("runservice",),
     "notification": ("runservice", "configstore"),
     "runservice": ("executor",),
@@ -252,9 +253,11 @@ class Gateway:
     runservice_url: str = _key("runserviceURL", "str", "")
     configstore_url: str = _key("configstoreURL", "str", "")
     gitserver_url: str = _key("gitserverURL", "str", "")
+    notification_url: str = _key("notificationURL", "str", "")
     runservice_api_token: str = _secret("runserviceAPIToken")
     configstore_api_token: str = _secret("configstoreAPIToken")
     gitserver_api_token: str = _secret("gitserverAPIToken")
+    notification_api_token: str = _secret("notificationAPIToken")
     web: Web = _key("web", Web, factory=Web)
     etcd: Etcd | None = _key("etcd", Etcd)
     object_storage: ObjectStorage | None = _key("objectStorage", ObjectStorage)
@@ -286,6 +289,18 @@ class Notification:
     configstore_api_token: str = _secret("configstoreAPIToken")
     api_token: str = _secret("apiToken")
     etcd: Etcd | None = _key("etcd", Etcd)
+    # Ours: the embedded coordination (deliveries, locks) lives below when etcd is not set.
+    data_dir: str = _key("dataDir", "path", "")
+    web: Web = _key("web", Web, factory=Web)
+    # Run webhooks (Agola v0.9): every run event POSTed to this URL, signed with the secret.
+    webhook_url: str = _key("webhookURL", "str", "")
+    webhook_secret: str = _secret("webhookSecret")
+    run_webhook_expire_interval: float = _key("runWebhookExpireInterval", "duration", 168 * 3600.0)
+    commit_status_expire_interval: float = _key("commitStatusExpireInterval", "duration", 168 * 3600.0)
+    # Ours: a failed delivery is tried again after deliveryRetryInterval, doubling each time (at
+    # most 10 minutes apart), up to deliveryMaxAttempts attempts in all.
+    delivery_max_attempts: int = _key("deliveryMaxAttempts", "int", 8)
+    delivery_retry_interval: float = _key("deliveryRetryInterval", "duration", 2.0)
 
 
 @attrs.frozen
@@ -650,12 +665,14 @@ def _apply_defaults(cfg: Config) -> Config:
     gitserver = attrs.evolve(
         cfg.gitserver, data_dir=data_dir(cfg.gitserver.data_dir, "gitserver"),
         web=web(cfg.gitserver.web, "gitserver"))
+    notification_web = web(cfg.notification.web, "notification")
     gateway_web = web(cfg.gateway.web, "gateway")
 
     urls = {
         "runservice": _safe_url(runservice.web),
         "configstore": _safe_url(configstore.web),
         "gitserver": _safe_url(gitserver.web),
+        "notification": _safe_url(notification_web),
         "gateway": _safe_url(gateway_web),
     }
     gw = cfg.gateway
@@ -668,6 +685,7 @@ def _apply_defaults(cfg: Config) -> Config:
         runservice_url=gw.runservice_url or urls["runservice"],
         configstore_url=gw.configstore_url or urls["configstore"],
         gitserver_url=gw.gitserver_url or urls["gitserver"],
+        notification_url=gw.notification_url or urls["notification"],
         # No signing configured: hmac with a key the gateway generates and keeps in its dataDir.
         token_signing=(gw.token_signing if gw.token_signing.method
                        else attrs.evolve(gw.token_signing, method="hmac")),
@@ -682,6 +700,8 @@ def _apply_defaults(cfg: Config) -> Config:
     nt = cfg.notification
     notification = attrs.evolve(
         nt,
+        data_dir=data_dir(nt.data_dir, "notification"),
+        web=notification_web,
         web_exposed_url=nt.web_exposed_url or gateway.web_exposed_url,
         runservice_url=nt.runservice_url or urls["runservice"],
         configstore_url=nt.configstore_url or urls["configstore"],
@@ -835,7 +855,7 @@ def _check_gateway(g: Gateway) -> list[str]:
     problems: list[str] = []
     for key, value in (("apiExposedURL", g.api_exposed_url), ("webExposedURL", g.web_exposed_url),
                        ("runserviceURL", g.runservice_url), ("configstoreURL", g.configstore_url),
-                       ("gitserverURL", g.gitserver_url)):
+                       ("gitserverURL", g.gitserver_url), ("notificationURL", g.notification_url)):
         problems.extend(_check_url(f"{p}.{key}", value))
     problems.extend(_check_web(f"{p}.web", g.web))
     problems.extend(_check_etcd(f"{p}.etcd", g.etcd))
@@ -880,12 +900,22 @@ def _check_scheduler(s: Scheduler) -> list[str]:
 
 def _check_notification(n: Notification) -> list[str]:
     p = "notification"
-    return [
+    problems = [
         *_check_url(f"{p}.webExposedURL", n.web_exposed_url),
         *_check_url(f"{p}.runserviceURL", n.runservice_url),
         *_check_url(f"{p}.configstoreURL", n.configstore_url),
+        *_check_web(f"{p}.web", n.web),
         *_check_etcd(f"{p}.etcd", n.etcd),
     ]
+    if n.etcd is None and not n.data_dir:
+        problems.append(f"{p}.dataDir: required without etcd (or set the top-level dataDir)")
+    if n.webhook_url:
+        problems.extend(_check_url(f"{p}.webhookURL", n.webhook_url))
+    if n.delivery_max_attempts < 1:
+        problems.append(f"{p}.deliveryMaxAttempts: must be at least 1")
+    if n.delivery_retry_interval <= 0:
+        problems.append(f"{p}.deliveryRetryInterval: must be positive")
+    return problems
 
 
 def _check_stateful(s: Runservice | Configstore) -> list[str]:

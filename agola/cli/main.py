@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("agola.cli.run:run", "List, inspect, follow and act on runs."),
     "directrun": ("agola.cli.directrun:directrun", "Run the pipeline of a local repository on agola."),
     "remotesource": ("agola.cli.remotesource:remotesource", "Manage remote sources (git hosts)."),
+    "delivery": ("agola.cli.delivery:delivery", "List and redeliver run webhook and commit status deliveries."),
     "maintenance": ("agola.cli.maintenance:maintenance", "Maintenance mode of the configstore or runservice (admin)."),
     "export": ("agola.cli.maintenance:export_", "Export the configstore or runservice data to a file (admin)."),
     "import": ("agola.cli.maintenance:import_", "Import an export into the configstore or runservice (admin)."),

@@ -31,7 +31,7 @@ assert tuple(ROLES) == ALL_COMPONENTS, "registry and config must agree on the co
 
 # Components deliberately not built yet: `all`/`all-base` skip them with a warning, naming one
 # explicitly is an error. Every other role must import; one that does not is a broken install.
-NOT_IMPLEMENTED: frozenset[str] = frozenset({"notification"})
+NOT_IMPLEMENTED: frozenset[str] = frozenset()
 
 
 class NotImplementedComponent(BadRequest):

@@ -16,7 +16,7 @@ from tests.e2e.conftest import example_repo
 from tests.e2e.split import ServeProcess
 from tests.support.services import free_port
 
-ROLES = ("gateway", "runservice", "executor", "configstore", "gitserver")
+ROLES = ("gateway", "runservice", "executor", "configstore", "gitserver", "notification")
 
 
 class Served:

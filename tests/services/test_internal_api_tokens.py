@@ -30,6 +30,7 @@ from agola.roleclients.gitserver import GitserverClient
 from agola.services.configstore.role import ConfigstoreRole
 from agola.services.executor.role import ExecutorRole
 from agola.services.gitserver.role import GitserverRole
+from agola.services.notification.role import NotificationRole
 from agola.services.role import Role, WebServer
 from agola.services.runservice.role import RunserviceRole
 from tests.support.services import free_port
@@ -41,6 +42,7 @@ ROLES: dict[str, Callable[[Config], Role]] = {
     "runservice": RunserviceRole,
     "executor": ExecutorRole,
     "gitserver": GitserverRole,
+    "notification": NotificationRole,
 }
 
 

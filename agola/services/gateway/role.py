@@ -10,6 +10,7 @@ from aiohttp import web
 
 from agola.config import Config
 from agola.roleclients.configstore import ConfigstoreAPI, ConfigstoreClient
+from agola.roleclients.notification import NotificationClient
 from agola.roleclients.runservice import RunserviceClient
 from agola.services.gateway.actions import Services
 from agola.services.gateway.admintoken import admin_token
@@ -45,6 +46,9 @@ class GatewayRole(Role):
             web_exposed_url=gw.web_exposed_url,
             signer=signer,
         )
+        # Run webhook and commit status deliveries live in the notification role.
+        self.services.extra["notification"] = NotificationClient(
+            gw.notification_url, token=self._api_token("notification"))
         self.auth = Authenticator(configstore, signer, admin_token(gw))
 
     def _api_token(self, api: str) -> str:
@@ -55,6 +59,9 @@ class GatewayRole(Role):
         if svc is None:
             return
         await svc.runservice.close()
+        notification = svc.extra.get("notification")
+        if isinstance(notification, NotificationClient):
+            await notification.close()
         if isinstance(svc.configstore, ConfigstoreClient):
             await svc.configstore.close()
 

@@ -12,6 +12,7 @@ from agola.services.gateway.actions import Services
 from agola.services.gateway.api import (
     badges,
     createrun,
+    deliveries,
     logs,
     maintenance,
     orgs,
@@ -66,6 +67,6 @@ def build_app(svc: Services, auth: Authenticator, *, allowed_origins: Sequence[s
 
     app.cleanup_ctx.append(git_session)
     for module in (version, users, orgs, projectgroups, projects, secrets, variables, remotesources, runs, logs,
-                   createrun, badges, maintenance, repos):
+                   createrun, badges, maintenance, deliveries, repos):
         module.add_routes(app)
     return app

@@ -1,0 +1,184 @@
+"""From run events to stored deliveries.
+
+``RunEventHandler.handle`` reads the run of an event and stores, durably, what must be sent: a
+run webhook (when ``webhookURL`` is set) and, for a project run with a commit, its commit status
+when that changes (pending, then success/failure/error). Sending is the sender's job: nothing here
+waits for a receiver or a forge, and nothing here is on the runs' path (the runservice emits
+events whether anyone listens or not).
+
+``RunEventFollower`` is the leader's loop: it holds the ``locks/runevents`` mutex (other
+instances wait in line for it), follows the runservice's event stream and hands every event to the
+handler; it reconnects with backoff when the stream breaks. Events emitted while nobody follows
+are not replayed (as in Agola).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import Callable
+
+from agola.errors import AgolaError, NotExist
+from agola.forges.base import CommitState
+from agola.roleclients.base import NO_TIMEOUT
+from agola.roleclients.runservice import RunserviceClient
+from agola.services.notification.forgestatus import CommitStatuses
+from agola.services.notification.messages import (
+    DESCRIPTIONS,
+    commit_state,
+    encode_payload,
+    run_owner,
+    run_url,
+    status_context,
+    webhook_payload,
+)
+from agola.services.notification.store import DeliveryStore
+from agola.storage.coord.base import Coordination, Mutex
+from agola.types.notification import CommitStatusMessage, DeliveryKind, OwnerType
+from agola.types.runservice import RunEvent
+from agola.util.backoff import Backoff
+from agola.util.log import get_logger
+
+log = get_logger(__name__)
+
+RUN_EVENTS_LOCK = "locks/runevents"
+LOCK_TTL = 10.0
+# Runs whose last commit state is remembered (a queued and a running event are both "pending").
+REMEMBERED_RUNS = 4096
+
+
+class RunEventHandler:
+    def __init__(self, runservice: RunserviceClient, store: DeliveryStore, *, statuses: CommitStatuses | None,
+                 installation_id: str, web_exposed_url: str, webhooks: bool,
+                 on_new: Callable[[], None] = lambda: None) -> None:
+        self.rs = runservice
+        self.store = store
+        self.statuses = statuses
+        self.installation_id = installation_id
+        self.web_exposed_url = web_exposed_url
+        self.webhooks = webhooks
+        self.on_new = on_new
+        self._last_state: OrderedDict[str, CommitState] = OrderedDict()
+
+    async def handle(self, event: RunEvent) -> int:
+        """Store the deliveries of one event; how many were stored."""
+        try:
+            resp = await self.rs.get_run(event.run_id)
+        except NotExist:
+            log.info("run event of a run that is gone", run=event.run_id)
+            return 0
+        run = resp.run
+        owner = run_owner(run)
+        if owner is None:
+            return 0
+        added = 0
+        if self.webhooks:
+            body = webhook_payload(run, resp.run_config, event.phase, event.result)
+            await self.store.add(DeliveryKind.RUN_WEBHOOK, owner.type, owner.id, run_id=run.id,
+                                 payload=encode_payload(body).decode())
+            added += 1
+        sha = run.annotations.get("commit_sha", "")
+        state = commit_state(event.phase, event.result)
+        if (self.statuses is not None and owner.type is OwnerType.PROJECT and sha and state is not None
+                and self._last_state.get(run.id) != state):
+            name = await self.statuses.project_name(owner.id)
+            msg = CommitStatusMessage(
+                project_id=owner.id, commit_sha=sha, state=str(state),
+                context=status_context(self.installation_id, name, run.name),
+                description=DESCRIPTIONS[state], target_url=run_url(self.web_exposed_url, run.id))
+            await self.store.add(DeliveryKind.COMMIT_STATUS, owner.type, owner.id, run_id=run.id, commit_status=msg)
+            self._remember(run.id, state)
+            added += 1
+        if added:
+            self.on_new()
+        return added
+
+    def _remember(self, run_id: str, state: CommitState) -> None:
+        self._last_state[run_id] = state
+        self._last_state.move_to_end(run_id)
+        while len(self._last_state) > REMEMBERED_RUNS:
+            self._last_state.popitem(last=False)
+
+
+class RunEventFollower:
+    """Follows run events while holding the ``locks/runevents`` mutex (one leader at a time)."""
+
+    def __init__(self, coord: Coordination, runservice: RunserviceClient, handler: RunEventHandler, *,
+                 max_backoff: float = 5.0) -> None:
+        self.coord = coord
+        self.rs = runservice
+        self.handler = handler
+        self.max_backoff = max_backoff
+        self.leading = asyncio.Event()
+        self.connected = asyncio.Event()
+
+    async def run(self) -> None:
+        backoff = Backoff(0.2, self.max_backoff)
+        while True:
+            mutex = self.coord.mutex(RUN_EVENTS_LOCK, ttl=LOCK_TTL)
+            try:
+                await mutex.lock()
+            except asyncio.CancelledError:
+                raise
+            except AgolaError as exc:
+                log.info("notification: cannot take the run events lock", error=exc.message)
+                await asyncio.sleep(backoff.next())
+                continue
+            self.leading.set()
+            log.info("notification: leading, following run events")
+            try:
+                await self._follow_while_leading(mutex)
+            finally:
+                self.leading.clear()
+                self.connected.clear()
+                with contextlib.suppress(Exception):
+                    await mutex.unlock()
+
+    async def _follow_while_leading(self, mutex: Mutex) -> None:
+        follow = asyncio.create_task(self._follow(), name="notification-run-events")
+        try:
+            while not follow.done():
+                await asyncio.wait([follow], timeout=1.0)
+                if mutex.lost:
+                    # Another instance may lead now: stop before both store the same events.
+                    log.warning("notification: run events lock lost, stepping down")
+                    break
+        finally:
+            follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follow
+
+    async def _follow(self) -> None:
+        backoff = Backoff(0.2, self.max_backoff)
+        while True:
+            try:
+                # The request itself rather than RunserviceClient.run_events(): its answer (headers)
+                # means the runservice watches events for us, so ``connected`` is exact.
+                resp = await self.rs.request("GET", "/runs/events", timeout=NO_TIMEOUT)
+                async with resp:
+                    self.connected.set()
+                    backoff.reset()
+                    async for line in resp.content:
+                        if line.startswith(b"data: "):
+                            await self._handle(RunEvent.from_json(line[6:].strip()))
+                log.info("notification: run events stream ended, reconnecting")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reconnect whatever broke the stream
+                log.info("notification: run events stream broken", error=str(exc))
+            self.connected.clear()
+            await asyncio.sleep(backoff.next())
+
+    async def _handle(self, event: RunEvent) -> None:
+        backoff = Backoff(0.2, 2.0)
+        for attempt in range(3):
+            try:
+                await self.handler.handle(event)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one bad event must not stop the others
+                log.warning("notification: run event not handled", run=event.run_id, phase=str(event.phase),
+                            attempt=attempt + 1, error=str(exc))
+                await asyncio.sleep(backoff.next())
