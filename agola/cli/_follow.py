@@ -1,18 +1,27 @@
-"""Following a run live in the terminal: task status changes and every step's log as it is
-written, until the run ends (``agola run logs --follow``, ``agola directrun start --follow``).
+"""Following a run live: task statuses and every step's log as it is written, until the run ends
+(``agola run logs --follow``, ``agola directrun start --follow``, ``agola run restart --follow``).
 
-Task statuses come from polling the run (the gateway has no per-task event stream); logs are
-streamed with ``follow`` so lines show up as the step prints them.
+What wakes the follower: the run events stream (``/runs/events``: the run's phase and result
+changes), the end of a step's log (the task moved on), and, because the events stream carries
+no task changes (as Agola's), a read of the run at most once a second while it runs, which is how
+a task's start is noticed. Logs are streamed with ``follow`` so lines show up as the step prints
+them; how they are shown is ``agola.cli._followview``'s business (ordered on a pipe, a live view
+on a terminal).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
+from agola.cli._followview import NO_LOGS, LiveView, PipeView, TaskView, run_ref, use_color
+from agola.cli._runs import duration, parse_time
 from agola.client import ClientError, NotExist, RunResponse, RunTaskResponse
 from agola.client.types import TASK_FINISHED_STATUSES
 
@@ -21,8 +30,6 @@ if TYPE_CHECKING:
 
 Writer = Callable[[str], None]
 MAX_LINE = 64 * 1024
-# Task statuses of tasks that never ran: they have no logs.
-_NO_LOGS = frozenset({"notstarted", "skipped", "cancelled"})
 
 
 class LineBuffer:
@@ -53,6 +60,13 @@ class LineBuffer:
         self.write(self.prefix + line.rstrip(b"\r").decode(errors="replace"))
 
 
+class View(Protocol):
+    def update(self, run: RunResponse, tasks: dict[str, TaskView]) -> None: ...
+    def line(self, task: TaskView) -> None: ...
+    def finish(self, run: RunResponse) -> None: ...
+    def close(self) -> None: ...
+
+
 @attrs.define
 class RunFollower:
     gw: GatewayClient
@@ -62,64 +76,97 @@ class RunFollower:
     # waited for once its task has finished.
     log_wait: float = 15.0
     prefix_run: bool = False
+    # A live view on this terminal (one run only), else the ordered output through ``write``.
+    live: bool = False
+    # The runs being followed, as last read: what a Ctrl-C leaves running (interrupted_message).
+    following: dict[str, RunResponse] = attrs.field(factory=dict)
 
     def _prefix(self, run: RunResponse | None, task_name: str) -> str:
         if self.prefix_run and run is not None:
             return f"[{run.name}/{task_name}] "
         return f"[{task_name}] "
 
+    def _view(self, run: RunResponse) -> View:
+        if self.live:
+            return LiveView(sys.stdout, use_color(sys.stdout))
+        return PipeView(self.write, lambda name: self._prefix(run, name))
+
     async def follow(self, run_id: str) -> RunResponse:
-        """Print status changes and logs until the run has finished; return the final run."""
-        streams: dict[str, asyncio.Task[None]] = {}
-        seen_status: dict[str, str] = {}
-        announced_approval: set[str] = set()
-        phase = ""
+        """Show the run until it has finished and every log was read; return the final run."""
+        run = await self.gw.get_run(run_id)
+        self.following[run.id] = run
+        view = self._view(run)
+        tasks: dict[str, TaskView] = {}
+        readers: dict[str, asyncio.Task[None]] = {}
+        wake = asyncio.Event()
+        watchers = [asyncio.create_task(self._events(run.id, wake))]
+        if isinstance(view, LiveView):
+            watchers.append(asyncio.create_task(_ticks(view)))
+        loop = asyncio.get_running_loop()
+        finished_at: float | None = None
         try:
             while True:
-                run = await self.gw.get_run(run_id)
-                # A finished run is reported once, by the summary below, after its tasks' ends.
-                if run.phase != phase and not run.finished:
-                    phase = run.phase
-                    self.write(f"==> run {run.name} #{run.counter} ({run.id}): {run.phase}")
-                for task in sorted(run.tasks.values(), key=lambda t: (t.level, t.name)):
-                    previous = seen_status.get(task.id)
-                    if previous != task.status:
-                        seen_status[task.id] = task.status
-                        if previous is not None or task.status != "notstarted":
-                            self.write(f"==> {self._prefix(run, task.name)}{task.status}")
-                    if task.waiting_approval and not task.approved and task.id not in announced_approval:
-                        announced_approval.add(task.id)
-                        self.write(f"==> {self._prefix(run, task.name)}waiting for approval: "
-                                   f"agola run approve {run.id} {task.name}")
-                    if task.id not in streams and task.status not in _NO_LOGS:
-                        streams[task.id] = asyncio.create_task(self.task_logs(run, task.id, task.name, follow=True))
+                _update(run, tasks)
+                for t in tasks.values():
+                    if t.id not in readers and t.status not in NO_LOGS and not t.reused:
+                        readers[t.id] = asyncio.create_task(self._read(run, t, view, wake))
+                view.update(run, tasks)
                 if run.finished:
-                    break
-                await asyncio.sleep(self.poll_interval)
-            if streams:
-                await asyncio.wait(list(streams.values()), timeout=self.log_wait + 5 * self.poll_interval)
-            for err in run.setup_errors:
-                self.write(f"setup error: {err}")
-            self.write(f"==> run {run.name} #{run.counter} ({run.id}): {run.phase}, result {run.result}")
+                    finished_at = finished_at or loop.time()
+                    # Every log read, or the ones still missing given up on.
+                    if all(r.done() for r in readers.values()) or loop.time() - finished_at > self.log_wait + 5:
+                        break
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), self.poll_interval)
+                run = await self.gw.get_run(run_id)
+                self.following[run.id] = run
+            _update(run, tasks)
+            view.finish(run)
+            self.following.pop(run.id, None)
             return run
         finally:
-            for t in streams.values():
-                t.cancel()
-            await asyncio.gather(*streams.values(), return_exceptions=True)
+            for job in [*watchers, *readers.values()]:
+                job.cancel()
+            await asyncio.gather(*watchers, *readers.values(), return_exceptions=True)
+            view.close()
+
+    async def _events(self, run_id: str, wake: asyncio.Event) -> None:
+        """Wake the follower on each event of the run (a gateway without the stream: the timer only)."""
+        with contextlib.suppress(ClientError):
+            async for event in self.gw.run_events():
+                if event.run_id == run_id:
+                    wake.set()
+
+    async def _read(self, run: RunResponse, task: TaskView, view: View, wake: asyncio.Event) -> None:
+        def out(line: str) -> None:
+            task.lines.append(line)
+            view.line(task)
+
+        try:
+            await self._task_logs(run.id, task.id, out, follow=True)
+        except ClientError as exc:
+            out(f"(logs unavailable: {exc.message})")
+        finally:
+            task.reader_done = True
+            wake.set()
 
     async def task_logs(self, run: RunResponse, task_id: str, task_name: str, *, follow: bool) -> None:
         """Print a task's setup log, then each step's log in order (following them if asked).
         A log that cannot be read is reported in one line; the other tasks go on."""
-        try:
-            await self._task_logs(run, task_id, task_name, follow=follow)
-        except ClientError as exc:
-            self.write(f"{self._prefix(run, task_name)}(logs unavailable: {exc.message})")
-
-    async def _task_logs(self, run: RunResponse, task_id: str, task_name: str, *, follow: bool) -> None:
-        run_id = run.id
         prefix = self._prefix(run, task_name)
+
+        def out(line: str) -> None:
+            self.write(prefix + line)
+
+        try:
+            await self._task_logs(run.id, task_id, out, follow=follow)
+        except ClientError as exc:
+            out(f"(logs unavailable: {exc.message})")
+
+    async def _task_logs(self, run_id: str, task_id: str, out: Writer, *, follow: bool) -> None:
         task = await self.gw.get_task(run_id, task_id)
-        await self._one_log(run_id, task_id, prefix, None, "setup", follow)
+        await self._one_log(run_id, task_id, out, None, "setup", follow)
         index = 0
         while True:
             if index >= len(task.steps):
@@ -132,16 +179,16 @@ class RunFollower:
                 task = await self.gw.get_task(run_id, task_id)
                 continue
             title = step.name or step.type
-            await self._one_log(run_id, task_id, prefix, index, f"step {index}: {title}", follow)
-            task = await self._step_result(run_id, task_id, prefix, index, follow)
+            await self._one_log(run_id, task_id, out, index, f"step {index}: {title}", follow)
+            task = await self._step_result(run_id, task_id, out, index, follow)
             index += 1
 
     async def step_log(self, run_id: str, task_id: str, *, step: int | None, follow: bool) -> None:
         """One step's (or, with ``step`` None, the setup's) log without prefix; when following,
         waits for a step that has not started yet."""
-        await self._one_log(run_id, task_id, "", step, None, follow)
+        await self._one_log(run_id, task_id, self.write, step, None, follow)
 
-    async def _step_result(self, run_id: str, task_id: str, prefix: str, index: int, follow: bool) -> RunTaskResponse:
+    async def _step_result(self, run_id: str, task_id: str, out: Writer, index: int, follow: bool) -> RunTaskResponse:
         """Report how a step ended (waiting briefly for the status to catch up with the log)."""
         task = await self.gw.get_task(run_id, task_id)
         for _ in range(int(self.log_wait / self.poll_interval) if follow else 0):
@@ -152,19 +199,20 @@ class RunFollower:
         step = task.steps[index]
         if step.phase != "running":
             status = f" (exit status {step.exit_status})" if step.exit_status is not None else ""
-            self.write(f"{prefix}--- step {index}: {step.phase}{status}")
+            took = duration(step.start_time, step.end_time)
+            out(f"--- step {index}: {step.phase}{status}" + (f" in {took}" if took else ""))
         return task
 
     async def _one_log(
-        self, run_id: str, task_id: str, prefix: str, step: int | None, title: str | None, follow: bool
+        self, run_id: str, task_id: str, out: Writer, step: int | None, title: str | None, follow: bool
     ) -> None:
         """One log (``step`` None = setup), waiting for it to exist when following."""
         if title is not None:
-            self.write(f"{prefix}--- {title}")
+            out(f"--- {title}")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.log_wait
         while True:
-            lines = LineBuffer(self.write, prefix)
+            lines = LineBuffer(out, "")
             try:
                 async for chunk in self.gw.stream_log(run_id, task_id, step=step, setup=step is None, follow=follow):
                     lines.feed(chunk)
@@ -179,9 +227,62 @@ class RunFollower:
                 # No waiting for a step that does not exist, or whose log was archived (then deleted).
                 hopeless = step is not None and (step >= len(task.steps) or task.steps[step].log_archived)
                 if not follow or hopeless or (task.status in TASK_FINISHED_STATUSES and loop.time() > deadline):
-                    self.write(f"{prefix}(no log)")
+                    out("(no log)")
                     return
                 await asyncio.sleep(self.poll_interval)
+
+
+def _update(run: RunResponse, tasks: dict[str, TaskView]) -> None:
+    """Bring the task views up to date with the run as just read."""
+    names = {tid: t.name for tid, t in run.tasks.items()}
+    enqueued = parse_time(run.enqueue_time)
+    for tid, t in run.tasks.items():
+        view = tasks.get(tid)
+        if view is None:
+            ended = parse_time(t.end_time)
+            view = tasks[tid] = TaskView(
+                tid, t.name, t.level, depends=sorted(names.get(d, d) for d in _depends(t.depends)),
+                # A restart keeps its source run's successful tasks as they were: ended before
+                # this run was even queued.
+                reused=ended is not None and enqueued is not None and ended < enqueued,
+            )
+        view.status, view.start_time, view.end_time = t.status, t.start_time, t.end_time
+        view.waiting_approval, view.approved = t.waiting_approval, t.approved
+
+
+def _depends(raw: object) -> list[str]:
+    """Task ids a task depends on (the wire form is a map keyed by task id, or a list)."""
+    if isinstance(raw, dict):
+        return [str(k) for k in raw]
+    if isinstance(raw, list):
+        return [str(d.get("task_id", "")) if isinstance(d, dict) else str(d) for d in raw]
+    return []
+
+
+def live_terminal(runs: int) -> bool:
+    """Whether to show the live view: one run, stdout a terminal that can move its cursor."""
+    return runs == 1 and sys.stdout.isatty() and os.environ.get("TERM", "") not in ("", "dumb")
+
+
+async def _ticks(view: LiveView, interval: float = 0.12) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        view.tick()
+
+
+def interrupted_message(following: dict[str, RunResponse]) -> str:
+    """What a Ctrl-C during a follow leaves behind (``RunFollower.following``): the runs keep
+    running; how to get back to them or stop them."""
+    runs = [r for r in following.values() if not r.finished]
+    if not runs:
+        return ""
+    lines = []
+    for r in runs:
+        ref = run_ref(r)
+        lines += [f"Stopped following run {r.name} #{r.counter} ({r.id}): it keeps running on the gateway.",
+                  f"  follow it again: agola run logs {ref} -f",
+                  f"  stop it:         agola run stop {ref}"]
+    return "\n".join(lines)
 
 
 async def newest_runs_of(gw: GatewayClient, group: str, known: set[str], commit_sha: str, timeout: float,

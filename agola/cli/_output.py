@@ -40,8 +40,12 @@ class CliError(click.ClickException):
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table (for scripts).")
 
 
-def call(ctx: CliContext, fn: Callable[[GatewayClient], Awaitable[T]]) -> T:
-    """Run ``fn`` with a client of the configured gateway; map every failure to a ``CliError``."""
+def call(ctx: CliContext, fn: Callable[[GatewayClient], Awaitable[T]],
+         interrupted: Callable[[], str] | None = None) -> T:
+    """Run ``fn`` with a client of the configured gateway; map every failure to a ``CliError``.
+
+    On Ctrl-C the exit status is 130; ``interrupted()``, when given, says what the interruption
+    left behind (printed on stderr instead of ``Error: interrupted``)."""
     from agola.client import ClientError, GatewayClient, Unauthorized
 
     async def main() -> T:
@@ -61,7 +65,11 @@ def call(ctx: CliContext, fn: Callable[[GatewayClient], Awaitable[T]]) -> T:
     except ClientError as exc:
         raise CliError(exc.message) from None
     except KeyboardInterrupt:
-        raise CliError("interrupted", EXIT_INTERRUPTED) from None
+        message = interrupted() if interrupted is not None else ""
+        if not message:
+            raise CliError("interrupted", EXIT_INTERRUPTED) from None
+        click.echo(message, err=True)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def to_plain(value: Any) -> Any:

@@ -82,7 +82,7 @@ def branch_of(r: Any) -> str:
     return str(a.get("ref", ""))
 
 
-def _time(value: str | None) -> datetime | None:
+def parse_time(value: str | None) -> datetime | None:
     if not value or value.startswith("0001-"):
         return None
     try:
@@ -93,10 +93,10 @@ def _time(value: str | None) -> datetime | None:
 
 def duration(start: str | None, end: str | None, now: datetime | None = None) -> str:
     """``1m05s``-style duration from start to end (or to ``now`` while running); "" if not started."""
-    began = _time(start)
+    began = parse_time(start)
     if began is None:
         return ""
-    ended = _time(end) or now
+    ended = parse_time(end) or now
     if ended is None:
         return ""
     seconds = max(0, int((ended - began).total_seconds()))
@@ -110,5 +110,5 @@ def duration(start: str | None, end: str | None, now: datetime | None = None) ->
 
 
 def start_time(r: Any) -> str:
-    began = _time(r.start_time) or _time(r.enqueue_time)
+    began = parse_time(r.start_time) or parse_time(r.enqueue_time)
     return began.astimezone().strftime("%Y-%m-%d %H:%M:%S") if began else ""

@@ -135,6 +135,9 @@ def start(
 
     if check:
         _check_locally(root, branch_, tag_, ref_)
+    from agola.cli._follow import interrupted_message
+
+    following: dict[str, Any] = {}
 
     async def main(gw: GatewayClient) -> int:
         from agola.client import UserCreateRunRequest
@@ -167,9 +170,9 @@ def start(
         if not follow:
             info("run requested" + (f": {', '.join(res.run_ids)}" if res.run_ids else " (agola run list)"))
             return 0
-        return await _follow(gw, group, known, snap.commit_sha, res.run_ids, follow_timeout)
+        return await _follow(gw, group, known, snap.commit_sha, res.run_ids, follow_timeout, following)
 
-    code = call(ctx, main)
+    code = call(ctx, main, interrupted=lambda: interrupted_message(following))
     if code:
         sys.exit(code)
 
@@ -192,13 +195,13 @@ def _check_locally(root: str, branch: str, tag: str, ref: str) -> None:
 
 
 async def _follow(gw: GatewayClient, group: str, known: set[str], commit_sha: str, run_ids: list[str],
-                  timeout: float) -> int:
-    from agola.cli._follow import RunFollower, newest_runs_of
+                  timeout: float, following: dict[str, Any]) -> int:
+    from agola.cli._follow import RunFollower, live_terminal, newest_runs_of
 
     ids = run_ids or await newest_runs_of(gw, group, known, commit_sha, timeout)
     if not ids:
         click.echo("no run was created (do the runs' `when` conditions exclude this ref?)", err=True)
         return 0
-    follower = RunFollower(gw, click.echo, prefix_run=len(ids) > 1)
+    follower = RunFollower(gw, click.echo, prefix_run=len(ids) > 1, live=live_terminal(len(ids)), following=following)
     finals: list[Any] = await asyncio.gather(*(follower.follow(i) for i in ids))
     return 0 if all(r.result == "success" for r in finals) else EXIT_RUN_FAILED

@@ -154,14 +154,17 @@ def logs(
         raise click.UsageError("--step, --setup and --delete need --task")
     if delete and step is None and not setup:
         raise click.UsageError("--delete needs --step or --setup")
-    from agola.cli._follow import LineBuffer, RunFollower
+    from agola.cli._follow import LineBuffer, RunFollower, interrupted_message, live_terminal
 
     def write(line: str) -> None:
         click.echo(line)
 
+    following: dict[str, RunResponse] = {}
+
     async def main(gw: GatewayClient) -> int:
         r = await _get_run(gw, run_ref, project)
-        follower = RunFollower(gw, write, prefix_run=False)
+        live = follow and task is None and live_terminal(1)
+        follower = RunFollower(gw, write, prefix_run=False, live=live, following=following)
         if task is None:
             if follow:
                 final = await follower.follow(r.id)
@@ -190,7 +193,7 @@ def logs(
         out.close()
         return 0
 
-    code = call(ctx, main)
+    code = call(ctx, main, interrupted=lambda: interrupted_message(following))
     if code:
         sys.exit(code)
 
@@ -199,17 +202,30 @@ def logs(
 @click.argument("run_ref", metavar="RUN")
 @project_option
 @click.option("--from-start", is_flag=True, help="Run every task again (default: only failed ones).")
+@click.option("-f", "--follow", is_flag=True, help="Follow the new run until it ends; exit 0 only on success.")
 @json_option
 @click.pass_obj
-def restart(ctx: CliContext, run_ref: str, project: str | None, from_start: bool, as_json: bool) -> None:
-    """Restart a finished run as a new run."""
+def restart(ctx: CliContext, run_ref: str, project: str | None, from_start: bool, follow: bool, as_json: bool) -> None:
+    """Restart a finished run as a new run (tasks that succeeded are kept, unless --from-start)."""
+    from agola.cli._follow import RunFollower, interrupted_message, live_terminal
 
-    async def main(gw: GatewayClient) -> tuple[RunResponse, RunResponse]:
+    following: dict[str, RunResponse] = {}
+
+    async def main(gw: GatewayClient) -> int:
         old = await _get_run(gw, run_ref, project)
-        return old, await gw.restart_run(old.id, from_start=from_start)
+        new = await gw.restart_run(old.id, from_start=from_start)
+        done(f"run #{old.counter} restarted as run #{new.counter} ({new.id})", new, as_json)
+        if not follow:
+            return 0
+        follower = RunFollower(gw, click.echo, live=live_terminal(1), following=following)
+        final = await follower.follow(new.id)
+        return 0 if final.result == "success" else EXIT_RUN_FAILED
 
-    old, new = call(ctx, main)
-    done(f"run #{old.counter} restarted as run #{new.counter} ({new.id})", new, as_json)
+    if follow and as_json:
+        raise click.UsageError("give --follow or --json, not both")
+    code = call(ctx, main, interrupted=lambda: interrupted_message(following))
+    if code:
+        sys.exit(code)
 
 
 def _act(ctx: CliContext, run_ref: str, project: str | None, action: str) -> RunResponse:
