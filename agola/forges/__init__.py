@@ -15,7 +15,7 @@ refreshed before the next call and handed to ``on_token_refresh`` (an ``OAuth2To
 on the linked account. Unsupported types raise ``BadRequest``.
 
 The interface (``ForgeDriver``), values and typed errors are in ``agola.forges.base``; one module
-per forge (``gitea.py``).
+per forge (``gitea.py``, ``github.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from agola.forges.base import (
     ForgeError,
     ForgeForbidden,
     ForgeNotFound,
+    ForgeRateLimited,
     ForgeUnauthorized,
     ForgeUnreachable,
     OAuth2Token,
@@ -63,7 +64,11 @@ def driver_for(remote_source: RemoteSource, linked_account: LinkedAccount | None
         from agola.forges.gitea import GiteaDriver
 
         return GiteaDriver(remote_source, token, on_token_refresh=on_token_refresh)
-    raise BadRequest(f"remote source type {remote_source.type!r} is not supported yet (supported: gitea)")
+    if remote_source.type == RemoteSourceType.GITHUB:
+        from agola.forges.github import GitHubDriver
+
+        return GitHubDriver(remote_source, token, on_token_refresh=on_token_refresh)
+    raise BadRequest(f"remote source type {remote_source.type!r} is not supported yet (supported: gitea, github)")
 
 
 __all__ = [
@@ -75,6 +80,7 @@ __all__ = [
     "ForgeError",
     "ForgeForbidden",
     "ForgeNotFound",
+    "ForgeRateLimited",
     "ForgeUnauthorized",
     "ForgeUnreachable",
     "OAuth2Token",
