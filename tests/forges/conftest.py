@@ -8,7 +8,10 @@ from pathlib import Path
 import attrs
 import pytest
 from aiohttp import web
+from click.testing import CliRunner, Result
 
+from agola.cli.main import agola
+from tests.client.stack import ADMIN, RoleStack
 from tests.support.forge import GiteaEmulator, ssh_available
 from tests.support.services import free_port
 
@@ -20,6 +23,26 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GiteaEmulator
         yield emu
     finally:
         emu.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoleStack]:
+    """The control plane (no executor): what linked accounts and projects need."""
+    r = RoleStack(tmp_path_factory.mktemp("stack"))
+    r.start()
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+def cli(stack: RoleStack, token: str, *args: str) -> Result:
+    return CliRunner().invoke(agola, ["--gateway-url", stack.url, "--token", token, *args])
+
+
+def new_user(stack: RoleStack, name: str) -> str:
+    assert cli(stack, ADMIN, "user", "create", name).exit_code == 0
+    return cli(stack, ADMIN, "user", "token", "create", name, "t").stdout.strip()
 
 
 @attrs.define

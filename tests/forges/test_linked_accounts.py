@@ -8,34 +8,13 @@ import base64
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from agola.cli.main import agola
 from tests.client.stack import ADMIN, RoleStack
+from tests.forges.conftest import cli, new_user
 from tests.support.forge import GiteaEmulator
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoleStack]:
-    r = RoleStack(tmp_path_factory.mktemp("stack"))
-    r.start()
-    try:
-        yield r
-    finally:
-        r.stop()
-
-
-def cli(stack: RoleStack, token: str, *args: str) -> Result:
-    return CliRunner().invoke(agola, ["--gateway-url", stack.url, "--token", token, *args])
-
-
-def new_user(stack: RoleStack, name: str) -> str:
-    assert cli(stack, ADMIN, "user", "create", name).exit_code == 0
-    return cli(stack, ADMIN, "user", "token", "create", name, "t").stdout.strip()
 
 
 def follow_authorize(url: str, login: str, password: str) -> str:

@@ -1,8 +1,8 @@
 """Project groups and projects (spec §6.2, §6.4).
 
-Projects backed by a remote git host (deploy keys, webhooks) come with the remote sources; until
-then a project is created with the ``manual`` repository type: it has secrets, variables and runs
-but no git host behind it.
+A project is either on a forge repository (``--remote-source S --repo-path owner/repo``: the
+caller's linked account on S, a deploy key and a webhook installed by ``projectrepo``), or
+``manual`` (no git host behind it: secrets, variables, no runs from pushes).
 """
 
 from __future__ import annotations
@@ -11,8 +11,15 @@ from typing import TypeVar
 
 import attrs
 
-from agola.errors import BadRequest
+from agola.errors import AgolaError, BadRequest, NotExist
 from agola.services.gateway.actions import Services
+from agola.services.gateway.actions.linkedaccounts import account_driver, user_account
+from agola.services.gateway.actions.projectrepo import (
+    cleanup_repo,
+    generate_ssh_key,
+    project_driver,
+    setup_repo,
+)
 from agola.services.gateway.auth import Identity
 from agola.services.gateway.permissions import can_view, check_project_owner, deny, require_user
 from agola.types.configstore import (
@@ -23,10 +30,13 @@ from agola.types.configstore import (
     ProjectGroupResponse,
     ProjectResponse,
     RemoteRepositoryConfigType,
+    RemoteSource,
+    User,
     Visibility,
 )
+from agola.util.log import get_logger
 
-NOT_YET = "projects linked to a remote source are not supported by this gateway yet"
+log = get_logger(__name__)
 
 
 @attrs.frozen
@@ -136,15 +146,47 @@ async def get_project(svc: Services, ident: Identity, ref: str) -> ProjectRespon
 
 
 async def create_project(svc: Services, ident: Identity, name: str, parent_ref: str, visibility: str,
-                         repo_path: str = "", remote_source_name: str = "") -> ProjectResponse:
+                         repo_path: str = "", remote_source_name: str = "",
+                         skip_ssh_host_key_check: bool = False) -> ProjectResponse:
     require_user(ident)
     parent = await _owned_group(svc, ident, _default_parent(ident, parent_ref), "create a project here")
-    if remote_source_name or repo_path:
-        raise BadRequest(NOT_YET)
     req = Project(name=name, parent=Parent(ConfigType.PROJECTGROUP, parent.project_group.id),
                   visibility=visibility or Visibility.PUBLIC,
                   remote_repository_config_type=RemoteRepositoryConfigType.MANUAL)
-    return await svc.configstore.create_project(req)
+    if not remote_source_name and not repo_path:
+        return await svc.configstore.create_project(req)
+    if not remote_source_name or not repo_path:
+        raise BadRequest("both the remote source name and the repository path are required")
+    if ident.user is None:
+        raise BadRequest("a project on a remote source needs a user's linked account: the admin token has none")
+    rs = await _remote_source(svc, remote_source_name)
+    user: User = await svc.configstore.get_user(ident.user.id)
+    la = user_account(user, rs)
+    if la is None:
+        raise BadRequest(f"user {user.name!r} has no linked account for remote source {rs.name!r}: "
+                         "agola user linkedaccount create first")
+    async with await account_driver(svc, rs, user.id, la) as forge:
+        repo = await forge.repo_info(repo_path)
+        req = attrs.evolve(req, remote_repository_config_type=RemoteRepositoryConfigType.REMOTESOURCE,
+                           remote_source_id=rs.id, linked_account_id=la.id, repository_id=repo.id,
+                           repository_path=repo.path, ssh_private_key=generate_ssh_key(),
+                           skip_ssh_host_key_check=skip_ssh_host_key_check)
+        created: ProjectResponse = await svc.configstore.create_project(req)
+        try:
+            await setup_repo(svc, forge, created.project)
+        except AgolaError:
+            # No project without its deploy key and hook: setup_repo removed what it installed.
+            await svc.configstore.delete_project(created.project.id)
+            raise
+    return created
+
+
+async def _remote_source(svc: Services, ref: str) -> RemoteSource:
+    try:
+        rs: RemoteSource = await svc.configstore.get_remote_source(ref)
+    except NotExist:
+        raise BadRequest(f"remote source {ref!r} doesn't exist") from None
+    return rs
 
 
 async def update_project(svc: Services, ident: Identity, ref: str, update: ProjectGroupUpdate) -> ProjectResponse:
@@ -161,18 +203,34 @@ async def update_project(svc: Services, ident: Identity, ref: str, update: Proje
 
 
 async def delete_project(svc: Services, ident: Identity, ref: str) -> None:
-    project = await _owned_project(svc, ident, ref, "delete this project")
-    await svc.configstore.delete_project(project.project.id)
+    current = await _owned_project(svc, ident, ref, "delete this project")
+    project = current.project
+    await svc.configstore.delete_project(project.id)
+    if project.remote_repository_config_type != RemoteRepositoryConfigType.REMOTESOURCE:
+        return
+    # Best effort: the project is gone whatever the forge says (an orphan hook gets 404s).
+    try:
+        _, forge = await project_driver(svc, project)
+        async with forge:
+            await cleanup_repo(svc, forge, project)
+    except AgolaError as exc:
+        log.warning("project deleted, its forge repository not cleaned", project=project.id,
+                    repo=project.repository_path, error=exc.message)
 
 
 async def reconfig_project(svc: Services, ident: Identity, ref: str) -> None:
-    project = await _owned_project(svc, ident, ref, "reconfigure this project")
-    if project.project.remote_repository_config_type == RemoteRepositoryConfigType.REMOTESOURCE:
-        raise BadRequest(NOT_YET)
+    """Reinstall the deploy key and the webhook (after a forge lost them, or a URL changed)."""
+    current = await _owned_project(svc, ident, ref, "reconfigure this project")
+    project = current.project
+    if project.remote_repository_config_type != RemoteRepositoryConfigType.REMOTESOURCE:
+        raise BadRequest("this project has no remote repository to configure")
+    _, forge = await project_driver(svc, project)
+    async with forge:
+        await setup_repo(svc, forge, project)
 
 
 async def project_create_run(svc: Services, ident: Identity, ref: str) -> None:
     project = await _owned_project(svc, ident, ref, "create runs of this project")
     if project.project.remote_repository_config_type != RemoteRepositoryConfigType.REMOTESOURCE:
         raise BadRequest("this project has no remote repository to build from")
-    raise BadRequest(NOT_YET)
+    raise BadRequest("manual runs of a project are not supported yet: push to the repository")

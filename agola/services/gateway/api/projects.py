@@ -6,7 +6,7 @@ from aiohttp import web
 
 from agola.services.gateway.actions import projects as actions
 from agola.services.gateway.api import serialize
-from agola.services.gateway.api.common import ctx, json_object, no_content, str_field
+from agola.services.gateway.api.common import bool_field, ctx, json_object, no_content, str_field
 from agola.services.gateway.api.projectgroups import update_from
 from agola.util.http import API_PREFIX, json_response
 
@@ -25,7 +25,8 @@ async def create_project(request: web.Request) -> web.Response:
     body = await json_object(request)
     project = await actions.create_project(
         svc, ident, str_field(body, "name"), str_field(body, "parent_ref"), str_field(body, "visibility"),
-        repo_path=str_field(body, "repo_path"), remote_source_name=str_field(body, "remote_source_name"))
+        repo_path=str_field(body, "repo_path"), remote_source_name=str_field(body, "remote_source_name"),
+        skip_ssh_host_key_check=bool_field(body, "skip_ssh_host_key_check"))
     return json_response(serialize.project(project), status=201)
 
 
