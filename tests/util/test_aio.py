@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from agola.util.aio import wait_event
+from agola.util.aio import BatchingQueue, wait_event
 
 
 async def test_returns_true_when_set_and_false_on_timeout() -> None:
@@ -36,3 +36,29 @@ async def test_a_cancelled_waiter_stops_even_when_the_event_is_set_at_the_same_t
         with pytest.raises(asyncio.CancelledError):
             await task
         assert stopped.is_set()
+
+
+async def test_batching_queue_batches_waiting_calls_and_spares_the_others_of_a_cancelled_caller() -> None:
+    batches: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def run_batch(key: str, items: list[int]) -> list[str]:
+        batches.append(items)
+        await release.wait()
+        if -1 in items:
+            raise ValueError("bad item")
+        return [f"{key}{i}" for i in items]
+
+    queue: BatchingQueue[int, str] = BatchingQueue(run_batch, batch_size=3)
+    calls = [asyncio.create_task(queue.submit("k", i)) for i in range(5)]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    calls[1].cancel()  # in the batch being run: the others of the batch still get theirs
+    calls[4].cancel()  # waiting for the next batch: left out of it
+    release.set()
+    assert [await c for c in (calls[0], calls[2], calls[3])] == ["k0", "k2", "k3"]
+    assert batches == [[0, 1, 2], [3]]
+    failing = [asyncio.create_task(queue.submit("k", i)) for i in (-1, 7)]
+    for call in failing:
+        with pytest.raises(ValueError, match="bad item"):
+            await call

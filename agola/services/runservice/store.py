@@ -8,22 +8,32 @@
 Every run write is an atomic compare-and-put on the run key's mod revision (``put_run``), together
 with the run event key when the phase or result changed, and the run-level change group keys when
 the writer holds a change groups update token. A lost race raises ``Conflict``: callers re-read.
+
+Bursts of run creations: inside one process, the creations of one root group (a project or a
+user) queue up and the counters and run configs of every creation waiting (up to ``BATCH``) are
+written in one WAL; increments of one sequence (run ids, run events) are batched the same way
+(``agola.util.aio.BatchingQueue``). So no creation loses a compare-and-swap to a sibling and a burst
+costs a few writes; races with other runservice instances are retried with jittered backoff until
+``conflict_deadline`` seconds have passed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import attrs
 
 from agola.errors import BadRequest, Conflict, NotExist
 from agola.services.runservice.logic.groups import counter_change_group, root_group_id
 from agola.storage.coord.base import Compare, Coordination, Delete, Get, Op, Put
-from agola.storage.coord.sequence import next_sequence
+from agola.storage.coord.sequence import next_sequences
 from agola.storage.datamanager import (
     Action,
     DataManager,
@@ -32,6 +42,10 @@ from agola.storage.datamanager import (
     is_maintenance_enabled,
 )
 from agola.types.runservice import Executor, ExecutorTask, Run, RunConfig, RunEvent
+from agola.util.aio import BatchingQueue
+from agola.util.backoff import Backoff
+
+T = TypeVar("T")
 
 SCHEDULER = "scheduler/"
 RUNS_PREFIX = "scheduler/runs/"
@@ -49,7 +63,10 @@ DT_RUNCONFIG = "runconfig"
 DT_RUNCOUNTER = "runcounter"
 DATATYPES = [DT_RUN, DT_RUNCONFIG, DT_RUNCOUNTER]
 
-COUNTER_ATTEMPTS = 10
+# How long a run creation or a sequence increment keeps retrying races lost to other instances.
+CONFLICT_DEADLINE = 30.0
+# Run configs written by one counter WAL, or values taken by one sequence write, at most.
+BATCH = 32
 # etcd refuses transactions of more than 128 operations by default.
 TXN_MAX_TASKS = 64
 
@@ -103,23 +120,47 @@ class RunStore:
     """Typed access to the runservice state in coordination and the datamanager."""
 
     def __init__(
-        self, coord: Coordination, dm: DataManager, *, now: Callable[[], datetime] = utcnow
+        self, coord: Coordination, dm: DataManager, *, now: Callable[[], datetime] = utcnow,
+        conflict_deadline: float = CONFLICT_DEADLINE,
     ) -> None:
         self.coord = coord
         self.dm = dm
         self.now = now
+        self.conflict_deadline = conflict_deadline
+        self._counters = BatchingQueue(self._write_counters, BATCH)  # by root group
+        self._sequences = BatchingQueue(self._take_sequences, BATCH)  # by sequence key
         # Run configs are immutable: keep the recent ones (the scheduler reads them every pass).
         self._rc_cache: OrderedDict[str, RunConfig] = OrderedDict()
         self._rc_cache_size = 2048
 
     # --- run ids and events ------------------------------------------------------------------
 
+    async def _retrying(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """``attempt()`` again after each ``Conflict`` (a race lost to another instance), with
+        jittered backoff, until ``conflict_deadline``; then the last ``Conflict`` names ``what``."""
+        deadline = time.monotonic() + self.conflict_deadline
+        backoff = Backoff(initial=0.005, maximum=0.25, jitter=0.5)
+        while True:
+            try:
+                return await attempt()
+            except Conflict as exc:
+                if time.monotonic() >= deadline:
+                    raise Conflict(f"{what}: still losing races after {self.conflict_deadline:g}s ({exc.message})") from None
+            await asyncio.sleep(backoff.next())
+
+    async def _take_sequences(self, key: str, callers: list[None]) -> list[str]:
+        values = await self._retrying(f"sequence {key!r}", lambda: next_sequences(self.coord, key, len(callers)))
+        return [str(v) for v in values]
+
+    async def _next_sequence(self, key: str) -> str:
+        return await self._sequences.submit(key, None)
+
     async def new_run_id(self) -> str:
-        return str(await next_sequence(self.coord, RUN_SEQUENCE_KEY))
+        return await self._next_sequence(RUN_SEQUENCE_KEY)
 
     async def _event_op(self, run: Run) -> Put:
-        seq = await next_sequence(self.coord, RUN_EVENT_SEQUENCE_KEY)
-        ev = RunEvent(sequence=str(seq), run_id=run.id, phase=run.phase, result=run.result)
+        seq = await self._next_sequence(RUN_EVENT_SEQUENCE_KEY)
+        ev = RunEvent(sequence=seq, run_id=run.id, phase=run.phase, result=run.result)
         return Put(RUN_EVENTS_KEY, ev.to_json_bytes())
 
     # --- active runs --------------------------------------------------------------------------
@@ -215,32 +256,32 @@ class RunStore:
             pass  # someone else archived it (or it changed: the next pass archives it again)
 
     async def create_run(self, run: Run, rc: RunConfig) -> Run:
-        """Save a new run: counter + run config in one WAL guarded by the counter's change group
-        (retried on a concurrent creation in the same root group), then the active run key with
-        its creation event. Returns the run with its counter set."""
-        root = root_group_id(run.group)
-        group = counter_change_group(root)
-        for _ in range(COUNTER_ATTEMPTS):
-            token = await self.dm.get_change_groups_update_token([group])
-            try:
-                current = int(json.loads(await self.dm.read_object(DT_RUNCOUNTER, root)))
-            except NotExist:
-                current = 0
-            counter = current + 1
-            try:
-                await self.dm.write_wal(
-                    [
-                        Action.put(DT_RUNCOUNTER, root, json.dumps(counter).encode()),
-                        Action.put(DT_RUNCONFIG, rc.id, rc.to_json_bytes()),
-                    ],
-                    token,
-                )
-            except Conflict:
-                continue
-            run = attrs.evolve(run, counter=counter, enqueue_time=self.now())
-            await self.put_run(run, 0, event=True)
-            return run
-        raise Conflict(f"too many concurrent run creations in group {root}")
+        """Save a new run: its counter and run config in a WAL guarded by the counter's change
+        group (queued with the other creations of its root group), then the active run key with its
+        creation event. Returns the run with its counter set."""
+        counter = await self._counters.submit(root_group_id(run.group), rc)
+        run = attrs.evolve(run, counter=counter, enqueue_time=self.now())
+        await self.put_run(run, 0, event=True)
+        return run
+
+    async def _write_counters(self, root: str, rcs: list[RunConfig]) -> list[int]:
+        first = await self._retrying(f"run creation in group {root}", lambda: self._take_counters(root, rcs))
+        return [first + i for i in range(len(rcs))]
+
+    async def _take_counters(self, root: str, rcs: list[RunConfig]) -> int:
+        """One attempt: the next ``len(rcs)`` counters of ``root``, written with the run configs;
+        returns the first. ``Conflict`` when another instance took the counter first."""
+        token = await self.dm.get_change_groups_update_token([counter_change_group(root)])
+        try:
+            current = int(json.loads(await self.dm.read_object(DT_RUNCOUNTER, root)))
+        except NotExist:
+            current = 0
+        await self.dm.write_wal(
+            [Action.put(DT_RUNCOUNTER, root, json.dumps(current + len(rcs)).encode())]
+            + [Action.put(DT_RUNCONFIG, rc.id, rc.to_json_bytes()) for rc in rcs],
+            token,
+        )
+        return current + 1
 
     # --- executors ----------------------------------------------------------------------------
 

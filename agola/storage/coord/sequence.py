@@ -81,9 +81,9 @@ def parse(s: str) -> Sequence:
     return Sequence.parse(s)
 
 
-def _next_of(kv: KeyValue | None) -> Sequence:
+def _next_of(kv: KeyValue | None, count: int = 1) -> Sequence:
     cur = Sequence.from_json(kv.value) if kv is not None else Sequence(0, 0)
-    return Sequence(cur.epoch or int(time.time()), cur.c + 1)
+    return Sequence(cur.epoch or int(time.time()), cur.c + count)
 
 
 async def next_sequence(coord: Coordination, key: str) -> Sequence:
@@ -92,13 +92,19 @@ async def next_sequence(coord: Coordination, key: str) -> Sequence:
     Compare-and-swap on the key's mod revision (or its absence); a lost race re-reads the value
     from the failed txn and tries again, ``Conflict`` after ``MAX_ATTEMPTS`` lost races.
     """
+    return (await next_sequences(coord, key, 1))[0]
+
+
+async def next_sequences(coord: Coordination, key: str, count: int) -> list[Sequence]:
+    """``count`` consecutive new values of the sequence at ``key``, in one compare-and-swap (a
+    burst of run ids or run events costs one write, not ``count``)."""
     kv = await coord.get(key)
     for attempt in range(MAX_ATTEMPTS):
-        nxt = _next_of(kv)
+        last = _next_of(kv, count)
         guard = Compare.mod(key, "==", kv.mod_revision) if kv is not None else Compare.create(key, "==", 0)
-        res = await coord.txn([guard], [Put(key, nxt.to_json())], [Get(key)])
+        res = await coord.txn([guard], [Put(key, last.to_json())], [Get(key)])
         if res.succeeded:
-            return nxt
+            return [Sequence(last.epoch, last.c - count + i) for i in range(1, count + 1)]
         current = res.responses[0]
         kv = current.kvs[0] if current is not None and current.kvs else None
         # Spread out the racers so one of them wins the next round.

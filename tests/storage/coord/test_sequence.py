@@ -10,7 +10,7 @@ import pytest
 
 from agola.errors import BadRequest
 from agola.storage.coord.base import Coordination
-from agola.storage.coord.sequence import Sequence, next_sequence, parse
+from agola.storage.coord.sequence import Sequence, next_sequence, next_sequences, parse
 
 
 def test_string_form_is_fixed_width_base32() -> None:
@@ -51,3 +51,10 @@ async def test_concurrent_increments_are_distinct(coord: Coordination) -> None:
     assert sorted(s.c for s in seqs) == list(range(1, n + 1))
     assert len({str(s) for s in seqs}) == n
     assert (await next_sequence(coord, "cseq")).c == n + 1
+
+
+async def test_several_values_in_one_write(coord: Coordination) -> None:
+    first = await next_sequence(coord, "bseq")
+    batch = await next_sequences(coord, "bseq", 3)
+    assert [s.c for s in batch] == [2, 3, 4] and {s.epoch for s in batch} == {first.epoch}
+    assert (await next_sequence(coord, "bseq")).c == 5
