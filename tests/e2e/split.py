@@ -104,56 +104,73 @@ def _ost(s3: S3Server, bucket: str) -> str:
 
 
 class SplitStack:
-    """The two processes, their config files and URLs. ``start()``; ``control`` / ``executor``
+    """The processes, their config files and URLs. ``start()``; ``control`` / ``executor``
     ``.terminate()`` (SIGTERM, returns the exit status), ``.kill()``, ``.start()`` again; ``close()``
-    kills what is left."""
+    kills what is left.
 
-    def __init__(self, workdir: Path, etcd_endpoint: str, s3: S3Server, busybox_path: str = "/usr/bin/busybox") -> None:
+    ``control_planes`` > 1 runs that many ``all-base`` processes on the same etcd and buckets (an
+    HA installation: ``controls``; ``control`` is the first, ``url`` its gateway), each with its
+    own ports and data dirs; the executor reaches the runservice of ``controls[executor_target]``
+    (in production: a load balancer in front of every runservice)."""
+
+    def __init__(self, workdir: Path, etcd_endpoint: str, s3: S3Server, busybox_path: str = "/usr/bin/busybox",
+                 *, control_planes: int = 1, executor_target: int = 0) -> None:
         self.workdir = workdir
         suffix = uuid.uuid4().hex[:10]
-        ports = {r: free_port() for r in ("gateway", "runservice", "configstore", "gitserver", "executor")}
-        url = {r: f"http://127.0.0.1:{p}" for r, p in ports.items()}
-        self.url = url["gateway"]
-        self.runservice_url = url["runservice"]
-        self.executor_url = url["executor"]
         # A label unique to this stack: an executor of another test run never matches it, and the
         # docker labels (executor id) keep its pods apart from those of other executors.
         self.label = f"split-{suffix}"
         etcd = f"  etcd:\n    endpoints: {etcd_endpoint}\n"
+        storage = {"runservice": f"{etcd}{_ost(s3, f'split-rs-{suffix}')}",
+                   "configstore": f"{etcd}{_ost(s3, f'split-cs-{suffix}')}"}
+        self.control_urls: list[dict[str, str]] = []  # each control plane's role URLs
+        self.controls = [self._control(workdir, i, storage, etcd) for i in range(control_planes)]
+        self.control = self.controls[0]
+        self.url = self.control.health_url
+        self.runservice_url = self.control_urls[0]["runservice"]
+        target = self.control_urls[executor_target]["runservice"]
+        self.executor_url = f"http://127.0.0.1:{free_port()}"
+        executor = (
+            f"{TOKEN_LINE}executor:\n  dataDir: {workdir / 'executor'}\n"
+            f"  web:\n    listenAddress: {self.executor_url.removeprefix('http://')}\n"
+            f"  runserviceURL: {target}\n  advertiseURL: {self.executor_url}\n"
+            f"  driver: {{type: docker}}\n  docker: {{network: host}}\n"
+            f"  busyboxPath: {busybox_path}\n  activeTasksLimit: 3\n"
+            f"  labels: {{stack: {self.label}}}\n"
+        )
+        self.executor = ServeProcess(workdir, "executor", executor, "executor", self.executor_url)
+        self.processes: Sequence[ServeProcess] = (*self.controls, self.executor)
+
+    def _control(self, workdir: Path, i: int, storage: dict[str, str], etcd: str) -> ServeProcess:
+        ports = {r: free_port() for r in ("gateway", "runservice", "configstore", "gitserver", "notification")}
+        url = {r: f"http://127.0.0.1:{p}" for r, p in ports.items()}
+        self.control_urls.append(url)
         web = {r: f"  web:\n    listenAddress: 127.0.0.1:{p}\n" for r, p in ports.items()}
-        control = (
+        name = "control-plane" if i == 0 else f"control-plane-{i + 1}"
+        data = workdir / name if i else workdir
+        config = (
             f"id: agola\n{TOKEN_LINE}"
-            f"gateway:\n  dataDir: {workdir / 'gateway'}\n{web['gateway']}"
+            f"gateway:\n  dataDir: {data / 'gateway'}\n{web['gateway']}"
             f"  apiExposedURL: {url['gateway']}\n  runserviceURL: {url['runservice']}\n"
             f"  configstoreURL: {url['configstore']}\n  gitserverURL: {url['gitserver']}\n"
             f"  adminToken: {ADMIN}\n"
             f"  tokenSigning: {{method: hmac, key: split-test-signing-key, duration: 1h}}\n"
             f"scheduler:\n  runserviceURL: {url['runservice']}\n"
             f"notification:\n  runserviceURL: {url['runservice']}\n  configstoreURL: {url['configstore']}\n{etcd}"
-            f"runservice:\n  dataDir: {workdir / 'runservice'}\n{web['runservice']}{etcd}"
-            f"{_ost(s3, f'split-rs-{suffix}')}"
-            f"configstore:\n  dataDir: {workdir / 'configstore'}\n{web['configstore']}{etcd}"
-            f"{_ost(s3, f'split-cs-{suffix}')}"
-            f"gitserver:\n  dataDir: {workdir / 'gitserver'}\n{web['gitserver']}"
+            f"{web['notification']}"
+            f"runservice:\n  dataDir: {data / 'runservice'}\n{web['runservice']}{storage['runservice']}"
+            f"configstore:\n  dataDir: {data / 'configstore'}\n{web['configstore']}{storage['configstore']}"
+            f"gitserver:\n  dataDir: {data / 'gitserver'}\n{web['gitserver']}"
         )
-        executor = (
-            f"{TOKEN_LINE}executor:\n  dataDir: {workdir / 'executor'}\n{web['executor']}"
-            f"  runserviceURL: {url['runservice']}\n  advertiseURL: {url['executor']}\n"
-            f"  driver: {{type: docker}}\n  docker: {{network: host}}\n"
-            f"  busyboxPath: {busybox_path}\n  activeTasksLimit: 3\n"
-            f"  labels: {{stack: {self.label}}}\n"
-        )
-        self.control = ServeProcess(workdir, "control-plane", control, "all-base", url["gateway"])
-        self.executor = ServeProcess(workdir, "executor", executor, "executor", url["executor"])
-        self.processes: Sequence[ServeProcess] = (self.control, self.executor)
+        return ServeProcess(workdir, name, config, "all-base", url["gateway"])
 
     def start(self) -> None:
-        # Both at once (Python start-up is the slow part); the executor retries its heartbeats
+        # All at once (Python start-up is the slow part); the executor retries its heartbeats
         # until the runservice answers, as it would when hosts boot in any order.
-        self.control.spawn()
-        self.executor.spawn()
-        self.control.wait_healthy()
-        self.executor.wait_healthy()
+        for p in self.processes:
+            p.spawn()
+        for p in self.processes:
+            p.wait_healthy()
 
     def close(self) -> None:
         for p in self.processes:

@@ -36,7 +36,7 @@ async def refuse_with_active_runs(request: web.Request) -> None:
     raise Conflict(
         f"{len(runs)} run(s) not archived yet would be left out of the export: {named}{more}. "
         "Wait for them to finish (they are archived shortly after), stop them, or force the export "
-        "(force=true) to leave them out"
+        "to leave them out (agola export --force, ?force=true)"
     )
 
 
