@@ -26,6 +26,7 @@ from agola.roleclients.runservice import RunserviceClient
 from agola.services.notification.forgestatus import CommitStatuses
 from agola.services.notification.messages import (
     DESCRIPTIONS,
+    Owner,
     commit_state,
     encode_payload,
     run_owner,
@@ -36,7 +37,7 @@ from agola.services.notification.messages import (
 from agola.services.notification.store import DeliveryStore
 from agola.storage.coord.base import Coordination, Mutex
 from agola.types.notification import CommitStatusMessage, DeliveryKind, OwnerType
-from agola.types.runservice import RunEvent
+from agola.types.runservice import Run, RunEvent
 from agola.util.backoff import Backoff
 from agola.util.log import get_logger
 
@@ -60,9 +61,12 @@ class RunEventHandler:
         self.webhooks = webhooks
         self.on_new = on_new
         self._last_state: OrderedDict[str, CommitState] = OrderedDict()
+        # (event sequence, kind) of the deliveries stored lately: a retried event adds no duplicate.
+        self._stored: OrderedDict[tuple[str, DeliveryKind], None] = OrderedDict()
 
     async def handle(self, event: RunEvent) -> int:
-        """Store the deliveries of one event; how many were stored."""
+        """Store the deliveries of one event; how many were stored. Idempotent: handling an event
+        again (a retry after a failure halfway) stores nothing twice."""
         try:
             resp = await self.rs.get_run(event.run_id)
         except NotExist:
@@ -73,26 +77,45 @@ class RunEventHandler:
         if owner is None:
             return 0
         added = 0
-        if self.webhooks:
+        if self.webhooks and self._first_time(event, DeliveryKind.RUN_WEBHOOK):
             body = webhook_payload(run, resp.run_config, event.phase, event.result)
             await self.store.add(DeliveryKind.RUN_WEBHOOK, owner.type, owner.id, run_id=run.id,
                                  payload=encode_payload(body).decode())
+            self._done(event, DeliveryKind.RUN_WEBHOOK)
             added += 1
-        sha = run.annotations.get("commit_sha", "")
-        state = commit_state(event.phase, event.result)
-        if (self.statuses is not None and owner.type is OwnerType.PROJECT and sha and state is not None
-                and self._last_state.get(run.id) != state):
-            name = await self.statuses.project_name(owner.id)
-            msg = CommitStatusMessage(
-                project_id=owner.id, commit_sha=sha, state=str(state),
-                context=status_context(self.installation_id, name, run.name),
-                description=DESCRIPTIONS[state], target_url=run_url(self.web_exposed_url, run.id))
+        msg = await self._commit_status(event, run, owner)
+        if msg is not None and self._first_time(event, DeliveryKind.COMMIT_STATUS):
             await self.store.add(DeliveryKind.COMMIT_STATUS, owner.type, owner.id, run_id=run.id, commit_status=msg)
-            self._remember(run.id, state)
+            self._done(event, DeliveryKind.COMMIT_STATUS)
+            self._remember(run.id, CommitState(msg.state))
             added += 1
         if added:
             self.on_new()
         return added
+
+    async def _commit_status(self, event: RunEvent, run: Run, owner: Owner) -> CommitStatusMessage | None:
+        sha = run.annotations.get("commit_sha", "")
+        state = commit_state(event.phase, event.result)
+        if (self.statuses is None or owner.type is not OwnerType.PROJECT or not sha or state is None
+                or self._last_state.get(run.id) == state):
+            return None
+        try:
+            name = await self.statuses.project_name(owner.id)
+        except NotExist:
+            log.info("commit status of a deleted project not set", project=owner.id, run=run.id)
+            return None
+        return CommitStatusMessage(
+            project_id=owner.id, commit_sha=sha, state=str(state),
+            context=status_context(self.installation_id, name, run.name),
+            description=DESCRIPTIONS[state], target_url=run_url(self.web_exposed_url, run.id))
+
+    def _first_time(self, event: RunEvent, kind: DeliveryKind) -> bool:
+        return (event.sequence, kind) not in self._stored
+
+    def _done(self, event: RunEvent, kind: DeliveryKind) -> None:
+        self._stored[(event.sequence, kind)] = None
+        while len(self._stored) > REMEMBERED_RUNS:
+            self._stored.popitem(last=False)
 
     def _remember(self, run_id: str, state: CommitState) -> None:
         self._last_state[run_id] = state
