@@ -2,8 +2,8 @@
 import SERVICE -i FILE``: the admin's maintenance mode, backups and restores of the configstore and
 the runservice (docs/operations.md).
 
-An export is written to ``FILE.partial`` and renamed to ``FILE`` only once complete, so a cut
-export never passes for a backup. On a terminal both transfers show their progress on stderr.
+An export is written to ``FILE.partial`` (mode 0600: it holds secret values) and renamed to
+``FILE`` only once complete, so a cut export never passes for a backup. On a terminal both transfers show their progress on stderr.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import click
 
 from agola.cli import CliContext
 from agola.cli._output import CliError, call, done, format_table, json_option, print_json
+from agola.util.privatefiles import PRIVATE_FILE_MODE
 
 if TYPE_CHECKING:
     from agola.client import GatewayClient, MaintenanceStatusResponse
@@ -190,7 +191,10 @@ def export_(ctx: CliContext, service: str, output: str, force: bool) -> None:
         return f"interrupted: export of {service} abandoned, {dest} left as it was"
 
     try:
-        f = open(partial, "wb")  # closed by the with below; opened first for a clean error
+        # An export holds secret values (secrets, remote source credentials): owner only.
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+        os.fchmod(fd, PRIVATE_FILE_MODE)
+        f = os.fdopen(fd, "wb")  # closed by the with below; opened first for a clean error
     except OSError as exc:
         raise CliError(f"cannot write {partial}: {exc.strerror}") from None
     try:

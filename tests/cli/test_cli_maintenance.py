@@ -53,6 +53,7 @@ def _scenario(stack: RoleStack, tmp_path: Path) -> None:
     out = ok(cli(stack, ADMIN, "export", "configstore", "-o", str(backup))).stdout
     assert re.fullmatch(rf"configstore exported to {re.escape(str(backup))}: \d+ B in \d+\.\ds\n", out), out
     assert list(tmp_path.glob("cs.export*")) == [backup]
+    assert backup.stat().st_mode & 0o777 == 0o600  # it holds secret values
     ok(cli(stack, ADMIN, "user", "create", "bob"))
 
     refused = cli(stack, ADMIN, "import", "configstore", "-i", str(backup))
