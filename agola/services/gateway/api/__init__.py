@@ -25,6 +25,7 @@ from agola.services.gateway.api import (
     users,
     variables,
     version,
+    webhooks,
 )
 from agola.services.gateway.api.common import AUTH_KEY, SERVICES_KEY
 from agola.services.gateway.auth import Authenticator
@@ -32,7 +33,8 @@ from agola.services.gateway.cors import add_cors
 from agola.util.http import ROLE_KEY, Handler, error_middleware, error_response, request_log_middleware
 
 MAX_BODY = 1024 * 1024
-UNLIMITED_BODIES = ("/repos/", maintenance.IMPORT_PREFIX)
+# Forge deliveries under /webhooks have their own 5 MiB limit (api/webhooks.py).
+UNLIMITED_BODIES = ("/repos/", maintenance.IMPORT_PREFIX, "/webhooks")
 
 
 @web.middleware
@@ -67,6 +69,6 @@ def build_app(svc: Services, auth: Authenticator, *, allowed_origins: Sequence[s
 
     app.cleanup_ctx.append(git_session)
     for module in (version, users, orgs, projectgroups, projects, secrets, variables, remotesources, runs, logs,
-                   createrun, badges, maintenance, deliveries, repos):
+                   createrun, badges, maintenance, deliveries, webhooks, repos):
         module.add_routes(app)
     return app

@@ -1,0 +1,145 @@
+"""``POST /webhooks?projectid=<id>``: a forge's delivery becomes the project's runs (spec §6.5).
+
+In order: the project is loaded (404 when deleted), the delivery's signature is verified with the
+project's webhook secret (401 when unsigned or wrong: nothing else happens), the payload is parsed
+into a ``WebhookEvent`` (a closed PR, a deleted branch or an event agola doesn't build: 200, no
+run), a delivery id already built is acknowledged without new runs (forges redeliver), and the
+commit's runs are created through the same path as direct runs (``runcreation.create_runs``): the
+pipeline file read at the commit through the forge API, one run group per branch, tag or pull
+request, ``when`` conditions, ``[ci skip]``. The answer is 2xx only once the runs are created.
+
+Runs clone with the project's SSH key from the repository's SSH URL (host key from the remote
+source unless it or the project says to skip the check). Runs of a pull request from a fork get
+no variables unless the project passes them (``pass_vars_to_forked_pr``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Mapping
+
+import attrs
+
+from agola.errors import BadRequest, NotExist
+from agola.forges import EventKind, ForgeDriver, WebhookEvent, driver_for
+from agola.services.configstore.tree import RunRef, run_variables
+from agola.services.gateway.actions import Services
+from agola.services.gateway.actions.linkedaccounts import account_driver
+from agola.services.gateway.actions.projectrepo import project_account
+from agola.services.gateway.runcreation import RunSource, create_runs, run_group
+from agola.types.configstore import Project, ProjectResponse, RemoteRepositoryConfigType, RemoteSource
+from agola.types.runservice import Run, RunCreateRequest
+from agola.types.when import RefType
+from agola.util.log import get_logger
+
+log = get_logger(__name__)
+
+MAX_BODY = 5 * 1024 * 1024
+DELIVERY_ANNOTATION = "webhook_delivery_id"
+# Runs of a group searched for a delivery id already built (a redelivery comes soon after).
+DEDUP_SCAN = 100
+_REF_TYPES = {EventKind.PUSH: RefType.BRANCH, EventKind.TAG: RefType.TAG, EventKind.PULL_REQUEST: RefType.PULL_REQUEST}
+
+
+@attrs.frozen
+class WebhookResult:
+    runs: list[Run] = attrs.field(factory=list)
+    # Why nothing was created, when nothing was ("ignored event", "already delivered").
+    note: str = ""
+
+
+class _InFlight:
+    """Delivery ids being built in this gateway: a concurrent redelivery waits for the first."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._locks: OrderedDict[str, asyncio.Lock] = OrderedDict()
+        self._size = size
+
+    def lock(self, delivery_id: str) -> asyncio.Lock:
+        lock = self._locks.get(delivery_id)
+        if lock is None:
+            lock = self._locks[delivery_id] = asyncio.Lock()
+            while len(self._locks) > self._size:
+                self._locks.popitem(last=False)
+        return lock
+
+
+_IN_FLIGHT = _InFlight()
+
+
+async def _project(svc: Services, project_id: str) -> Project:
+    if not project_id:
+        raise BadRequest("projectid query parameter required")
+    try:
+        resp: ProjectResponse = await svc.configstore.get_project(project_id)
+    except NotExist:
+        raise NotExist(f"project {project_id!r} doesn't exist") from None
+    if resp.project.remote_repository_config_type != RemoteRepositoryConfigType.REMOTESOURCE:
+        raise BadRequest("this project has no remote repository")
+    return resp.project
+
+
+async def handle_webhook(svc: Services, project_id: str, headers: Mapping[str, str], body: bytes) -> WebhookResult:
+    project = await _project(svc, project_id)
+    rs, user, la = await project_account(svc, project)
+    async with driver_for(rs) as parser:
+        event = parser.parse_webhook(headers, body, project.webhook_secret)  # verifies first
+    if event is None:
+        return WebhookResult(note="event ignored: nothing to build")
+    src = _run_source(project, rs, event)
+    if not event.delivery_id:
+        return await _build(svc, project, src, event, await account_driver(svc, rs, user.id, la))
+    async with _IN_FLIGHT.lock(event.delivery_id):
+        if await _already_built(svc, src, event.delivery_id):
+            log.info("webhook delivery already built", project=project.id, delivery=event.delivery_id)
+            return WebhookResult(note="delivery already built")
+        return await _build(svc, project, src, event, await account_driver(svc, rs, user.id, la))
+
+
+async def _already_built(svc: Services, src: RunSource, delivery_id: str) -> bool:
+    runs, _ = await svc.runservice.list_runs(groups=[run_group(src)], limit=DEDUP_SCAN)
+    return any(r.annotations.get(DELIVERY_ANNOTATION) == delivery_id for r in runs)
+
+
+async def _build(svc: Services, project: Project, src: RunSource, event: WebhookEvent,
+                 forge: ForgeDriver) -> WebhookResult:
+    async with forge:
+        src = attrs.evolve(src, variables=await _variables(svc, project, src, event))
+
+        async def fetch(path: str) -> bytes:
+            return await forge.get_file(project.repository_path, event.commit_sha, path)
+
+        async def create(req: RunCreateRequest) -> Run:
+            annotations = {**req.annotations, DELIVERY_ANNOTATION: event.delivery_id} if event.delivery_id else None
+            if annotations is not None:
+                req = attrs.evolve(req, annotations=annotations)
+            return (await svc.runservice.create_run(req)).run
+
+        runs = await create_runs(src, fetch, create)
+    log.info("webhook built", project=project.id, event=str(event.kind), ref=event.ref, runs=len(runs),
+             delivery=event.delivery_id)
+    return WebhookResult(runs=runs)
+
+
+async def _variables(svc: Services, project: Project, src: RunSource, event: WebhookEvent) -> dict[str, str]:
+    run = RunRef(ref_type=src.ref_type, ref=src.ref, branch=src.branch, tag=src.tag,
+                 pull_request_from_same_repo=not event.from_fork)
+    if run.ref_type == RefType.PULL_REQUEST and event.from_fork and not project.pass_vars_to_forked_pr:
+        return {}  # an outsider's pull request never sees the project's secrets
+    variables = await svc.configstore.get_variables("project", project.id, True)
+    secrets = await svc.configstore.get_secrets("project", project.id, True)
+    return run_variables(project, variables, secrets, run)
+
+
+def _run_source(project: Project, rs: RemoteSource, event: WebhookEvent) -> RunSource:
+    return RunSource(
+        run_type="project", base_id=project.id, ref_type=_REF_TYPES[event.kind], ref=event.ref,
+        commit_sha=event.commit_sha, message=event.message or event.ref, clone_url=event.ssh_url,
+        trigger="webhook", branch=event.branch, tag=event.tag, pull_request_id=event.pull_request_id,
+        ssh_private_key=project.ssh_private_key, ssh_host_key=rs.ssh_host_key,
+        skip_ssh_host_key_check=rs.skip_ssh_host_key_check or project.skip_ssh_host_key_check,
+        commit_link=event.commit_link, compare_link=event.compare_link, branch_link=event.branch_link,
+        tag_link=event.tag_link, pull_request_link=event.pull_request_link, webhook_event=str(event.kind),
+        webhook_sender=event.sender,
+    )

@@ -1,0 +1,141 @@
+"""Forge deliveries -> runs, on the control plane (runs stay queued without an executor): real
+pushes, tags and a fork's pull request on the emulator, its signed webhooks to the gateway; and the
+bad deliveries (unsigned, forged, replayed, oversized, malformed, for a deleted project)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agola.forges.gitea import sign
+from tests.client.stack import ADMIN, RoleStack
+from tests.forges.conftest import cli, commit, git, new_user, work_tree
+from tests.support.forge import GiteaEmulator
+from tests.support.waiting import wait_for_sync
+
+PIPELINE = """version: v0
+runs:
+  - name: build
+    tasks:
+      - name: t1
+        runtime: {type: pod, containers: [{image: busybox}]}
+        steps: [{type: run, command: "echo hi"}]
+  - name: only-tags
+    when: {tag: '#v.*#'}
+    tasks:
+      - name: t1
+        runtime: {type: pod, containers: [{image: busybox}]}
+        steps: [{type: run, command: "echo tag"}]
+"""
+
+
+@pytest.fixture(scope="module")
+def project(stack: RoleStack, emulator: GiteaEmulator) -> dict[str, Any]:
+    emulator.add_user("jane", "jane-pw")
+    emulator.add_user("kurt", "kurt-pw")
+    emulator.create_repo("jane", "app")
+    assert cli(stack, ADMIN, "remotesource", "create", "-n", "gitea", "--type", "gitea", "--auth-type", "password",
+               "--api-url", emulator.url).exit_code == 0
+    token = new_user(stack, "jane")
+    assert cli(stack, token, "user", "linkedaccount", "create", "-n", "jane", "-r", "gitea", "--remote-name", "jane",
+               "--remote-password", "jane-pw").exit_code == 0
+    res = cli(stack, token, "project", "create", "-n", "app", "--parent", "user/jane", "--remote-source", "gitea",
+              "--repo-path", "jane/app", "--json")
+    assert res.exit_code == 0, res.output
+    return {"token": token, **json.loads(res.stdout)}
+
+
+def runs(stack: RoleStack, token: str) -> list[dict[str, Any]]:
+    res = cli(stack, token, "run", "list", "--project", "user/jane/app", "--limit", "100", "--json")
+    assert res.exit_code == 0, res.output
+    return list(json.loads(res.stdout))
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(req) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def test_pushes_tags_and_fork_pull_requests_create_runs(
+        stack: RoleStack, emulator: GiteaEmulator, project: dict[str, Any], tmp_path: Path) -> None:
+    token = project["token"]
+    tree = work_tree(tmp_path / "w", {".agola/config.yml": PIPELINE}, "add the pipeline")
+    git("push", "-q", emulator.http_url("jane/app", "jane"), "main", cwd=tree)
+    sha = git("rev-parse", "HEAD", cwd=tree)
+    [run] = wait_for_sync(lambda: runs(stack, token), timeout=20, message="push run")
+    ann = run["annotations"]
+    assert run["name"] == "build"
+    assert (ann["run_creation_trigger"], ann["webhook_event"], ann["ref_type"]) == ("webhook", "push", "branch")
+    assert (ann["branch"], ann["commit_sha"], ann["webhook_sender"]) == ("main", sha, "jane")
+    assert ann["message"] == "add the pipeline\n" and ann["compare_link"].startswith(emulator.url)
+
+    git("tag", "v1.0", cwd=tree)
+    git("push", "-q", emulator.http_url("jane/app", "jane"), "v1.0", cwd=tree)
+    tag_runs = wait_for_sync(lambda: [r for r in runs(stack, token) if r["annotations"].get("tag") == "v1.0"] or None,
+                             timeout=20, message="tag runs")
+    assert sorted(r["name"] for r in tag_runs) == ["build", "only-tags"]  # `when` evaluated on the tag
+
+    emulator.fork_repo("jane/app", "kurt")
+    git("checkout", "-q", "-b", "fix", cwd=tree)
+    fork_sha = commit(tree, {"README": "fix\n"}, "a fix from a fork")
+    git("push", "-q", emulator.http_url("kurt/app", "kurt"), "fix", cwd=tree)
+    emulator.open_pull_request("jane/app", "kurt/app", "fix", "Fix things")
+    [pr_run] = wait_for_sync(lambda: [r for r in runs(stack, token) if r["annotations"].get("ref_type") == "pull_request"],
+                             timeout=20, message="PR run")
+    assert pr_run["annotations"]["pull_request_id"] == "1" and pr_run["annotations"]["commit_sha"] == fork_sha
+    assert pr_run["annotations"]["ref"] == "refs/pull/1/head"
+    groups = {r["annotations"]["ref_type"] for r in runs(stack, token)}
+    assert groups == {"branch", "tag", "pull_request"}
+
+    # Every delivery was answered 2xx, and redelivering one creates nothing new.
+    delivered = [d for d in emulator.deliveries if "webhooks?projectid=" in d.hook_url]
+    assert delivered and all(d.status == 200 for d in delivered), [(d.status, d.response) for d in delivered]
+    before = len(runs(stack, token))
+    emulator.redeliver(delivered[0].id)
+    again = emulator.deliveries[-1]
+    assert again.status == 200 and "already built" in again.response
+    assert len(runs(stack, token)) == before
+
+
+def test_bad_deliveries_create_nothing(
+        stack: RoleStack, emulator: GiteaEmulator, project: dict[str, Any], tmp_path: Path) -> None:
+    token = project["token"]
+    url = f"{stack.url}/webhooks?projectid={project['id']}"
+    repo = emulator.repo("jane/app")
+    [hook] = repo.hooks.values()
+    good = next(d for d in emulator.deliveries if d.hook_url == hook.url and d.event == "push")
+    body = good.body.replace(b'"ref": "refs/heads/main"', b'"ref": "refs/heads/forged"')
+    before = len(runs(stack, token))
+    headers = {"X-Gitea-Event": "push", "X-Gitea-Delivery": "forged-1"}
+    assert post(url, body, headers)[0] == 401  # unsigned
+    assert post(url, body, {**headers, "X-Gitea-Signature": sign("guessed", body)})[0] == 401
+    assert post(url, body, {**headers, "X-Gitea-Signature": sign(hook.secret, good.body)})[0] == 401
+    big = b" " * (5 * 1024 * 1024 + 1)
+    assert post(url, big, {**headers, "X-Gitea-Signature": sign(hook.secret, big)})[0] == 413
+    bad_json = b"{not json"
+    status, err = post(url, bad_json, {**headers, "X-Gitea-Signature": sign(hook.secret, bad_json)})
+    assert status == 400 and "not JSON" in err["message"]
+    assert post(f"{stack.url}/webhooks", body, headers)[0] == 400
+    assert len(runs(stack, token)) == before
+
+    # A correctly signed delivery for a commit without a pipeline file: a setup error run says why.
+    empty = work_tree(tmp_path / "e", {"README": "no pipeline\n"}, "no pipeline here")
+    git("push", "-q", "-f", emulator.http_url("jane/app", "jane"), "main:nopipe", cwd=empty)
+    [setup] = wait_for_sync(lambda: [r for r in runs(stack, token) if r["annotations"].get("branch") == "nopipe"],
+                            timeout=20, message="setup error run")
+    shown = json.loads(cli(stack, token, "run", "show", setup["id"], "--json").stdout)
+    assert shown["phase"] == "setuperror" and ".agola/config.yml" in " ".join(shown["setup_errors"])
+
+    # A deleted project: its deliveries are 404s.
+    assert cli(stack, token, "project", "delete", "--ref", "user/jane/app").exit_code == 0
+    assert post(url, good.body, {"X-Gitea-Event": "push", "X-Gitea-Delivery": "x",
+                                 "X-Gitea-Signature": sign(hook.secret, good.body)})[0] == 404
