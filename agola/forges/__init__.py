@@ -15,7 +15,7 @@ refreshed before the next call and handed to ``on_token_refresh`` (an ``OAuth2To
 on the linked account. Unsupported types raise ``BadRequest``.
 
 The interface (``ForgeDriver``), values and typed errors are in ``agola.forges.base``; one module
-per forge (``gitea.py``, ``github.py``).
+per forge (``gitea.py``, ``github.py``, ``gitlab.py``; the last two share ``rest.py``).
 """
 
 from __future__ import annotations
@@ -68,7 +68,11 @@ def driver_for(remote_source: RemoteSource, linked_account: LinkedAccount | None
         from agola.forges.github import GitHubDriver
 
         return GitHubDriver(remote_source, token, on_token_refresh=on_token_refresh)
-    raise BadRequest(f"remote source type {remote_source.type!r} is not supported yet (supported: gitea, github)")
+    if remote_source.type == RemoteSourceType.GITLAB:
+        from agola.forges.gitlab import GitLabDriver
+
+        return GitLabDriver(remote_source, token, on_token_refresh=on_token_refresh)
+    raise BadRequest(f"remote source type {remote_source.type!r} is not supported (supported: gitea, github, gitlab)")
 
 
 __all__ = [
