@@ -31,11 +31,12 @@ from agola.roleclients.runservice import RunserviceClient
 from agola.services import registry
 from agola.services.notification.role import NotificationRole
 from agola.services.role import Role, RoleHost
+from agola.services.runservice.logic.groups import approval_change_group
 from agola.types.notification import CommitStatusMessage
-from agola.types.runservice import RunCreateRequest
+from agola.types.runservice import RunCreateRequest, RunPhase
 from tests.client.stack import ADMIN, ALL, RoleStack
 from tests.support.services import free_port
-from tests.support.waiting import wait_for_sync
+from tests.support.waiting import wait_for, wait_for_sync
 
 T = TypeVar("T")
 SECRET = "run-webhook-secret-0123456789"
@@ -267,3 +268,47 @@ def test_project_run_commit_statuses_pending_then_success(stack: Stack, direct_r
     assert success.commit_sha == "c0ffee" * 6 + "abcd"
     assert success.description == "The run finished successfully" and pending.description == "The run is pending"
     assert success.target_url == f"{stack.config.notification.web_exposed_url}/runs/{run_id}"
+
+
+def test_a_run_finishing_while_notification_is_down_still_gets_its_final_status(stack: Stack, direct_run: str) -> None:
+    """The role stops while a project run waits for an approval; the run finishes meanwhile (no
+    one follows its events); once the role is back it catches up: success on the forge."""
+    rs_token = stack.config.api_token_for("runservice", caller="gateway")
+    role = stack.notification()
+    stack.forge.calls.clear()
+
+    async def create_gated_run() -> tuple[str, str]:
+        async with RunserviceClient(stack.config.gateway.runservice_url, token=rs_token) as rs:
+            done = await rs.get_run(direct_run)
+            assert done.run_config is not None
+            [task] = done.run_config.tasks.values()
+            task = attrs.evolve(task, id=str(uuid.uuid4()), needs_approval=True)
+            req = RunCreateRequest(
+                run_config_tasks={task.id: task}, name="deploy", group=f"/project/{PROJECT_ID}/branch/release",
+                static_environment=done.run_config.static_environment,
+                annotations={"run_type": "project", "projectid": PROJECT_ID, "commit_sha": "d" * 40,
+                             "ref_type": "branch", "ref": "refs/heads/release", "branch": "release"})
+            return (await rs.create_run(req)).run.id, task.id
+
+    async def approve_and_wait(run_id: str, task_id: str) -> str:
+        async with RunserviceClient(stack.config.gateway.runservice_url, token=rs_token) as rs:
+            group = approval_change_group(run_id)
+            fresh = await rs.get_run(run_id, [group])
+            await rs.approve_task(run_id, task_id, fresh.change_groups_update_token)
+
+            async def finished() -> bool:
+                return (await rs.get_run(run_id)).run.phase == RunPhase.FINISHED
+
+            await wait_for(finished, 60)
+            return str((await rs.get_run(run_id)).run.result)
+
+    run_id, task_id = stack.run(create_gated_run())
+    wait_for_sync(lambda: [c.state for c in stack.forge.calls] == ["pending"], 60, message="pending set")
+    stack.run(role.stop())
+    try:
+        assert stack.run(approve_and_wait(run_id, task_id)) == "success"
+    finally:
+        stack.run(role.start())
+    wait_for_sync(lambda: [c.state for c in stack.forge.calls] == ["pending", "success"], 60,
+                  message="the final status after the restart")
+    assert stack.forge.calls[-1].target_url.endswith(f"/runs/{run_id}")

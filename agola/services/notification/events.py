@@ -8,8 +8,9 @@ events whether anyone listens or not).
 
 ``RunEventFollower`` is the leader's loop: it holds the ``locks/runevents`` mutex (other
 instances wait in line for it), follows the runservice's event stream and hands every event to the
-handler; it reconnects with backoff when the stream breaks. Events emitted while nobody follows
-are not replayed (as in Agola).
+handler; it reconnects with backoff when the stream breaks. The runservice does not replay
+events: on every (re)connection the follower catches up on the runs last notified in progress and
+the active runs, notifying their current state when it changed (``RunStates`` in ``store.py``).
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ from agola.services.notification.messages import (
     status_context,
     webhook_payload,
 )
-from agola.services.notification.store import DeliveryStore
+from agola.services.notification.store import DeliveryStore, RunStates
 from agola.storage.coord.base import Coordination, Mutex
 from agola.types.notification import CommitStatusMessage, DeliveryKind, OwnerType
-from agola.types.runservice import Run, RunEvent
+from agola.types.runservice import Run, RunEvent, RunPhase, RunResult
 from agola.util.backoff import Backoff
 from agola.util.log import get_logger
 
@@ -45,8 +46,10 @@ log = get_logger(__name__)
 
 RUN_EVENTS_LOCK = "locks/runevents"
 LOCK_TTL = 10.0
-# Runs whose last commit state is remembered (a queued and a running event are both "pending").
-REMEMBERED_RUNS = 4096
+# Events whose deliveries are remembered as stored (a retried event stores nothing twice).
+REMEMBERED_EVENTS = 4096
+# Page size of the catch-up's run listings.
+PAGE = 50
 
 
 class RunEventHandler:
@@ -60,7 +63,7 @@ class RunEventHandler:
         self.web_exposed_url = web_exposed_url
         self.webhooks = webhooks
         self.on_new = on_new
-        self._last_state: OrderedDict[str, CommitState] = OrderedDict()
+        self.states = RunStates(store.coord)
         # (event sequence, kind) of the deliveries stored lately: a retried event adds no duplicate.
         self._stored: OrderedDict[tuple[str, DeliveryKind], None] = OrderedDict()
 
@@ -76,6 +79,10 @@ class RunEventHandler:
         owner = run_owner(run)
         if owner is None:
             return 0
+        last = await self.states.get(run.id)
+        if last is not None and (last.phase, last.result) == (event.phase, event.result):
+            return 0  # seen already (a catch-up, then the same change on the stream)
+        previous = commit_state(RunPhase(last.phase), RunResult(last.result)) if last is not None else None
         added = 0
         if self.webhooks and self._first_time(event, DeliveryKind.RUN_WEBHOOK):
             body = webhook_payload(run, resp.run_config, event.phase, event.result)
@@ -83,21 +90,23 @@ class RunEventHandler:
                                  payload=encode_payload(body).decode())
             self._done(event, DeliveryKind.RUN_WEBHOOK)
             added += 1
-        msg = await self._commit_status(event, run, owner)
+        msg = await self._commit_status(event, run, owner, previous)
         if msg is not None and self._first_time(event, DeliveryKind.COMMIT_STATUS):
             await self.store.add(DeliveryKind.COMMIT_STATUS, owner.type, owner.id, run_id=run.id, commit_status=msg)
             self._done(event, DeliveryKind.COMMIT_STATUS)
-            self._remember(run.id, CommitState(msg.state))
             added += 1
+        await self.states.set(run.id, event.phase, event.result)
         if added:
             self.on_new()
         return added
 
-    async def _commit_status(self, event: RunEvent, run: Run, owner: Owner) -> CommitStatusMessage | None:
+    async def _commit_status(self, event: RunEvent, run: Run, owner: Owner,
+                             previous: CommitState | None) -> CommitStatusMessage | None:
+        """The status to set, None when it is the one set last (queued, then running: pending)."""
         sha = run.annotations.get("commit_sha", "")
         state = commit_state(event.phase, event.result)
         if (self.statuses is None or owner.type is not OwnerType.PROJECT or not sha or state is None
-                or self._last_state.get(run.id) == state):
+                or state == previous):
             return None
         try:
             name = await self.statuses.project_name(owner.id)
@@ -114,14 +123,8 @@ class RunEventHandler:
 
     def _done(self, event: RunEvent, kind: DeliveryKind) -> None:
         self._stored[(event.sequence, kind)] = None
-        while len(self._stored) > REMEMBERED_RUNS:
+        while len(self._stored) > REMEMBERED_EVENTS:
             self._stored.popitem(last=False)
-
-    def _remember(self, run_id: str, state: CommitState) -> None:
-        self._last_state[run_id] = state
-        self._last_state.move_to_end(run_id)
-        while len(self._last_state) > REMEMBERED_RUNS:
-            self._last_state.popitem(last=False)
 
 
 class RunEventFollower:
@@ -180,8 +183,11 @@ class RunEventFollower:
                 # means the runservice watches events for us, so ``connected`` is exact.
                 resp = await self.rs.request("GET", "/runs/events", timeout=NO_TIMEOUT)
                 async with resp:
-                    self.connected.set()
                     backoff.reset()
+                    # Events are not replayed: catch up on what changed while nobody followed
+                    # (the stream is open already, so nothing is missed in between).
+                    await self.catch_up()
+                    self.connected.set()
                     async for line in resp.content:
                         if line.startswith(b"data: "):
                             await self._handle(RunEvent.from_json(line[6:].strip()))
@@ -193,15 +199,41 @@ class RunEventFollower:
             self.connected.clear()
             await asyncio.sleep(backoff.next())
 
-    async def _handle(self, event: RunEvent) -> None:
+    async def catch_up(self) -> int:
+        """Handle the current state of the runs last notified in progress and of the active runs;
+        how many had changed."""
+        run_ids = set(await self.handler.states.unfinished())
+        for phase in (RunPhase.QUEUED, RunPhase.RUNNING):
+            start = ""
+            while True:
+                runs, _ = await self.rs.list_runs(phases=[phase.value], start=start, limit=PAGE, asc=True)
+                run_ids.update(r.id for r in runs)
+                if len(runs) < PAGE:
+                    break
+                start = runs[-1].id
+        changed = 0
+        for run_id in sorted(run_ids):
+            try:
+                run = (await self.rs.get_run(run_id)).run
+            except NotExist:
+                continue
+            event = RunEvent(sequence=f"catchup-{run.id}-{run.phase}-{run.result}", run_id=run.id,
+                             phase=run.phase, result=run.result)
+            if await self._handle(event):
+                changed += 1
+        if changed:
+            log.info("notification: caught up on runs changed while not following", runs=changed)
+        return changed
+
+    async def _handle(self, event: RunEvent) -> int:
         backoff = Backoff(0.2, 2.0)
         for attempt in range(3):
             try:
-                await self.handler.handle(event)
-                return
+                return await self.handler.handle(event)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one bad event must not stop the others
                 log.warning("notification: run event not handled", run=event.run_id, phase=str(event.phase),
                             attempt=attempt + 1, error=str(exc))
                 await asyncio.sleep(backoff.next())
+        return 0

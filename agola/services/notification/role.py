@@ -28,7 +28,7 @@ from agola.services.notification.api import build_app
 from agola.services.notification.events import RunEventFollower, RunEventHandler
 from agola.services.notification.forgestatus import CommitStatuses, ForgeCommitStatuses
 from agola.services.notification.sender import DeliverySender, RetryPolicy
-from agola.services.notification.store import DeliveryStore
+from agola.services.notification.store import DeliveryStore, RunStates
 from agola.services.role import Role
 from agola.storage.coord.base import Coordination
 from agola.storage.coord.factory import open_coordination
@@ -51,12 +51,15 @@ class Expirer:
 
     def __init__(self, store: DeliveryStore, run_webhooks: float, commit_statuses: float) -> None:
         self.store = store
+        self.states = RunStates(store.coord)
         self.after = {DeliveryKind.RUN_WEBHOOK: run_webhooks, DeliveryKind.COMMIT_STATUS: commit_statuses}
 
     async def run_once(self) -> int:
         deleted = 0
         for kind, older_than in self.after.items():
             deleted += await self.store.expire(kind, older_than)
+        # A run silent that long is over, or never to be heard of again.
+        await self.states.expire(max(self.after.values()))
         if deleted:
             log.info("expired deliveries deleted", deleted=deleted)
         return deleted

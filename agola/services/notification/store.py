@@ -7,12 +7,14 @@ Keys, under the role's prefix ``notification/``::
     pending/<id>                             present while the delivery is notDelivered
     owners/<project|user>/<ownerID>/<kind>/<id>   the listing index of an owner
     deliverysequence                         the sequence minting ids (sortable: id order = age)
+    runstates/<runID>                        the run's phase/result last notified (catch-up, dedup)
 
 Only the leader's sender writes delivery outcomes; event handlers only add deliveries.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
@@ -27,6 +29,8 @@ DELIVERIES = "deliveries/"
 PENDING = "pending/"
 OWNERS = "owners/"
 SEQUENCE_KEY = "deliverysequence"
+RUNSTATES = "runstates/"
+FINAL_PHASES = ("finished", "setuperror", "cancelled")
 MAX_LIST_LIMIT = 100
 
 
@@ -136,6 +140,48 @@ class DeliveryStore:
             await self.coord.txn([], [Delete(DELIVERIES + d.id), Delete(PENDING + d.id), Delete(_owner_key(d))])
             deleted += 1
         return deleted
+
+
+@attrs.frozen
+class RunState:
+    phase: str
+    result: str
+    at: datetime
+
+
+class RunStates:
+    """The last phase/result notified for each run, so that an event seen twice (a catch-up after
+    a reconnection, then the stream) is handled once, and the runs still in progress at the last
+    event are known after a restart."""
+
+    def __init__(self, coord: Coordination, *, now: Callable[[], datetime] = utcnow) -> None:
+        self.coord = coord
+        self.now = now
+
+    async def get(self, run_id: str) -> RunState | None:
+        kv = await self.coord.get(RUNSTATES + run_id)
+        return _run_state(kv.value) if kv is not None else None
+
+    async def set(self, run_id: str, phase: str, result: str) -> None:
+        value = {"phase": phase, "result": result, "at": self.now().isoformat()}
+        await self.coord.put(RUNSTATES + run_id, json.dumps(value).encode())
+
+    async def unfinished(self) -> list[str]:
+        """The runs whose last notified phase was not final."""
+        rr = await self.coord.range(RUNSTATES)
+        return [kv.key[len(RUNSTATES):] for kv in rr.kvs if _run_state(kv.value).phase not in FINAL_PHASES]
+
+    async def expire(self, older_than: float) -> int:
+        cutoff = self.now().timestamp() - older_than
+        old = [kv.key for kv in (await self.coord.range(RUNSTATES)).kvs if _run_state(kv.value).at.timestamp() < cutoff]
+        for key in old:
+            await self.coord.delete(key)
+        return len(old)
+
+
+def _run_state(raw: bytes) -> RunState:
+    value = json.loads(raw)
+    return RunState(str(value["phase"]), str(value["result"]), datetime.fromisoformat(value["at"]))
 
 
 def _status(value: str) -> DeliveryStatus:
