@@ -26,7 +26,9 @@ def remotesource() -> None:
 @click.option("-n", "--name", required=True)
 @click.option("--type", "type_", required=True, type=click.Choice(["gitea", "gitlab", "github"]))
 @click.option("--auth-type", required=True, type=click.Choice(["oauth2", "password"]))
-@click.option("--api-url", default="", help="API URL of the git host (required unless --type github).")
+@click.option("--api-url", default="",
+              help="API URL of the git host (required unless --type github: https://api.github.com by default, "
+                   "a GitHub Enterprise Server's URL otherwise).")
 @click.option("--skip-verify", is_flag=True, help="Do not verify the host's TLS certificate.")
 @click.option("--clientid", default="", help="OAuth2 client id.")
 @click.option("--secret", default="", help="OAuth2 client secret.")
@@ -44,7 +46,7 @@ def create(
     """Create a remote source."""
     from agola.client import CreateRemoteSourceRequest
 
-    if type_ == "github":
+    if type_ == "github" and not api_url:
         api_url = GITHUB_API_URL
     elif not api_url:
         raise click.UsageError("--api-url is required unless --type github")
