@@ -1,0 +1,120 @@
+"""End to end with a forge: every role in one process (docker executor) and the Gitea emulator
+(real git over HTTP, a real sshd), driven through the CLI as a user would.
+
+An admin adds a Gitea OAuth2 remote source (the emulator's host key pinned); a user links their
+account through the OAuth2 flow (redirects followed programmatically), creates a project on their
+repository (deploy key and hook appear on the forge), pushes with the real git client: the
+forge's signed webhook creates the run, the executor clones over SSH with the project's deploy key
+and the run succeeds. A delivery with a bad signature creates nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agola.forges.gitea import sign
+from tests.client.stack import ADMIN, ALL, RoleStack
+from tests.e2e.conftest import Session
+from tests.forges.conftest import git, work_tree
+from tests.support.forge import GiteaEmulator, ssh_available
+from tests.support.waiting import wait_for_sync
+
+pytestmark = pytest.mark.skipif(not ssh_available(), reason="needs openssh-server (sshd) and git-shell")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, busybox_image: str) -> Iterator[tuple[RoleStack, GiteaEmulator]]:
+    emulator = GiteaEmulator(tmp_path_factory.mktemp("gitea")).start()
+    roles = RoleStack(tmp_path_factory.mktemp("agola"), ALL,
+                      {"executor": "  docker: {network: none}\n  activeTasksLimit: 2\n"})
+    roles.start()
+    try:
+        yield roles, emulator
+    finally:
+        roles.stop()
+        emulator.stop()
+
+
+def ok(res: Any) -> Any:
+    assert res.exit_code == 0, res.output
+    return res
+
+
+def follow_authorize(url: str, login: str, password: str) -> str:
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    auth = "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.build_opener(NoRedirect).open(urllib.request.Request(url, headers={"Authorization": auth}))
+    assert info.value.code == 302
+    return str(info.value.headers["Location"])
+
+
+def test_push_to_gitea_builds_the_commit(world: tuple[RoleStack, GiteaEmulator], busybox_image: str,
+                                         tmp_path: Path) -> None:
+    roles, emulator = world
+    emulator.add_user("lena", "lena-pw")
+    emulator.create_repo("lena", "site")
+    app = emulator.add_oauth_app(f"{roles.url}/oauth2/callback")
+    admin = Session(roles, ADMIN)
+    ok(admin.cli("remotesource", "create", "-n", "gitea", "--type", "gitea", "--auth-type", "oauth2",
+                 "--api-url", emulator.url, "--clientid", app.client_id, "--secret", app.client_secret,
+                 "--ssh-host-key", emulator.ssh_host_key))
+    ok(admin.cli("user", "create", "lena"))
+    lena = Session(roles, ok(admin.cli("user", "token", "create", "lena", "t")).stdout.strip())
+
+    authorize = ok(lena.cli("user", "linkedaccount", "create", "-n", "lena", "-r", "gitea")).output.strip().splitlines()[-1]
+    ok(lena.cli("user", "linkedaccount", "complete", follow_authorize(authorize, "lena", "lena-pw")))
+
+    project = json.loads(ok(lena.cli("project", "create", "-n", "site", "--parent", "user/lena", "--remote-source",
+                                     "gitea", "--repo-path", "lena/site", "--json")).stdout)
+    repo = emulator.repo("lena/site")
+    assert [k.title for k in repo.keys.values()] == [f"agola deploy key - {project['id']}"]
+    [hook] = repo.hooks.values()
+    assert hook.url == f"{roles.url}/webhooks?projectid={project['id']}"
+
+    pipeline = f"""version: v0
+runs:
+  - name: build
+    tasks:
+      - name: check
+        runtime: {{type: pod, containers: [{{image: {busybox_image}}}]}}
+        steps:
+          - {{type: clone}}
+          - {{type: run, name: show, command: "cat README && git log -1 --format=%s 2>/dev/null || true"}}
+"""
+    tree = work_tree(tmp_path / "site", {".agola/config.yml": pipeline, "README": "hello from gitea\n"}, "site v1")
+    git("push", "-q", emulator.http_url("lena/site", "lena"), "main", cwd=tree)
+
+    def finished() -> dict[str, Any] | None:
+        rows = json.loads(ok(lena.cli("run", "list", "--project", "user/lena/site", "--json")).stdout)
+        return rows[0] if rows and rows[0]["phase"] in ("finished", "setuperror") else None
+
+    run = wait_for_sync(finished, timeout=120, interval=0.5, message="the pushed commit's run finishes")
+    logs = lena.cli("run", "logs", run["id"], "--project", "user/lena/site", "--task", "check", "--step", "1")
+    assert run["result"] == "success", (run, logs.output)
+    assert "hello from gitea" in logs.output
+    clone = lena.cli("run", "logs", run["id"], "--project", "user/lena/site", "--task", "check", "--step", "0")
+    assert f"ssh://***@127.0.0.1:{emulator.forge.ssh_port}/lena/site.git" in clone.output  # over SSH
+    assert run["annotations"]["commit_sha"] == git("rev-parse", "HEAD", cwd=tree)
+
+    # A forged delivery (signed with a guessed secret) is refused and creates nothing.
+    delivery = next(d for d in emulator.deliveries if d.hook_url == hook.url)
+    req = urllib.request.Request(hook.url, data=delivery.body, method="POST", headers={
+        "Content-Type": "application/json", "X-Gitea-Event": "push", "X-Gitea-Delivery": "forged",
+        "X-Gitea-Signature": sign("guessed-secret", delivery.body)})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req)
+    assert info.value.code == 401
+    rows = json.loads(ok(lena.cli("run", "list", "--project", "user/lena/site", "--json")).stdout)
+    assert len(rows) == 1
