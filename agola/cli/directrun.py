@@ -20,6 +20,7 @@ import click
 from agola.cli import CliContext
 from agola.cli._output import EXIT_RUN_FAILED, CliError, call, print_json, read_yaml_source
 from agola.util.userregex import UserRegexError, compile_user_regex
+from agola.util.varname import VARIABLE_NAME_RULE, is_valid_variable_name
 
 if TYPE_CHECKING:
     from agola.client import GatewayClient
@@ -42,14 +43,24 @@ def parse_variables(var_files: tuple[str, ...], vars_: tuple[str, ...]) -> dict[
         if not isinstance(data, dict):
             raise CliError(f"{path}: a variables file is a map of name: value")
         for k, v in data.items():
+            if not is_valid_variable_name(str(k)):
+                raise CliError(f"{path}: invalid variable name {str(k)!r}: use {VARIABLE_NAME_RULE}")
             variables[str(k)] = "" if v is None else (str(v).lower() if isinstance(v, bool) else str(v))
     for item in vars_:
         name, sep, value = item.partition("=")
         name, value = name.strip(), value.lstrip()
         if not sep or not name or not value:
             raise click.BadParameter(f"{item!r}: expected NAME=VALUE with a non-empty name and value", param_hint="--var")
+        _check_name(name, "--var")
         variables[name] = value
     return variables
+
+
+def _check_name(name: str, option: str) -> None:
+    """The rule of stored variables and secrets (agola/util/varname.py), so a name that works
+    here also works with `agola project variable create -n NAME`."""
+    if not is_valid_variable_name(name):
+        raise click.BadParameter(f"invalid variable name {name!r}: use {VARIABLE_NAME_RULE}", param_hint=option)
 
 
 def parse_secrets(items: tuple[str, ...]) -> dict[str, str]:
@@ -65,6 +76,7 @@ def parse_secrets(items: tuple[str, ...]) -> dict[str, str]:
             where = "" if sep else f" (environment variable {name} is unset or empty)"
             raise click.BadParameter(f"{name or item!r}: expected NAME=VALUE or NAME with a non-empty value{where}",
                                      param_hint="--secret")
+        _check_name(name, "--secret")
         secrets[name] = value
     return secrets
 

@@ -243,7 +243,7 @@ def test_version_prints_client_and_gateway(fake_gateway: FakeGateway) -> None:
 
     res = cli(fake_gateway.url, "", "version")
     assert res.exit_code == 0
-    assert res.output == f"Client version: \t{__version__}\nGateway version:\t{__version__}\n"
+    assert res.output == f"Client version:  {__version__}\nGateway version: {__version__}\n"
     assert json.loads(cli(fake_gateway.url, "", "version", "--json").stdout) == {
         "client": __version__, "gateway": __version__}
 

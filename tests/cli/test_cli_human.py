@@ -115,3 +115,32 @@ def test_direct_run_checks_the_pipeline_before_pushing(control_plane: RoleStack,
     assert "Result:   failed" in shown or any(
         line.startswith("Result:") and line.split()[-1] == "failed" for line in shown.splitlines()
     )
+
+
+def test_one_variable_name_rule_and_aligned_version(control_plane: RoleStack, tmp_path: Path) -> None:
+    stack = control_plane
+    ok(cli(stack, ADMIN, "user", "create", "user01"))
+    token = ok(cli(stack, ADMIN, "user", "token", "create", "user01", "t1")).stdout.strip()
+    group = ["--projectgroup", "user/user01"]
+    secret = CliRunner().invoke(agola, ["-u", stack.url, "--token", token, "projectgroup", "secret", "create", *group,
+                                        "-n", "DEPLOY_CREDS", "-f", "-"], input="password: s3cret\n")
+    ok(secret)
+    values = tmp_path / "var.yml"
+    values.write_text("- secret_name: DEPLOY_CREDS\n  secret_var: password\n")
+    # The docs' example: an environment-style name is a valid stored variable name...
+    ok(cli(stack, token, "projectgroup", "variable", "create", *group, "-n", "DEPLOY_PASSWORD", "-f", str(values)))
+    listed = ok(cli(stack, token, "projectgroup", "variable", "list", *group)).output
+    assert "DEPLOY_PASSWORD" in listed
+    # ... and a name refused when stored is refused by --var, with the same rule.
+    stored = cli(stack, token, "projectgroup", "variable", "create", *group, "-n", "DEPLOY.PASSWORD", "-f", str(values))
+    assert stored.exit_code == 1 and stored.stdout == ""
+    assert stored.stderr == ("Error: invalid variable name 'DEPLOY.PASSWORD': use letters, digits, '_' and '-', "
+                             "starting with a letter or '_' (at most 255)\n")
+    direct = cli(stack, token, "directrun", "start", "-C", str(_repo(tmp_path)), "--var", "DEPLOY.PASSWORD=x")
+    assert direct.exit_code == 2
+    assert ("invalid variable name 'DEPLOY.PASSWORD': use letters, digits, '_' and '-', "
+            "starting with a letter or '_'") in direct.stderr
+
+    lines = ok(cli(stack, token, "version")).stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["Client version", "Gateway version"]
+    assert len({line.index(line.split()[-1]) for line in lines}) == 1  # the values line up

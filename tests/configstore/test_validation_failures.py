@@ -176,7 +176,7 @@ CASES: list[tuple[str, Op, str]] = [
     ("secret-parent-missing", lambda w: ops.create_secret(w.state, "project", "org/org01/nop", Secret(name="s1", type="internal", data={"a": "b"})),
      "project 'org/org01/nop' doesn't exist"),
     ("secret-parent-type", lambda w: ops.create_secret(w.state, "org", "org01", Secret(name="s1", type="internal", data={"a": "b"})), "invalid parent type 'org'"),
-    ("secret-name", lambda w: ops.create_secret(w.state, "projectgroup", "org/org01", Secret(name="s", type="internal", data={"a": "b"})), "invalid secret name"),
+    ("secret-name", lambda w: ops.create_secret(w.state, "projectgroup", "org/org01", Secret(name="s 1", type="internal", data={"a": "b"})), "invalid secret name"),
     ("secret-type", lambda w: ops.create_secret(w.state, "projectgroup", "org/org01", Secret(name="s1", type="external", data={"a": "b"})), "invalid secret type 'external'"),
     ("secret-data", lambda w: ops.create_secret(w.state, "projectgroup", "org/org01", Secret(name="s1", type="internal")), "secret data required"),
     ("secret-update-missing", lambda w: ops.update_secret(w.state, "projectgroup", "org/org01", "nos", Secret(name="s1", type="internal", data={"a": "b"})),

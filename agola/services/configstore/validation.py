@@ -30,6 +30,7 @@ from agola.types.configstore import (
     WhenConditionType,
     is_member,
 )
+from agola.util.varname import check_variable_name
 
 MAX_TOKEN_NAME = 100
 
@@ -123,7 +124,7 @@ def _check_parent(kind: str, parent_type: str) -> None:
 
 
 def check_secret(secret: Secret) -> None:
-    check_name("secret", secret.name)
+    check_variable_name("secret", secret.name)
     if secret.type != SecretType.INTERNAL:
         raise BadRequest(f"invalid secret type {secret.type!r}: only \"internal\" secrets are supported")
     if not secret.data:
@@ -132,7 +133,7 @@ def check_secret(secret: Secret) -> None:
 
 
 def check_variable(variable: Variable) -> None:
-    check_name("variable", variable.name)
+    check_variable_name("variable", variable.name)
     if not variable.values:
         raise BadRequest("variable values required (at least one)")
     for i, value in enumerate(variable.values):

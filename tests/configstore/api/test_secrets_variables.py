@@ -58,7 +58,7 @@ async def test_secrets_crud_and_checks(cs: ConfigstoreClient) -> None:
     # the same name at another level is fine
     await cs.create_secret("project", PROJECT, secret("creds", password="near"))
     with pytest.raises(BadRequest):
-        await cs.create_secret("project", PROJECT, secret("bad_name", a="b"))
+        await cs.create_secret("project", PROJECT, secret("bad name", a="b"))
     with pytest.raises(BadRequest, match="data required"):
         await cs.create_secret("project", PROJECT, Secret(name="empty", type="internal"))
     with pytest.raises(BadRequest, match="internal"):
