@@ -4,6 +4,9 @@ Chromium is Debian's (``/usr/bin/chromium``), driven by Playwright for Python: `
 install`` is never run (it would download browsers). The stack runs in a background thread with
 its own event loop (``tests/client/stack.py``); the CLI runs in worker threads, because
 Playwright's sync API keeps an event loop in the test's thread.
+
+The stack is shared by every module of tests/web (package scope); each module has its own browser
+(module scope), so the asyncio tests of ``test_web_parts.py`` never run beside Playwright's loop.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import json
 import os
 import subprocess
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -66,6 +71,18 @@ class Web:
         (repo / ".agola" / "config.yml").write_text(pipeline)
         return repo
 
+    def api(self, token: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """A call of the public API (``/api/v1alpha`` + ``path``); its JSON answer."""
+        req = urllib.request.Request(f"{self.url}/api/v1alpha{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                data = resp.read()
+        except urllib.error.HTTPError as err:
+            raise AssertionError(f"{method} {path}: {err.code} {err.read().decode()}") from None
+        return json.loads(data) if data else None
+
     def restart(self) -> None:
         """Stop every role and start them again on the same ports and data (``agola serve`` restarted)."""
         stack = self.stack
@@ -98,7 +115,7 @@ class _Blank(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def other_site() -> Iterator[int]:
     """A page on another origin (another port): the home of another web client."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Blank)
@@ -111,7 +128,7 @@ def other_site() -> Iterator[int]:
         server.server_close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def web(other_site: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
     tmp = tmp_path_factory.mktemp("web")
     other = other_site

@@ -10,6 +10,7 @@ import pytest
 
 from agola.web import logwindow
 from agola.web.graph import NODE_W, layout
+from agola.web.projects import crumbs, when_text
 from agola.web.sessions import SessionStore
 from agola.web.timefmt import elapsed, human_seconds
 
@@ -130,3 +131,17 @@ def test_human_durations(seconds: float, text: str) -> None:
 
 def test_elapsed_is_empty_before_start() -> None:
     assert elapsed(None, None) == "" and elapsed("0001-01-01T00:00:00Z", None) == ""
+
+
+def test_crumbs_link_the_owner_then_each_group() -> None:
+    assert crumbs("org/acme/backend/api") == [
+        {"label": "acme", "href": "/orgs/acme"}, {"label": "backend", "href": "/groups/org/acme/backend"},
+        {"label": "api", "href": "/groups/org/acme/backend/api"}]
+    assert crumbs("user/alice") == [{"label": "alice", "href": "/groups/user/alice"}]
+
+
+def test_when_reads_as_written_in_a_pipeline() -> None:
+    when = {"branch": {"include": [{"type": "simple", "match": "main"}, {"type": "regexp", "match": "^rel-"}]},
+            "tag": {"exclude": [{"type": "simple", "match": "v0"}]}}
+    assert when_text(when) == "branch main, /^rel-/; tag not v0"
+    assert when_text(None) == ""

@@ -1,0 +1,83 @@
+"""Account pages: the signed-in user's settings (API tokens: list, create with the value shown
+once, delete; linked accounts) and the admin pages (users, remote sources). Each calls the
+gateway's actions as the signed-in user, so the API decides who may see what."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from agola.services.gateway.actions import remotesources as rs_actions
+from agola.services.gateway.actions import users as user_actions
+from agola.services.gateway.api import serialize
+from agola.services.gateway.permissions import require_admin
+from agola.web.handlers import Caller, caller_of, form_caller, page_handler
+from agola.web.render import page, redirect
+
+__all__ = ["CONFIG_PAGE_SIZE", "add_routes", "next_page"]
+
+# The configstore answers at most 20 items a list request.
+CONFIG_PAGE_SIZE = 20
+
+
+def next_page(path: str, items: list[dict[str, Any]], key: str = "name") -> str:
+    """The link to the next page of a list paged by name (``start`` is exclusive)."""
+    return f"{path}?{urlencode({'start': items[-1][key]})}" if len(items) == CONFIG_PAGE_SIZE else ""
+
+
+async def _settings(caller: Caller, status: int = 200, **more: Any) -> web.Response:
+    user = serialize.user(await user_actions.current_user(caller.svc, caller.ident))
+    return page("settings.html", status=status, **caller.context(user=user, **{"new_token": None, **more}))
+
+
+async def settings(request: web.Request) -> web.Response:
+    return await _settings(await caller_of(request))
+
+
+async def create_token(request: web.Request) -> web.Response:
+    """Creates a token and shows its value in this answer only (never again, never in a URL)."""
+    caller, form = await form_caller(request)
+    user = await user_actions.current_user(caller.svc, caller.ident)
+    name = str(form.get("name") or "").strip()
+    value = await user_actions.create_user_token(caller.svc, caller.ident, user.id, name)
+    return await _settings(caller, status=201, new_token={"name": name, "value": value})
+
+
+async def delete_token(request: web.Request) -> web.Response:
+    caller, form = await form_caller(request)
+    user = await user_actions.current_user(caller.svc, caller.ident)
+    await user_actions.delete_user_token(caller.svc, caller.ident, user.id, str(form.get("name") or ""))
+    # Deleting the token this session signed in with ends the session: /settings asks to sign in.
+    return redirect("/settings")
+
+
+async def admin_users(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    start = request.query.get("start", "")
+    users = [serialize.user(u) for u in
+             await user_actions.list_users(caller.svc, caller.ident, start, CONFIG_PAGE_SIZE, True)]
+    return page("admin_users.html", **caller.context(users=users, start=start,
+                                                     older=next_page("/admin/users", users, "username")))
+
+
+async def admin_remote_sources(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    # Remote sources are listed to anyone (sign-in pages name them); this page is the admin's.
+    require_admin(caller.ident)
+    start = request.query.get("start", "")
+    sources = [serialize.remote_source(rs) for rs in
+               await rs_actions.list_remote_sources(caller.svc, caller.ident, start, CONFIG_PAGE_SIZE, True)]
+    columns = sorted({k for s in sources for k in s} - {"id", "name"})
+    return page("admin_remotesources.html", **caller.context(
+        sources=sources, columns=columns, start=start, older=next_page("/admin/remotesources", sources)))
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/settings", page_handler(settings))
+    r.add_post("/settings/tokens", page_handler(create_token))
+    r.add_post("/settings/tokens/delete", page_handler(delete_token))
+    r.add_get("/admin/users", page_handler(admin_users))
+    r.add_get("/admin/remotesources", page_handler(admin_remote_sources))

@@ -1,0 +1,115 @@
+"""The web UI's organization, project group, project, settings and admin pages in headless
+Chromium: the tree navigation, members, secrets by name only (never a value), variables, the
+project's runs, API tokens created (shown once) and deleted, admin pages for admins only, 403
+pages for a user outside a private organization, and the keyboard basics."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+from playwright.sync_api import expect
+
+from tests.web.conftest import ADMIN, Web
+from tests.web.test_browser import new_page, shot, sign_in
+
+SECRET_VALUE = "s3cr3t-value-never-shown"
+
+
+def _ref(path: str) -> str:
+    return quote(path, safe="")
+
+
+def test_orgs_groups_projects_settings_and_admin_pages(web: Web, browser: Any) -> None:
+    frank, gina, hank = web.user("frank"), web.user("gina"), web.user("hank")
+    web.api(frank, "POST", "/orgs", {"name": "acme", "visibility": "private"})
+    web.api(frank, "PUT", "/orgs/acme/members/gina", {"role": "member"})
+    web.api(frank, "POST", "/projectgroups", {"name": "backend", "parent_ref": "org/acme"})
+    web.api(frank, "POST", "/projects", {"name": "api", "parent_ref": "org/acme/backend"})
+    web.api(frank, "POST", f"/projectgroups/{_ref('org/acme/backend')}/secrets",
+            {"name": "deploykey", "type": "internal", "data": {"key": SECRET_VALUE}})
+    web.api(frank, "POST", f"/projects/{_ref('org/acme/backend/api')}/variables",
+            {"name": "deploy-key", "values": [{"secret_name": "deploykey", "secret_var": "key",
+                                               "when": {"branch": "main"}}]})
+
+    page = new_page(browser, web)
+    sign_in(page, gina)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Orgs").click()
+    page.get_by_role("link", name="acme").click()
+    members = page.locator("table.members")
+    expect(members.locator("tr", has_text="frank")).to_contain_text("owner")
+    expect(members.locator("tr", has_text="gina")).to_contain_text("member")
+    page.get_by_role("link", name="backend/").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("backend")
+    expect(page.locator("table.secrets")).to_contain_text("deploykey")
+    page.get_by_role("link", name="api", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/projects/org/acme/backend/api$"))
+    expect(page.locator(".crumbs")).to_contain_text("acme / backend / api")
+    variables = page.locator("table.variables")
+    expect(variables).to_contain_text("deploy-key")
+    expect(variables).to_contain_text("deploykey")
+    expect(variables).to_contain_text("branch main")
+    expect(page.locator("table.secrets")).to_contain_text("org/acme/backend")
+    assert SECRET_VALUE not in page.content()
+    shot(page, "project")
+    page.get_by_role("link", name="Branches").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Latest run of each group")
+    expect(page.locator(".crumbs")).to_contain_text("project org/acme/backend/api")
+
+    # A user outside the private organization gets 403 pages, without its data.
+    outsider = new_page(browser, web)
+    sign_in(outsider, hank)
+    for path in ("/orgs/acme", "/groups/org/acme/backend", "/projects/org/acme/backend/api"):
+        response = outsider.goto(path)
+        assert response is not None and response.status == 403, path
+        expect(outsider.locator("body")).not_to_contain_text("deploykey")
+    outsider.goto("/orgs")
+    expect(outsider.locator("body")).not_to_contain_text("acme")
+    response = outsider.goto("/admin/users")
+    assert response is not None and response.status == 403
+    response = outsider.goto("/admin/remotesources")
+    assert response is not None and response.status == 403
+
+    # Settings: a new token is shown once; it works; deleting it takes it away.
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_label("New token name").fill("ci")
+    page.get_by_role("button", name="Create token").click()
+    value = page.locator("#new-token").inner_text().strip()
+    assert web.api(value, "GET", "/user")["username"] == "gina"
+    shot(page, "settings")
+    assert value not in page.url
+    page.goto("/settings")
+    expect(page.locator("table.tokens")).to_contain_text("ci")
+    assert value not in page.content()
+    page.get_by_role("button", name="Delete token ci").click()
+    expect(page.locator('tr[data-token="ci"]')).to_have_count(0)
+    assert any("Delete token ci" in m for m in page.dialogs)  # type: ignore[attr-defined]
+
+    # Admin pages, for the admin.
+    admin = new_page(browser, web)
+    admin.goto("/login")
+    admin.get_by_label("API token").fill(ADMIN)
+    admin.get_by_role("button", name="Sign in").click()
+    admin.get_by_role("link", name="Admin").click()
+    for name in ("frank", "gina", "hank"):
+        expect(admin.locator("table.users")).to_contain_text(name)
+    shot(admin, "admin-users")
+    admin.get_by_role("link", name="Remote sources").click()
+    expect(admin.get_by_role("heading", level=1)).to_have_text("Remote sources")
+
+
+def test_keyboard_skip_link_and_navigation(web: Web, browser: Any) -> None:
+    page = new_page(browser, web)
+    sign_in(page, web.user("ida"))
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Tab")  # the brand link, then the main navigation in order
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Home")).to_be_focused()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    nav_projects = page.get_by_role("navigation", name="Main").get_by_role("link", name="Projects")
+    expect(nav_projects).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/groups/user/ida$"))
