@@ -7,7 +7,7 @@
 #   3. the systemd unit's ExecStart line (examples/agola.service) on a server config, a user and a
 #      token through the CLI, and one direct run of examples/hello to success.
 # Needs: python3 with venv, git, a Docker engine (started by .ci/start-dockerd.sh), free ports
-# 8000 and 4000-4003 (the defaults of a data-dir-only config).
+# 8000 and 4000-4004 (the defaults of a data-dir-only config).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/agola-smoke.XXXXXX)
@@ -68,7 +68,7 @@ start_server() {  # LOG ARGS...: start `agola ARGS` in the background
 say "agola serve --components all on a data-dir-only config"
 printf 'dataDir: %s\n' "$WORK/data-min" >"$WORK/config-min.yml"
 start_server "$WORK/serve.log" "$AGOLA" serve --components all --config "$WORK/config-min.yml"
-for role_port in gateway:8000 runservice:4000 executor:4001 configstore:4002 gitserver:4003; do
+for role_port in gateway:8000 runservice:4000 executor:4001 configstore:4002 gitserver:4003 notification:4004; do
   health "http://127.0.0.1:${role_port#*:}" "${role_port%%:*}" || fail "no healthy ${role_port%%:*} on :${role_port#*:}"
 done
 # Only the roles deliberately not built yet may be skipped (today: notification).

@@ -14,7 +14,7 @@ from tests.support.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "quickstart.sh"
-ROLES = ("runservice", "executor", "configstore", "gitserver")
+ROLES = ("runservice", "executor", "configstore", "gitserver", "notification")
 
 
 def _config(tmp_path: Path) -> Path:
