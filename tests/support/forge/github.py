@@ -9,13 +9,17 @@ State is plain dicts the test arranges and reads back. Lists are paginated with 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import json
 import secrets
+import threading
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlencode
 
 import attrs
 from aiohttp import web
@@ -26,8 +30,39 @@ PACK = Path("/work/shared/reference/forges/examples/github")
 LOGIN = web.RequestKey("login", str)
 
 
+T = TypeVar("T")
+
+
 def example(name: str) -> Any:
     return json.loads((PACK / name).read_text())
+
+
+class _Server(Protocol):
+    async def start(self) -> Any: ...
+    async def stop(self) -> None: ...
+
+
+class InThread:
+    """Serves a fake from its own event loop in a thread, for sync tests (the CLI runs its own
+    loop): ``with InThread(FakeGitHub()) as fake: ...``."""
+
+    def __init__(self, fake: _Server) -> None:
+        self.fake = fake
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="forge-fake")
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)
+
+    def __enter__(self) -> InThread:
+        self._thread.start()
+        self.run(self.fake.start())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.run(self.fake.stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
 
 
 @attrs.define
@@ -75,6 +110,8 @@ class FakeGitHub:
         self.repos: dict[str, FakeRepo] = {}
         self.apps: dict[str, str] = {}  # client_id -> secret
         self.codes: dict[str, str] = {}  # code -> login
+        # Who is signed in in the browser that follows an authorize URL.
+        self.browser_user = ""
         self.calls: list[Call] = []
         self.limits: list[Limit] = []
         self._next_id = 100
@@ -125,6 +162,7 @@ class FakeGitHub:
     async def start(self) -> FakeGitHub:
         app = web.Application(middlewares=[self._middleware])
         r = app.router
+        r.add_get("/login/oauth/authorize", self._authorize)
         r.add_post("/login/oauth/access_token", self._token)
         r.add_get("/api/v3/user", self._user)
         r.add_get("/api/v3/user/repos", self._user_repos)
@@ -197,6 +235,13 @@ class FakeGitHub:
         return data
 
     # ------------------------------------------------------------------------------ handlers
+
+    async def _authorize(self, request: web.Request) -> web.Response:
+        q = request.query
+        if q.get("client_id") not in self.apps or not self.browser_user or q.get("response_type") != "code":
+            return web.Response(status=400, text="bad authorize request")
+        code = self.authorize(self.browser_user)
+        raise web.HTTPFound(f"{q['redirect_uri']}?{urlencode({'code': code, 'state': q.get('state', '')})}")
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await request.post()

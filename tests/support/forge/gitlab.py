@@ -17,7 +17,7 @@ import secrets
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode
 
 import attrs
 from aiohttp import web
@@ -66,6 +66,8 @@ class FakeGitLab:
         self.projects: dict[str, FakeProject] = {}
         self.apps: dict[str, tuple[str, str]] = {}  # client_id -> (secret, redirect_uri)
         self.codes: dict[str, str] = {}
+        # Who is signed in in the browser that follows an authorize URL.
+        self.browser_user = ""
         self.calls: list[Call] = []
         self.limits: list[tuple[int, dict[str, str]]] = []
         self.refreshes = 0
@@ -111,6 +113,7 @@ class FakeGitLab:
 
     async def start(self) -> FakeGitLab:
         app = web.Application()
+        app.router.add_get("/oauth/authorize", self._authorize)
         app.router.add_post("/oauth/token", self._token)
         app.router.add_route("*", "/api/v4/{rest:.*}", self._api)
         self._runner = web.AppRunner(app, access_log=None)
@@ -123,6 +126,14 @@ class FakeGitLab:
             await self._runner.cleanup()
 
     # ----------------------------------------------------------------------------------- OAuth2
+
+    async def _authorize(self, request: web.Request) -> web.Response:
+        q = request.query
+        app = self.apps.get(q.get("client_id", ""))
+        if app is None or app[1] != q.get("redirect_uri") or not self.browser_user or q.get("scope") != "api":
+            return web.Response(status=400, text="bad authorize request")
+        code = self.authorize(self.browser_user)
+        raise web.HTTPFound(f"{app[1]}?{urlencode({'code': code, 'state': q.get('state', '')})}")
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await request.post()
