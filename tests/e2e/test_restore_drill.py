@@ -4,14 +4,18 @@ services in maintenance mode; after it leaves maintenance mode everything is the
 their tokens, orgs, members, project groups, projects, secrets, variables, the remote source, the
 finished runs and their logs; new runs are numbered after the old ones.
 
-Every role runs in one process (embedded coordination, posix object storage, docker executor).
+Every role runs in one process (docker executor), once on embedded coordination and posix object
+storage, once on etcd and S3.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import shutil
 import subprocess
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +32,10 @@ from agola.client import (
     VariableValueRequest,
 )
 from agola.client.sync import SyncGatewayClient
+from agola.storage.objectstorage.s3 import S3ObjectStorage
 from tests.client.stack import ADMIN, ALL, RoleStack
+from tests.e2e.split import _ost
+from tests.support.services import EtcdServer, S3Server
 from tests.support.waiting import wait_for_sync
 
 PIPELINE = """\
@@ -55,8 +62,12 @@ def ok(result: Result) -> str:
     return result.stdout
 
 
-def new_stack(path: Path) -> RoleStack:
-    stack = RoleStack(path, ALL, {"executor": "  docker: {network: none}\n  activeTasksLimit: 2\n"})
+def new_stack(path: Path, storage: str = "") -> RoleStack:
+    """Every role in one process; ``storage``: the etcd + objectStorage lines of the runservice
+    and the configstore (embedded coordination and posix object storage without)."""
+    stack = RoleStack(path, ALL, {"executor": "  docker: {network: none}\n  activeTasksLimit: 2\n",
+                                  "runservice": storage.replace("BUCKET", "rs"),
+                                  "configstore": storage.replace("BUCKET", "cs")})
     stack.start()
     return stack
 
@@ -130,13 +141,62 @@ def export_all(stack: RoleStack, dest: Path) -> dict[str, Path]:
 
 
 def test_restore_drill_on_embedded_storage(tmp_path: Path, busybox_image: str) -> None:
+    def copy_logs() -> None:
+        # A posix object storage keeps its objects under <path>/data: copied as rsync would.
+        old_ost, new_ost = (tmp_path / d / "data" / "runservice" / "ost" / "data" for d in ("old", "new"))
+        for folder in CARRIED_OVER:
+            if (old_ost / folder).exists():
+                shutil.copytree(old_ost / folder, new_ost / folder, dirs_exist_ok=True)
+
+    drill(tmp_path, busybox_image, lambda: new_stack(tmp_path / "old"), lambda: new_stack(tmp_path / "new"), copy_logs)
+
+
+def test_restore_drill_on_etcd_and_s3(tmp_path: Path, busybox_image: str, s3_server: S3Server) -> None:
+    """Each installation on an etcd of its own (the roles' key prefixes are fixed) and its own
+    buckets; the logs copied from bucket to bucket."""
+    etcds = {name: EtcdServer(tmp_path / f"etcd-{name}") for name in ("old", "new")}
+    suffix = uuid.uuid4().hex[:8]
+
+    def storage(name: str) -> str:
+        return f"  etcd:\n    endpoints: {etcds[name].endpoint}\n" + _ost(s3_server, f"drill-{name}-BUCKET-{suffix}")
+
+    def copy_logs() -> None:
+        asyncio.run(_copy_objects(s3_server, f"drill-old-rs-{suffix}", f"drill-new-rs-{suffix}"))
+
+    for etcd in etcds.values():
+        etcd.start()
+    try:
+        drill(tmp_path, busybox_image, lambda: new_stack(tmp_path / "old", storage("old")),
+              lambda: new_stack(tmp_path / "new", storage("new")), copy_logs)
+    finally:
+        for etcd in etcds.values():
+            etcd.stop()
+
+
+async def _copy_objects(s3: S3Server, source: str, dest: str) -> None:
+    def bucket(name: str) -> S3ObjectStorage:
+        return S3ObjectStorage(endpoint=s3.endpoint, bucket=name, access_key=s3.access_key,
+                               secret_key=s3.secret_key, location=s3.region, disable_tls=True)
+
+    src, dst = bucket(source), bucket(dest)
+    try:
+        for prefix in CARRIED_OVER:
+            async for info in src.list(f"{prefix}/"):
+                await dst.write(info.path, await src.read_all(info.path))
+    finally:
+        await src.close()
+        await dst.close()
+
+
+def drill(tmp_path: Path, image: str, old_stack: Callable[[], RoleStack], new_stack: Callable[[], RoleStack],
+          copy_logs: Callable[[], None]) -> None:
     repo = tmp_path / "work"
     repo.mkdir()
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
     (repo / ".agola").mkdir()
-    (repo / ".agola" / "config.yml").write_text(PIPELINE.format(image=busybox_image))
+    (repo / ".agola" / "config.yml").write_text(PIPELINE.format(image=image))
 
-    old = new_stack(tmp_path / "old")
+    old = old_stack()
     try:
         tokens = populate(old, repo)
         before = snapshot(old, tokens)
@@ -154,15 +214,9 @@ def test_restore_drill_on_embedded_storage(tmp_path: Path, busybox_image: str) -
     assert [r["counter"] for r in before["runs"]] == [1, 2]
     assert all("drill log line" in log for log in before["logs"])
 
-    new = new_stack(tmp_path / "new")
+    new = new_stack()
     try:
-        # The object storage part of the backup: logs and workspace archives, as rsync would.
-        # (a posix object storage keeps its objects under <path>/data)
-        old_ost, new_ost = (tmp_path / d / "data" / "runservice" / "ost" / "data" for d in ("old", "new"))
-        for folder in CARRIED_OVER:
-            if (old_ost / folder).exists():
-                shutil.copytree(old_ost / folder, new_ost / folder, dirs_exist_ok=True)
-
+        copy_logs()  # the object storage part of the backup: logs and workspace archives
         for service in ("configstore", "runservice"):
             assert ok(cli(new, ADMIN, "maintenance", "enable", service)) == \
                 f"{service} is in maintenance mode (1 instance)\n"
