@@ -187,6 +187,7 @@ def test_restart_from_failed_tasks(web: Web, browser: Any) -> None:
     page.get_by_role("button", name="Filter").click()
     expect(page.locator("tbody tr")).to_have_count(1)
     expect(page.locator("tbody tr [data-state]")).to_have_text("failed")
+    expect(page.locator("tbody tr [data-state]")).to_have_css("background-color", "rgb(211, 58, 44)")  # red
     shot(page, "runs")
 
 
