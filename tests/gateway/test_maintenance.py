@@ -76,6 +76,11 @@ async def test_maintenance_export_import_as_admin_only(env: Env, tmp_path: Path)
     status = await admin.maintenance_status("configstore")
     assert status.requested_status and [i.current_status for i in status.instances] == [True]
 
+    # A body over the API's 1 MiB limit streams through to the configstore, which refuses it
+    # whole (nothing half imported).
+    big = exported + b"x" * (2 * 1024 * 1024) + b"\n"
+    with pytest.raises(errors.BadRequest, match=r"import: line \d+: invalid JSON"):
+        await admin.import_("configstore", big)
     assert await admin.import_("configstore", exported) == exported.count(b'"data_type":')
     await admin.set_maintenance("configstore", False)
     with pytest.raises(errors.BadRequest, match="already disabled"):
