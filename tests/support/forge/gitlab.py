@@ -208,6 +208,8 @@ class FakeGitLab:
                                              else "api_hook_POST_create_response.json"))
                 item.update(body, id=self.next_id())
                 if head == "hooks":
+                    # GitLab's defaults for the events not asked for: push only.
+                    item.update({k: k == "push_events" for k in item if k.endswith("_events") and k not in body})
                     item["project_id"] = p.id
                     stored = dict(item)
                     item.pop("token", None)  # GitLab never shows the token back
