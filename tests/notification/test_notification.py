@@ -292,6 +292,10 @@ def test_a_run_finishing_while_notification_is_down_still_gets_its_final_status(
 
     async def approve_and_wait(run_id: str, task_id: str) -> str:
         async with RunserviceClient(stack.config.gateway.runservice_url, token=rs_token) as rs:
+            async def waiting() -> bool:
+                return (await rs.get_run(run_id)).run.tasks[task_id].waiting_approval
+
+            await wait_for(waiting, 60)
             group = approval_change_group(run_id)
             fresh = await rs.get_run(run_id, [group])
             await rs.approve_task(run_id, task_id, fresh.change_groups_update_token)

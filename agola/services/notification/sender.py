@@ -116,10 +116,11 @@ class DeliverySender:
             return await self._set_status(d)
         except asyncio.CancelledError:
             raise
+        except AgolaError as exc:
+            # Before OSError: some (Unavailable, ForgeUnreachable) are ConnectionErrors too.
+            return Outcome(False, int(getattr(exc, "forge_status", 0) or 0), exc.message)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return Outcome(False, 0, str(exc) or type(exc).__name__)
-        except AgolaError as exc:
-            return Outcome(False, int(getattr(exc, "forge_status", 0) or 0), exc.message)
 
     async def _post_webhook(self, d: Delivery) -> Outcome:
         if not self.webhook_url:
