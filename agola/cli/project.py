@@ -47,13 +47,17 @@ def create(
 @click.option("-n", "--name", default=None, help="New name.")
 @click.option("--parent", default=None, help="New parent group.")
 @click.option("--visibility", type=VISIBILITY, default=None)
+@click.option("--pass-vars-to-forked-pr/--no-pass-vars-to-forked-pr", default=None,
+              help="Give runs of pull requests from forks the project's variables (and so its secrets).")
 @json_option
 @click.pass_obj
-def update(ctx: CliContext, ref: str, name: str | None, parent: str | None, visibility: str | None, as_json: bool) -> None:
+def update(ctx: CliContext, ref: str, name: str | None, parent: str | None, visibility: str | None,
+           pass_vars_to_forked_pr: bool | None, as_json: bool) -> None:
     """Change a project (only the options given are sent)."""
     from agola.client import UpdateProjectRequest
 
-    req = UpdateProjectRequest(name=name, parent_ref=parent, visibility=visibility)
+    req = UpdateProjectRequest(name=name, parent_ref=parent, visibility=visibility,
+                               pass_vars_to_forked_pr=pass_vars_to_forked_pr)
     res = call(ctx, lambda gw: gw.update_project(ref, req))
     done(f"project {res.path or ref} updated", res, as_json)
 

@@ -201,6 +201,8 @@ class UpdateProjectRequest(Wire):
     name: str | None = None
     parent_ref: str | None = None
     visibility: str | None = None
+    # Runs of pull requests from forks get the project's variables (secrets!) only when true.
+    pass_vars_to_forked_pr: bool | None = None
 
 
 @attrs.frozen

@@ -5,7 +5,8 @@ An admin adds a Gitea OAuth2 remote source (the emulator's host key pinned); a u
 account through the OAuth2 flow (redirects followed programmatically), creates a project on their
 repository (deploy key and hook appear on the forge), pushes with the real git client: the
 forge's signed webhook creates the run, the executor clones over SSH with the project's deploy key
-and the run succeeds. A delivery with a bad signature creates nothing.
+and the run succeeds with the project's variables; a pull request from a fork builds the fork's
+commit without them. A delivery with a bad signature creates nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 from agola.forges.gitea import sign
 from tests.client.stack import ADMIN, ALL, RoleStack
 from tests.e2e.conftest import Session
-from tests.forges.conftest import git, work_tree
+from tests.forges.conftest import commit, git, work_tree
 from tests.support.forge import GiteaEmulator, ssh_available
 from tests.support.waiting import wait_for_sync
 
@@ -89,10 +90,18 @@ runs:
     tasks:
       - name: check
         runtime: {{type: pod, containers: [{{image: {busybox_image}}}]}}
+        environment: {{DEPLOY_TOKEN: {{from_variable: deploytoken}}}}
         steps:
-          - {{type: clone}}
-          - {{type: run, name: show, command: "cat README && git log -1 --format=%s 2>/dev/null || true"}}
+          - type: clone
+          - type: run
+            name: show
+            command: cat README; echo "token=[$DEPLOY_TOKEN]"
 """
+    secret, values = tmp_path / "secret.yml", tmp_path / "values.yml"
+    secret.write_text("token: s3cr3t-deploy-value\n")
+    values.write_text("- {secret_name: creds, secret_var: token}\n")
+    ok(lena.cli("project", "secret", "create", "--project", "user/lena/site", "-n", "creds", "-f", str(secret)))
+    ok(lena.cli("project", "variable", "create", "--project", "user/lena/site", "-n", "deploytoken", "-f", str(values)))
     tree = work_tree(tmp_path / "site", {".agola/config.yml": pipeline, "README": "hello from gitea\n"}, "site v1")
     git("push", "-q", emulator.http_url("lena/site", "lena"), "main", cwd=tree)
 
@@ -102,11 +111,29 @@ runs:
 
     run = wait_for_sync(finished, timeout=120, interval=0.5, message="the pushed commit's run finishes")
     logs = lena.cli("run", "logs", run["id"], "--project", "user/lena/site", "--task", "check", "--step", "1")
-    assert run["result"] == "success", (run, logs.output)
-    assert "hello from gitea" in logs.output
+    assert run["result"] == "success", (lena.cli("run", "show", run["id"], "--json").output, logs.output)
+    assert "hello from gitea" in logs.output and "token=[]" not in logs.output  # the variable was given
     clone = lena.cli("run", "logs", run["id"], "--project", "user/lena/site", "--task", "check", "--step", "0")
     assert f"ssh://***@127.0.0.1:{emulator.forge.ssh_port}/lena/site.git" in clone.output  # over SSH
     assert run["annotations"]["commit_sha"] == git("rev-parse", "HEAD", cwd=tree)
+
+    # A pull request from a fork builds the fork's commit, without the project's secrets.
+    emulator.add_user("mike", "mike-pw")
+    emulator.fork_repo("lena/site", "mike")
+    git("checkout", "-q", "-b", "patch", cwd=tree)
+    commit(tree, {"README": "patched by a fork\n"}, "fork change")
+    git("push", "-q", emulator.http_url("mike/site", "mike"), "patch", cwd=tree)
+    emulator.open_pull_request("lena/site", "mike/site", "patch", "Patch from mike")
+
+    def pr_finished() -> dict[str, Any] | None:
+        rows = json.loads(ok(lena.cli("run", "list", "--project", "user/lena/site", "--json")).stdout)
+        prs = [r for r in rows if r["annotations"].get("ref_type") == "pull_request"]
+        return prs[0] if prs and prs[0]["phase"] in ("finished", "setuperror") else None
+
+    pr_run = wait_for_sync(pr_finished, timeout=120, interval=0.5, message="the fork PR's run finishes")
+    pr_logs = lena.cli("run", "logs", pr_run["id"], "--project", "user/lena/site", "--task", "check", "--step", "1")
+    assert pr_run["result"] == "success", (pr_run, pr_logs.output)
+    assert "patched by a fork" in pr_logs.output and "token=[]" in pr_logs.output
 
     # A forged delivery (signed with a guessed secret) is refused and creates nothing.
     delivery = next(d for d in emulator.deliveries if d.hook_url == hook.url)
@@ -117,4 +144,4 @@ runs:
         urllib.request.urlopen(req)
     assert info.value.code == 401
     rows = json.loads(ok(lena.cli("run", "list", "--project", "user/lena/site", "--json")).stdout)
-    assert len(rows) == 1
+    assert len(rows) == 2

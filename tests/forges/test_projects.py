@@ -50,6 +50,9 @@ def test_create_installs_deploy_key_and_hook_delete_removes_them(
     assert cli(stack, henry, "project", "reconfig", "-n", "user/henry/web").exit_code == 0
     assert [h.url for h in repo.hooks.values()] == [hook.url] and len(repo.keys) == 1
 
+    # Forked pull requests get the variables only when the owner says so (off by default).
+    assert cli(stack, henry, "project", "update", "--ref", "user/henry/web", "--pass-vars-to-forked-pr").exit_code == 0
+
     deleted = cli(stack, henry, "project", "delete", "--ref", "user/henry/web")
     assert deleted.exit_code == 0, deleted.output
     assert not repo.keys and not repo.hooks

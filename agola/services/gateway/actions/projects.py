@@ -189,9 +189,12 @@ async def _remote_source(svc: Services, ref: str) -> RemoteSource:
     return rs
 
 
-async def update_project(svc: Services, ident: Identity, ref: str, update: ProjectGroupUpdate) -> ProjectResponse:
+async def update_project(svc: Services, ident: Identity, ref: str, update: ProjectGroupUpdate,
+                         pass_vars_to_forked_pr: bool | None = None) -> ProjectResponse:
     current = await _owned_project(svc, ident, ref, "update this project")
     project = current.project
+    if pass_vars_to_forked_pr is not None:
+        project = attrs.evolve(project, pass_vars_to_forked_pr=pass_vars_to_forked_pr)
     if update.name is not None:
         project = attrs.evolve(project, name=update.name)
     if update.visibility is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from agola.errors import BadRequest
 from agola.services.gateway.actions import projects as actions
 from agola.services.gateway.api import serialize
 from agola.services.gateway.api.common import bool_field, ctx, json_object, no_content, str_field
@@ -33,7 +34,10 @@ async def create_project(request: web.Request) -> web.Response:
 async def update_project(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     body = await json_object(request)
-    project = await actions.update_project(svc, ident, _ref(request), update_from(body))
+    forked = body.get("pass_vars_to_forked_pr")
+    if forked is not None and not isinstance(forked, bool):
+        raise BadRequest("pass_vars_to_forked_pr: expected a boolean")
+    project = await actions.update_project(svc, ident, _ref(request), update_from(body), forked)
     return json_response(serialize.project(project), status=201)
 
 
