@@ -25,6 +25,7 @@ from agola.forges import (
     driver_for,
 )
 from agola.forges.github import GitHubDriver, github_urls, next_link, parse_webhook, sign
+from agola.forges.rest import Answer, token_answer
 from agola.types.configstore import LinkedAccount, RemoteSource
 from tests.support.forge.github import PACK, FakeGitHub
 from tests.support.services import free_port
@@ -273,6 +274,16 @@ async def test_rate_limits_revoked_tokens_and_outages(github: FakeGitHub) -> Non
     async with GitHubDriver(down, OAuth2Token(token)) as d:
         with pytest.raises(ForgeUnreachable):
             await d.current_user()
+
+
+def test_token_answers_form_encoded_or_json() -> None:
+    # GitHub answers form-encoded unless asked for JSON: both are read.
+    form = (PACK / "oauth_access_token_response.form.txt").read_bytes().strip()
+    as_form = token_answer(Answer(200, {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}, form))
+    as_json = token_answer(Answer(200, {"Content-Type": "application/json"},
+                                  (PACK / "oauth_access_token_response.json").read_bytes()))
+    assert as_form == as_json == {"access_token": "gho_16C7e42F292c6912E7710c838347Ae178B4a", "scope": "repo,gist",
+                                  "token_type": "bearer"}
 
 
 async def test_password_tokens_are_refused() -> None:
