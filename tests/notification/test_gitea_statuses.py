@@ -1,7 +1,8 @@
 """Commit statuses on a real forge path: every role (notification included, with the real
 ``ForgeCommitStatuses``) and the Gitea emulator. A push builds the commit; the forge shows the
 run's statuses (pending, then success) with the run's URL, although it refused the first status
-call (down); the commit status deliveries are listed through the CLI for the project."""
+call (down); the commit status deliveries are listed and redelivered through the CLI for the
+project, by its owner only."""
 
 from __future__ import annotations
 
@@ -93,3 +94,13 @@ runs:
     rows = wait_for_sync(lambda: (r := deliveries()) and all(d["delivery_status"] == "delivered" for d in r) and r, 30)
     assert [d["commit_status_state"] for d in rows] == ["pending", "success"]
     assert rows[0]["attempts"] >= 2
+
+    # Redelivering the final status sets it again; another user may not see nor redeliver.
+    ok(nora.cli("delivery", "redeliver", "--project", "user/nora/app", "--kind", "commitstatus", rows[1]["id"]))
+    wait_for_sync(lambda: [s.state for s in emulator.statuses("nora/app", sha)] == ["pending", "success", "success"],
+                  30, message="the redelivered status")
+    ok(admin.cli("user", "create", "eve"))
+    eve = Session(roles, ok(admin.cli("user", "token", "create", "eve", "t")).stdout.strip())
+    for args in (("list",), ("redeliver", rows[1]["id"])):
+        refused = eve.cli("delivery", args[0], "--project", "user/nora/app", "--kind", "commitstatus", *args[1:])
+        assert refused.exit_code != 0 and "not authorized" in refused.output, refused.output

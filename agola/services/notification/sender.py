@@ -32,6 +32,7 @@ log = get_logger(__name__)
 
 MAX_RETRY_DELAY = 600.0
 ATTEMPT_TIMEOUT = 15.0
+CONCURRENCY = 8
 
 
 @attrs.frozen
@@ -74,22 +75,32 @@ class DeliverySender:
         self.now = now
 
     async def run_once(self) -> int:
-        """Send what is due; the number of attempts made."""
+        """Send what is due; the number of attempts made. Each run's (each status context's)
+        deliveries go one after the other; different ones concurrently (``CONCURRENCY``), so a
+        receiver or forge that hangs until the timeout holds up only its own messages."""
         now = self.now()
-        held: set[str] = set()
-        attempts = 0
+        chains: dict[str, list[Delivery]] = {}
         for d in await self.store.pending():
-            key = _order_key(d)
-            if key in held:
-                continue
-            if d.next_attempt_at is not None and d.next_attempt_at > now:
-                held.add(key)
-                continue
-            done = await self.attempt(d)
-            attempts += 1
-            if done.delivery_status is DeliveryStatus.NOT_DELIVERED:
-                held.add(key)
-        return attempts
+            chains.setdefault(_order_key(d), []).append(d)
+        slots = asyncio.Semaphore(CONCURRENCY)
+
+        async def send_in_order(chain: list[Delivery]) -> int:
+            attempts = 0
+            for d in chain:
+                if d.next_attempt_at is not None and d.next_attempt_at > now:
+                    break  # the older one waits for its retry: the newer ones wait behind it
+                async with slots:
+                    done = await self.attempt(d)
+                attempts += 1
+                if done.delivery_status is DeliveryStatus.NOT_DELIVERED:
+                    break
+            return attempts
+
+        results = await asyncio.gather(*(send_in_order(c) for c in chains.values()), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r  # the loop logs it and backs off; every other chain has finished
+        return sum(r for r in results if isinstance(r, int))
 
     async def attempt(self, d: Delivery) -> Delivery:
         outcome = await self._send(d)
