@@ -15,12 +15,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from agola.errors import BadRequest, NotExist
+from agola.forges.base import ForgeRateLimited
 from agola.roleclients.runservice import RunserviceClient
 from agola.services.notification.events import RunEventFollower, RunEventHandler
 from agola.services.notification.sender import DeliverySender, RetryPolicy
 from agola.services.notification.store import DeliveryStore
 from agola.storage.coord.etcd import EtcdCoordination
-from agola.types.notification import DeliveryKind, DeliveryStatus, OwnerType
+from agola.types.notification import CommitStatusMessage, DeliveryKind, DeliveryStatus, OwnerType
 from agola.util.aio import cancel_and_wait
 from tests.support.services import EtcdServer, free_port
 from tests.support.waiting import wait_for
@@ -153,3 +154,26 @@ async def test_deliveries_expire_after_their_interval(coords: Callable[[], EtcdC
     assert [d.id for d in await store.pending()] == [recent.id]
     with pytest.raises(NotExist):
         await store.get(old.id)
+
+
+class RateLimitedForge:
+    async def project_name(self, project_id: str) -> str:
+        return "p"
+
+    async def set_status(self, msg: CommitStatusMessage) -> None:
+        raise ForgeRateLimited("github", "set_commit_status", 120)
+
+
+async def test_a_rate_limited_forge_is_tried_again_after_its_reset(coords: Callable[[], EtcdCoordination]) -> None:
+    clock = datetime(2026, 1, 1, tzinfo=UTC)
+    store = DeliveryStore(coords(), now=lambda: clock)
+    msg = CommitStatusMessage(project_id="p1", commit_sha="a" * 40, state="pending", context="agola/p/r")
+    d = await store.add(DeliveryKind.COMMIT_STATUS, OwnerType.PROJECT, "p1", run_id="r", commit_status=msg)
+    async with aiohttp.ClientSession() as session:
+        sender = DeliverySender(store, webhook_url="", webhook_secret="", statuses=RateLimitedForge(),
+                                policy=RetryPolicy(8, 2.0), session=lambda: session, now=lambda: clock)
+        assert await sender.run_once() == 1
+    done = await store.get(d.id)
+    assert (done.delivery_status, done.status_code) == (DeliveryStatus.NOT_DELIVERED, 429)
+    assert done.next_attempt_at == clock + timedelta(seconds=120)  # the reset, not the 2 s backoff
+    assert "rate limited" in done.last_error

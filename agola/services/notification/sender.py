@@ -4,7 +4,8 @@ statuses to the forge) and records the outcome.
 * A 2xx answer (a run webhook) or a successful forge call (a commit status) is ``delivered``.
 * Anything else (another status, a refused connection, a timeout, a forge error) counts as a
   failed attempt: its status code (0 without an answer) and error are recorded and the delivery
-  is due again after ``retry_interval * 2^(attempts-1)`` (at most ``MAX_RETRY_DELAY``); after
+  is due again after ``retry_interval * 2^(attempts-1)`` (at most ``MAX_RETRY_DELAY``; later if a
+  rate-limited forge announced when to come back); after
   ``max_attempts`` attempts it is a ``deliveryError`` (it can still be redelivered by hand).
 * Messages about one run (webhooks) or one commit status context go out in order: while an older
   one is still pending, the newer ones wait, so a late ``pending`` never overwrites ``success``.
@@ -50,6 +51,8 @@ class Outcome:
     ok: bool
     status_code: int = 0
     error: str = ""
+    # The forge asked to wait this long (a rate limit's reset), seconds; 0: none.
+    retry_after: float = 0.0
 
 
 def _order_key(d: Delivery) -> str:
@@ -111,7 +114,8 @@ class DeliverySender:
         elif attempts >= self.policy.max_attempts:
             status, next_at = DeliveryStatus.DELIVERY_ERROR, None
         else:
-            status, next_at = DeliveryStatus.NOT_DELIVERED, now + timedelta(seconds=self.policy.delay(attempts))
+            delay = max(self.policy.delay(attempts), outcome.retry_after)
+            status, next_at = DeliveryStatus.NOT_DELIVERED, now + timedelta(seconds=delay)
         done = attrs.evolve(d, delivery_status=status, attempts=attempts, status_code=outcome.status_code,
                             delivered_at=now if outcome.status_code or outcome.ok else d.delivered_at,
                             next_attempt_at=next_at, last_error=outcome.error)
@@ -129,7 +133,8 @@ class DeliverySender:
             raise
         except AgolaError as exc:
             # Before OSError: some (Unavailable, ForgeUnreachable) are ConnectionErrors too.
-            return Outcome(False, int(getattr(exc, "forge_status", 0) or 0), exc.message)
+            return Outcome(False, int(getattr(exc, "forge_status", 0) or 0), exc.message,
+                           float(getattr(exc, "retry_after", 0.0) or 0.0))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return Outcome(False, 0, str(exc) or type(exc).__name__)
 
