@@ -315,6 +315,8 @@ class Runservice:
     object_storage: ObjectStorage | None = _key("objectStorage", ObjectStorage)
     run_cache_expire_interval: float = _key("runCacheExpireInterval", "duration", 168 * 3600.0)
     run_workspace_expire_interval: float = _key("runWorkspaceExpireInterval", "duration", 168 * 3600.0)
+    # Not in Agola: an executor silent this long is dead, its unfinished tasks fail as lost.
+    executor_heartbeat_timeout: float = _key("executorHeartbeatTimeout", "duration", 60.0)
 
 
 @attrs.frozen
@@ -924,6 +926,9 @@ def _check_stateful(s: Runservice | Configstore) -> list[str]:
     problems.extend(_check_web(f"{p}.web", s.web))
     problems.extend(_check_etcd(f"{p}.etcd", s.etcd))
     problems.extend(_check_object_storage(f"{p}.objectStorage", s.object_storage))
+    if isinstance(s, Runservice) and s.executor_heartbeat_timeout < 5:
+        # Executors send a heartbeat every 2s: less would fail the tasks of live executors.
+        problems.append(f"{p}.executorHeartbeatTimeout: must be at least 5s")
     return problems
 
 

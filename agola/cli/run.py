@@ -118,8 +118,12 @@ def show(ctx: CliContext, run_ref: str, project: str | None, as_json: bool) -> N
     for err in r.setup_errors:
         click.echo(f"Setup error: {err}")
     if r.tasks:
+        tasks = sorted(r.tasks.values(), key=lambda t: (t.level, t.name))
         click.echo("")
-        emit(sorted(r.tasks.values(), key=lambda t: (t.level, t.name)), False, TASK_COLUMNS)
+        emit(tasks, False, TASK_COLUMNS)
+        for t in tasks:
+            if t.fail_error:  # e.g. its executor died: no step log says so
+                click.echo(f"Task {t.name} {t.status}: {t.fail_error}")
 
 
 def _task_of(r: RunResponse, task: str) -> Any:

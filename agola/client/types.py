@@ -346,6 +346,7 @@ class RunResponseTask(Wire):
     approval_annotations: dict[str, str] = attrs.field(factory=dict, metadata=_MAP)
     start_time: str | None = None
     end_time: str | None = None
+    fail_error: str = ""  # not in the reference: why it failed when no step says (executor lost)
 
 
 @attrs.frozen
@@ -414,6 +415,7 @@ class RunTaskResponse(Wire):
     steps: list[RunTaskResponseStep] = attrs.field(factory=list, metadata=_nested_list(RunTaskResponseStep))
     start_time: str | None = None
     end_time: str | None = None
+    fail_error: str = ""
 
 
 @attrs.frozen

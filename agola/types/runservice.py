@@ -322,6 +322,9 @@ class RunTask(JSONType):
     start_time: datetime | None = jfield("start_time", default=None)
     end_time: datetime | None = jfield("end_time", default=None)
     timedout: bool = jfield("timedout", default=False)  # added after v0.4.0 (task timeouts)
+    # Not in the reference: why the task failed when no step says it (its executor died or
+    # restarted, its setup failed), copied from the executor task status.
+    fail_error: str = jfield("fail_error", default="")
 
     @property
     def logs_fetch_finished(self) -> bool:

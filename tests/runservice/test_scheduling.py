@@ -160,7 +160,9 @@ def test_a_task_of_a_lost_executor_fails_with_end_times() -> None:
     w.later(5)
     w.clean()
     et = w.executor_tasks["a"]
-    assert et.status.phase is P.FAILED and et.status.fail_error == "executor deleted"
+    assert et.status.phase is P.FAILED
+    assert et.status.fail_error == "the executor running the task was removed: the task was lost"
+    assert w.run.tasks["a"].fail_error == et.status.fail_error  # the run task says why too
     assert et.status.end_time == w.now
     assert [s.end_time for s in w.run.tasks["a"].steps] == [w.now, w.now]
     assert w.run.tasks["a"].end_time == w.now and w.status("a") == "failed"
@@ -178,7 +180,9 @@ def test_an_executor_whose_heartbeat_expired_gets_its_tasks_failed_and_no_new_on
     w.later(61)
     assert w.schedule() == []  # b: no live executor
     w.clean()
-    assert w.executor_tasks["a"].status.fail_error == "executor heartbeat expired"
+    assert w.executor_tasks["a"].status.fail_error == w.run.tasks["a"].fail_error == (
+        "the executor running the task (ex1) sent no heartbeat for 60s (it died or cannot reach the"
+        " runservice): the task was lost")
     assert w.status("a") == "failed"
 
 

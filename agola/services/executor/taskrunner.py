@@ -37,6 +37,7 @@ from agola.services.executor.drivers.base import (
     split_entrypoint,
 )
 from agola.services.executor.logs import LogFile, TaskLogs
+from agola.services.executor.masking import StreamMasker
 from agola.services.executor.steps import (
     DEFAULT_WORKING_DIR,
     RenderKey,
@@ -284,7 +285,9 @@ class TaskRunner:
 
     async def _setup_failed(self, phase: ExecutorTaskPhase, reason: str) -> None:
         self._set_setup_step(_step_finished(self.status.setup_step, phase))
-        self._update(fail_error=reason)
+        # Shown to users by the API (an engine error may quote the task's environment).
+        masker = StreamMasker(self.spec.masked_values)
+        self._update(fail_error=(masker.feed(reason.encode()) + masker.flush()).decode(errors="replace"))
         self._end(ExecutorTaskPhase.FAILED if self.status.timedout else phase)
         return None
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aiohttp import web
 
@@ -74,7 +74,8 @@ class RunserviceRole(StatefulRole[RunReadDB]):
         options: RunserviceOptions | None = None,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.options = options or RunserviceOptions()
+        self.options = options or RunserviceOptions(
+            heartbeat_expiry=timedelta(seconds=config.runservice.executor_heartbeat_timeout))
         super().__init__(config, coord_prefix=COORD_PREFIX, datamanager_options=self.options.datamanager)
         self._now = now
         self.store: RunStore | None = None

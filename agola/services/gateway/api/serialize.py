@@ -124,6 +124,7 @@ def run(resp: RunResponse) -> dict[str, Any]:
             "waiting_approval": task.waiting_approval,
             "approved": task.approved,
             "approval_annotations": dict(task.annotations),
+            "fail_error": task.fail_error,  # not in the reference: why it failed (executor lost...)
             **_times(raw),
         }
     finished = r.phase in (RunPhase.FINISHED, RunPhase.CANCELLED)
@@ -174,5 +175,6 @@ def task(view: TaskView) -> dict[str, Any]:
         "approval_annotations": dict(t.annotations),
         "setup_step": {"phase": str(t.setup_step.phase), "name": "Task setup", **_times(setup_raw)},
         "steps": steps,
+        "fail_error": t.fail_error,
         **_times(raw),
     }

@@ -76,11 +76,13 @@ def choose_executor(
 def executor_gone_reason(
     executor: Executor | None, now: datetime, expiry: timedelta = HEARTBEAT_EXPIRY
 ) -> str | None:
-    """Why tasks on this executor can no longer progress, or None if it is fine."""
+    """Why tasks on this executor can no longer progress, or None if it is fine (the failed
+    task's ``fail_error``, shown to users: it says what happened and that the work is lost)."""
     if executor is None:
-        return "executor deleted"
+        return "the executor running the task was removed: the task was lost"
     if not executor_alive(executor, now, expiry):
-        return "executor heartbeat expired"
+        return (f"the executor running the task ({executor.id}) sent no heartbeat for "
+                f"{expiry.total_seconds():g}s (it died or cannot reach the runservice): the task was lost")
     return None
 
 

@@ -150,6 +150,7 @@ def apply_executor_task_status(run: Run, et: ExecutorTask) -> tuple[Run, bool]:
         start_time=status.start_time,
         end_time=status.end_time,
         timedout=status.timedout,
+        fail_error=status.fail_error,
         setup_step=_copy_step(task.setup_step, status.setup_step, with_exit_status=False),
         steps=steps,
     )
