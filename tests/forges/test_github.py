@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -291,3 +292,70 @@ async def test_password_tokens_are_refused() -> None:
     async with driver_for(rs) as d:
         with pytest.raises(BadRequest, match="OAuth2"):
             await d.create_access_token("octocat", "pw", "agola-x")
+
+
+# ------------------------------------------------------------------- the fake against the spec
+
+SPEC = json.loads((PACK / "openapi-subset.json").read_text()) if PACK.is_dir() else {}
+
+
+def spec_errors(value: Any, schema: dict[str, Any], where: str = "$") -> list[str]:
+    """What in ``value`` breaks an OpenAPI 3.0 schema of the pack's subset (refs, oneOf, types,
+    nullable, required, properties, items, enum)."""
+    if "$ref" in schema:
+        schema = SPEC["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    if "oneOf" in schema:
+        options = [spec_errors(value, s, where) for s in schema["oneOf"]]
+        return [] if any(not o for o in options) else min(options, key=len)
+    if value is None:
+        return [] if schema.get("nullable") or "type" not in schema else [f"{where}: null"]
+    kind = schema.get("type")
+    types: dict[str, type | tuple[type, ...]] = {"object": dict, "array": list, "string": str, "boolean": bool,
+                                                 "integer": int, "number": (int, float)}
+    if kind in types and (not isinstance(value, types[kind]) or (kind in ("integer", "number") and isinstance(value, bool))):
+        return [f"{where}: {type(value).__name__}, not {kind}"]
+    if "enum" in schema and value not in schema["enum"]:
+        return [f"{where}: {value!r} not in {schema['enum']}"]
+    errors: list[str] = []
+    if isinstance(value, dict):
+        errors += [f"{where}.{k}: missing" for k in schema.get("required", []) if k not in value]
+        for k, sub in (schema.get("properties") or {}).items():
+            if k in value:
+                errors += spec_errors(value[k], sub, f"{where}.{k}")
+    if isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            errors += spec_errors(item, schema["items"], f"{where}[{i}]")
+    return errors
+
+
+async def test_the_fake_answers_as_the_openapi_description_says(github: FakeGitHub) -> None:
+    import aiohttp
+
+    token = github.add_user("octocat")
+    repo = github.add_repo("octocat", "app")
+    sha = "a" * 40
+    repo.files[sha] = {"README.md": b"hello\n"}
+    repo.refs["refs/heads/main"] = sha
+    repo.messages[sha] = "first"
+    api = f"{github.url}/api/v3"
+    calls = [("get", "/user", "/user", None, 200), ("get", "/user/repos", "/user/repos", None, 200),
+             ("get", "/repos/{owner}/{repo}", "/repos/octocat/app", None, 200),
+             ("post", "/repos/{owner}/{repo}/keys", "/repos/octocat/app/keys",
+              {"title": "t", "key": "ssh-ed25519 AAAA k", "read_only": True}, 201),
+             ("get", "/repos/{owner}/{repo}/keys", "/repos/octocat/app/keys", None, 200),
+             ("post", "/repos/{owner}/{repo}/hooks", "/repos/octocat/app/hooks",
+              {"name": "web", "config": {"url": "https://a/w", "content_type": "json", "secret": "s"},
+               "events": ["push", "pull_request"], "active": True}, 201),
+             ("get", "/repos/{owner}/{repo}/hooks", "/repos/octocat/app/hooks", None, 200),
+             ("get", "/repos/{owner}/{repo}/contents/{path}", f"/repos/octocat/app/contents/README.md?ref={sha}", None, 200),
+             ("get", "/repos/{owner}/{repo}/git/ref/{ref}", "/repos/octocat/app/git/ref/heads/main", None, 200),
+             ("get", "/repos/{owner}/{repo}/git/commits/{commit_sha}", f"/repos/octocat/app/git/commits/{sha}", None, 200),
+             ("post", "/repos/{owner}/{repo}/statuses/{sha}", f"/repos/octocat/app/statuses/{sha}",
+              {"state": "pending", "context": "c"}, 201)]
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        for method, template, path, body, status in calls:
+            async with http.request(method, api + path, json=body) as resp:
+                assert resp.status == status, path
+                data = await resp.json()
+            schema = SPEC["paths"][template][method]["responses"][str(status)]["content"]["application/json"]["schema"]
+            assert spec_errors(data, schema) == [], f"{method.upper()} {template}"

@@ -225,13 +225,19 @@ class FakeGitHub:
             headers["Link"] = f'<{nxt}>; rel="next", <{last}>; rel="last"'
         return web.json_response(chunk, headers=headers)
 
-    def repo_json(self, repo: FakeRepo) -> dict[str, Any]:
-        data: dict[str, Any] = example("api_repo_GET.json")
+    def repo_json(self, repo: FakeRepo, *, listed: bool = False) -> dict[str, Any]:
+        """A repository as ``GET /repos/{owner}/{repo}`` shows it (``full-repository``) or as
+        ``GET /user/repos`` lists it (``repository``)."""
+        data: dict[str, Any] = example("api_user_repos_GET_list.json")[0] if listed else example("api_repo_GET.json")
         data.update(id=repo.id, name=repo.name, full_name=repo.full_name, default_branch=repo.default_branch,
                     html_url=f"{self.url}/{repo.full_name}", clone_url=f"{self.url}/{repo.full_name}.git",
                     ssh_url=f"git@127.0.0.1:{repo.full_name}.git",
                     permissions={"admin": repo.admin, "push": repo.admin, "pull": True})
         data["owner"] = {**data["owner"], "login": repo.owner}
+        # The example is a fork of another repository, without `language` (GitHub sends null).
+        data.update(fork=False, language=data.get("language"))
+        for key in ("parent", "source"):
+            data.pop(key, None)
         return data
 
     # ------------------------------------------------------------------------------ handlers
@@ -268,7 +274,7 @@ class FakeGitHub:
         return web.json_response(data)
 
     async def _user_repos(self, request: web.Request) -> web.Response:
-        return self._page(request, [self.repo_json(r) for r in self.repos.values()])
+        return self._page(request, [self.repo_json(r, listed=True) for r in self.repos.values()])
 
     async def _repo(self, request: web.Request) -> web.Response:
         return web.json_response(self.repo_json(self._repo_of(request)))
