@@ -72,9 +72,10 @@ def add_routes(app: web.Application, service: str, role_of: Callable[[web.Reques
         return json_response((await role_of(request).maintenance_status()).to_json())
 
     async def export(request: web.Request) -> web.StreamResponse:
-        if export_guard is not None and not query_bool(request, "force"):
-            await export_guard(request)
-        return await _stream_export(request, service, dm_of(request))
+        guard = None if query_bool(request, "force") else export_guard
+        if guard is not None:
+            await guard(request)  # before the checkpoint's cost
+        return await _stream_export(request, service, dm_of(request), guard)
 
     async def import_(request: web.Request) -> web.Response:
         if not role_of(request).maintenance:
@@ -90,11 +91,21 @@ def add_routes(app: web.Application, service: str, role_of: Callable[[web.Reques
     app.router.add_post(f"{API_PREFIX}/import", import_)
 
 
-async def _stream_export(request: web.Request, service: str, dm: DataManager) -> web.StreamResponse:
+async def _stream_export(request: web.Request, service: str, dm: DataManager,
+                         guard: ExportGuard | None) -> web.StreamResponse:
     chunks = dm.export_data()
     # The first chunk comes after the checkpoint: an error before it is still a clean error
     # response; after it the connection is cut (spec §3.12), never a clean end.
     first = await anext(chunks, b"")
+    if guard is not None:
+        # Again after the checkpoint: what appeared since the first look would be missing too.
+        try:
+            await guard(request)
+        except BaseException:
+            aclose = getattr(chunks, "aclose", None)  # a generator: ends its checkpointed read
+            if aclose is not None:
+                await aclose()
+            raise
     resp = web.StreamResponse(status=200, headers=STREAM_HEADERS)
     resp.content_type = "application/octet-stream"
     await resp.prepare(request)
