@@ -30,6 +30,7 @@ runs:
         steps: [{type: run, command: "echo hi"}]
 """
 SHA = "5" * 40
+PR_SHA = "6" * 40
 
 pytestmark = pytest.mark.skipif(not fake_github.PACK.is_dir(), reason="reference pack not present")
 
@@ -80,6 +81,10 @@ def runs(stack: RoleStack, token: str, user: str) -> list[dict[str, Any]]:
     return list(json.loads(res.stdout))
 
 
+def pull_request_runs(stack: RoleStack, token: str, user: str) -> list[dict[str, Any]]:
+    return [r for r in runs(stack, token, user) if r["annotations"].get("ref_type") == "pull_request"]
+
+
 def test_github_project(stack: RoleStack) -> None:
     with InThread(FakeGitHub()) as server:
         fake = server.fake
@@ -112,6 +117,20 @@ def test_github_project(stack: RoleStack) -> None:
         assert (ann["webhook_event"], ann["branch"], ann["commit_sha"], ann["webhook_sender"]) == (
             "push", "main", SHA, "Codertocat")
         assert ann["commit_link"] == f"{fake.url}/octo/app/commit/{SHA}"
+        # The same delivery again (GitHub's "Redeliver"): nothing new.
+        assert post(url, body, {**headers, "X-Hub-Signature-256": gh.sign(secret, body)}) in (200, 201, 202)
+
+        pr = json.loads((fake_github.PACK / "webhook_pull_request_opened.json").read_bytes())
+        pr["repository"].update(fake.repo_json(repo))
+        pr["pull_request"]["head"].update(sha=PR_SHA, repo=fake.repo_json(repo))
+        pr["pull_request"]["base"]["repo"] = fake.repo_json(repo)
+        repo.files[PR_SHA] = {".agola/config.yml": PIPELINE}
+        body = json.dumps(pr).encode()
+        assert post(url, body, {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "d-2",
+                                "X-Hub-Signature-256": gh.sign(secret, body)}) in (200, 201)
+        [pr_run] = wait_for_sync(lambda: pull_request_runs(stack, token, "octo"), timeout=20, message="PR run")
+        assert (pr_run["annotations"]["ref"], pr_run["annotations"]["commit_sha"]) == ("refs/pull/2/head", PR_SHA)
+        assert len(runs(stack, token, "octo")) == 2
 
         assert cli(stack, token, "project", "delete", "--ref", "user/octo/app").exit_code == 0
         assert not repo.keys and not repo.hooks
@@ -149,6 +168,16 @@ def test_gitlab_project(stack: RoleStack) -> None:
         ann = run["annotations"]
         assert (ann["webhook_event"], ann["branch"], ann["commit_sha"], ann["webhook_sender"]) == (
             "push", "main", SHA, "sytses")
+
+        mr = json.loads((fake_gitlab.PACK / "webhook_merge_request_open.json").read_bytes())
+        mr["project"].update(payload["project"])
+        mr["object_attributes"]["last_commit"].update(id=PR_SHA)
+        project_.files[PR_SHA] = {".agola/config.yml": PIPELINE}
+        body = json.dumps(mr).encode()
+        assert post(url, body, {"X-Gitlab-Event": "Merge Request Hook", "X-Gitlab-Token": secret}) in (200, 201)
+        [mr_run] = wait_for_sync(lambda: pull_request_runs(stack, token, "gdev"), timeout=20, message="MR run")
+        ann = mr_run["annotations"]
+        assert (ann["ref"], ann["pull_request_id"], ann["commit_sha"]) == ("refs/merge-requests/1/head", "1", PR_SHA)
 
         assert cli(stack, token, "project", "delete", "--ref", "user/gdev/app").exit_code == 0
         assert not project_.keys and not project_.hooks
