@@ -77,8 +77,8 @@ class RunEventHandler:
             return 0
         run = resp.run
         owner = run_owner(run)
-        if owner is None:
-            return 0
+        if owner is None or not (self.webhooks or (self.statuses is not None and owner.type is OwnerType.PROJECT)):
+            return 0  # nothing to tell about this run
         last = await self.states.get(run.id)
         if last is not None and (last.phase, last.result) == (event.phase, event.result):
             return 0  # seen already (a catch-up, then the same change on the stream)
