@@ -74,8 +74,8 @@ def test_a_control_plane_killed_with_runs_in_flight(ha: SplitStack, tmp_path: Pa
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     (repo / ".agola").mkdir()
     (repo / ".agola" / "config.yml").write_text(PIPELINE.format(image=busybox_image))
-    for _ in range(RUNS):
-        ok(cli(url_a, token, "directrun", "start", "-C", str(repo)))
+    for n in range(RUNS):  # one branch each: they run side by side (one run at a time per branch)
+        ok(cli(url_a, token, "directrun", "start", "-C", str(repo), "--branch", f"b{n}"))
 
     survivor = SyncGatewayClient(url_b, token)
     try:
