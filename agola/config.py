@@ -338,6 +338,8 @@ class Executor:
     allow_privileged_containers: bool = _key("allowPrivilegedContainers", "bool", False)
     # The URL the runservice uses to reach this executor; default: from web.listenAddress.
     advertise_url: str = _key("advertiseURL", "str", "")
+    # Not in Agola: bytes of one setup or step log; beyond, a marker line and the rest dropped.
+    max_log_size: int = _key("maxLogSize", "int", 100 * 1024 * 1024)
 
 
 @attrs.frozen
@@ -946,6 +948,8 @@ def _check_executor(e: Executor) -> list[str]:
         problems.append(_missing(f"{p}.busyboxPath"))
     if e.active_tasks_limit < 1:
         problems.append(f"{p}.activeTasksLimit: must be at least 1")
+    if e.max_log_size < 1024:
+        problems.append(f"{p}.maxLogSize: must be at least 1024 (bytes)")
     if e.advertise_url:
         problems.extend(_check_url(f"{p}.advertiseURL", e.advertise_url))
     return problems

@@ -74,6 +74,9 @@ def test_check_name_messages() -> None:
         check_name("org", "")
     with pytest.raises(BadRequest, match="invalid project name 'a_b'"):
         check_name("project", "a_b")
+    check_name("user", "u" * 100)
+    with pytest.raises(BadRequest, match=r"invalid user name: at most 100 characters \(got 101\)"):
+        check_name("user", "u" * 101)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 
 from agola.services.executor.drivers.base import Driver, Pod, PodSpec, Sink, discard
 from agola.services.executor.drivers.host import HostDriver
-from agola.services.executor.logs import LogFile, read_log
+from agola.services.executor.logs import LogFile, read_log, truncation_marker
 from agola.services.executor.store import LocalArchiveStore
 from agola.services.executor.taskrunner import TaskRunner
 from agola.types.runservice import Container, ExecutorTaskPhase, ExecutorTaskStatus, RunStep
@@ -103,6 +103,16 @@ async def test_large_output_is_streamed_to_file_and_followers(driver: Driver, da
     assert total == size == (data_dir / "tasks/t-big/logs/steps/0.log").stat().st_size
     # A finished log is read back (for the runservice fetcher) with the same content.
     assert sum([len(c) async for c in read_log(data_dir / "tasks/t-big", None, step=0)]) == size
+
+
+async def test_a_log_over_its_size_limit_is_cut_with_a_marker_and_the_step_goes_on(
+    data_dir: Path, store: LocalArchiveStore, host_driver: HostDriver,
+) -> None:
+    task = spec("t-limit", RunStep(command="head -c 5000 /dev/zero | tr '\\0' x; echo; echo after > done.txt", tty=False))
+    status = await runner(task, host_driver, data_dir, store, max_log_size=2048).run()
+    assert phases(status) == ["success"]  # the step ran to its end, its output dropped past the limit
+    assert step_log(data_dir, "t-limit", 0) == "x" * 2048 + truncation_marker(2048).decode()
+    assert "log truncated: it reached 2048 bytes (executor.maxLogSize)" in truncation_marker(2048).decode()
 
 
 async def test_log_follow_wakes_on_each_write(tmp_path: Path) -> None:

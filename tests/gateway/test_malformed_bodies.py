@@ -3,6 +3,8 @@ nested JSON on the public gateway and on an internal role (the runservice)."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import aiohttp
 import pytest
 
@@ -36,3 +38,16 @@ async def test_a_body_within_the_limit_reaches_the_handler(env: Env) -> None:
                              headers={"Authorization": f"token {ADMIN_TOKEN}"}) as resp:
             assert resp.status == 400
             assert "nests deeper" not in (await resp.json())["message"]  # the handler's own complaint
+
+
+async def test_secret_values_are_strings_only(env: Env) -> None:
+    await env.user("alice")
+    token = await env.admin.create_user_token("alice", "raw")
+    url = f"{env.url}/api/v1alpha/projectgroups/{quote('user/alice', safe='')}/secrets"
+    async with aiohttp.ClientSession(headers={"Authorization": f"token {token}"}) as http:
+        for value, kind in ((42, "a number"), ({"x": "y"}, "an object"), (["a"], "a list"), (True, "a boolean")):
+            async with http.post(url, json={"name": "s", "type": "internal", "data": {"pw": value}}) as resp:
+                assert resp.status == 400
+                assert (await resp.json())["message"] == f"secret data: the value of 'pw' must be a string, not {kind}"
+        async with http.post(url, json={"name": "s", "type": "internal", "data": {"pw": "fine"}}) as resp:
+            assert resp.status == 201, await resp.text()

@@ -25,6 +25,8 @@ from agola.types.configstore import ConfigType
 # (together with the length check in ``is_valid_name``) in linear time.
 _NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9]*(?:-[a-zA-Z0-9]+)*$")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+# Not in the reference (no limit there): names end up in run groups, object paths and URLs.
+MAX_NAME_LENGTH = 100
 _URN_PREFIX = "urn:uuid:"
 
 
@@ -72,6 +74,8 @@ def check_name(kind: str, name: str) -> None:
     """400 unless ``name`` is present and valid for an object of ``kind`` ("user", "org", ...)."""
     if not name:
         raise BadRequest(f"{kind} name required")
+    if len(name) > MAX_NAME_LENGTH:
+        raise BadRequest(f"invalid {kind} name: at most {MAX_NAME_LENGTH} characters (got {len(name)})")
     if not is_valid_name(name):
         raise BadRequest(
             f"invalid {kind} name {name!r}: it must start with a letter, contain only letters, "

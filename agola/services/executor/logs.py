@@ -19,16 +19,27 @@ from agola.errors import BadRequest, NotExist
 from agola.services.executor.masking import StreamMasker
 
 READ_CHUNK = 64 * 1024
+# A log stops growing here: a step printing without end must not fill the executor's disk, nor
+# the object storage the runservice archives logs to (``executor.maxLogSize``).
+DEFAULT_MAX_LOG_SIZE = 100 * 1024 * 1024
+
+
+def truncation_marker(limit: int) -> bytes:
+    return (f"\n[agola: log truncated: it reached {limit} bytes (executor.maxLogSize);"
+            " the rest of the output was dropped]\n").encode()
 
 
 class LogFile:
     """An append-only log being written; ``follow()`` streams it to any number of readers."""
 
-    def __init__(self, path: Path, masker: StreamMasker | None = None) -> None:
-        """``masker``: secret values to replace by ``***`` before anything reaches the file."""
+    def __init__(self, path: Path, masker: StreamMasker | None = None, max_size: int = DEFAULT_MAX_LOG_SIZE) -> None:
+        """``masker``: secret values to replace by ``***`` before anything reaches the file;
+        ``max_size``: what goes beyond is dropped, after a marker line saying so."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._masker = masker if masker is not None and masker.active else None
+        self.max_size = max_size
+        self.truncated = False
         self._file = open(path, "wb", buffering=0)  # unbuffered: followers read what was written
         self.size = 0
         self.finished = False
@@ -51,8 +62,12 @@ class LogFile:
         self._append(data)
 
     def _append(self, data: bytes) -> None:
-        if not data:
+        if not data or self.truncated:
             return
+        room = self.max_size - self.size
+        if len(data) > room:
+            data = data[: max(room, 0)] + truncation_marker(self.max_size)
+            self.truncated = True
         view = memoryview(data)
         while view:
             written = self._file.write(view)
@@ -93,11 +108,13 @@ class LogFile:
 class TaskLogs:
     """The logs of one task run on this executor."""
 
-    def __init__(self, task_dir: Path, masked_values: Iterable[str] = ()) -> None:
-        """``masked_values``: the task's secret values, ``***`` in every log (``masking.py``)."""
+    def __init__(self, task_dir: Path, masked_values: Iterable[str] = (), max_size: int = DEFAULT_MAX_LOG_SIZE) -> None:
+        """``masked_values``: the task's secret values, ``***`` in every log (``masking.py``);
+        ``max_size``: the size limit of each log."""
         self.dir = task_dir / "logs"
         self._masked = tuple(masked_values)
-        self.setup = LogFile(self.dir / "setup.log", StreamMasker(self._masked))
+        self.max_size = max_size
+        self.setup = LogFile(self.dir / "setup.log", StreamMasker(self._masked), max_size)
         self._steps: dict[int, LogFile] = {}
 
     def step_path(self, index: int) -> Path:
@@ -106,7 +123,7 @@ class TaskLogs:
     def step(self, index: int) -> LogFile:
         """The log of step ``index``, created when the step starts."""
         if index not in self._steps:
-            self._steps[index] = LogFile(self.step_path(index), StreamMasker(self._masked))
+            self._steps[index] = LogFile(self.step_path(index), StreamMasker(self._masked), self.max_size)
         return self._steps[index]
 
     def live(self, setup: bool, step: int | None) -> LogFile | None:

@@ -36,7 +36,7 @@ from agola.services.executor.drivers.base import (
     TmpfsMount,
     split_entrypoint,
 )
-from agola.services.executor.logs import LogFile, TaskLogs
+from agola.services.executor.logs import DEFAULT_MAX_LOG_SIZE, LogFile, TaskLogs
 from agola.services.executor.masking import StreamMasker
 from agola.services.executor.steps import (
     DEFAULT_WORKING_DIR,
@@ -110,6 +110,7 @@ class TaskRunner:
         render_key: RenderKey = default_render_key,
         on_status: OnStatus | None = None,
         keep_pod: bool = False,
+        max_log_size: int = DEFAULT_MAX_LOG_SIZE,
     ) -> None:
         self.task_id = task_id
         self.spec = spec
@@ -120,6 +121,7 @@ class TaskRunner:
         self.render_key = render_key
         self.on_status = on_status
         self.keep_pod = keep_pod  # tests and debugging: leave the pod for inspection
+        self.max_log_size = max_log_size
         # Replaced (never mutated) on each change: a reported status stays as it was sent.
         self.status = ExecutorTaskStatus(id=task_id, steps=[ExecutorTaskStepStatus() for _ in spec.steps])
         self.logs: TaskLogs | None = None
@@ -199,7 +201,7 @@ class TaskRunner:
             return
         shutil.rmtree(self.task_dir, ignore_errors=True)
         self.task_dir.mkdir(parents=True)
-        self.logs = TaskLogs(self.task_dir, self.spec.masked_values)
+        self.logs = TaskLogs(self.task_dir, self.spec.masked_values, self.max_log_size)
         self._update(phase=ExecutorTaskPhase.RUNNING, start_time=_now(), setup_step=_step_started(self.status.setup_step))
         await self._report()
         timer = None

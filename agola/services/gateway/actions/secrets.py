@@ -79,8 +79,21 @@ async def list_secrets(svc: Services, ident: Identity, parent_type: str, ref: st
 def _secret(name: str, type_: str, data: Any) -> Secret:
     if data is not None and not isinstance(data, dict):
         raise BadRequest("secret data must be an object of strings")
-    return Secret(name=name, type=type_ or SecretType.INTERNAL,
-                  data={str(k): str(v) for k, v in (data or {}).items()})
+    for key, value in (data or {}).items():
+        # A number, a list or an object would reach steps as Python's rendering of it.
+        if not isinstance(value, str):
+            raise BadRequest(f"secret data: the value of {key!r} must be a string, not {_json_kind(value)}")
+    return Secret(name=name, type=type_ or SecretType.INTERNAL, data=dict(data or {}))
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "a list" if isinstance(value, list) else "an object"
 
 
 async def create_secret(svc: Services, ident: Identity, parent_type: str, ref: str, name: str, type_: str,
