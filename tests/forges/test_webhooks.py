@@ -51,9 +51,16 @@ def project(stack: RoleStack, emulator: GiteaEmulator) -> dict[str, Any]:
 
 
 def runs(stack: RoleStack, token: str) -> list[dict[str, Any]]:
-    res = cli(stack, token, "run", "list", "--project", "user/jane/app", "--limit", "100", "--json")
-    assert res.exit_code == 0, res.output
-    return list(json.loads(res.stdout))
+    """Every run of the project (the API answers at most 40 a page)."""
+    out: list[dict[str, Any]] = []
+    while True:
+        page = ["--start", out[-1]["id"]] if out else []
+        res = cli(stack, token, "run", "list", "--project", "user/jane/app", "--limit", "40", *page, "--json")
+        assert res.exit_code == 0, res.output
+        rows = list(json.loads(res.stdout))
+        out.extend(rows)
+        if len(rows) < 40:
+            return out
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -80,8 +87,11 @@ def test_pushes_tags_and_fork_pull_requests_create_runs(
 
     git("tag", "v1.0", cwd=tree)
     git("push", "-q", emulator.http_url("jane/app", "jane"), "v1.0", cwd=tree)
-    tag_runs = wait_for_sync(lambda: [r for r in runs(stack, token) if r["annotations"].get("tag") == "v1.0"] or None,
-                             timeout=20, message="tag runs")
+    def tag_runs_() -> list[dict[str, Any]]:
+        return [r for r in runs(stack, token) if r["annotations"].get("tag") == "v1.0"]
+
+    wait_for_sync(lambda: len(tag_runs_()) == 2, timeout=20, message="tag runs")
+    tag_runs = tag_runs_()
     assert sorted(r["name"] for r in tag_runs) == ["build", "only-tags"]  # `when` evaluated on the tag
 
     emulator.fork_repo("jane/app", "kurt")
@@ -93,6 +103,15 @@ def test_pushes_tags_and_fork_pull_requests_create_runs(
                              timeout=20, message="PR run")
     assert pr_run["annotations"]["pull_request_id"] == "1" and pr_run["annotations"]["commit_sha"] == fork_sha
     assert pr_run["annotations"]["ref"] == "refs/pull/1/head"
+    # The fork's next commit asks for a privileged container: its run is refused as a setup error.
+    commit(tree, {".agola/config.yml": PIPELINE.replace("[{image: busybox}]", "[{image: busybox, privileged: true}]")},
+           "become root on the executor")
+    git("push", "-q", emulator.http_url("kurt/app", "kurt"), "fix", cwd=tree)
+    [refused] = wait_for_sync(lambda: [r for r in runs(stack, token) if r["annotations"].get("ref_type") == "pull_request"
+                                       and r["phase"] == "setuperror"], timeout=20, message="refused PR run")
+    shown = json.loads(cli(stack, token, "run", "show", refused["id"], "--json").stdout)
+    assert "privileged containers are not allowed" in shown["setup_errors"][0]
+
     groups = {r["annotations"]["ref_type"] for r in runs(stack, token)}
     assert groups == {"branch", "tag", "pull_request"}
 
@@ -104,6 +123,24 @@ def test_pushes_tags_and_fork_pull_requests_create_runs(
     again = emulator.deliveries[-1]
     assert again.status == 200 and "already built" in again.response
     assert len(runs(stack, token)) == before
+
+
+def test_a_burst_of_pushes_on_many_branches_creates_every_run(
+        stack: RoleStack, emulator: GiteaEmulator, project: dict[str, Any], tmp_path: Path) -> None:
+    """One push of 50 new branches: Gitea sends 50 deliveries at once; none is refused."""
+    token = project["token"]
+    tree = work_tree(tmp_path / "b", {".agola/config.yml": PIPELINE}, "burst")
+    before = len(runs(stack, token))
+    refspecs = [f"HEAD:refs/heads/burst-{i:02d}" for i in range(50)]
+    git("push", "-q", emulator.http_url("jane/app", "jane"), *refspecs, cwd=tree)
+
+    def burst_runs() -> list[dict[str, Any]]:
+        return [r for r in runs(stack, token) if r["annotations"].get("branch", "").startswith("burst-")]
+
+    wait_for_sync(lambda: len(burst_runs()) == 50, timeout=60, message="50 burst runs")
+    burst = [d for d in emulator.deliveries if b"refs/heads/burst-" in d.body]
+    assert len(burst) == 50 and all(d.status == 200 for d in burst), {d.status for d in burst}
+    assert len(runs(stack, token)) == before + 50
 
 
 def test_bad_deliveries_create_nothing(

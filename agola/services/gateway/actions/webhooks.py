@@ -10,7 +10,8 @@ request, ``when`` conditions, ``[ci skip]``. The answer is 2xx only once the run
 
 Runs clone with the project's SSH key from the repository's SSH URL (host key from the remote
 source unless it or the project says to skip the check). Runs of a pull request from a fork get
-no variables unless the project passes them (``pass_vars_to_forked_pr``).
+no variables unless the project passes them (``pass_vars_to_forked_pr``), and never a privileged
+container (the run is a setup error naming the tasks).
 """
 
 from __future__ import annotations
@@ -114,6 +115,8 @@ async def _build(svc: Services, project: Project, src: RunSource, event: Webhook
             annotations = {**req.annotations, DELIVERY_ANNOTATION: event.delivery_id} if event.delivery_id else None
             if annotations is not None:
                 req = attrs.evolve(req, annotations=annotations)
+            if event.from_fork:
+                req = refuse_privileged(req)
             return (await svc.runservice.create_run(req)).run
 
         runs = await create_runs(src, fetch, create)
@@ -130,6 +133,16 @@ async def _variables(svc: Services, project: Project, src: RunSource, event: Web
     variables = await svc.configstore.get_variables("project", project.id, True)
     secrets = await svc.configstore.get_secrets("project", project.id, True)
     return run_variables(project, variables, secrets, run)
+
+
+def refuse_privileged(req: RunCreateRequest) -> RunCreateRequest:
+    """A fork's pull request never gets a privileged container: such a run becomes a setup error
+    naming the tasks (an outsider's code would otherwise own the executor host)."""
+    tasks = sorted(t.name for t in (req.run_config_tasks or {}).values() if t.runtime.privileged)
+    if not tasks:
+        return req
+    return attrs.evolve(req, run_config_tasks=None, setup_errors=[
+        f"privileged containers are not allowed in runs of pull requests from forks (tasks: {', '.join(tasks)})"])
 
 
 def _run_source(project: Project, rs: RemoteSource, event: WebhookEvent) -> RunSource:
