@@ -6,7 +6,8 @@ account through the OAuth2 flow (redirects followed programmatically), creates a
 repository (deploy key and hook appear on the forge), pushes with the real git client: the
 forge's signed webhook creates the run, the executor clones over SSH with the project's deploy key
 and the run succeeds with the project's variables; a pull request from a fork builds the fork's
-commit without them. A delivery with a bad signature creates nothing.
+commit without them. The notification role sets the commit's statuses (pending, then success with
+the run's URL). A delivery with a bad signature creates nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.skipif(not ssh_available(), reason="needs openssh-serve
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, busybox_image: str) -> Iterator[tuple[RoleStack, GiteaEmulator]]:
     emulator = GiteaEmulator(tmp_path_factory.mktemp("gitea")).start()
-    roles = RoleStack(tmp_path_factory.mktemp("agola"), ALL,
+    roles = RoleStack(tmp_path_factory.mktemp("agola"), (*ALL, "notification"),
                       {"executor": "  docker: {network: none}\n  activeTasksLimit: 2\n"})
     roles.start()
     try:
@@ -116,6 +117,15 @@ runs:
     clone = lena.cli("run", "logs", run["id"], "--project", "user/lena/site", "--task", "check", "--step", "0")
     assert f"ssh://***@127.0.0.1:{emulator.forge.ssh_port}/lena/site.git" in clone.output  # over SSH
     assert run["annotations"]["commit_sha"] == git("rev-parse", "HEAD", cwd=tree)
+
+    # The notification role set the commit's statuses on the forge: pending, then success.
+    def statuses() -> list[str] | None:
+        states = [st.state for st in emulator.statuses("lena/site", run["annotations"]["commit_sha"])]
+        return states if states and states[-1] == "success" else None
+
+    assert wait_for_sync(statuses, timeout=30, message="commit statuses")[0] == "pending"
+    final = emulator.statuses("lena/site", run["annotations"]["commit_sha"])[-1]
+    assert run["id"] in final.target_url and "site" in final.context
 
     # A pull request from a fork builds the fork's commit, without the project's secrets.
     emulator.add_user("mike", "mike-pw")
