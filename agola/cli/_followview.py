@@ -118,11 +118,12 @@ class PipeView:
         if run.phase != self.phase and not run.finished:
             self.phase = run.phase
             self.write(f"==> {run_label(run)}: {run.phase}")
-        for t in in_order(tasks.values()):
-            if t.waiting_approval and not t.approved and t.id not in self.approvals:
-                self.approvals.add(t.id)
-                self.write(f"==> {self.prefix(t.name)}{approval_hint(run, t)}")
         self.pump()
+        if self.focus is None:  # after the output of the tasks it waited for
+            for t in in_order(tasks.values()):
+                if t.waiting_approval and not t.approved and t.id not in self.approvals:
+                    self.approvals.add(t.id)
+                    self.write(f"==> {self.prefix(t.name)}{approval_hint(run, t)}")
         if self.focus is None and run.phase == "running":
             waiting = frozenset(t.name for t in tasks.values() if t.status == "notstarted" and not t.waiting_approval
                                 and _ready(t, tasks))
@@ -232,8 +233,8 @@ class LiveView:
         for t in in_order(self.tasks.values()):
             mark, what, state = self._state(run, t)
             took = t.took() if t.started and not t.reused else ""
-            out.append([("  ", ""), (mark, what), (f" {t.name.ljust(width)}  ", ""), (state, what),
-                        (f"  {took}" if took else "", "")])
+            out.append([("  ", ""), (mark, what), (f" {t.name.ljust(width)}  ", ""), (state.ljust(9), what),
+                        (f" {took}" if took else "", "")])
             if t.status == "running" and not t.reused:
                 out.extend([[("      " + line, "dim")] for line in t.lines[-self.TAIL:]])
         return out[:height]
@@ -246,8 +247,11 @@ class LiveView:
         if t.status == "running":
             return self.spinner[self.frame % len(self.spinner)], "running", "running"
         if t.status == "notstarted":
-            wait = f"waiting for {', '.join(t.depends)}" if t.depends and not run.finished else "not started"
-            return ".", "dim", wait
+            if run.finished:
+                return ".", "dim", "not started"
+            if _ready(t, self.tasks):
+                return ".", "dim", "waiting to start"
+            return ".", "dim", f"waiting for {', '.join(t.depends)}"
         return self.marks.get(t.status, "-"), t.status, t.status
 
     def _keep_failures(self) -> list[str]:

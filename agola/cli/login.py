@@ -91,7 +91,7 @@ def logout(ctx: CliContext, name: str | None) -> None:
 def whoami(ctx: CliContext, as_json: bool) -> None:
     """Show who the commands run as: the user, the gateway and the profile."""
     if not ctx.token:
-        raise CliError("not logged in: agola login (or --token / AGOLA_TOKEN)")
+        raise CliError(f"not logged in to {ctx.gateway_url}: agola login -u {ctx.gateway_url} (or --token / AGOLA_TOKEN)")
     username, user_id = identify(ctx.gateway_url, ctx.token)
     profile = ctx.profile_name if ctx.from_profile else ""
     if as_json:

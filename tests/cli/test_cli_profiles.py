@@ -73,7 +73,8 @@ def test_login_profiles_whoami_logout(control_plane: RoleStack, private_config_h
     # Another gateway URL does not get the profile's token.
     elsewhere = url.replace("127.0.0.1", "localhost")
     other = cli("-u", elsewhere, "whoami")
-    assert other.exit_code == 1 and other.output == "Error: not logged in: agola login (or --token / AGOLA_TOKEN)\n"
+    assert other.exit_code == 1
+    assert other.output == f"Error: not logged in to {elsewhere}: agola login -u {elsewhere} (or --token / AGOLA_TOKEN)\n"
 
     missing = cli("--profile", "nope", "whoami")
     assert missing.exit_code == 2 and "no profile 'nope'" in missing.output
