@@ -340,6 +340,8 @@ class Executor:
     advertise_url: str = _key("advertiseURL", "str", "")
     # Not in Agola: bytes of one setup or step log; beyond, a marker line and the rest dropped.
     max_log_size: int = _key("maxLogSize", "int", 100 * 1024 * 1024)
+    # Not in Agola: bytes of files in one workspace or cache archive; beyond, the step fails.
+    max_archive_size: int = _key("maxArchiveSize", "int", 2 * 1024 * 1024 * 1024)
 
 
 @attrs.frozen
@@ -950,6 +952,8 @@ def _check_executor(e: Executor) -> list[str]:
         problems.append(f"{p}.activeTasksLimit: must be at least 1")
     if e.max_log_size < 1024:
         problems.append(f"{p}.maxLogSize: must be at least 1024 (bytes)")
+    if e.max_archive_size < 1:
+        problems.append(f"{p}.maxArchiveSize: must be at least 1 (bytes)")
     if e.advertise_url:
         problems.extend(_check_url(f"{p}.advertiseURL", e.advertise_url))
     return problems

@@ -34,10 +34,14 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-from agola.errors import BadRequest
+from agola.errors import BadRequest, PayloadTooLarge
 
 COPY_BUFSIZE = 256 * 1024
 _ALLOWED_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE)
+
+
+class ArchiveTooLarge(PayloadTooLarge):
+    """An archive being written went over its size limit."""
 
 
 class UnsafeArchive(BadRequest):
@@ -226,11 +230,17 @@ class ArchiveWriter:
     silently shadow each other), except directories, which are merged.
     """
 
-    def __init__(self, dst: IO[bytes], *, owner: tuple[int, int] = (0, 0), external_links: bool = False) -> None:
+    def __init__(self, dst: IO[bytes], *, owner: tuple[int, int] = (0, 0), external_links: bool = False,
+                 max_size: int | None = None, what: str = "archive") -> None:
+        """``max_size``: ``ArchiveTooLarge`` (naming ``what``) before the content of the entries
+        would go beyond that many bytes."""
         self._tar = tarfile.open(fileobj=dst, mode="w|", format=tarfile.PAX_FORMAT)
         self._external_links = external_links
         self._checker = _Checker(external_links)
         self._owner = owner
+        self._max_size = max_size
+        self._what = what
+        self.content_size = 0
 
     def __enter__(self) -> ArchiveWriter:
         return self
@@ -270,10 +280,16 @@ class ArchiveWriter:
                         continue  # the link's target was filtered out: drop the link too
                     info.linkname = target
                 self._checker.check(info, new_name)
+                self._count_size(info.size)
                 renamed[name] = new_name
                 self._tar.addfile(info, tin.extractfile(member) if member.isreg() else None)
                 count += 1
         return count
+
+    def _count_size(self, size: int) -> None:
+        self.content_size += size
+        if self._max_size is not None and self.content_size > self._max_size:
+            raise ArchiveTooLarge(f"{self._what} is over its size limit of {self._max_size} bytes")
 
     async def copy_from_async(self, chunks: AsyncIterator[bytes], rename: Rename | None = None) -> int:
         """``copy_from`` for an async byte stream (run in a worker thread, read chunk by chunk)."""

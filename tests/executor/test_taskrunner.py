@@ -13,7 +13,15 @@ from agola.services.executor.drivers.host import HostDriver
 from agola.services.executor.logs import LogFile, read_log, truncation_marker
 from agola.services.executor.store import LocalArchiveStore
 from agola.services.executor.taskrunner import TaskRunner
-from agola.types.runservice import Container, ExecutorTaskPhase, ExecutorTaskStatus, RunStep
+from agola.types.runservice import (
+    Container,
+    ExecutorTaskPhase,
+    ExecutorTaskStatus,
+    RunStep,
+    SaveCacheStep,
+    SaveContent,
+    SaveToWorkspaceStep,
+)
 from tests.executor.helpers import EXECUTOR_ID, Task, phases, runner, setup_log, spec, step_log
 from tests.support.waiting import wait_for
 
@@ -113,6 +121,21 @@ async def test_a_log_over_its_size_limit_is_cut_with_a_marker_and_the_step_goes_
     assert phases(status) == ["success"]  # the step ran to its end, its output dropped past the limit
     assert step_log(data_dir, "t-limit", 0) == "x" * 2048 + truncation_marker(2048).decode()
     assert "log truncated: it reached 2048 bytes (executor.maxLogSize)" in truncation_marker(2048).decode()
+
+
+async def test_an_archive_over_its_size_limit_fails_its_step_saying_so(
+    data_dir: Path, store: LocalArchiveStore, host_driver: HostDriver,
+) -> None:
+    out = [SaveContent(source_dir="out", paths=["**"])]
+    task = spec("t-arch", RunStep(command="mkdir out; head -c 3000 /dev/zero > out/big; echo hi > out/small"),
+                SaveCacheStep(key="k", contents=out), SaveToWorkspaceStep(contents=out))
+    status = await runner(task, host_driver, data_dir, store, max_archive_size=2048).run()
+    assert phases(status) == ["success", "failed", "notstarted"]
+    assert ("Error: the cache archive is over its size limit of 2048 bytes (executor.maxArchiveSize):"
+            " save fewer files") in step_log(data_dir, "t-arch", 1)
+    assert not await store.cache_exists("k")
+    small = spec("t-arch2", RunStep(command="mkdir out; echo hi > out/small"), SaveToWorkspaceStep(contents=out))
+    assert phases(await runner(small, host_driver, data_dir, store, max_archive_size=2048).run()) == ["success"] * 2
 
 
 async def test_log_follow_wakes_on_each_write(tmp_path: Path) -> None:

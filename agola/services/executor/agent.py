@@ -40,7 +40,7 @@ from agola.errors import BadRequest, NotExist
 from agola.roleclients.runservice import RunserviceClient
 from agola.services.executor.drivers.base import Driver
 from agola.services.executor.logs import DEFAULT_MAX_LOG_SIZE, TaskLogs
-from agola.services.executor.steps import RenderKey, default_render_key
+from agola.services.executor.steps import DEFAULT_MAX_ARCHIVE_SIZE, RenderKey, default_render_key
 from agola.services.executor.store import ArchiveStore
 from agola.services.executor.taskrunner import TaskRunner
 from agola.types.runservice import (
@@ -89,6 +89,7 @@ class AgentSettings:
     active_tasks_limit: int = 2
     allow_privileged_containers: bool = False
     max_log_size: int = DEFAULT_MAX_LOG_SIZE
+    max_archive_size: int = DEFAULT_MAX_ARCHIVE_SIZE
 
 
 def check_task_id(task_id: str) -> str:
@@ -287,7 +288,7 @@ class ExecutorAgent:
         runner = TaskRunner(
             et.id, spec, self.driver, executor_id=self.id, data_dir=self.data_dir, store=self.store,
             render_key=self.render_key, on_status=lambda _status: self._status_changed(et.id),
-            max_log_size=self.settings.max_log_size,
+            max_log_size=self.settings.max_log_size, max_archive_size=self.settings.max_archive_size,
         )
         entry = TaskEntry(runner=runner, task=et, started_at=time.monotonic())
         self.tasks[et.id] = entry

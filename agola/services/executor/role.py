@@ -82,6 +82,7 @@ class ExecutorRole(Role):
             active_tasks_limit=section.active_tasks_limit,
             allow_privileged_containers=section.allow_privileged_containers,
             max_log_size=section.max_log_size,
+            max_archive_size=section.max_archive_size,
         )
         agent = ExecutorAgent(
             settings, client=self.client, driver=self.driver, store=RunserviceArchiveStore(self.client),

@@ -40,6 +40,8 @@ from agola.util.userregex import UserRegex, compile_user_regex
 
 DEFAULT_SHELL = "/bin/sh -e"
 DEFAULT_WORKING_DIR = "~/project"
+# Bytes of files in one workspace or cache archive (executor.maxArchiveSize): beyond, the step fails.
+DEFAULT_MAX_ARCHIVE_SIZE = 2 * 1024 * 1024 * 1024
 # A save_cache content without paths saves everything under its source dir.
 CACHE_DEFAULT_PATHS = ("**",)
 
@@ -172,8 +174,10 @@ class StepRunner:
         home: str,
         render_key: RenderKey = default_render_key,
         arch: str = "",
+        max_archive_size: int = DEFAULT_MAX_ARCHIVE_SIZE,
     ) -> None:
         self.task_id, self.spec, self.pod, self.task_dir, self.store = task_id, spec, pod, task_dir, store
+        self.max_archive_size = max_archive_size
         self.working_dir, self.home = working_dir, home
         self.render_key = render_key
         self.arch = arch or host_arch()
@@ -254,16 +258,24 @@ class StepRunner:
 
     # -------------------------------------------------------------------------------- archives
 
-    async def build_archive(self, contents: Sequence[SaveContent], out_path: Path, log: LogFile) -> int:
-        """One tar of the globbed ``contents`` (read from the pod, filtered safely on the host)."""
+    async def build_archive(self, contents: Sequence[SaveContent], out_path: Path, log: LogFile,
+                            what: str = "the archive") -> int:
+        """One tar of the globbed ``contents`` (read from the pod, filtered safely on the host), at
+        most ``max_archive_size`` bytes of files (else the step fails saying so)."""
         count = 0
-        # Links may point outside (a virtualenv's bin/python -> /usr/bin/python3): kept as links.
-        with open(out_path, "wb") as out, tarsafe.ArchiveWriter(out, external_links=True) as writer:
-            for content in contents:
-                source = self.resolve(content.source_dir or ".")
-                rename = workspace_rename(content.paths, content.dest_dir)
-                # Filtered as it comes out of the pod: no copy of the raw tar on disk.
-                count += await writer.copy_from_async(self.pod.get_archive(source), rename)
+        try:
+            # Links may point outside (a virtualenv's bin/python -> /usr/bin/python3): kept as links.
+            with open(out_path, "wb") as out, tarsafe.ArchiveWriter(
+                out, external_links=True, max_size=self.max_archive_size, what=what,
+            ) as writer:
+                for content in contents:
+                    source = self.resolve(content.source_dir or ".")
+                    rename = workspace_rename(content.paths, content.dest_dir)
+                    # Filtered as it comes out of the pod: no copy of the raw tar on disk.
+                    count += await writer.copy_from_async(self.pod.get_archive(source), rename)
+        except tarsafe.ArchiveTooLarge as exc:
+            out_path.unlink(missing_ok=True)
+            raise tarsafe.ArchiveTooLarge(f"{exc.message} (executor.maxArchiveSize): save fewer files") from None
         await log.line(f"archived {count} entries")
         return count
 
@@ -281,7 +293,7 @@ class StepRunner:
         archives = self.task_dir / "archives"
         archives.mkdir(exist_ok=True)
         archive = archives / f"{index}.tar"
-        await self.build_archive(step.contents, archive, log)
+        await self.build_archive(step.contents, archive, log, "the workspace archive")
         await self.store.put_workspace(self.task_id, index, archive)
         return 0
 
@@ -311,7 +323,7 @@ class StepRunner:
         archive = self.task_dir / "archives" / f"cache-{index}.tar"
         archive.parent.mkdir(exist_ok=True)
         try:
-            await self.build_archive(cache_contents(step), archive, log)
+            await self.build_archive(cache_contents(step), archive, log, "the cache archive")
             await self.store.put_cache(full, archive)
         finally:
             archive.unlink(missing_ok=True)

@@ -39,6 +39,7 @@ from agola.services.executor.drivers.base import (
 from agola.services.executor.logs import DEFAULT_MAX_LOG_SIZE, LogFile, TaskLogs
 from agola.services.executor.masking import StreamMasker
 from agola.services.executor.steps import (
+    DEFAULT_MAX_ARCHIVE_SIZE,
     DEFAULT_WORKING_DIR,
     RenderKey,
     StepRunner,
@@ -111,6 +112,7 @@ class TaskRunner:
         on_status: OnStatus | None = None,
         keep_pod: bool = False,
         max_log_size: int = DEFAULT_MAX_LOG_SIZE,
+        max_archive_size: int = DEFAULT_MAX_ARCHIVE_SIZE,
     ) -> None:
         self.task_id = task_id
         self.spec = spec
@@ -122,6 +124,7 @@ class TaskRunner:
         self.on_status = on_status
         self.keep_pod = keep_pod  # tests and debugging: leave the pod for inspection
         self.max_log_size = max_log_size
+        self.max_archive_size = max_archive_size
         # Replaced (never mutated) on each change: a reported status stays as it was sent.
         self.status = ExecutorTaskStatus(id=task_id, steps=[ExecutorTaskStepStatus() for _ in spec.steps])
         self.logs: TaskLogs | None = None
@@ -282,6 +285,7 @@ class TaskRunner:
         runner = StepRunner(
             task_id=self.task_id, spec=spec, pod=self.pod, task_dir=self.task_dir, store=self.store,
             working_dir=working_dir, home=home, render_key=self.render_key, arch=spec.arch or "",
+            max_archive_size=self.max_archive_size,
         )
         return runner
 
