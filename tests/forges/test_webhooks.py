@@ -125,6 +125,23 @@ def test_pushes_tags_and_fork_pull_requests_create_runs(
     assert len(runs(stack, token)) == before
 
 
+def test_manual_project_runs(stack: RoleStack, emulator: GiteaEmulator, project: dict[str, Any]) -> None:
+    token = project["token"]
+    before = len(runs(stack, token))
+    res = cli(stack, token, "run", "create", "--project", "user/jane/app", "--branch", "main")
+    assert res.exit_code == 0, res.output
+    after = runs(stack, token)
+    assert len(after) == before + 1
+    manual = after[0]  # newest first
+    ann = manual["annotations"]
+    assert (ann["run_creation_trigger"], ann["branch"], ann["message"]) == ("manual", "main", "add the pipeline\n")
+    assert ann["commit_sha"] == emulator.run_git_rev("jane/app", "refs/heads/main")
+    assert cli(stack, token, "run", "create", "--project", "user/jane/app", "--tag", "v1.0").exit_code == 0
+    assert len(runs(stack, token)) == before + 3  # the tag has two runs (`when`)
+    bad = cli(stack, token, "run", "create", "--project", "user/jane/app", "--ref", "refs/pull/1/head")
+    assert bad.exit_code == 1 and "not a branch" in bad.output
+
+
 def test_a_burst_of_pushes_on_many_branches_creates_every_run(
         stack: RoleStack, emulator: GiteaEmulator, project: dict[str, Any], tmp_path: Path) -> None:
     """One push of 50 new branches: Gitea sends 50 deliveries at once; none is refused."""

@@ -170,6 +170,10 @@ class GiteaEmulator:
                     self.run(self._app[HOOKS_KEY].deliver(hook, again, old.event))
                     return
 
+    def run_git_rev(self, path: str, rev: str) -> str:
+        """The commit a revision of a repository points to."""
+        return gitops.git(self.forge.repos[path].git_dir, "rev-parse", f"{rev}^{{commit}}").strip()
+
     def statuses(self, path: str, sha: str) -> list[Status]:
         with self.forge.lock:
             return [s for s in self.forge.repos[path].statuses if s.sha == sha]

@@ -20,6 +20,7 @@ from agola.services.gateway.actions.projectrepo import (
     project_driver,
     setup_repo,
 )
+from agola.services.gateway.actions.webhooks import create_manual_runs
 from agola.services.gateway.auth import Identity
 from agola.services.gateway.permissions import can_view, check_project_owner, deny, require_user
 from agola.types.configstore import (
@@ -34,6 +35,7 @@ from agola.types.configstore import (
     User,
     Visibility,
 )
+from agola.types.runservice import Run
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
@@ -232,8 +234,19 @@ async def reconfig_project(svc: Services, ident: Identity, ref: str) -> None:
         await setup_repo(svc, forge, project)
 
 
-async def project_create_run(svc: Services, ident: Identity, ref: str) -> None:
-    project = await _owned_project(svc, ident, ref, "create runs of this project")
-    if project.project.remote_repository_config_type != RemoteRepositoryConfigType.REMOTESOURCE:
+async def project_create_run(svc: Services, ident: Identity, ref: str, *, branch: str = "", tag: str = "",
+                             git_ref: str = "", commit_sha: str = "") -> list[Run]:
+    """Runs of a branch, tag or commit of the project's repository, without a push (spec §6.6)."""
+    current = await _owned_project(svc, ident, ref, "create runs of this project")
+    project = current.project
+    if project.remote_repository_config_type != RemoteRepositoryConfigType.REMOTESOURCE:
         raise BadRequest("this project has no remote repository to build from")
-    raise BadRequest("manual runs of a project are not supported yet: push to the repository")
+    if ident.user is None:
+        raise BadRequest("a project run needs a user's linked account: the admin token has none")
+    rs: RemoteSource = await svc.configstore.get_remote_source(project.remote_source_id)
+    user: User = await svc.configstore.get_user(ident.user.id)
+    la = user_account(user, rs)
+    if la is None:
+        raise BadRequest(f"user {user.name!r} has no linked account for remote source {rs.name!r}")
+    return await create_manual_runs(svc, project, rs, user, la, branch=branch, tag=tag, ref=git_ref,
+                                    commit_sha=commit_sha)

@@ -29,7 +29,14 @@ from agola.services.gateway.actions import Services
 from agola.services.gateway.actions.linkedaccounts import account_driver
 from agola.services.gateway.actions.projectrepo import project_account
 from agola.services.gateway.runcreation import RunSource, create_runs, run_group
-from agola.types.configstore import Project, ProjectResponse, RemoteRepositoryConfigType, RemoteSource
+from agola.types.configstore import (
+    LinkedAccount,
+    Project,
+    ProjectResponse,
+    RemoteRepositoryConfigType,
+    RemoteSource,
+    User,
+)
 from agola.types.runservice import Run, RunCreateRequest
 from agola.types.when import RefType
 from agola.util.log import get_logger
@@ -133,6 +140,39 @@ async def _variables(svc: Services, project: Project, src: RunSource, event: Web
     variables = await svc.configstore.get_variables("project", project.id, True)
     secrets = await svc.configstore.get_secrets("project", project.id, True)
     return run_variables(project, variables, secrets, run)
+
+
+async def create_manual_runs(svc: Services, project: Project, rs: RemoteSource, user: User, la: LinkedAccount, *,
+                             branch: str = "", tag: str = "", ref: str = "", commit_sha: str = "") -> list[Run]:
+    """``POST /projects/{ref}/createrun``: the runs of a branch, a tag or a commit of the project's
+    repository, as if pushed (trigger ``manual``), with the caller's linked account."""
+    given = [x for x in (branch, tag, ref) if x]
+    if not given:
+        raise BadRequest("one of branch, tag or ref is required")
+    if len(given) > 1:
+        raise BadRequest("only one of branch, tag or ref can be provided")
+    if branch:
+        ref = f"refs/heads/{branch}"
+    elif tag:
+        ref = f"refs/tags/{tag}"
+    elif ref.startswith("refs/heads/") and len(ref) > len("refs/heads/"):
+        branch = ref.removeprefix("refs/heads/")
+    elif ref.startswith("refs/tags/") and len(ref) > len("refs/tags/"):
+        tag = ref.removeprefix("refs/tags/")
+    else:
+        raise BadRequest(f"ref {ref!r} is not a branch (refs/heads/...) or a tag (refs/tags/...) ref")
+    async with await account_driver(svc, rs, user.id, la) as forge:
+        repo = await forge.repo_info(project.repository_path)
+        sha = commit_sha or await forge.get_ref(repo.path, ref)
+        message = f"Tag {tag}" if tag else (await forge.get_commit_message(repo.path, sha)) or ref
+    web = repo.html_url
+    event = WebhookEvent(
+        kind=EventKind.TAG if tag else EventKind.PUSH, commit_sha=sha, ref=ref, message=message, sender=user.name,
+        repo_path=repo.path, repo_web_url=web, ssh_url=repo.ssh_clone_url, branch=branch, tag=tag,
+        commit_link=f"{web}/commit/{sha}", branch_link=f"{web}/src/branch/{branch}" if branch else "",
+        tag_link=f"{web}/src/tag/{tag}" if tag else "")
+    src = attrs.evolve(_run_source(project, rs, event), trigger="manual", webhook_event="", webhook_sender="")
+    return (await _build(svc, project, src, event, await account_driver(svc, rs, user.id, la))).runs
 
 
 def refuse_privileged(req: RunCreateRequest) -> RunCreateRequest:

@@ -55,8 +55,11 @@ async def reconfig(request: web.Request) -> web.Response:
 
 async def create_run(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
-    await actions.project_create_run(svc, ident, _ref(request))
-    return web.Response(status=201)
+    body = await json_object(request)
+    runs = await actions.project_create_run(
+        svc, ident, _ref(request), branch=str_field(body, "branch"), tag=str_field(body, "tag"),
+        git_ref=str_field(body, "ref"), commit_sha=str_field(body, "commit_sha"))
+    return json_response({"runs": [{"id": r.id, "counter": r.counter, "name": r.name} for r in runs]}, status=201)
 
 
 def add_routes(app: web.Application) -> None:
