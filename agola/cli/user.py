@@ -121,6 +121,16 @@ def token_delete(
     done(f"token {tname} of user {name} deleted")
 
 
+@user.command("remoterepos")
+@click.option("-r", "--remote-source", required=True, help="Remote source name.")
+@json_option
+@click.pass_obj
+def remoterepos(ctx: CliContext, remote_source: str, as_json: bool) -> None:
+    """List your repositories on a remote source that a project can be created on."""
+    emit(call(ctx, lambda gw: gw.list_remote_repos(remote_source)), as_json,
+         [("path", lambda r: r.path), ("id", lambda r: r.id)])
+
+
 # ---------------------------------------------------------------- linked accounts
 
 

@@ -36,6 +36,7 @@ from agola.client.types import (
     ProjectCreateRunRequest,
     ProjectGroupResponse,
     ProjectResponse,
+    RemoteRepoResponse,
     RemoteSourceResponse,
     RunActionsRequest,
     RunEvent,
@@ -227,6 +228,11 @@ class GatewayClient:
 
     async def delete_user_linked_account(self, user_ref: str, la_id: str) -> None:
         await self.call("DELETE", f"/users/{ref(user_ref)}/linkedaccounts/{ref(la_id)}")
+
+    async def list_remote_repos(self, rs_ref: str) -> list[RemoteRepoResponse]:
+        """The current user's repositories on a remote source where they can add keys and hooks."""
+        rows = await self.call("GET", f"/user/remoterepos/{ref(rs_ref)}")
+        return [RemoteRepoResponse.from_json(r) for r in rows or []]
 
     async def complete_oauth2(self, code: str, state: str) -> CreateUserLAResponse:
         """Complete an OAuth2 authorization this user started (the forge's redirect carried

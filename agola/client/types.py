@@ -107,6 +107,14 @@ class CreateUserLARequest(Wire):
 
 
 @attrs.frozen
+class RemoteRepoResponse(Wire):
+    """A repository of the user on a remote source where agola can install a deploy key and a hook."""
+
+    id: str = ""
+    path: str = ""
+
+
+@attrs.frozen
 class CreateUserLAResponse(Wire):
     linked_account: LinkedAccountResponse | None = attrs.field(default=None, metadata=_nested(LinkedAccountResponse))
     oauth2_redirect: str = ""

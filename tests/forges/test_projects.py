@@ -32,6 +32,13 @@ def create(stack: RoleStack, token: str, name: str, repo: str) -> Result:
                "--repo-path", repo, "--json")
 
 
+def test_remote_repos_lists_the_repositories_a_project_can_use(
+        stack: RoleStack, emulator: GiteaEmulator, henry: str) -> None:
+    res = cli(stack, henry, "user", "remoterepos", "-r", "gitea", "--json")
+    assert res.exit_code == 0, res.output
+    assert [r["path"] for r in json.loads(res.stdout)] == ["henry/web", "henry/api", "henry/down"]
+
+
 def test_create_installs_deploy_key_and_hook_delete_removes_them(
         stack: RoleStack, emulator: GiteaEmulator, henry: str) -> None:
     res = create(stack, henry, "web", "henry/web")

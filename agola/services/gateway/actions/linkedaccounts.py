@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from agola.errors import BadRequest, Forbidden, NotExist, Unauthorized
-from agola.forges import ForgeDriver, OAuth2Token, RemoteUser, driver_for
+from agola.forges import ForgeDriver, OAuth2Token, RemoteUser, RepoInfo, driver_for
 from agola.services.gateway.actions import Services
 from agola.services.gateway.auth import Identity
 from agola.services.gateway.permissions import deny, require_user
@@ -121,6 +121,20 @@ async def _link(svc: Services, user: User, rs: RemoteSource, token: OAuth2Token,
     la: LinkedAccount = await svc.configstore.create_user_la(user.id, req)
     log.info("linked account created", user=user.name, remote_source=rs.name, remote_user=remote.login)
     return la
+
+
+async def list_remote_repos(svc: Services, ident: Identity, rs_ref: str) -> list[RepoInfo]:
+    """The caller's repositories on a remote source where they can add deploy keys and hooks."""
+    require_user(ident)
+    if ident.user is None:
+        raise BadRequest("the admin token has no linked accounts: use a user's token")
+    rs: RemoteSource = await svc.configstore.get_remote_source(rs_ref)
+    user: User = await svc.configstore.get_user(ident.user.id)
+    la = user_account(user, rs)
+    if la is None:
+        raise BadRequest(f"user {user.name!r} has no linked account for remote source {rs.name!r}")
+    async with await account_driver(svc, rs, user.id, la) as forge:
+        return await forge.list_user_repos()
 
 
 @attrs.frozen

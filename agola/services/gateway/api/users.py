@@ -87,9 +87,16 @@ async def delete_linked_account(request: web.Request) -> web.Response:
     return no_content()
 
 
+async def remote_repos(request: web.Request) -> web.Response:
+    svc, ident = await ctx(request)
+    repos = await linkedaccounts.list_remote_repos(svc, ident, request.match_info["rsref"])
+    return json_response([{"id": r.id, "path": r.path} for r in repos])
+
+
 def add_routes(app: web.Application) -> None:
     p = API_PREFIX
     app.router.add_get(f"{p}/user", current_user)
+    app.router.add_get(f"{p}/user/remoterepos/{{rsref}}", remote_repos)
     app.router.add_get(f"{p}/users", list_users)
     app.router.add_post(f"{p}/users", create_user)
     app.router.add_get(f"{p}/users/{{userref}}", get_user)
