@@ -92,6 +92,8 @@ class BatchingQueue(Generic[T, R]):
     async def _run(self, key: str, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
             results = await self._run_batch(key, [item for item, _ in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"batch of {len(batch)} calls on {key!r} gave {len(results)} results")
         except Exception as exc:  # noqa: BLE001 - handed to the callers
             outcome: list[R] | Exception = exc
         except BaseException:
