@@ -2,7 +2,8 @@
 processes on the same etcd and S3 buckets, one executor. Runs are in flight when one control
 plane is SIGKILLed: every run still finishes, each task is started once, the survivor's API keeps
 answering, and the killed one rejoins when restarted (both instances listed again, its API serving
-the same runs, a new run created through it finishes).
+the same runs, a new run created through it finishes); then maintenance mode, requested through
+one gateway, is followed by both instances.
 
 The executor reaches the survivor's runservice: in production a load balancer in front of every
 runservice plays that part.
@@ -131,6 +132,15 @@ def test_a_control_plane_killed_with_runs_in_flight(ha: SplitStack, tmp_path: Pa
         assert [r.counter for r in survivor.list_runs(group, asc=True)] == list(range(1, RUNS + 2))
     finally:
         survivor.close()
+
+    # Maintenance mode is requested once and followed by every live instance.
+    assert ok(cli(url_a, ADMIN, "maintenance", "enable", "configstore")) == \
+        "configstore is in maintenance mode (2 instances)\n"
+    status = ok(cli(url_b, ADMIN, "maintenance", "status", "configstore")).splitlines()
+    assert status[0] == "configstore: requested maintenance, current maintenance"
+    assert [line.split()[-1] for line in status[2:]] == ["maintenance", "maintenance"]
+    assert ok(cli(url_b, ADMIN, "maintenance", "disable", "configstore")) == \
+        "configstore is in normal mode (2 instances)\n"
     assert ha.executor.terminate() == 0, ha.executor.stderr[-3000:]
     for control in ha.controls:
         assert control.terminate() == 0, control.stderr[-3000:]
