@@ -12,7 +12,6 @@ the run's URL). A delivery with a bad signature creates nothing.
 
 from __future__ import annotations
 
-import base64
 import json
 import urllib.error
 import urllib.request
@@ -25,7 +24,7 @@ import pytest
 from agola.forges.gitea import sign
 from tests.client.stack import ADMIN, ALL, RoleStack
 from tests.e2e.conftest import Session
-from tests.forges.conftest import commit, git, work_tree
+from tests.forges.conftest import commit, follow_authorize, git, work_tree
 from tests.support.forge import GiteaEmulator, ssh_available
 from tests.support.waiting import wait_for_sync
 
@@ -48,18 +47,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, busybox_image: str) -> Itera
 def ok(res: Any) -> Any:
     assert res.exit_code == 0, res.output
     return res
-
-
-def follow_authorize(url: str, login: str, password: str) -> str:
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args: object, **kwargs: object) -> None:
-            return None
-
-    auth = "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()
-    with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.build_opener(NoRedirect).open(urllib.request.Request(url, headers={"Authorization": auth}))
-    assert info.value.code == 302
-    return str(info.value.headers["Location"])
 
 
 def test_push_to_gitea_builds_the_commit(world: tuple[RoleStack, GiteaEmulator], busybox_image: str,

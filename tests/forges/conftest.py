@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,3 +112,19 @@ def commit(path: Path, files: dict[str, str], message: str) -> str:
     git("add", "-A", cwd=path)
     git("commit", "-q", "-m", message, cwd=path)
     return git("rev-parse", "HEAD", cwd=path)
+
+
+def follow_authorize(url: str, login: str, password: str) -> str:
+    """What a browser does at the forge: sign in, grant, get redirected. Returns the redirect."""
+    req = urllib.request.Request(url, headers={
+        "Authorization": "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()})
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as info:
+        opener.open(req)
+    assert info.value.code == 302
+    return str(info.value.headers["Location"])

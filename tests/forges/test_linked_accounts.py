@@ -4,7 +4,6 @@ redirect followed programmatically, the callback bound to the session that start
 
 from __future__ import annotations
 
-import base64
 import json
 import urllib.error
 import urllib.request
@@ -13,24 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.client.stack import ADMIN, RoleStack
-from tests.forges.conftest import cli, new_user
+from tests.forges.conftest import cli, follow_authorize, new_user
 from tests.support.forge import GiteaEmulator
-
-
-def follow_authorize(url: str, login: str, password: str) -> str:
-    """What a browser does at the forge: sign in, grant, get redirected. Returns the redirect."""
-    req = urllib.request.Request(url, headers={
-        "Authorization": "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()})
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args: object, **kwargs: object) -> None:
-            return None
-
-    opener = urllib.request.build_opener(NoRedirect)
-    with pytest.raises(urllib.error.HTTPError) as info:
-        opener.open(req)
-    assert info.value.code == 302
-    return str(info.value.headers["Location"])
 
 
 def test_password_source_links_with_a_forge_token(stack: RoleStack, emulator: GiteaEmulator) -> None:

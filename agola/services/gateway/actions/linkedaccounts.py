@@ -1,12 +1,15 @@
-"""Linked accounts: an agola user's account on a remote source (spec §6.3), and the forge driver
-of a linked account (``account_driver``), whose refreshed OAuth2 tokens are stored back.
+"""The remote source flows of spec §6.3: linked accounts (an agola user's account on a remote
+source), login and registration through a remote source, and the forge driver of a linked account
+(``account_driver``), whose refreshed OAuth2 tokens are stored back.
 
 Password sources (Gitea): the login and password make a personal access token on the forge, named
-``agola-<user id>``; the password is never stored. OAuth2 sources: the answer is the forge's
-authorization URL, with a ``state`` signed by the gateway (10 minutes, claims: remote source,
-request, user, a nonce). The callback (``<webExposedURL>/oauth2/callback?code&state``, also under
-``/api/oauth2/callback``) completes the flow only for the session that started it: the caller is
-authenticated as the user of the state, or presents the nonce cookie set when the flow started.
+``agola-<user id>`` (``agola-<user name>`` at registration); the password is never stored. OAuth2
+sources: the answer is the forge's authorization URL, with a ``state`` signed by the gateway (10
+minutes; claims: remote source, request, user, a nonce). The callback
+(``<webExposedURL>/oauth2/callback?code&state``, also under ``/api/oauth2/callback``) completes the
+flow only for the session that started it: the caller presents the nonce (the HttpOnly cookie set
+when the flow started, or the ``X-Agola-OAuth2-Nonce`` header for a non-browser client that got it
+in the answer), or, for a linked account, is authenticated as the user of the state.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from agola.services.gateway.auth import Identity
 from agola.services.gateway.permissions import deny, require_user
 from agola.types.configstore import (
     CreateUserLARequest,
+    CreateUserRequest,
     LinkedAccount,
     RemoteSource,
     RemoteSourceAuthType,
@@ -38,6 +42,8 @@ STATE_LIFETIME = 600
 STATE_TYPE = "oauth2_state"
 NONCE_COOKIE = "agola_oauth2_nonce"
 REQUEST_CREATE_LA = "createuserla"
+REQUEST_LOGIN = "loginuser"
+REQUEST_REGISTER = "registeruser"
 
 
 @attrs.frozen
@@ -87,19 +93,23 @@ async def create_linked_account(svc: Services, ident: Identity, user_ref: str, r
     if user_account(user, rs) is not None:
         raise BadRequest(f"user {user.name!r} already has a linked account for remote source {rs.name!r}")
     if rs.auth_type == RemoteSourceAuthType.OAUTH2:
-        nonce = secrets.token_urlsafe(24)
-        state = svc.signer.encode({
-            "typ": STATE_TYPE, "exp": int(time.time() + STATE_LIFETIME), "remote_source_name": rs.name,
-            "request_type": REQUEST_CREATE_LA, "user_id": user.id, "nonce": nonce,
-        })
-        async with driver_for(rs) as forge:
-            return LinkResult(oauth2_redirect=forge.oauth2_authorize_url(callback_url(svc), state), nonce=nonce)
+        return await _oauth2_start(svc, rs, REQUEST_CREATE_LA, user_id=user.id)
     if not login or not password:
         raise BadRequest("remote source login name and password required for a password remote source")
     async with driver_for(rs) as forge:
         token = await forge.create_access_token(login, password, f"agola-{user.id}")
     la = await _link(svc, user, rs, OAuth2Token(token), password_source=True)
     return LinkResult(linked_account=la)
+
+
+async def _oauth2_start(svc: Services, rs: RemoteSource, request_type: str, **request: str) -> LinkResult:
+    nonce = secrets.token_urlsafe(24)
+    state = svc.signer.encode({
+        "typ": STATE_TYPE, "exp": int(time.time() + STATE_LIFETIME), "remote_source_name": rs.name,
+        "request_type": request_type, "nonce": nonce, **request,
+    })
+    async with driver_for(rs) as forge:
+        return LinkResult(oauth2_redirect=forge.oauth2_authorize_url(callback_url(svc), state), nonce=nonce)
 
 
 async def _remote_user(rs: RemoteSource, la: LinkedAccount) -> RemoteUser:
@@ -141,38 +151,133 @@ async def list_remote_repos(svc: Services, ident: Identity, rs_ref: str) -> list
 class CallbackResult:
     request_type: str
     linked_account: LinkedAccount | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        la = self.linked_account
-        response = {} if la is None else {"linked_account": {
-            "id": la.id, "remote_source_id": la.remote_source_id, "remote_user_name": la.remote_user_name,
-            "remote_user_avatar_url": la.remote_user_avatar_url}}
-        return {"request_type": self.request_type, "response": response}
+    user: User | None = None
+    # A login token (JWT) for loginuser.
+    token: str = attrs.field(default="", repr=False)
 
 
-async def oauth2_callback(svc: Services, ident: Identity, code: str, state: str, nonce_cookie: str) -> CallbackResult:
-    if not code or not state:
-        raise BadRequest("code and state required")
+def _verify_state(svc: Services, ident: Identity, state: str, nonce: str) -> dict[str, Any]:
     try:
         claims = svc.signer.decode(state)
     except Unauthorized:
         raise BadRequest("invalid or expired oauth2 state") from None
     if claims.get("typ") != STATE_TYPE:
         raise BadRequest("invalid or expired oauth2 state")
-    same_user = ident.user is not None and ident.user.id == claims.get("user_id")
-    same_session = bool(nonce_cookie) and secrets.compare_digest(nonce_cookie, str(claims.get("nonce", "")))
+    same_user = bool(claims.get("user_id")) and ident.user is not None and ident.user.id == claims.get("user_id")
+    same_session = bool(nonce) and secrets.compare_digest(nonce, str(claims.get("nonce", "")))
     if not (same_user or same_session):
         raise Forbidden("this authorization was started by another session")
-    if claims.get("request_type") != REQUEST_CREATE_LA:
-        raise BadRequest(f"unsupported oauth2 request {claims.get('request_type')!r}")
-    rs: RemoteSource = await svc.configstore.get_remote_source(str(claims.get("remote_source_name", "")))
-    try:
-        user: User = await svc.configstore.get_user(str(claims.get("user_id", "")))
-    except NotExist:
-        raise BadRequest("the user of this authorization doesn't exist anymore") from None
-    if user_account(user, rs) is not None:
-        raise BadRequest(f"user {user.name!r} already has a linked account for remote source {rs.name!r}")
+    return claims
+
+
+async def oauth2_callback(svc: Services, ident: Identity, code: str, state: str, nonce: str) -> CallbackResult:
+    if not code or not state:
+        raise BadRequest("code and state required")
+    claims = _verify_state(svc, ident, state, nonce)
+    request_type = claims.get("request_type")
+    if request_type not in (REQUEST_CREATE_LA, REQUEST_LOGIN, REQUEST_REGISTER):
+        raise BadRequest(f"unsupported oauth2 request {request_type!r}")
+    rs = await _source(svc, str(claims.get("remote_source_name", "")))
+    if request_type == REQUEST_CREATE_LA:
+        try:
+            user: User = await svc.configstore.get_user(str(claims.get("user_id", "")))
+        except NotExist:
+            raise BadRequest("the user of this authorization doesn't exist anymore") from None
+        if user_account(user, rs) is not None:
+            raise BadRequest(f"user {user.name!r} already has a linked account for remote source {rs.name!r}")
     async with driver_for(rs) as forge:
         token = await forge.oauth2_exchange_code(code, callback_url(svc))
+    if request_type == REQUEST_LOGIN:
+        user, jwt = await _login(svc, rs, token, password_source=False)
+        return CallbackResult(REQUEST_LOGIN, user=user, token=jwt)
+    if request_type == REQUEST_REGISTER:
+        user = await _register(svc, rs, str(claims.get("username", "")), token, password_source=False)
+        return CallbackResult(REQUEST_REGISTER, user=user)
     la = await _link(svc, user, rs, token, password_source=False)
-    return CallbackResult(REQUEST_CREATE_LA, la)
+    return CallbackResult(REQUEST_CREATE_LA, linked_account=la)
+
+
+# --- login and registration through a remote source ---------------------------------------------
+
+
+async def _source(svc: Services, name: str) -> RemoteSource:
+    if not name:
+        raise BadRequest("remote source name required")
+    try:
+        rs: RemoteSource = await svc.configstore.get_remote_source(name)
+    except NotExist:
+        raise BadRequest(f"remote source {name!r} doesn't exist") from None
+    return rs
+
+
+def _probe(token: OAuth2Token, password_source: bool) -> LinkedAccount:
+    if password_source:
+        return LinkedAccount(user_access_token=token.access_token)
+    return LinkedAccount(oauth2_access_token=token.access_token, oauth2_refresh_token=token.refresh_token,
+                         oauth2_access_token_expires_at=token.expires_at)
+
+
+async def _password_token(rs: RemoteSource, login: str, password: str, token_name: str) -> OAuth2Token:
+    if not login or not password:
+        raise BadRequest("remote source login name and password required for a password remote source")
+    async with driver_for(rs) as forge:
+        return OAuth2Token(await forge.create_access_token(login, password, token_name))
+
+
+async def login_user(svc: Services, rs_name: str, login: str = "", password: str = "") -> CallbackResult | LinkResult:
+    """Sign in as the agola user linked to this remote account: a login token (JWT), or the OAuth2
+    redirect to follow first."""
+    rs = await _source(svc, rs_name)
+    if not rs.login_enabled:
+        raise BadRequest(f"remote source {rs.name!r} doesn't allow logging in")
+    if rs.auth_type == RemoteSourceAuthType.OAUTH2:
+        return await _oauth2_start(svc, rs, REQUEST_LOGIN)
+    token = await _password_token(rs, login, password, f"agola-login-{login}")
+    user, jwt = await _login(svc, rs, token, password_source=True)
+    return CallbackResult(REQUEST_LOGIN, user=user, token=jwt)
+
+
+async def _login(svc: Services, rs: RemoteSource, token: OAuth2Token, *, password_source: bool) -> tuple[User, str]:
+    probe = _probe(token, password_source)
+    remote = await _remote_user(rs, probe)
+    try:
+        user: User = await svc.configstore.get_user_by_remote_user(rs.id, remote.id)
+    except NotExist:
+        raise NotExist(f"no agola user is linked to {rs.name} user {remote.login!r}: register first") from None
+    la = user_account(user, rs)
+    if la is not None:
+        # The account's tokens are the freshest ones now.
+        await svc.configstore.update_user_la(user.id, la.id, UpdateUserLARequest(
+            remote_user_id=remote.id, remote_user_name=remote.login, user_access_token=probe.user_access_token,
+            oauth2_access_token=probe.oauth2_access_token, oauth2_refresh_token=probe.oauth2_refresh_token,
+            oauth2_access_token_expires_at=probe.oauth2_access_token_expires_at))
+    log.info("user logged in through a remote source", user=user.name, remote_source=rs.name)
+    return user, svc.signer.login_token(user.id)
+
+
+async def register_user(svc: Services, username: str, rs_name: str, login: str = "",
+                        password: str = "") -> CallbackResult | LinkResult:
+    """A new agola user with a linked account on the remote source."""
+    if not username:
+        raise BadRequest("user name required")
+    rs = await _source(svc, rs_name)
+    if not rs.registration_enabled:
+        raise BadRequest(f"remote source {rs.name!r} doesn't allow registration")
+    if rs.auth_type == RemoteSourceAuthType.OAUTH2:
+        return await _oauth2_start(svc, rs, REQUEST_REGISTER, username=username)
+    token = await _password_token(rs, login, password, f"agola-{username}")
+    return CallbackResult(REQUEST_REGISTER, user=await _register(svc, rs, username, token, password_source=True))
+
+
+async def _register(svc: Services, rs: RemoteSource, username: str, token: OAuth2Token, *,
+                    password_source: bool) -> User:
+    probe = _probe(token, password_source)
+    remote = await _remote_user(rs, probe)
+    la = CreateUserLARequest(
+        remote_source_name=rs.name, remote_user_id=remote.id, remote_user_name=remote.login,
+        user_access_token=probe.user_access_token, oauth2_access_token=probe.oauth2_access_token,
+        oauth2_refresh_token=probe.oauth2_refresh_token,
+        oauth2_access_token_expires_at=probe.oauth2_access_token_expires_at)
+    user: User = await svc.configstore.create_user(CreateUserRequest(user_name=username, create_user_la_request=la))
+    log.info("user registered through a remote source", user=user.name, remote_source=rs.name)
+    return user

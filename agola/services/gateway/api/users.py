@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from agola.services.gateway.actions import linkedaccounts
 from agola.services.gateway.actions import users as actions
 from agola.services.gateway.api import serialize
-from agola.services.gateway.api.common import ctx, json_object, no_content, paging, str_field
+from agola.services.gateway.api.common import ctx, json_object, no_content, paging, services, str_field
 from agola.util.http import API_PREFIX, json_response
 
 
@@ -53,6 +55,29 @@ async def delete_token(request: web.Request) -> web.Response:
     return no_content()
 
 
+def _flow_response(request: web.Request, body: dict[str, Any], nonce: str, status: int = 201) -> web.Response:
+    if nonce:
+        body["oauth2_nonce"] = nonce  # for a client without cookies: send it back as X-Agola-OAuth2-Nonce
+    resp = json_response(body, status=status)
+    if nonce:
+        # Binds the OAuth2 callback to this session (see actions/linkedaccounts.py).
+        resp.set_cookie(linkedaccounts.NONCE_COOKIE, nonce, max_age=linkedaccounts.STATE_LIFETIME,
+                        httponly=True, samesite="Lax", secure=request.secure, path="/")
+    return resp
+
+
+def _result(res: linkedaccounts.CallbackResult) -> dict[str, Any]:
+    la, user = res.linked_account, res.user
+    out: dict[str, Any] = {}
+    if la is not None:
+        out["linked_account"] = serialize.linked_account(la)
+    if user is not None:
+        out["user"] = serialize.user(user)
+    if res.token:
+        out["token"] = res.token
+    return out
+
+
 async def create_linked_account(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     body = await json_object(request)
@@ -60,23 +85,42 @@ async def create_linked_account(request: web.Request) -> web.Response:
         svc, ident, request.match_info["userref"], str_field(body, "remote_source_name"),
         str_field(body, "remote_source_login_name"), str_field(body, "remote_source_login_password"))
     la = res.linked_account
-    resp = json_response({
+    return _flow_response(request, {
         "linked_account": None if la is None else serialize.linked_account(la),
         "oauth2_redirect": res.oauth2_redirect,
-    }, status=201)
-    if res.nonce:
-        # Binds the OAuth2 callback to this browser session (see actions/linkedaccounts.py).
-        resp.set_cookie(linkedaccounts.NONCE_COOKIE, res.nonce, max_age=linkedaccounts.STATE_LIFETIME,
-                        httponly=True, samesite="Lax", secure=request.secure, path="/")
-    return resp
+    }, res.nonce)
+
+
+async def login(request: web.Request) -> web.Response:
+    """``POST /api/login {remote_source_name, login_name, password}`` -> ``{oauth2_redirect, token, user}``."""
+    svc = services(request)
+    body = await json_object(request)
+    res = await linkedaccounts.login_user(svc, str_field(body, "remote_source_name"), str_field(body, "login_name"),
+                                          str_field(body, "password"))
+    if isinstance(res, linkedaccounts.LinkResult):
+        return _flow_response(request, {"oauth2_redirect": res.oauth2_redirect}, res.nonce)
+    return _flow_response(request, _result(res), "")
+
+
+async def register(request: web.Request) -> web.Response:
+    """``POST /api/register {username, remote_source_name, remote_source_login_name,
+    remote_source_login_password}`` -> ``{oauth2_redirect, user}``."""
+    svc = services(request)
+    body = await json_object(request)
+    res = await linkedaccounts.register_user(
+        svc, str_field(body, "username"), str_field(body, "remote_source_name"),
+        str_field(body, "remote_source_login_name"), str_field(body, "remote_source_login_password"))
+    if isinstance(res, linkedaccounts.LinkResult):
+        return _flow_response(request, {"oauth2_redirect": res.oauth2_redirect}, res.nonce)
+    return _flow_response(request, _result(res), "")
 
 
 async def oauth2_callback(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
+    nonce = request.cookies.get(linkedaccounts.NONCE_COOKIE, "") or request.headers.get("X-Agola-OAuth2-Nonce", "")
     res = await linkedaccounts.oauth2_callback(svc, ident, request.query.get("code", ""),
-                                               request.query.get("state", ""),
-                                               request.cookies.get(linkedaccounts.NONCE_COOKIE, ""))
-    resp = json_response(res.to_json())
+                                               request.query.get("state", ""), nonce)
+    resp = json_response({"request_type": res.request_type, "response": _result(res)})
     resp.del_cookie(linkedaccounts.NONCE_COOKIE, path="/")
     return resp
 
@@ -109,3 +153,7 @@ def add_routes(app: web.Application) -> None:
     # and the same under the API prefix for the public client.
     for path in ("/oauth2/callback", "/api/oauth2/callback", f"{p}/oauth2/callback"):
         app.router.add_get(path, oauth2_callback)
+    # Login and registration through a remote source (no agola credentials needed).
+    for prefix in ("/api", p):
+        app.router.add_post(f"{prefix}/login", login)
+        app.router.add_post(f"{prefix}/register", register)
