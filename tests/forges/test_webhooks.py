@@ -142,6 +142,26 @@ def test_manual_project_runs(stack: RoleStack, emulator: GiteaEmulator, project:
     assert bad.exit_code == 1 and "not a branch" in bad.output
 
 
+def test_forge_down_during_a_delivery_then_redelivered(
+        stack: RoleStack, emulator: GiteaEmulator, project: dict[str, Any], tmp_path: Path) -> None:
+    """agola can't read the pipeline file: the delivery fails (5xx, nothing created) and the forge's
+    redelivery builds it once the forge answers again."""
+    token = project["token"]
+    tree = work_tree(tmp_path / "d", {".agola/config.yml": PIPELINE}, "while the forge API is down")
+    emulator.forge.failures["raw_file"] = 503
+    try:
+        git("push", "-q", emulator.http_url("jane/app", "jane"), "HEAD:refs/heads/flaky", cwd=tree)
+        failed = wait_for_sync(lambda: [d for d in emulator.deliveries if b"refs/heads/flaky" in d.body and d.status],
+                               timeout=20, message="failed delivery")[0]
+    finally:
+        emulator.forge.failures.clear()
+    assert failed.status >= 500  # the forge keeps it for a redelivery
+    assert not [r for r in runs(stack, token) if r["annotations"].get("branch") == "flaky"]
+    emulator.redeliver(failed.id)
+    assert emulator.deliveries[-1].status == 200
+    assert [r["name"] for r in runs(stack, token) if r["annotations"].get("branch") == "flaky"] == ["build"]
+
+
 def test_a_burst_of_pushes_on_many_branches_creates_every_run(
         stack: RoleStack, emulator: GiteaEmulator, project: dict[str, Any], tmp_path: Path) -> None:
     """One push of 50 new branches: Gitea sends 50 deliveries at once; none is refused."""
