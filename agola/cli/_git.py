@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
+from agola.client.gateway import authorization
+
 SNAPSHOT_REF = "refs/agola/directrun"
 REPO_UUID_KEY = "agola.repouuid"
 DEFAULT_MESSAGE = "agola direct run"
@@ -165,7 +167,7 @@ def push_snapshot(root: str, commit_sha: str, url: str, dest_ref: str, token: st
     env: dict[str, str] = {}
     if token:
         env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
-                    "GIT_CONFIG_VALUE_0": f"Authorization: token {token}"})
+                    "GIT_CONFIG_VALUE_0": f"Authorization: {authorization(token)}"})
     # --no-verify: the user's pre-push hooks are about their own remotes, not this snapshot.
     git(root, "push", "--quiet", "--no-verify", "--force", url, f"{commit_sha}:{dest_ref}", env=env)
 

@@ -1,8 +1,9 @@
 """``agola login`` / ``logout`` / ``whoami`` / ``profile``: named login profiles (a gateway URL
 and an API token) kept in ``~/.config/agola/config.yml`` (see ``agola.cli._profiles``).
 
-The gateway has no username/password login of its own (users sign in through a remote source's
-login flow, spec §6.3, or with API tokens): ``agola login`` takes an API token.
+The gateway has no password of its own: ``agola login`` takes an API token, or signs in with an
+account on a password remote source (spec §6.3: the gateway answers a login token, a JWT sent as
+``Authorization: bearer``).
 """
 
 from __future__ import annotations
@@ -44,20 +45,52 @@ def identify(url: str, token: str) -> tuple[str, str]:
         raise CliError(exc.message) from None
 
 
+async def _forge_login(url: str, source: str, login_name: str, password: str) -> str:
+    """A login token (JWT) from signing in with a remote source's account."""
+    from agola.client import GatewayClient
+
+    async with GatewayClient(url) as gw:
+        res = await gw.login(source, login_name, password)
+    if res.oauth2_redirect:
+        raise CliError(f"remote source {source} signs in with OAuth2 in a browser, which agola login cannot "
+                       "complete: create an API token (agola user token create) and agola login --token")
+    if not res.token:
+        raise CliError(f"the gateway at {url} answered no login token")
+    return res.token
+
+
 @click.command()
 @click.option("-u", "--gateway-url", "url", default=None, help="Gateway URL (default: the global one).")
 @click.option("--token", default=None, help="API token (default: the global one, else asked for).")
+@click.option("-r", "--remote-source", "source", default=None,
+              help="Sign in with your account on this remote source (a password source) instead of a token.")
+@click.option("--username", "login_name", default=None, help="With --remote-source: your login there (asked if not given).")
 @click.option("-p", "--profile", "name", default=None, help="Profile name (default: the current one, else default).")
 @click.pass_obj
-def login(ctx: CliContext, url: str | None, token: str | None, name: str | None) -> None:
-    """Check an API token against a gateway and save both as a profile (made current).
+def login(ctx: CliContext, url: str | None, token: str | None, source: str | None, login_name: str | None,
+          name: str | None) -> None:
+    """Check an API token against a gateway, or sign in with a remote source account, and save
+    the gateway and the token as a profile (made current).
 
-    Tokens come from `agola user token create` (docs/cli.md). The gateway has no username and
-    password login: a token is the only way in.
+    API tokens come from `agola user token create` (docs/cli.md). The gateway has no password of
+    its own: with --remote-source the login and password of your account on that git host (a
+    remote source with the password auth type, login enabled, and your agola user linked to the
+    account) give a login token, which expires (gateway.tokenSigning.duration).
     """
     profiles = ProfileFile.load()
     name = check_name(name or ctx.profile_name or DEFAULT_PROFILE)
     url = (url or ctx.gateway_url).rstrip("/")
+    if source:
+        if token:
+            raise click.UsageError("give --token or --remote-source, not both")
+        login_name = login_name or click.prompt(f"{source} login", err=True).strip()
+        password = click.prompt(f"{source} password", hide_input=True, err=True)
+        from agola.client import ClientError
+
+        try:
+            token = asyncio.run(_forge_login(url, source, login_name, password))
+        except ClientError as exc:
+            raise CliError(exc.message) from None
     if token is None:
         token = ctx.token if ctx.token and not ctx.from_profile else ""
     if not token:

@@ -30,7 +30,7 @@ from agola.client.errors import (
     Unavailable,
     error_from_response,
 )
-from agola.client.gateway import API_PREFIX, GatewayClient, ParentKind, ref
+from agola.client.gateway import API_PREFIX, GatewayClient, ParentKind, authorization, is_jwt, ref
 from agola.client.types import (
     DEFAULT_PULL_REQUEST_REF_REGEXES,
     RUN_FINISHED_PHASES,
@@ -46,6 +46,7 @@ from agola.client.types import (
     CreateUserTokenResponse,
     CreateVariableRequest,
     LinkedAccountResponse,
+    LoginUserResponse,
     MaintenanceInstance,
     MaintenanceStatusResponse,
     OrgMemberResponse,
@@ -104,6 +105,7 @@ __all__ = [
     "GatewayClient",
     "Internal",
     "LinkedAccountResponse",
+    "LoginUserResponse",
     "MaintenanceInstance",
     "MaintenanceStatusResponse",
     "NotExist",
@@ -142,6 +144,8 @@ __all__ = [
     "VariableValueRequest",
     "VersionResponse",
     "Wire",
+    "authorization",
     "error_from_response",
+    "is_jwt",
     "ref",
 ]

@@ -11,6 +11,7 @@ One method per endpoint, typed requests and responses (``agola.client.types``) a
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from typing import Any, Literal
@@ -30,6 +31,7 @@ from agola.client.types import (
     CreateUserLARequest,
     CreateUserLAResponse,
     CreateVariableRequest,
+    LoginUserResponse,
     MaintenanceStatusResponse,
     OrgMembersResponse,
     OrgResponse,
@@ -67,6 +69,25 @@ Query = Sequence[tuple[str, str]]
 def ref(value: str) -> str:
     """A ref as one path segment: ``org/a/b`` -> ``org%2Fa%2Fb`` (as the reference client does)."""
     return quote(value, safe="")
+
+
+def is_jwt(token: str) -> bool:
+    """Whether ``token`` is a login token (a JWT: three base64url parts, a JSON header with
+    ``alg``) rather than an API token."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return False
+    try:
+        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
+    except ValueError:
+        return False
+    return isinstance(header, dict) and "alg" in header
+
+
+def authorization(token: str) -> str:
+    """The ``Authorization`` header value of a token: ``bearer <JWT>`` for a login token,
+    ``token <T>`` for an API token (the gateway's two schemes)."""
+    return f"{'bearer' if is_jwt(token) else 'token'} {token}"
 
 
 def _flag(name: str, on: bool) -> list[tuple[str, str]]:
@@ -121,7 +142,7 @@ class GatewayClient:
         return self._session
 
     def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"token {self._token}"} if self._token else {}
+        return {"Authorization": authorization(self._token)} if self._token else {}
 
     def api_url(self, path: str, query: Query = ()) -> URL:
         """The full URL of an API path; ``path`` must already be percent-encoded (see ``ref``)."""
@@ -239,6 +260,12 @@ class GatewayClient:
         ``code`` and ``state``); returns the linked account it created."""
         body = await self.call("GET", "/oauth2/callback", query=[("code", code), ("state", state)])
         return CreateUserLAResponse.from_json((body or {}).get("response") or {})
+
+    async def login(self, remote_source_name: str, login_name: str = "", password: str = "") -> LoginUserResponse:
+        """Sign in through a remote source (spec §6.3; no token needed): with a password source,
+        the login token (a JWT: pass it as this client's ``token``) and the user."""
+        body = {"remote_source_name": remote_source_name, "login_name": login_name, "password": password}
+        return LoginUserResponse.from_json(await self.call("POST", "/login", body=body) or {})
 
     async def user_create_run(self, req: UserCreateRunRequest) -> UserCreateRunResponse:
         """A direct run (spec §6.8) of a commit already pushed to ``/repos/<repo_path>.git``."""

@@ -120,6 +120,16 @@ class CreateUserLAResponse(Wire):
     oauth2_redirect: str = ""
 
 
+@attrs.frozen
+class LoginUserResponse(Wire):
+    """``POST /login`` through a remote source: a login token (a JWT, sent as ``bearer``) and its
+    user, or the OAuth2 page to open first (``oauth2_redirect``)."""
+
+    token: str = attrs.field(default="", repr=False)
+    user: UserResponse | None = attrs.field(default=None, metadata=_nested(UserResponse))
+    oauth2_redirect: str = ""
+
+
 # ---------------------------------------------------------------- orgs
 
 

@@ -7,6 +7,7 @@ profile's token never goes to another gateway URL, ``whoami``, ``logout``.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from click.testing import CliRunner, Result
 
 from agola.cli.main import agola
 from tests.client.stack import ADMIN, RoleStack
+from tests.support.forge import GiteaEmulator
 
 
 def cli(*args: str, input: str | None = None, env: Mapping[str, str | None] | None = None) -> Result:
@@ -90,3 +92,39 @@ def test_login_profiles_whoami_logout(control_plane: RoleStack, private_config_h
     # The admin token is a valid login too.
     ok(cli("--profile", "admin", "login", "-u", url, "--token", ADMIN))
     assert "User:    admin (the admin token)" in ok(cli("whoami")).output
+
+
+def test_login_with_a_remote_source_account(control_plane: RoleStack, tmp_path: Path,
+                                            private_config_home: Path) -> None:
+    """A password remote source (the Gitea emulator): the account's login and password give a
+    login token (JWT) that the profile keeps; it works for the API and for git pushes."""
+    url = control_plane.url
+    emulator = GiteaEmulator(tmp_path / "gitea", ssh=False).start()
+    try:
+        emulator.add_user("nora", "nora-pw")
+        ok(cli("-u", url, "--token", ADMIN, "remotesource", "create", "-n", "gitea", "--type", "gitea",
+               "--auth-type", "password", "--api-url", emulator.url))
+        token = _token(control_plane, "nora")
+        ok(cli("-u", url, "--token", token, "user", "linkedaccount", "create", "-n", "nora", "-r", "gitea",
+               "--remote-name", "nora", "--remote-password", "nora-pw"))
+
+        wrong = cli("login", "-u", url, "-r", "gitea", "--username", "nora", input="nope\n")
+        assert wrong.exit_code == 1 and wrong.stderr.splitlines()[-1].startswith("Error: gitea ")
+        assert "nope" not in wrong.output  # the password is not echoed
+
+        signed = ok(cli("login", "-u", url, "-r", "gitea", "--username", "nora", input="nora-pw\n"))
+        assert "nora-pw" not in signed.output and f"logged in to {url} as nora (profile default" in signed.output
+        saved = yaml.safe_load((private_config_home / "agola" / "config.yml").read_text())
+        assert saved["profiles"]["default"]["token"].count(".") == 2  # a login token, not the API token
+        assert "User:    nora (id " in ok(cli("whoami")).output
+
+        # The login token also authenticates the git push of a direct run.
+        repo = tmp_path / "work"
+        subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+        (repo / ".agola").mkdir()
+        (repo / ".agola" / "config.yml").write_text(
+            "runs: [{name: r, tasks: [{name: t, runtime: {containers: [{image: busybox}]}, steps: [{run: env}]}]}]\n")
+        pushed = ok(cli("directrun", "start", "-C", str(repo)))
+        assert "pushed " in pushed.stderr and "run requested" in pushed.stderr
+    finally:
+        emulator.stop()

@@ -47,7 +47,7 @@ async def test_follow_announces_approval_and_streams_after_it(fake_gateway: Fake
 
     assert final.result == "success"
     text = "\n".join(lines)
-    assert f"waiting for approval: agola run approve {run_id} task01" in text
+    assert "waiting for approval: agola run approve #1 task01" in text  # a direct run, named by its counter
     assert text.index("waiting for approval") < text.index("[task01] line 0") < text.index("result success")
     async with GatewayClient(fake_gateway.url, "tok") as gw:
         # A run already known before the call is not taken for the new one.
