@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from typing import Any
 
@@ -68,12 +69,14 @@ class HookSender:
     async def deliver(self, hook: Hook, delivery: Delivery, event_type: str) -> None:
         assert self.session is not None
         h = headers(hook, delivery.event, event_type, delivery.id, delivery.body)
+        delivery.sent_at = time.monotonic()
         try:
             async with self.session.post(hook.url, data=delivery.body, headers=h) as resp:
                 text = await resp.text()
                 delivery.response, delivery.status = text[:500], resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             delivery.response, delivery.status = f"{type(exc).__name__}: {exc}", -1
+        delivery.answered_at = time.monotonic()
 
 
 HOOKS_KEY = web.AppKey("hooks", HookSender)

@@ -117,6 +117,9 @@ class Delivery:
     body: bytes
     status: int = 0
     response: str = ""
+    # time.monotonic() when sent and when answered (benchmarks)
+    sent_at: float = 0.0
+    answered_at: float = 0.0
 
 
 class Forge:
