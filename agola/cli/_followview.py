@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -173,6 +174,24 @@ class PipeView:
 _SGR = {"success": "32", "failed": "31", "stopped": "31", "running": "33", "waiting": "33", "dim": "2", "bold": "1"}
 
 
+# Escape sequences (CSI with its parameters, OSC up to BEL/ST, two-character ones) and C0 controls.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f]")
+_SGR_SEQUENCE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def plain(line: str, keep_colors: bool = False) -> str:
+    """A step's line made safe for the redrawn view: no cursor movement, carriage return or
+    other control character (they would break the count of lines to redraw), tabs expanded;
+    with ``keep_colors``, the step's own colours stay."""
+    line = line.expandtabs(8)
+    if not keep_colors:
+        return _ESCAPES.sub("", line)
+    parts = []
+    for part in re.split(r"(\x1b\[[0-9;]*m)", line):
+        parts.append(part if _SGR_SEQUENCE.fullmatch(part) else _ESCAPES.sub("", part))
+    return "".join(parts) + ("\x1b[0m" if "\x1b[" in line else "")
+
+
 def use_color(out: TextIO) -> bool:
     return "NO_COLOR" not in os.environ and out.isatty()
 
@@ -236,7 +255,7 @@ class LiveView:
             out.append([("  ", ""), (mark, what), (f" {t.name.ljust(width)}  ", ""), (state.ljust(9), what),
                         (f" {took}" if took else "", "")])
             if t.status == "running" and not t.reused:
-                out.extend([[("      " + line, "dim")] for line in t.lines[-self.TAIL:]])
+                out.extend([[("      " + plain(line), "dim")] for line in t.lines[-self.TAIL:]])
         return out[:height]
 
     def _state(self, run: RunResponse, t: TaskView) -> tuple[str, str, str]:
@@ -262,7 +281,7 @@ class LiveView:
                 continue
             self.kept.add(t.id)
             kept.append(self._paint(f"--- {t.name}: {t.outcome()}", t.status))
-            kept.extend(t.lines)
+            kept.extend(plain(line, keep_colors=self.color) for line in t.lines)
         return kept
 
     def _redraw(self, permanent: Sequence[str] = ()) -> None:
