@@ -2,19 +2,23 @@
 and an API token) kept in ``~/.config/agola/config.yml`` (see ``agola.cli._profiles``).
 
 The gateway has no password of its own: ``agola login`` takes an API token, or signs in with an
-account on a password remote source (spec §6.3: the gateway answers a login token, a JWT sent as
-``Authorization: bearer``).
+account on a remote source (spec §6.3: login and password, or the OAuth2 page in a browser; the
+gateway answers a login token, a JWT sent as ``Authorization: bearer``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import click
 
 from agola.cli import CliContext
 from agola.cli._output import CliError, Column, emit, json_option, print_json
 from agola.cli._profiles import DEFAULT_PROFILE, Profile, ProfileFile, check_name
+
+if TYPE_CHECKING:
+    from agola.client import GatewayClient
 
 
 async def _identify(url: str, token: str) -> tuple[str, str]:
@@ -45,15 +49,43 @@ def identify(url: str, token: str) -> tuple[str, str]:
         raise CliError(exc.message) from None
 
 
-async def _forge_login(url: str, source: str, login_name: str, password: str) -> str:
-    """A login token (JWT) from signing in with a remote source's account."""
+async def _auth_type(gw: GatewayClient, source: str) -> str:
+    """The auth type of a remote source (the list of remote sources needs no token)."""
+    start = ""
+    while True:
+        page = await gw.list_remote_sources(start=start, limit=100, asc=True)
+        for rs in page:
+            if source in (rs.name, rs.id):
+                return rs.auth_type
+        if len(page) < 100:
+            raise CliError(f"no remote source {source!r} on {gw.url} (agola remotesource list)")
+        start = page[-1].name
+
+
+async def _forge_login(url: str, source: str, login_name: str | None) -> str:
+    """A login token (JWT) from signing in with a remote source's account: its login and
+    password for a password source; for an OAuth2 source, the forge's page opened in a browser
+    and the address it redirects to pasted back."""
+    from urllib.parse import parse_qs, urlsplit
+
     from agola.client import GatewayClient
 
     async with GatewayClient(url) as gw:
-        res = await gw.login(source, login_name, password)
-    if res.oauth2_redirect:
-        raise CliError(f"remote source {source} signs in with OAuth2 in a browser, which agola login cannot "
-                       "complete: create an API token (agola user token create) and agola login --token")
+        if await _auth_type(gw, source) == "oauth2":
+            started = await gw.login(source)
+            click.echo(f"Open this address in a browser and sign in to {source}:\n\n  {started.oauth2_redirect}\n\n"
+                       "Then paste the address the browser was sent back to (its page may show an error: "
+                       "this terminal finishes the login).", err=True)
+            pasted = await asyncio.to_thread(click.prompt, "Address", err=True)
+            query = parse_qs(urlsplit(pasted.strip()).query)
+            code, state = (query.get("code") or [""])[0], (query.get("state") or [""])[0]
+            if not code or not state:
+                raise CliError("that address has no code and state: paste the whole address the browser shows")
+            res = await gw.complete_oauth2_login(code, state, started.oauth2_nonce)
+        else:
+            login = login_name or str(await asyncio.to_thread(click.prompt, f"{source} login", err=True))
+            password = await asyncio.to_thread(click.prompt, f"{source} password", hide_input=True, err=True)
+            res = await gw.login(source, login.strip(), password)
     if not res.token:
         raise CliError(f"the gateway at {url} answered no login token")
     return res.token
@@ -63,7 +95,7 @@ async def _forge_login(url: str, source: str, login_name: str, password: str) ->
 @click.option("-u", "--gateway-url", "url", default=None, help="Gateway URL (default: the global one).")
 @click.option("--token", default=None, help="API token (default: the global one, else asked for).")
 @click.option("-r", "--remote-source", "source", default=None,
-              help="Sign in with your account on this remote source (a password source) instead of a token.")
+              help="Sign in with your account on this remote source instead of a token.")
 @click.option("--username", "login_name", default=None, help="With --remote-source: your login there (asked if not given).")
 @click.option("-p", "--profile", "name", default=None, help="Profile name (default: the current one, else default).")
 @click.pass_obj
@@ -73,9 +105,10 @@ def login(ctx: CliContext, url: str | None, token: str | None, source: str | Non
     the gateway and the token as a profile (made current).
 
     API tokens come from `agola user token create` (docs/cli.md). The gateway has no password of
-    its own: with --remote-source the login and password of your account on that git host (a
-    remote source with the password auth type, login enabled, and your agola user linked to the
-    account) give a login token, which expires (gateway.tokenSigning.duration).
+    its own: with --remote-source you sign in with your account on that git host (login enabled
+    on the source, your agola user linked to the account): its login and password for a
+    password source, its page in a browser for an OAuth2 source. The login token expires
+    (gateway.tokenSigning.duration).
     """
     profiles = ProfileFile.load()
     name = check_name(name or ctx.profile_name or DEFAULT_PROFILE)
@@ -83,12 +116,10 @@ def login(ctx: CliContext, url: str | None, token: str | None, source: str | Non
     if source:
         if token:
             raise click.UsageError("give --token or --remote-source, not both")
-        login_name = login_name or click.prompt(f"{source} login", err=True).strip()
-        password = click.prompt(f"{source} password", hide_input=True, err=True)
         from agola.client import ClientError
 
         try:
-            token = asyncio.run(_forge_login(url, source, login_name, password))
+            token = asyncio.run(_forge_login(url, source, login_name))
         except ClientError as exc:
             raise CliError(exc.message) from None
     if token is None:

@@ -160,11 +160,12 @@ class GatewayClient:
         body: Any = None,
         data: Any = None,
         timeout: aiohttp.ClientTimeout | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> aiohttp.ClientResponse:
         """Send one request; a non-2xx answer raises its typed ``ClientError``. The caller reads
         and releases the response. ``body`` is sent as JSON, ``data`` (bytes or an async byte
         iterable, streamed) as it is."""
-        headers = self.auth_headers()
+        headers = {**self.auth_headers(), **(headers or {})}
         if data is not None:
             headers["Content-Type"] = "application/octet-stream"
         elif body is not None:
@@ -182,9 +183,10 @@ class GatewayClient:
             raise await _error_of(resp)
         return resp
 
-    async def call(self, method: str, path: str, *, query: Query = (), body: Any = None) -> Any:
+    async def call(self, method: str, path: str, *, query: Query = (), body: Any = None,
+                   headers: Mapping[str, str] | None = None) -> Any:
         """A request whose answer is JSON (``None`` for an empty body)."""
-        resp = await self.request(method, path, query=query, body=body)
+        resp = await self.request(method, path, query=query, body=body, headers=headers)
         async with resp:
             try:
                 raw = await resp.read()
@@ -266,6 +268,14 @@ class GatewayClient:
         the login token (a JWT: pass it as this client's ``token``) and the user."""
         body = {"remote_source_name": remote_source_name, "login_name": login_name, "password": password}
         return LoginUserResponse.from_json(await self.call("POST", "/login", body=body) or {})
+
+    async def complete_oauth2_login(self, code: str, state: str, nonce: str) -> LoginUserResponse:
+        """Finish a ``login`` through an OAuth2 remote source: ``code`` and ``state`` from the
+        address the forge redirected the browser to, ``nonce`` from the ``login`` answer (it
+        binds the callback to this client)."""
+        body = await self.call("GET", "/oauth2/callback", query=[("code", code), ("state", state)],
+                               headers={"X-Agola-OAuth2-Nonce": nonce})
+        return LoginUserResponse.from_json((body or {}).get("response") or {})
 
     async def user_create_run(self, req: UserCreateRunRequest) -> UserCreateRunResponse:
         """A direct run (spec §6.8) of a commit already pushed to ``/repos/<repo_path>.git``."""

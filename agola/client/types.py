@@ -128,6 +128,7 @@ class LoginUserResponse(Wire):
     token: str = attrs.field(default="", repr=False)
     user: UserResponse | None = attrs.field(default=None, metadata=_nested(UserResponse))
     oauth2_redirect: str = ""
+    oauth2_nonce: str = attrs.field(default="", repr=False)  # give it back to complete_oauth2_login
 
 
 # ---------------------------------------------------------------- orgs

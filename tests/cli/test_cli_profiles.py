@@ -7,7 +7,10 @@ profile's token never goes to another gateway URL, ``whoami``, ``logout``.
 from __future__ import annotations
 
 import json
+import os
+import select
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,6 +19,8 @@ from click.testing import CliRunner, Result
 
 from agola.cli.main import agola
 from tests.client.stack import ADMIN, RoleStack
+from tests.forges.conftest import follow_authorize
+from tests.forges.test_remote_login import call
 from tests.support.forge import GiteaEmulator
 
 
@@ -126,5 +131,46 @@ def test_login_with_a_remote_source_account(control_plane: RoleStack, tmp_path: 
             "runs: [{name: r, tasks: [{name: t, runtime: {containers: [{image: busybox}]}, steps: [{run: env}]}]}]\n")
         pushed = ok(cli("directrun", "start", "-C", str(repo)))
         assert "pushed " in pushed.stderr and "run requested" in pushed.stderr
+    finally:
+        emulator.stop()
+
+
+def test_login_through_an_oauth2_remote_source(control_plane: RoleStack, tmp_path: Path,
+                                               private_config_home: Path) -> None:
+    """An OAuth2 source: the CLI prints the forge's page to open, the user pastes the address
+    the browser was sent back to, and the profile gets the login token."""
+    url = control_plane.url
+    emulator = GiteaEmulator(tmp_path / "gitea", ssh=False).start()
+    try:
+        emulator.add_user("pia", "pia-pw")
+        app = emulator.add_oauth_app(f"{url}/oauth2/callback")
+        ok(cli("-u", url, "--token", ADMIN, "remotesource", "create", "-n", "gitea-oauth", "--type", "gitea",
+               "--auth-type", "oauth2", "--api-url", emulator.url, "--clientid", app.client_id,
+               "--secret", app.client_secret))
+        _, started = call(f"{url}/api/register", {"username": "pia", "remote_source_name": "gitea-oauth"})
+        call(follow_authorize(started["oauth2_redirect"], "pia", "pia-pw"),
+             headers={"X-Agola-OAuth2-Nonce": started["oauth2_nonce"]})
+
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+               "XDG_CONFIG_HOME": str(private_config_home)}
+        proc = subprocess.Popen([sys.executable, "-m", "agola.cli.main", "login", "-u", url, "-r", "gitea-oauth"],
+                                env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert proc.stderr is not None and proc.stdin is not None
+            shown = b""
+            while b"Address:" not in shown:
+                ready, _, _ = select.select([proc.stderr], [], [], 60)
+                assert ready, shown
+                chunk = os.read(proc.stderr.fileno(), 65536)
+                assert chunk, shown
+                shown += chunk
+            page = next(line.strip() for line in shown.decode().splitlines() if line.startswith("  http"))
+            out, _ = proc.communicate((follow_authorize(page, "pia", "pia-pw") + "\n").encode(), timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, shown
+        assert f"logged in to {url} as pia (profile default" in out.decode()
+        assert "User:    pia (id " in ok(cli("whoami")).output
     finally:
         emulator.stop()
