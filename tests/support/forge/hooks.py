@@ -43,6 +43,7 @@ class HookSender:
         self.forge = forge
         self.session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._workers: tuple[int, asyncio.Semaphore] | None = None
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -67,6 +68,15 @@ class HookSender:
         task.add_done_callback(self._tasks.discard)
 
     async def deliver(self, hook: Hook, delivery: Delivery, event_type: str) -> None:
+        workers = self.forge.delivery_workers
+        if not workers:
+            return await self._deliver(hook, delivery, event_type)
+        if self._workers is None or self._workers[0] != workers:
+            self._workers = (workers, asyncio.Semaphore(workers))
+        async with self._workers[1]:
+            return await self._deliver(hook, delivery, event_type)
+
+    async def _deliver(self, hook: Hook, delivery: Delivery, event_type: str) -> None:
         assert self.session is not None
         h = headers(hook, delivery.event, event_type, delivery.id, delivery.body)
         delivery.sent_at = time.monotonic()

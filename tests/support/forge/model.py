@@ -141,6 +141,8 @@ class Forge:
         # call name (e.g. "create_hook") -> HTTP status to answer instead, for fault tests
         self.failures: dict[str, int] = {}
         self.oauth2_token_lifetime = 3600
+        # Deliveries in flight at once (Gitea's queue has a few workers); 0 = all at once.
+        self.delivery_workers = 0
         # Called after a deploy key changed (the SSH server rewrites its authorized_keys).
         self.keys_changed: Callable[[], None] | None = None
         self._ids = 0
