@@ -21,17 +21,9 @@ from pathlib import Path
 from bench.common import BenchRow
 from tests.client.stack import ADMIN, RoleStack
 from tests.forges.conftest import cli, git, new_user, work_tree
+from tests.forges.test_webhooks import PIPELINE
 from tests.support.forge import GiteaEmulator
 from tests.support.waiting import wait_for_sync
-
-PIPELINE = """version: v0
-runs:
-  - name: build
-    tasks:
-      - name: t1
-        runtime: {type: pod, containers: [{image: busybox}]}
-        steps: [{type: run, command: "echo hi"}]
-"""
 
 
 async def run(quick: bool = False) -> list[BenchRow]:

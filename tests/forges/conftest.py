@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -46,6 +48,19 @@ def cli(stack: RoleStack, token: str, *args: str) -> Result:
 def new_user(stack: RoleStack, name: str) -> str:
     assert cli(stack, ADMIN, "user", "create", name).exit_code == 0
     return cli(stack, ADMIN, "user", "token", "create", name, "t").stdout.strip()
+
+
+def project_runs(stack: RoleStack, token: str, project: str) -> list[dict[str, Any]]:
+    """Every run of a project, newest first (the API answers at most 40 a page)."""
+    out: list[dict[str, Any]] = []
+    while True:
+        page = ["--start", out[-1]["id"]] if out else []
+        res = cli(stack, token, "run", "list", "--project", project, "--limit", "40", *page, "--json")
+        assert res.exit_code == 0, res.output
+        rows = list(json.loads(res.stdout))
+        out.extend(rows)
+        if len(rows) < 40:
+            return out
 
 
 @attrs.define

@@ -14,7 +14,7 @@ import pytest
 
 from agola.forges.gitea import sign
 from tests.client.stack import ADMIN, RoleStack
-from tests.forges.conftest import cli, commit, git, new_user, work_tree
+from tests.forges.conftest import cli, commit, git, new_user, project_runs, work_tree
 from tests.support.forge import GiteaEmulator
 from tests.support.waiting import wait_for_sync
 
@@ -51,16 +51,7 @@ def project(stack: RoleStack, emulator: GiteaEmulator) -> dict[str, Any]:
 
 
 def runs(stack: RoleStack, token: str) -> list[dict[str, Any]]:
-    """Every run of the project (the API answers at most 40 a page)."""
-    out: list[dict[str, Any]] = []
-    while True:
-        page = ["--start", out[-1]["id"]] if out else []
-        res = cli(stack, token, "run", "list", "--project", "user/jane/app", "--limit", "40", *page, "--json")
-        assert res.exit_code == 0, res.output
-        rows = list(json.loads(res.stdout))
-        out.extend(rows)
-        if len(rows) < 40:
-            return out
+    return project_runs(stack, token, "user/jane/app")
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:

@@ -4,12 +4,11 @@ restart is redelivered (as a forge or its operator does) and builds exactly once
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from tests.client.stack import ADMIN, RoleStack
-from tests.forges.conftest import cli, git, new_user, work_tree
+from tests.forges.conftest import cli, git, new_user, project_runs, work_tree
 from tests.forges.test_webhooks import PIPELINE
 from tests.support.forge import GiteaEmulator
 from tests.support.waiting import wait_for_sync
@@ -24,18 +23,6 @@ def restarted(stack: RoleStack, tmp_path: Path) -> RoleStack:
     again.config, again.url = stack.config, stack.url
     again.start()
     return again
-
-
-def all_runs(stack: RoleStack, token: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    while True:
-        page = ["--start", out[-1]["id"]] if out else []
-        res = cli(stack, token, "run", "list", "--project", "user/rita/app", "--limit", "40", *page, "--json")
-        assert res.exit_code == 0, res.output
-        rows = list(json.loads(res.stdout))
-        out.extend(rows)
-        if len(rows) < 40:
-            return out
 
 
 def test_restart_during_a_burst(emulator: GiteaEmulator, tmp_path: Path) -> None:
@@ -70,7 +57,7 @@ def test_restart_during_a_burst(emulator: GiteaEmulator, tmp_path: Path) -> None
             emulator.redeliver(d.id)
         expected = [f"r{i:02d}" for i in range(BRANCHES)]
         # Each branch once: none lost, none doubled (run listings catch up with writes after a restart).
-        wait_for_sync(lambda: sorted(r["annotations"]["branch"] for r in all_runs(stack, token)) == expected,
+        wait_for_sync(lambda: sorted(r["annotations"]["branch"] for r in project_runs(stack, token, "user/rita/app")) == expected,
                       timeout=30, message="one run per branch")
     finally:
         stack.stop()
