@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from agola.config import Gateway
-from agola.web import accounts, projects, views
+from agola.web import accounts, projects, signin, views
 from agola.web.handlers import COOKIE_POLICY_KEY, SESSIONS_KEY, CookiePolicy
 from agola.web.sessions import SessionStore, cookie_key, sessions_dir
 
@@ -27,6 +27,6 @@ def add_web_ui(app: web.Application, gw: Gateway) -> None:
     app[SESSIONS_KEY] = SessionStore(cookie_key(gw), gw.cookie_signing.duration, directory=sessions_dir(gw))
     app[COOKIE_POLICY_KEY] = CookiePolicy(
         secure=gw.web.tls or urlsplit(gw.web_exposed_url).scheme == "https", unsecure=gw.unsecure_cookies)
-    for module in (views, accounts, projects):
+    for module in (signin, views, accounts, projects):
         module.add_routes(app)
     app.router.add_static("/static", STATIC_DIR)

@@ -15,7 +15,7 @@ from agola.errors import AgolaError, BadRequest, Forbidden, Unauthorized
 from agola.services.gateway.actions import Services
 from agola.services.gateway.api import serialize
 from agola.services.gateway.api.common import AUTH_KEY, SERVICES_KEY
-from agola.services.gateway.auth import Credentials, Identity
+from agola.services.gateway.auth import Identity, extract_credentials
 from agola.types.runservice import Run
 from agola.util.log import get_logger
 from agola.web.render import error_page, redirect
@@ -97,9 +97,9 @@ async def caller_of(request: web.Request) -> Caller:
     if session is None:
         raise SignIn()
     try:
-        ident = await request.app[AUTH_KEY].identify(Credentials("token", session.token))
+        ident = await request.app[AUTH_KEY].identify(extract_credentials("", session.token))
     except Unauthorized:
-        # The token was deleted since sign-in: the session ends with it.
+        # The token was deleted (or the login token expired) since sign-in: the session ends with it.
         await request.app[SESSIONS_KEY].delete(session)
         raise SignIn() from None
     return Caller(request.app[SERVICES_KEY], ident, session)

@@ -19,32 +19,24 @@ from agola.services.gateway.actions import events
 from agola.services.gateway.actions import projects as project_actions
 from agola.services.gateway.actions import runs as run_actions
 from agola.services.gateway.api import serialize
-from agola.services.gateway.api.common import AUTH_KEY
 from agola.services.gateway.api.runs import relay_run_events
-from agola.services.gateway.auth import Credentials
 from agola.types.runservice import RunPhase, RunResult
 from agola.types.stepquery import parse_log_query
 from agola.util.log import get_logger
 from agola.web import logwindow
 from agola.web.graph import layout, task_state
 from agola.web.handlers import (
-    COOKIE_POLICY_KEY,
     PAGE_SIZE,
-    SESSIONS_KEY,
     Caller,
     Handler,
     SignIn,
     caller_of,
-    cookie_name,
     form_caller,
-    local_path,
     page_handler,
     query_int,
     run_rows,
-    same_origin,
-    session_of,
 )
-from agola.web.render import SECURITY_HEADERS, error_page, page, redirect
+from agola.web.render import SECURITY_HEADERS, page, redirect
 
 __all__ = ["add_routes"]
 
@@ -52,48 +44,6 @@ log = get_logger(__name__)
 
 PHASES = tuple(str(p) for p in RunPhase)
 RESULTS = tuple(str(r) for r in RunResult)
-
-
-# ---------------------------------------------------------------------------------------------
-# sign in / out
-
-
-async def login_form(request: web.Request) -> web.Response:
-    if session_of(request) is not None:
-        return redirect(local_path(request.query.get("next", "/")))
-    return page("login.html", next=local_path(request.query.get("next", "/")), error="", signed_in="", csrf="")
-
-
-async def login(request: web.Request) -> web.Response:
-    form = await request.post()
-    token = str(form.get("token") or "").strip()
-    next_path = local_path(str(form.get("next") or "/"))
-    if not same_origin(request):
-        return error_page(403, "sign-in from another site refused", signed_in="", csrf="")
-    try:
-        ident = await request.app[AUTH_KEY].identify(Credentials("token", token)) if token else None
-    except Unauthorized:
-        ident = None
-    if ident is None or ident.anonymous:
-        return page("login.html", status=401, next=next_path, error="This token is not valid.", signed_in="",
-                    csrf="")
-    store = request.app[SESSIONS_KEY]
-    _, cookie = await store.create(token)
-    resp = redirect(next_path)
-    resp.set_cookie(cookie_name(request), cookie, max_age=int(store.duration), path="/", httponly=True,
-                    samesite="Lax", secure=request.app[COOKIE_POLICY_KEY].is_secure(request))
-    return resp
-
-
-async def logout(request: web.Request) -> web.StreamResponse:
-    try:
-        caller, _ = await form_caller(request)
-    except SignIn:
-        return redirect("/login")
-    await request.app[SESSIONS_KEY].delete(caller.session)
-    resp = redirect("/login")
-    resp.del_cookie(cookie_name(request), path="/")
-    return resp
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,9 +218,6 @@ def _script_endpoint(handler: Handler) -> Handler:
 
 def add_routes(app: web.Application) -> None:
     r = app.router
-    r.add_get("/login", login_form)
-    r.add_post("/login", login)
-    r.add_post("/logout", logout)
     r.add_get("/", page_handler(home))
     r.add_get("/runs", page_handler(runs_list))
     r.add_get("/runs/{runid}", page_handler(run_detail))

@@ -72,10 +72,10 @@ class Web:
         return repo
 
     def api(self, token: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """A call of the public API (``/api/v1alpha`` + ``path``); its JSON answer."""
+        """A call of the public API (``/api/v1alpha`` + ``path``; ``token`` "": anonymous); its JSON answer."""
+        headers = {"Content-Type": "application/json", **({"Authorization": f"token {token}"} if token else {})}
         req = urllib.request.Request(f"{self.url}/api/v1alpha{path}", method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+                                     data=json.dumps(body).encode() if body is not None else None, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 data = resp.read()

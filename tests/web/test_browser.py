@@ -95,7 +95,7 @@ def sign_in(page: Page, token: str) -> None:
     page.goto("/")
     expect(page).to_have_url(re.compile(r"/login\?next=%2F$"))
     page.get_by_label("API token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("heading", name="Recent runs")).to_be_visible()
     assert token not in page.url
 

@@ -6,19 +6,55 @@ pages for a user outside a private organization, and the keyboard basics."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 from playwright.sync_api import expect
 
+from tests.support.forge import GiteaEmulator
 from tests.web.conftest import ADMIN, Web
 from tests.web.test_browser import new_page, shot, sign_in
 
 SECRET_VALUE = "s3cr3t-value-never-shown"
 
 
+@pytest.fixture(scope="module")
+def gitea(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GiteaEmulator]:
+    emulator = GiteaEmulator(tmp_path_factory.mktemp("gitea"), ssh=False).start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
 def _ref(path: str) -> str:
     return quote(path, safe="")
+
+
+def test_sign_in_with_a_password_remote_source_account(web: Web, browser: Any, gitea: GiteaEmulator) -> None:
+    gitea.add_user("kim", "kim-password")
+    web.api(ADMIN, "POST", "/remotesources", {"name": "gitea", "type": "gitea", "apiurl": gitea.url,
+                                               "auth_type": "password", "login_enabled": True,
+                                               "registration_enabled": True})
+    web.api("", "POST", "/register", {"username": "kim", "remote_source_name": "gitea",
+                                      "remote_source_login_name": "kim", "remote_source_login_password": "kim-password"})
+    page = new_page(browser, web)
+    page.goto("/login")
+    page.get_by_label("Remote source", exact=True).select_option("gitea")
+    page.get_by_label("Login", exact=True).fill("kim")
+    page.get_by_label("Password", exact=True).fill("wrong")
+    page.get_by_role("button", name="Continue with gitea").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    assert "kim-password" not in page.content()
+    shot(page, "login-remote")
+    page.get_by_label("Password", exact=True).fill("kim-password")
+    page.get_by_role("button", name="Continue with gitea").click()
+    expect(page.get_by_role("heading", name="Recent runs")).to_be_visible()
+    expect(page.locator(".me")).to_have_text("kim")
+    page.get_by_role("link", name="Settings").click()
+    expect(page.get_by_role("region", name="Linked accounts")).to_contain_text("kim")
 
 
 def test_orgs_groups_projects_settings_and_admin_pages(web: Web, browser: Any) -> None:
@@ -90,13 +126,14 @@ def test_orgs_groups_projects_settings_and_admin_pages(web: Web, browser: Any) -
     admin = new_page(browser, web)
     admin.goto("/login")
     admin.get_by_label("API token").fill(ADMIN)
-    admin.get_by_role("button", name="Sign in").click()
+    admin.get_by_role("button", name="Sign in", exact=True).click()
     admin.get_by_role("link", name="Admin").click()
     for name in ("frank", "gina", "hank"):
         expect(admin.locator("table.users")).to_contain_text(name)
     shot(admin, "admin-users")
     admin.get_by_role("link", name="Remote sources").click()
     expect(admin.get_by_role("heading", level=1)).to_have_text("Remote sources")
+    expect(admin.locator("table.sources")).to_contain_text("gitea")  # from the remote sign-in test
 
 
 def test_keyboard_skip_link_and_navigation(web: Web, browser: Any) -> None:

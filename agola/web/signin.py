@@ -1,0 +1,136 @@
+"""Signing in and out of the web UI.
+
+Two ways in, both ending in a server-side session (``agola.web.sessions``) whose cookie is all the
+browser gets: an **API token** (checked by the gateway's ``Authenticator``), or the login name and
+password of an account on a **password remote source** that allows logging in (the API's
+``/login`` action: the forge checks the password, the session keeps the gateway's login token, a
+JWT that expires after ``gateway.tokenSigning.duration``). OAuth2 remote sources sign in with the
+CLI (``agola login -r``) for now: their callback answers the API's JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from agola.errors import AgolaError, Unauthorized
+from agola.services.gateway.actions import linkedaccounts
+from agola.services.gateway.actions import remotesources as rs_actions
+from agola.services.gateway.api import serialize
+from agola.services.gateway.api.common import AUTH_KEY, SERVICES_KEY
+from agola.services.gateway.auth import ANONYMOUS, extract_credentials
+from agola.types.configstore import RemoteSourceAuthType
+from agola.util.log import get_logger
+from agola.web.handlers import (
+    COOKIE_POLICY_KEY,
+    SESSIONS_KEY,
+    SignIn,
+    cookie_name,
+    form_caller,
+    local_path,
+    same_origin,
+    session_of,
+)
+from agola.web.render import error_page, page, redirect
+
+__all__ = ["add_routes"]
+
+log = get_logger(__name__)
+
+# The sign-in page names at most this many remote sources.
+MAX_SOURCES = 20
+
+
+async def _password_sources(request: web.Request) -> list[dict[str, Any]]:
+    """Remote sources one may sign in with by login and password (the list is public)."""
+    try:
+        sources = await rs_actions.list_remote_sources(request.app[SERVICES_KEY], ANONYMOUS, "", MAX_SOURCES, True)
+    except AgolaError as err:
+        log.warning("sign-in page without remote sources", error=err.message)
+        return []
+    return [serialize.remote_source(rs) for rs in sources
+            if rs.login_enabled and rs.auth_type == RemoteSourceAuthType.PASSWORD]
+
+
+async def _form(request: web.Request, next_path: str, error: str = "", status: int = 200, *, source: str = "",
+                login: str = "") -> web.Response:
+    """The sign-in page; after a failed remote sign-in it keeps the source and login (never the password)."""
+    return page("login.html", status=status, next=next_path, error=error, sources=await _password_sources(request),
+                source=source, login=login, signed_in="", csrf="")
+
+
+async def login_form(request: web.Request) -> web.Response:
+    next_path = local_path(request.query.get("next", "/"))
+    if session_of(request) is not None:
+        return redirect(next_path)
+    return await _form(request, next_path)
+
+
+async def _signed_in(request: web.Request, token: str, next_path: str) -> web.Response:
+    store = request.app[SESSIONS_KEY]
+    _, cookie = await store.create(token)
+    resp = redirect(next_path)
+    resp.set_cookie(cookie_name(request), cookie, max_age=int(store.duration), path="/", httponly=True,
+                    samesite="Lax", secure=request.app[COOKIE_POLICY_KEY].is_secure(request))
+    return resp
+
+
+async def login(request: web.Request) -> web.Response:
+    """Sign in with an API token."""
+    form = await request.post()
+    token = str(form.get("token") or "").strip()
+    next_path = local_path(str(form.get("next") or "/"))
+    if not same_origin(request):
+        return error_page(403, "sign-in from another site refused", signed_in="", csrf="")
+    try:
+        ident = await request.app[AUTH_KEY].identify(extract_credentials("", token)) if token else None
+    except Unauthorized:
+        ident = None
+    if ident is None or ident.anonymous:
+        return await _form(request, next_path, "This token is not valid.", 401)
+    return await _signed_in(request, token, next_path)
+
+
+async def login_remote(request: web.Request) -> web.Response:
+    """Sign in with the login and password of a password remote source's account."""
+    form = await request.post()
+    next_path = local_path(str(form.get("next") or "/"))
+    if not same_origin(request):
+        return error_page(403, "sign-in from another site refused", signed_in="", csrf="")
+    source, login = str(form.get("remote_source") or ""), str(form.get("login") or "")
+    if source not in {s["name"] for s in await _password_sources(request)}:
+        return await _form(request, next_path, "Choose a remote source that allows signing in with a password.", 400)
+    try:
+        res = await linkedaccounts.login_user(request.app[SERVICES_KEY], source, login, str(form.get("password") or ""))
+    except Unauthorized:
+        return await _form(request, next_path, f"Wrong login or password for {source}.", 401, source=source,
+                           login=login)
+    except AgolaError as err:
+        if err.status >= 500:
+            log.warning("remote sign-in failed", remote_source=source, error=err.message)
+            return await _form(request, next_path, f"{source} could not be reached: try again later.", 502,
+                               source=source, login=login)
+        return await _form(request, next_path, err.message, err.status, source=source, login=login)
+    if not isinstance(res, linkedaccounts.CallbackResult) or not res.token:
+        return await _form(request, next_path, f"{source} signs in through its own page: use agola login -r.", 400)
+    return await _signed_in(request, res.token, next_path)
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    try:
+        caller, _ = await form_caller(request)
+    except SignIn:
+        return redirect("/login")
+    await request.app[SESSIONS_KEY].delete(caller.session)
+    resp = redirect("/login")
+    resp.del_cookie(cookie_name(request), path="/")
+    return resp
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/login", login_form)
+    r.add_post("/login", login)
+    r.add_post("/login/remote", login_remote)
+    r.add_post("/logout", logout)
