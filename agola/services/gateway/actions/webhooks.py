@@ -90,11 +90,12 @@ async def _project(svc: Services, project_id: str) -> Project:
 
 async def handle_webhook(svc: Services, project_id: str, headers: Mapping[str, str], body: bytes) -> WebhookResult:
     project = await _project(svc, project_id)
-    rs, user, la = await project_account(svc, project)
+    rs: RemoteSource = await svc.configstore.get_remote_source(project.remote_source_id)
     async with driver_for(rs) as parser:
         event = parser.parse_webhook(headers, body, project.webhook_secret)  # verifies first
     if event is None:
         return WebhookResult(note="event ignored: nothing to build")
+    _, user, la = await project_account(svc, project)
     src = _run_source(project, rs, event)
     if not event.delivery_id:
         return await _build(svc, project, src, event, await account_driver(svc, rs, user.id, la))
