@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
-from agola.cli._followview import NO_LOGS, LiveView, PipeView, TaskView, run_ref, use_color
+from agola.cli._followview import NO_LOGS, LiveView, PipeView, TaskView, in_order, run_ref, use_color
 from agola.cli._runs import duration, parse_time
 from agola.client import ClientError, NotExist, RunResponse, RunTaskResponse
 from agola.client.types import TASK_FINISHED_STATUSES
@@ -150,6 +150,18 @@ class RunFollower:
         finally:
             task.reader_done = True
             wake.set()
+
+    async def all_logs(self, run: RunResponse) -> None:
+        """Every task's logs as they are now, in DAG order, each followed by the task's status
+        (``run logs RUN`` without ``--follow``); reused tasks are marked, their logs are in the
+        run they come from."""
+        tasks: dict[str, TaskView] = {}
+        _update(run, tasks)
+        for t in in_order(tasks.values()):
+            if t.started and not t.reused:
+                await self.task_logs(run, t.id, t.name, follow=False)
+            if t.status != "running":
+                self.write(f"==> {self._prefix(run, t.name)}{t.outcome()}")
 
     async def task_logs(self, run: RunResponse, task_id: str, task_name: str, *, follow: bool) -> None:
         """Print a task's setup log, then each step's log in order (following them if asked).

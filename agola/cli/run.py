@@ -173,9 +173,7 @@ def logs(
             if follow:
                 final = await follower.follow(r.id)
                 return 0 if final.result == "success" else EXIT_RUN_FAILED
-            for t in sorted(r.tasks.values(), key=lambda t: (t.level, t.name)):
-                if t.status not in ("notstarted", "skipped", "cancelled"):
-                    await follower.task_logs(r, t.id, t.name, follow=False)
+            await follower.all_logs(r)
             return 0
         t = _task_of(r, task)
         if delete:

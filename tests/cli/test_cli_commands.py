@@ -183,6 +183,7 @@ def test_run_list_show_logs(fake_gateway: FakeGateway, tmp_path: Path) -> None:
     assert setup.output == "pulling image\n"
     whole = cli(fake_gateway.url, "tok", "run", "logs", run_id)
     assert "[task01] --- setup\n[task01] pulling image\n" in whole.output and "[task01] cloned" in whole.output
+    assert whole.output.splitlines()[-1].startswith("==> [task01] success")  # its status after its logs
 
     deleted = cli(fake_gateway.url, "tok", "run", "logs", run_id, "-t", "task01", "--setup", "--delete")
     assert deleted.exit_code == 0

@@ -155,6 +155,9 @@ def test_pipe_output_is_ordered_and_restart_marks_reused_tasks(env: dict[str, st
     assert "==> [beta] success (reused, not run again)" in again.stdout
     assert "alpha-1" not in again.stdout and "[check] checking fail" in again.stdout
     assert again.stdout.rstrip().endswith("finished, result failed")
+    logs = on_pipe(env, "run", "logs", "#2")  # the same, without following
+    assert "==> [alpha] success (reused, not run again)" in logs.stdout and "alpha-1" not in logs.stdout
+    assert re.search(r"\[check\] checking fail\n.*\n==> \[check\] failed \(\d+s\)\n", logs.stdout), logs.stdout
 
 
 def test_live_view_on_a_terminal(env: dict[str, str], repo: Path) -> None:
