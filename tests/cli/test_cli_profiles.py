@@ -174,3 +174,13 @@ def test_login_through_an_oauth2_remote_source(control_plane: RoleStack, tmp_pat
         assert "User:    pia (id " in ok(cli("whoami")).output
     finally:
         emulator.stop()
+
+
+def test_a_broken_profiles_file_is_named(private_config_home: Path) -> None:
+    path = private_config_home / "agola" / "config.yml"
+    path.parent.mkdir()
+    path.write_text("current: [oops\n")
+    broken = cli("whoami")
+    assert broken.exit_code == 1 and broken.stderr.startswith(f"Error: {path}: invalid YAML")
+    # Commands that never talk to a gateway do not read it.
+    assert cli("completion", "bash").exit_code == 0
