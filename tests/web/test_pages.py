@@ -14,8 +14,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.support.forge import GiteaEmulator
-from tests.web.conftest import ADMIN, Web
-from tests.web.test_browser import new_page, shot, sign_in
+from tests.web.conftest import ADMIN, PHONE, Web
+from tests.web.test_browser import new_page, share_session, shot, sign_in
 
 SECRET_VALUE = "s3cr3t-value-never-shown"
 
@@ -89,6 +89,11 @@ def test_orgs_groups_projects_settings_and_admin_pages(web: Web, browser: Any) -
     expect(page.locator("table.secrets")).to_contain_text("org/acme/backend")
     assert SECRET_VALUE not in page.content()
     shot(page, "project")
+    phone = new_page(browser, web, PHONE)
+    share_session(page.context, phone.context)
+    phone.goto(page.url)
+    expect(phone.locator("table.variables")).to_contain_text("deploy-key")
+    shot(phone, "project-phone")
     page.get_by_role("link", name="Branches").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Latest run of each group")
     expect(page.locator(".crumbs")).to_contain_text("project org/acme/backend/api")
