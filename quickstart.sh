@@ -193,6 +193,7 @@ ensure_token() {
   # A login profile (~/.config/agola/config.yml, 0600): a new shell needs no exports.
   if out=$("$AGOLA" login --profile quickstart -u "$URL" --token "$(cat "$STATE/token")" 2>&1); then
     say "saved as the current agola login profile 'quickstart' (agola whoami)"
+    case "$out" in *"the current profile was"*) say "${out##*$'\n'}" ;; esac
   else
     say "could not save a login profile: $out"
   fi

@@ -127,10 +127,13 @@ def login(ctx: CliContext, url: str | None, token: str | None, source: str | Non
     if not token:
         token = click.prompt("API token", hide_input=True, err=True).strip()
     username, _ = identify(url, token)
+    previous = profiles.current if profiles.current in profiles.profiles else ""
     profiles.profiles[name] = Profile(name, url, token)
     profiles.current = name
     profiles.save()
     click.echo(f"logged in to {url} as {username} (profile {name}, saved in {profiles.path})")
+    if previous and previous != name:
+        click.echo(f"the current profile was {previous}: agola profile use {previous} switches back")
 
 
 @click.command()

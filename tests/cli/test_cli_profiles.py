@@ -65,6 +65,7 @@ def test_login_profiles_whoami_logout(control_plane: RoleStack, private_config_h
     # A second profile, its token typed at the prompt (not echoed), becomes current.
     second = ok(cli("--profile", "second", "login", "-u", url, input=tok2 + "\n"))
     assert tok2 not in second.output and "as user02 (profile second" in second.output
+    assert "the current profile was default: agola profile use default switches back" in second.stdout
     assert "User:    user02" in ok(cli("whoami")).output
     assert "User:    user01" in ok(cli("--profile", "default", "whoami")).output
     assert "User:    user01" in ok(cli("whoami", env={"AGOLA_PROFILE": "default"})).output

@@ -45,6 +45,10 @@ def _quickstart(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_quickstart_twice_then_stop(tmp_path: Path, busybox_image: str) -> None:
     config = _config(tmp_path)
     state = tmp_path / "data" / "quickstart"
+    # The user already has a current profile: the quickstart's becomes current and says how to go back.
+    (tmp_path / "xdg" / "agola").mkdir(parents=True)
+    (tmp_path / "xdg" / "agola" / "config.yml").write_text(
+        "current: prod\nprofiles:\n  prod: {gateway_url: 'https://agola.example.com', token: t}\n")
     try:
         first = _quickstart(config)
         assert first.returncode == 0, first.stdout + first.stderr
@@ -62,6 +66,7 @@ def test_quickstart_twice_then_stop(tmp_path: Path, busybox_image: str) -> None:
         pid = (state / "server.pid").read_text().strip()
         # A new shell needs no exports: the quickstart saved a login profile.
         assert "saved as the current agola login profile 'quickstart'" in first.stdout
+        assert "the current profile was prod: agola profile use prod switches back" in first.stdout
         profiles = tmp_path / "xdg" / "agola" / "config.yml"
         assert profiles.stat().st_mode & 0o777 == 0o600
         whoami = subprocess.run([sys.executable, "-m", "agola.cli.main", "whoami"], env=_env(config),
