@@ -4,8 +4,10 @@ Two ways in, both ending in a server-side session (``agola.web.sessions``) whose
 browser gets: an **API token** (checked by the gateway's ``Authenticator``), or the login name and
 password of an account on a **password remote source** that allows logging in (the API's
 ``/login`` action: the forge checks the password, the session keeps the gateway's login token, a
-JWT that expires after ``gateway.tokenSigning.duration``). OAuth2 remote sources sign in with the
-CLI (``agola login -r``) for now: their callback answers the API's JSON.
+JWT that expires after ``gateway.tokenSigning.duration``). A password remote source that allows
+registration also registers a new agola user from that page (the API's ``/register``), signed in
+at once. OAuth2 remote sources sign in with the CLI (``agola login -r``) for now: their callback
+answers the API's JSON.
 """
 
 from __future__ import annotations
@@ -43,21 +45,23 @@ MAX_SOURCES = 20
 
 
 async def _password_sources(request: web.Request) -> list[dict[str, Any]]:
-    """Remote sources one may sign in with by login and password (the list is public)."""
+    """Password remote sources that allow signing in or registering (the list is public)."""
     try:
         sources = await rs_actions.list_remote_sources(request.app[SERVICES_KEY], ANONYMOUS, "", MAX_SOURCES, True)
     except AgolaError as err:
         log.warning("sign-in page without remote sources", error=err.message)
         return []
     return [serialize.remote_source(rs) for rs in sources
-            if rs.login_enabled and rs.auth_type == RemoteSourceAuthType.PASSWORD]
+            if (rs.login_enabled or rs.registration_enabled) and rs.auth_type == RemoteSourceAuthType.PASSWORD]
 
 
 async def _form(request: web.Request, next_path: str, error: str = "", status: int = 200, *, source: str = "",
-                login: str = "") -> web.Response:
+                login: str = "", username: str = "") -> web.Response:
     """The sign-in page; after a failed remote sign-in it keeps the source and login (never the password)."""
-    return page("login.html", status=status, next=next_path, error=error, sources=await _password_sources(request),
-                source=source, login=login, signed_in="", csrf="")
+    sources = await _password_sources(request)
+    return page("login.html", status=status, next=next_path, error=error, source=source, login=login,
+                username=username, sources=[s for s in sources if s["login_enabled"]],
+                registration=[s for s in sources if s["registration_enabled"]], signed_in="", csrf="")
 
 
 async def login_form(request: web.Request) -> web.Response:
@@ -94,24 +98,40 @@ async def login(request: web.Request) -> web.Response:
 
 async def login_remote(request: web.Request) -> web.Response:
     """Sign in with the login and password of a password remote source's account."""
+    return await _remote(request, register=False)
+
+
+async def register(request: web.Request) -> web.Response:
+    """Register a new agola user with an account of a password remote source, then sign in."""
+    return await _remote(request, register=True)
+
+
+async def _remote(request: web.Request, *, register: bool) -> web.Response:
     form = await request.post()
     next_path = local_path(str(form.get("next") or "/"))
     if not same_origin(request):
         return error_page(403, "sign-in from another site refused", signed_in="", csrf="")
     source, login = str(form.get("remote_source") or ""), str(form.get("login") or "")
-    if source not in {s["name"] for s in await _password_sources(request)}:
-        return await _form(request, next_path, "Choose a remote source that allows signing in with a password.", 400)
+    username, password = str(form.get("username") or "").strip(), str(form.get("password") or "")
+    flag = "registration_enabled" if register else "login_enabled"
+    if source not in {s["name"] for s in await _password_sources(request) if s[flag]}:
+        what = "registering" if register else "signing in"
+        return await _form(request, next_path, f"Choose a remote source that allows {what} with a password.", 400)
+    svc = request.app[SERVICES_KEY]
     try:
-        res = await linkedaccounts.login_user(request.app[SERVICES_KEY], source, login, str(form.get("password") or ""))
+        if register:
+            await linkedaccounts.register_user(svc, username, source, login, password)
+        res = await linkedaccounts.login_user(svc, source, login, password)
     except Unauthorized:
         return await _form(request, next_path, f"Wrong login or password for {source}.", 401, source=source,
-                           login=login)
+                           login=login, username=username)
     except AgolaError as err:
         if err.status >= 500:
             log.warning("remote sign-in failed", remote_source=source, error=err.message)
             return await _form(request, next_path, f"{source} could not be reached: try again later.", 502,
-                               source=source, login=login)
-        return await _form(request, next_path, err.message, err.status, source=source, login=login)
+                               source=source, login=login, username=username)
+        return await _form(request, next_path, err.message, err.status, source=source, login=login,
+                           username=username)
     if not isinstance(res, linkedaccounts.CallbackResult) or not res.token:
         return await _form(request, next_path, f"{source} signs in through its own page: use agola login -r.", 400)
     return await _signed_in(request, res.token, next_path)
@@ -133,4 +153,5 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/login", login_form)
     r.add_post("/login", login)
     r.add_post("/login/remote", login_remote)
+    r.add_post("/register", register)
     r.add_post("/logout", logout)

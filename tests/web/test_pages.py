@@ -33,7 +33,7 @@ def _ref(path: str) -> str:
     return quote(path, safe="")
 
 
-def test_sign_in_with_a_password_remote_source_account(web: Web, browser: Any, gitea: GiteaEmulator) -> None:
+def test_sign_in_and_register_with_a_password_remote_source_account(web: Web, browser: Any, gitea: GiteaEmulator) -> None:
     gitea.add_user("kim", "kim-password")
     web.api(ADMIN, "POST", "/remotesources", {"name": "gitea", "type": "gitea", "apiurl": gitea.url,
                                                "auth_type": "password", "login_enabled": True,
@@ -55,6 +55,17 @@ def test_sign_in_with_a_password_remote_source_account(web: Web, browser: Any, g
     expect(page.locator(".me")).to_have_text("kim")
     page.get_by_role("link", name="Settings").click()
     expect(page.get_by_role("region", name="Linked accounts")).to_contain_text("kim")
+
+    # A new user registers with their Gitea account and is signed in at once.
+    gitea.add_user("lea-gitea", "lea-password")
+    newcomer = new_page(browser, web)
+    newcomer.goto("/login")
+    newcomer.get_by_text("New here? Register with a git host account").click()
+    newcomer.get_by_label("Agola user name").fill("lea")
+    newcomer.get_by_label("Login on the remote source").fill("lea-gitea")
+    newcomer.get_by_label("Password on the remote source").fill("lea-password")
+    newcomer.get_by_role("button", name="Register and sign in").click()
+    expect(newcomer.locator(".me")).to_have_text("lea")
 
 
 def test_orgs_groups_projects_settings_and_admin_pages(web: Web, browser: Any) -> None:
