@@ -157,12 +157,13 @@ class PipeView:
 
     def finish(self, run: RunResponse) -> None:
         self.pump()
-        if self.focus is not None:  # its log never ended: show what there is
-            for line in self.focus.lines[self.shown:]:
-                self.write(self.prefix(self.focus.name) + line)
         for t in in_order(self.tasks.values()):
-            if t.id not in self.printed:
-                self.write(f"==> {self.prefix(t.name)}{t.outcome()}")
+            if t.id in self.printed:
+                continue
+            # A log that never ended (given up on): what there is, then the status.
+            for line in t.lines[self.shown if t is self.focus else 0:]:
+                self.write(self.prefix(t.name) + line)
+            self.write(f"==> {self.prefix(t.name)}{t.outcome()}")
         for err in run.setup_errors:
             self.write(f"setup error: {err}")
         self.write(summary(run))

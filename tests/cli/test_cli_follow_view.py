@@ -83,3 +83,21 @@ def test_live_view_redraws_in_place_and_keeps_a_failure() -> None:
     kept = text.index("--- alpha: failed (3s)")
     assert text.index("boom", kept) < text.rindex("==> run run01 #4 (r1, 7s): finished, result failed")
     assert text.count("--- alpha: failed") == 1 and text.endswith("\x1b[?25h")
+
+
+def test_pipe_view_shows_logs_given_up_on_at_the_end() -> None:
+    out: list[str] = []
+    view = PipeView(out.append, lambda name: f"[{name}] ")
+    tasks = _tasks()
+    alpha, beta, check = tasks["ida"], tasks["idb"], tasks["idc"]
+    alpha.lines.append("a1")
+    beta.lines.append("b1")
+    view.update(_run("running"), tasks)
+    # The run ended but neither log reached its end (an executor lost): nothing is dropped.
+    for task in (alpha, beta):
+        task.status, task.end_time = "failed", "2026-01-01T10:00:04Z"
+    check.status = "skipped"
+    view.update(_run("finished", "failed"), tasks)
+    view.finish(_run("finished", "failed"))
+    assert out[1:] == ["[alpha] a1", "==> [alpha] failed (3s)", "[beta] b1", "==> [beta] failed (3s)",
+                       "==> [check] skipped", "==> run run01 #4 (r1, 7s): finished, result failed"]
