@@ -274,11 +274,12 @@ class LiveView:
             return ".", "dim", f"waiting for {', '.join(t.depends)}"
         return self.marks.get(t.status, "-"), t.status, t.status
 
-    def _keep_failures(self) -> list[str]:
-        """The whole output of tasks that just failed: it stays on screen above the block."""
+    def _keep_failures(self, final: bool = False) -> list[str]:
+        """The whole output of tasks that just failed: it stays on screen above the block (at
+        the end, also of those whose log was given up on)."""
         kept: list[str] = []
         for t in in_order(self.tasks.values()):
-            if t.id in self.kept or not t.done or t.reused or t.status not in ("failed", "stopped"):
+            if t.id in self.kept or not (t.done or final) or t.reused or t.status not in ("failed", "stopped"):
                 continue
             self.kept.add(t.id)
             kept.append(self._paint(f"--- {t.name}: {t.outcome()}", t.status))
@@ -305,7 +306,7 @@ class LiveView:
 
     def finish(self, run: RunResponse) -> None:
         self.run = run
-        kept = self._keep_failures()
+        kept = self._keep_failures(final=True)
         kept += [f"setup error: {err}" for err in run.setup_errors]
         self._redraw(kept)
         self.drawn = 0  # the final block stays
