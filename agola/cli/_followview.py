@@ -211,6 +211,7 @@ class LiveView:
             else {"success": "+", "failed": "x", "stopped": "x", "skipped": "-", "cancelled": "-"}
         self.frame = 0
         self.drawn = 0  # lines of the block on screen
+        self.size = os.terminal_size((0, 0))  # the terminal's size when it was drawn
         self.run: RunResponse | None = None
         self.tasks: dict[str, TaskView] = {}
         self.kept: set[str] = set()
@@ -221,12 +222,15 @@ class LiveView:
         return f"\x1b[{code}m{text}\x1b[0m" if self.color and code else text
 
     def _erase(self) -> None:
-        if self.drawn:
+        # After a resize the terminal may have rewrapped the old block: counting its lines could
+        # erase what is above it, so it is left there and a new one drawn below.
+        if self.drawn and shutil.get_terminal_size((100, 30)) == self.size:
             self.out.write(f"\x1b[{self.drawn}F\x1b[J")
-            self.drawn = 0
+        self.drawn = 0
 
     def _draw(self) -> None:
-        cols, rows = shutil.get_terminal_size((100, 30))
+        self.size = shutil.get_terminal_size((100, 30))
+        cols, rows = self.size
         lines = self._block(max(3, rows - 2))
         for segments in lines:
             self.out.write(self._fit(segments, cols - 1) + "\n")  # never wrap: the block is redrawn by its line count

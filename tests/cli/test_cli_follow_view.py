@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
+
 from agola.cli._followview import LiveView, PipeView, TaskView
 from agola.client import RunResponse
 
@@ -101,3 +103,19 @@ def test_pipe_view_shows_logs_given_up_on_at_the_end() -> None:
     view.finish(_run("finished", "failed"))
     assert out[1:] == ["[alpha] a1", "==> [alpha] failed (3s)", "[beta] b1", "==> [beta] failed (3s)",
                        "==> [check] skipped", "==> run run01 #4 (r1, 7s): finished, result failed"]
+
+
+def test_live_view_after_a_resize_draws_below_without_erasing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("LINES", "30")
+    screen = io.StringIO()
+    view = LiveView(screen, color=False)
+    view.update(_run("running"), _tasks())
+    view.tick()
+    erases = screen.getvalue().count("\x1b[J")
+    monkeypatch.setenv("COLUMNS", "40")  # the old block may have been rewrapped: not counted over
+    view.tick()
+    assert screen.getvalue().count("\x1b[J") == erases
+    view.tick()  # same size again: redrawn in place
+    assert screen.getvalue().count("\x1b[J") == erases + 1
+    assert all(len(line) < 40 for line in screen.getvalue().rsplit("\x1b[J", 1)[1].splitlines())
