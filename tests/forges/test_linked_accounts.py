@@ -23,8 +23,9 @@ def test_password_source_links_with_a_forge_token(stack: RoleStack, emulator: Gi
     assert res.exit_code == 0, res.output
     token = new_user(stack, "carol")
     bad = cli(stack, token, "user", "linkedaccount", "create", "-n", "carol", "-r", "gitea",
-              "--remote-name", "carol", "--remote-password", "wrong")
-    assert bad.exit_code == 1 and "gitea create_access_token" in bad.output and "wrong" not in bad.output
+              "--remote-name", "carol", "--remote-password", "not-carols-pw-42")
+    assert bad.exit_code == 1 and "gitea create_access_token: wrong login name or password" in bad.output
+    assert "not-carols-pw-42" not in bad.output
     ok = cli(stack, token, "user", "linkedaccount", "create", "-n", "carol", "-r", "gitea",
              "--remote-name", "carol", "--remote-password", "carol-pw")
     assert ok.exit_code == 0 and "linked account created" in ok.output, ok.output
