@@ -90,3 +90,23 @@ def test_oauth2_callback_in_the_browser_session(stack: RoleStack, emulator: Gite
         body = json.loads(resp.read())
     assert body["request_type"] == "createuserla"
     assert body["response"]["linked_account"]["remote_user_name"] == "fran"
+
+
+def test_refreshed_oauth2_tokens_are_stored_on_the_linked_account(stack: RoleStack, emulator: GiteaEmulator) -> None:
+    """Tokens expiring within 5 minutes are refreshed before a call; the forge invalidates the old
+    refresh token, so a second call works only if the first stored the new pair."""
+    emulator.add_user("gus", "gus-pw")
+    emulator.create_repo("gus", "tool")
+    token = new_user(stack, "gus")
+    emulator.forge.oauth2_token_lifetime = 60
+    try:
+        started = cli(stack, token, "user", "linkedaccount", "create", "-n", "gus", "-r", "gitea-oauth")
+        callback = follow_authorize(started.output.strip().splitlines()[-1], "gus", "gus-pw")
+        assert cli(stack, token, "user", "linkedaccount", "complete", callback).exit_code == 0
+        used = len(emulator.forge.refresh_tokens)
+        for _ in range(3):
+            res = cli(stack, token, "user", "remoterepos", "-r", "gitea-oauth")
+            assert res.exit_code == 0 and "gus/tool" in res.output, res.output
+    finally:
+        emulator.forge.oauth2_token_lifetime = 3600
+    assert len(emulator.forge.refresh_tokens) == used  # each refresh consumed the stored one

@@ -112,17 +112,26 @@ async def _oauth2_start(svc: Services, rs: RemoteSource, request_type: str, **re
         return LinkResult(oauth2_redirect=forge.oauth2_authorize_url(callback_url(svc), state), nonce=nonce)
 
 
-async def _remote_user(rs: RemoteSource, la: LinkedAccount) -> RemoteUser:
-    async with driver_for(rs, la) as forge:
-        return await forge.current_user()
+async def _remote_user(rs: RemoteSource, la: LinkedAccount) -> tuple[RemoteUser, LinkedAccount]:
+    """The forge user of fresh credentials, and the credentials to store: a token that expires
+    within minutes is refreshed on this first call already, and the forge then invalidates the old
+    refresh token."""
+    current = la
+
+    async def keep(token: OAuth2Token) -> None:
+        nonlocal current
+        current = attrs.evolve(current, oauth2_access_token=token.access_token,
+                               oauth2_refresh_token=token.refresh_token,
+                               oauth2_access_token_expires_at=token.expires_at)
+
+    async with driver_for(rs, la, on_token_refresh=keep) as forge:
+        remote = await forge.current_user()
+    return remote, current
 
 
 async def _link(svc: Services, user: User, rs: RemoteSource, token: OAuth2Token, *,
                 password_source: bool) -> LinkedAccount:
-    probe = (LinkedAccount(user_access_token=token.access_token) if password_source else
-             LinkedAccount(oauth2_access_token=token.access_token, oauth2_refresh_token=token.refresh_token,
-                           oauth2_access_token_expires_at=token.expires_at))
-    remote = await _remote_user(rs, probe)
+    remote, probe = await _remote_user(rs, _probe(token, password_source))
     req = CreateUserLARequest(
         remote_source_name=rs.name, remote_user_id=remote.id, remote_user_name=remote.login,
         user_access_token=probe.user_access_token, oauth2_access_token=probe.oauth2_access_token,
@@ -238,8 +247,7 @@ async def login_user(svc: Services, rs_name: str, login: str = "", password: str
 
 
 async def _login(svc: Services, rs: RemoteSource, token: OAuth2Token, *, password_source: bool) -> tuple[User, str]:
-    probe = _probe(token, password_source)
-    remote = await _remote_user(rs, probe)
+    remote, probe = await _remote_user(rs, _probe(token, password_source))
     try:
         user: User = await svc.configstore.get_user_by_remote_user(rs.id, remote.id)
     except NotExist:
@@ -271,8 +279,7 @@ async def register_user(svc: Services, username: str, rs_name: str, login: str =
 
 async def _register(svc: Services, rs: RemoteSource, username: str, token: OAuth2Token, *,
                     password_source: bool) -> User:
-    probe = _probe(token, password_source)
-    remote = await _remote_user(rs, probe)
+    remote, probe = await _remote_user(rs, _probe(token, password_source))
     la = CreateUserLARequest(
         remote_source_name=rs.name, remote_user_id=remote.id, remote_user_name=remote.login,
         user_access_token=probe.user_access_token, oauth2_access_token=probe.oauth2_access_token,
