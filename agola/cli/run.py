@@ -195,7 +195,15 @@ def logs(
         out.close()
         return 0
 
-    code = call(ctx, main, interrupted=lambda: interrupted_message(following))
+    def interrupted() -> str:
+        if task is None or not follow:
+            return interrupted_message(following)
+        what = f"step {step} of task {task}" if step is not None else f"the setup of task {task}" if setup else f"task {task}"
+        which = ["--step", str(step)] if step is not None else ["--setup"] if setup else []
+        again = " ".join(["agola run logs", run_ref, "-t", task, *which, "-f"])
+        return f"Stopped following the log of {what}: the run keeps running.\n  follow it again: {again}"
+
+    code = call(ctx, main, interrupted=interrupted)
     if code:
         sys.exit(code)
 

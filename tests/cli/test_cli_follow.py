@@ -205,6 +205,20 @@ def test_ctrl_c_leaves_the_run_running_and_says_how_to_get_back(env: dict[str, s
     n = counter.group(1)
     assert f"  follow it again: agola run logs #{n} -f\n" in err and f"  stop it:         agola run stop #{n}\n" in err
     assert "Error" not in err and "Traceback" not in err
+    # Following one step's log: the same kind of goodbye.
+    step = subprocess.Popen(agola_cmd("run", "logs", f"#{n}", "-t", "long", "--step", "0", "-f"), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert step.stdout is not None
+        assert select.select([step.stdout], [], [], 60)[0] and step.stdout.readline() == b"long-started\n"
+        step.send_signal(signal.SIGINT)
+        _, step_err = step.communicate(timeout=60)
+    finally:
+        if step.poll() is None:
+            step.kill()
+    assert step.returncode == 130
+    assert step_err.decode() == (f"Stopped following the log of step 0 of task long: the run keeps running.\n"
+                                 f"  follow it again: agola run logs #{n} -t long --step 0 -f\n")
     shown = on_pipe(env, "run", "show", f"#{n}", "--json")
     assert json.loads(shown.stdout)["phase"] == "running", shown.stdout + err
     stopped = on_pipe(env, "run", "stop", f"#{n}")
