@@ -8,12 +8,15 @@ import json
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.client.stack import ADMIN, RoleStack
-from tests.forges.conftest import cli, follow_authorize, new_user
+from tests.forges.conftest import cli, follow_authorize, git, new_user, work_tree
+from tests.forges.test_webhooks import PIPELINE
 from tests.support.forge import GiteaEmulator
+from tests.support.waiting import wait_for_sync
 
 
 def test_password_source_links_with_a_forge_token(stack: RoleStack, emulator: GiteaEmulator) -> None:
@@ -110,3 +113,33 @@ def test_refreshed_oauth2_tokens_are_stored_on_the_linked_account(stack: RoleSta
     finally:
         emulator.forge.oauth2_token_lifetime = 3600
     assert len(emulator.forge.refresh_tokens) == used  # each refresh consumed the stored one
+
+
+def test_a_burst_of_deliveries_with_an_expiring_token_refreshes_once(
+        stack: RoleStack, emulator: GiteaEmulator, tmp_path: Path) -> None:
+    """Ten deliveries at once for a project whose OAuth2 token expires soon: each builds (the
+    forge accepts a refresh token once: concurrent refreshes with it would fail all but one)."""
+    emulator.add_user("hana", "hana-pw")
+    emulator.create_repo("hana", "svc")
+    token = new_user(stack, "hana")
+    emulator.forge.oauth2_token_lifetime = 60  # tokens expiring within the refresh margin
+    try:
+        started = cli(stack, token, "user", "linkedaccount", "create", "-n", "hana", "-r", "gitea-oauth")
+        callback = follow_authorize(started.output.strip().splitlines()[-1], "hana", "hana-pw")
+        assert cli(stack, token, "user", "linkedaccount", "complete", callback).exit_code == 0
+        assert cli(stack, token, "project", "create", "-n", "svc", "--parent", "user/hana", "--remote-source",
+                   "gitea-oauth", "--repo-path", "hana/svc").exit_code == 0
+        # The stored token expires within a minute; the next one the forge gives lasts an hour.
+        emulator.forge.oauth2_token_lifetime = 3600
+        tree = work_tree(tmp_path / "w", {".agola/config.yml": PIPELINE}, "burst")
+        git("push", "-q", emulator.http_url("hana/svc", "hana"), *[f"HEAD:refs/heads/h{i}" for i in range(10)],
+            cwd=tree)
+
+        def answered() -> list[Any] | None:
+            mine = [d for d in emulator.deliveries if b"hana/svc" in d.body and d.status]
+            return mine if len(mine) == 10 else None
+
+        mine = wait_for_sync(answered, timeout=30, message="ten deliveries answered")
+    finally:
+        emulator.forge.oauth2_token_lifetime = 3600
+    assert [d.status for d in mine] == [200] * 10, [d.response for d in mine if d.status != 200]

@@ -14,14 +14,17 @@ in the answer), or, for a linked account, is authenticated as the user of the st
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 
 from agola.errors import BadRequest, Forbidden, NotExist, Unauthorized
 from agola.forges import ForgeDriver, OAuth2Token, RemoteUser, RepoInfo, driver_for
+from agola.forges.rest import REFRESH_MARGIN
 from agola.services.gateway.actions import Services
 from agola.services.gateway.auth import Identity
 from agola.services.gateway.permissions import deny, require_user
@@ -59,7 +62,11 @@ def callback_url(svc: Services) -> str:
 
 
 async def account_driver(svc: Services, rs: RemoteSource, user_id: str, la: LinkedAccount) -> ForgeDriver:
-    """The driver of a linked account; a refreshed OAuth2 token is saved on the account."""
+    """The driver of a linked account; a refreshed OAuth2 token is saved on the account.
+
+    A token about to expire is refreshed here first, one request at a time per account in this
+    gateway (the account re-read under the lock): concurrent requests (a burst of deliveries)
+    would otherwise all refresh with the same refresh token, which the forge accepts once."""
 
     async def save(token: OAuth2Token) -> None:
         await svc.configstore.update_user_la(user_id, la.id, UpdateUserLARequest(
@@ -67,7 +74,27 @@ async def account_driver(svc: Services, rs: RemoteSource, user_id: str, la: Link
             oauth2_access_token=token.access_token, oauth2_refresh_token=token.refresh_token,
             oauth2_access_token_expires_at=token.expires_at))
 
+    if _expiring(rs, la):
+        async with _REFRESH_LOCKS.setdefault(la.id, asyncio.Lock()):
+            user: User = await svc.configstore.get_user(user_id)
+            la = user.linked_accounts.get(la.id, la)
+            if _expiring(rs, la):
+                async with driver_for(rs) as forge:
+                    token = await forge.oauth2_refresh(la.oauth2_refresh_token)
+                await save(token)
+                la = attrs.evolve(la, oauth2_access_token=token.access_token,
+                                  oauth2_refresh_token=token.refresh_token,
+                                  oauth2_access_token_expires_at=token.expires_at)
     return driver_for(rs, la, on_token_refresh=save)
+
+
+_REFRESH_LOCKS: dict[str, asyncio.Lock] = {}
+
+
+def _expiring(rs: RemoteSource, la: LinkedAccount) -> bool:
+    expires = la.oauth2_access_token_expires_at
+    return (rs.auth_type == RemoteSourceAuthType.OAUTH2 and expires is not None and bool(la.oauth2_refresh_token)
+            and expires - datetime.now(UTC) <= REFRESH_MARGIN)
 
 
 def user_account(user: User, rs: RemoteSource) -> LinkedAccount | None:
