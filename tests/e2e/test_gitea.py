@@ -142,3 +142,16 @@ runs:
     assert info.value.code == 401
     rows = json.loads(ok(lena.cli("run", "list", "--project", "user/lena/site", "--json")).stdout)
     assert len(rows) == 2
+
+    # The forge's SSH host key is checked: with another key pinned, the clone is refused.
+    other_key = emulator.ssh_host_key.rsplit(" ", 1)[0] + " AAAAC3NzaC1lZDI1NTE5AAAAIOtherHostKeyOtherHostKeyOtherHostKey0"
+    ok(admin.cli("remotesource", "update", "--ref", "gitea", "--ssh-host-key", other_key))
+    ok(lena.cli("run", "create", "--project", "user/lena/site", "--branch", "main"))
+
+    def manual_finished() -> dict[str, Any] | None:
+        rows = json.loads(ok(lena.cli("run", "list", "--project", "user/lena/site", "--json")).stdout)
+        return rows[0] if len(rows) == 3 and rows[0]["phase"] == "finished" else None
+
+    refused = wait_for_sync(manual_finished, timeout=120, interval=0.5, message="the manual run finishes")
+    clone = lena.cli("run", "logs", refused["id"], "--project", "user/lena/site", "--task", "check", "--step", "0")
+    assert refused["result"] == "failed" and "Host key verification failed" in clone.output, clone.output
