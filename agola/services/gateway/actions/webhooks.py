@@ -3,7 +3,8 @@
 In order: the project is loaded (404 when deleted), the delivery's signature is verified with the
 project's webhook secret (401 when unsigned or wrong: nothing else happens), the payload is parsed
 into a ``WebhookEvent`` (a closed PR, a deleted branch or an event agola doesn't build: 200, no
-run), a delivery id already built is acknowledged without new runs (forges redeliver), and the
+run), a delivery already built (same delivery id, or same signed payload: the id header is not
+signed, so a replay under a new id is caught too) is acknowledged without new runs, and the
 commit's runs are created through the same path as direct runs (``runcreation.create_runs``): the
 pipeline file read at the commit through the forge API, one run group per branch, tag or pull
 request, ``when`` conditions, ``[ci skip]``. The answer is 2xx only once the runs are created.
@@ -17,6 +18,7 @@ container (the run is a setup error naming the tasks).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -45,6 +47,7 @@ log = get_logger(__name__)
 
 MAX_BODY = 5 * 1024 * 1024
 DELIVERY_ANNOTATION = "webhook_delivery_id"
+PAYLOAD_ANNOTATION = "webhook_payload_sha256"
 # Runs of a group searched for a delivery id already built (a redelivery comes soon after).
 DEDUP_SCAN = 100
 _REF_TYPES = {EventKind.PUSH: RefType.BRANCH, EventKind.TAG: RefType.TAG, EventKind.PULL_REQUEST: RefType.PULL_REQUEST}
@@ -58,16 +61,16 @@ class WebhookResult:
 
 
 class _InFlight:
-    """Delivery ids being built in this gateway: a concurrent redelivery waits for the first."""
+    """Payloads being built in this gateway: a concurrent redelivery waits for the first."""
 
     def __init__(self, size: int = 4096) -> None:
         self._locks: OrderedDict[str, asyncio.Lock] = OrderedDict()
         self._size = size
 
-    def lock(self, delivery_id: str) -> asyncio.Lock:
-        lock = self._locks.get(delivery_id)
+    def lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
         if lock is None:
-            lock = self._locks[delivery_id] = asyncio.Lock()
+            lock = self._locks[key] = asyncio.Lock()
             while len(self._locks) > self._size:
                 self._locks.popitem(last=False)
         return lock
@@ -97,22 +100,24 @@ async def handle_webhook(svc: Services, project_id: str, headers: Mapping[str, s
         return WebhookResult(note="event ignored: nothing to build")
     _, user, la = await project_account(svc, project)
     src = _run_source(project, rs, event)
-    if not event.delivery_id:
-        return await _build(svc, project, src, event, await account_driver(svc, rs, user.id, la))
-    async with _IN_FLIGHT.lock(event.delivery_id):
-        if await _already_built(svc, src, event.delivery_id):
+    # The delivery id header is not signed: a replayed body under a new id is the same payload.
+    marks = {PAYLOAD_ANNOTATION: hashlib.sha256(body).hexdigest()}
+    if event.delivery_id:
+        marks[DELIVERY_ANNOTATION] = event.delivery_id
+    async with _IN_FLIGHT.lock(marks[PAYLOAD_ANNOTATION]):
+        if await _already_built(svc, src, marks):
             log.info("webhook delivery already built", project=project.id, delivery=event.delivery_id)
             return WebhookResult(note="delivery already built")
-        return await _build(svc, project, src, event, await account_driver(svc, rs, user.id, la))
+        return await _build(svc, project, src, event, await account_driver(svc, rs, user.id, la), marks)
 
 
-async def _already_built(svc: Services, src: RunSource, delivery_id: str) -> bool:
+async def _already_built(svc: Services, src: RunSource, marks: Mapping[str, str]) -> bool:
     runs, _ = await svc.runservice.list_runs(groups=[run_group(src)], limit=DEDUP_SCAN)
-    return any(r.annotations.get(DELIVERY_ANNOTATION) == delivery_id for r in runs)
+    return any(r.annotations.get(k) == v for r in runs for k, v in marks.items())
 
 
 async def _build(svc: Services, project: Project, src: RunSource, event: WebhookEvent,
-                 forge: ForgeDriver) -> WebhookResult:
+                 forge: ForgeDriver, marks: Mapping[str, str] | None = None) -> WebhookResult:
     async with forge:
         src = attrs.evolve(src, variables=await _variables(svc, project, src, event))
 
@@ -120,9 +125,8 @@ async def _build(svc: Services, project: Project, src: RunSource, event: Webhook
             return await forge.get_file(project.repository_path, event.commit_sha, path)
 
         async def create(req: RunCreateRequest) -> Run:
-            annotations = {**req.annotations, DELIVERY_ANNOTATION: event.delivery_id} if event.delivery_id else None
-            if annotations is not None:
-                req = attrs.evolve(req, annotations=annotations)
+            if marks:
+                req = attrs.evolve(req, annotations={**req.annotations, **marks})
             if event.from_fork:
                 req = refuse_privileged(req)
             return (await svc.runservice.create_run(req)).run
