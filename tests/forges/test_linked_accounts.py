@@ -93,6 +93,23 @@ def test_oauth2_callback_in_the_browser_session(stack: RoleStack, emulator: Gite
         body = json.loads(resp.read())
     assert body["request_type"] == "createuserla"
     assert body["response"]["linked_account"]["remote_user_name"] == "fran"
+    # A browser (asking for HTML) is sent on to the web UI instead.
+    assert cli(stack, token, "user", "linkedaccount", "delete", "-n", "fran", "--laid",
+               body["response"]["linked_account"]["id"]).exit_code == 0
+    with urllib.request.urlopen(req) as resp:
+        cookie, redirect = resp.headers["Set-Cookie"], json.loads(resp.read())["oauth2_redirect"]
+    callback = follow_authorize(redirect, "fran", "fran-pw")
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    browser = urllib.request.Request(callback, headers={"Cookie": cookie.split(";")[0], "Accept": "text/html,*/*"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.build_opener(NoRedirect).open(browser)
+    assert info.value.code == 302 and info.value.headers["Location"] == f"{stack.url}/"
+    shown = json.loads(cli(stack, token, "user", "show", "fran", "--json").stdout)
+    assert [la["remote_user_name"] for la in shown["linked_accounts"]] == ["fran"]
 
 
 def test_refreshed_oauth2_tokens_are_stored_on_the_linked_account(stack: RoleStack, emulator: GiteaEmulator) -> None:

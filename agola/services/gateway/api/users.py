@@ -120,9 +120,20 @@ async def oauth2_callback(request: web.Request) -> web.Response:
     nonce = request.cookies.get(linkedaccounts.NONCE_COOKIE, "") or request.headers.get("X-Agola-OAuth2-Nonce", "")
     res = await linkedaccounts.oauth2_callback(svc, ident, request.query.get("code", ""),
                                                request.query.get("state", ""), nonce)
-    resp = json_response({"request_type": res.request_type, "response": _result(res)})
+    resp: web.Response
+    if _browser(request) and res.request_type != linkedaccounts.REQUEST_LOGIN:
+        # A browser back from the forge: to the web UI (a login token is only ever answered as JSON).
+        resp = web.Response(status=302, headers={
+            "Location": (svc.web_exposed_url or svc.api_exposed_url).rstrip("/") + "/"})
+    else:
+        resp = json_response({"request_type": res.request_type, "response": _result(res)})
     resp.del_cookie(linkedaccounts.NONCE_COOKIE, path="/")
     return resp
+
+
+def _browser(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    return "text/html" in accept and "application/json" not in accept
 
 
 async def delete_linked_account(request: web.Request) -> web.Response:
