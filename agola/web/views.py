@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from agola.errors import AgolaError, BadRequest, Unauthorized
+from agola.errors import AgolaError, BadRequest, NotExist, Unauthorized
 from agola.services.gateway.actions import events
 from agola.services.gateway.actions import projects as project_actions
 from agola.services.gateway.actions import runs as run_actions
@@ -103,7 +103,10 @@ async def _group_owner(caller: Caller, group: str) -> tuple[str, str]:
     """The owner of a run group as a name and a page: a project, or a user's direct runs."""
     parts = group.split("/")
     if len(parts) >= 3 and parts[1] == "project":
-        project = await project_actions.get_project(caller.svc, caller.ident, parts[2])
+        try:
+            project = await project_actions.get_project(caller.svc, caller.ident, parts[2])
+        except NotExist:
+            return "a deleted project", ""  # its runs stay readable (for the admin)
         return f"project {project.path}", f"/projects/{project.path}"
     return "direct runs", ""
 
