@@ -23,7 +23,7 @@ import pytest
 
 from agola.forges.gitea import sign
 from tests.client.stack import ADMIN, ALL, RoleStack
-from tests.e2e.conftest import Session
+from tests.e2e.conftest import EXAMPLES, Session
 from tests.forges.conftest import commit, follow_authorize, git, work_tree
 from tests.support.forge import GiteaEmulator, ssh_available
 from tests.support.waiting import wait_for_sync
@@ -155,3 +155,18 @@ runs:
     refused = wait_for_sync(manual_finished, timeout=120, interval=0.5, message="the manual run finishes")
     clone = lena.cli("run", "logs", refused["id"], "--project", "user/lena/site", "--task", "check", "--step", "0")
     assert refused["result"] == "failed" and "Host key verification failed" in clone.output, clone.output
+
+
+def test_the_gitea_demo_example(busybox_image: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``examples/gitea/demo.py``, the README's one-command demo, ends with a successful run and
+    the commit's statuses on the forge."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gitea_demo", EXAMPLES / "gitea" / "demo.py")
+    assert spec is not None and spec.loader is not None
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    assert demo.main() == 0
+    out = capsys.readouterr().out
+    assert "project user/alice/hello created" in out and "package: hello from agola" in out
+    assert "#   success  agola/hello/hello" in out and out.rstrip().endswith("result: success")
