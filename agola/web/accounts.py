@@ -1,6 +1,7 @@
 """Account pages: the signed-in user's settings (API tokens: list, create with the value shown
-once, delete; linked accounts) and the admin pages (users, remote sources). Each calls the
-gateway's actions as the signed-in user, so the API decides who may see what."""
+once, delete; linked accounts: list, link one of a password remote source, unlink) and the admin
+pages (users, remote sources). Each calls the gateway's actions as the signed-in user, so the API
+decides who may see what."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from agola.errors import BadRequest, Unauthorized
+from agola.services.gateway.actions import linkedaccounts
 from agola.services.gateway.actions import remotesources as rs_actions
 from agola.services.gateway.actions import users as user_actions
 from agola.services.gateway.api import serialize
 from agola.services.gateway.permissions import require_admin
+from agola.types.configstore import RemoteSourceAuthType
 from agola.web.handlers import Caller, caller_of, form_caller, page_handler
 from agola.web.render import page, redirect
 
@@ -29,7 +33,13 @@ def next_page(path: str, items: list[dict[str, Any]], key: str = "name") -> str:
 
 async def _settings(caller: Caller, status: int = 200, **more: Any) -> web.Response:
     user = serialize.user(await user_actions.current_user(caller.svc, caller.ident))
-    return page("settings.html", status=status, **caller.context(user=user, **{"new_token": None, **more}))
+    sources = await rs_actions.list_remote_sources(caller.svc, caller.ident, "", CONFIG_PAGE_SIZE, True)
+    names = {rs.id: rs.name for rs in sources}
+    linked = {la["remote_source_id"] for la in user["linked_accounts"]}
+    # Password sources link here; OAuth2 ones through their own page (agola linkedaccount create).
+    linkable = [rs.name for rs in sources if rs.auth_type == RemoteSourceAuthType.PASSWORD and rs.id not in linked]
+    return page("settings.html", status=status, **caller.context(
+        user=user, source_names=names, linkable=linkable, **{"new_token": None, "link_error": "", **more}))
 
 
 async def settings(request: web.Request) -> web.Response:
@@ -50,6 +60,28 @@ async def delete_token(request: web.Request) -> web.Response:
     user = await user_actions.current_user(caller.svc, caller.ident)
     await user_actions.delete_user_token(caller.svc, caller.ident, user.id, str(form.get("name") or ""))
     # Deleting the token this session signed in with ends the session: /settings asks to sign in.
+    return redirect("/settings")
+
+
+async def link_account(request: web.Request) -> web.Response:
+    """Links an account of a password remote source (the forge checks the password, never kept)."""
+    caller, form = await form_caller(request)
+    user = await user_actions.current_user(caller.svc, caller.ident)
+    source = str(form.get("remote_source") or "")
+    try:
+        await linkedaccounts.create_linked_account(caller.svc, caller.ident, user.id, source,
+                                                   str(form.get("login") or ""), str(form.get("password") or ""))
+    except Unauthorized:
+        return await _settings(caller, 401, link_error=f"Wrong login or password for {source}.")
+    except BadRequest as err:
+        return await _settings(caller, 400, link_error=err.message)
+    return redirect("/settings")
+
+
+async def unlink_account(request: web.Request) -> web.Response:
+    caller, form = await form_caller(request)
+    user = await user_actions.current_user(caller.svc, caller.ident)
+    await user_actions.delete_user_linked_account(caller.svc, caller.ident, user.id, str(form.get("id") or ""))
     return redirect("/settings")
 
 
@@ -79,5 +111,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/settings", page_handler(settings))
     r.add_post("/settings/tokens", page_handler(create_token))
     r.add_post("/settings/tokens/delete", page_handler(delete_token))
+    r.add_post("/settings/linkedaccounts", page_handler(link_account))
+    r.add_post("/settings/linkedaccounts/delete", page_handler(unlink_account))
     r.add_get("/admin/users", page_handler(admin_users))
     r.add_get("/admin/remotesources", page_handler(admin_remote_sources))

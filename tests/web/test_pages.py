@@ -54,7 +54,21 @@ def test_sign_in_and_register_with_a_password_remote_source_account(web: Web, br
     expect(page.get_by_role("heading", name="Recent runs")).to_be_visible()
     expect(page.locator(".me")).to_have_text("kim")
     page.get_by_role("link", name="Settings").click()
-    expect(page.get_by_role("region", name="Linked accounts")).to_contain_text("kim")
+    linked = page.get_by_role("region", name="Linked accounts")
+    expect(linked.locator('tr[data-linked="gitea"]')).to_contain_text("kim")
+    # Unlink it (with a confirmation), then link it again with the Gitea password.
+    linked.get_by_role("button", name="Unlink gitea").click()
+    expect(linked.locator('tr[data-linked="gitea"]')).to_have_count(0)
+    assert any("Unlink your gitea account kim" in m for m in page.dialogs)  # type: ignore[attr-defined]
+    linked.get_by_label("Login", exact=True).fill("kim")
+    linked.get_by_label("Password", exact=True).fill("not-it")
+    linked.get_by_role("button", name="Link", exact=True).click()
+    expect(page.get_by_role("region", name="Linked accounts").get_by_role("alert")).to_have_text(
+        "Wrong login or password for gitea.")
+    linked.get_by_label("Login", exact=True).fill("kim")
+    linked.get_by_label("Password", exact=True).fill("kim-password")
+    linked.get_by_role("button", name="Link", exact=True).click()
+    expect(linked.locator('tr[data-linked="gitea"]')).to_contain_text("kim")
 
     # A new user registers with their Gitea account and is signed in at once.
     gitea.add_user("lea-gitea", "lea-password")
