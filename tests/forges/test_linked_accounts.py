@@ -4,8 +4,10 @@ redirect followed programmatically, the callback bound to the session that start
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -88,6 +90,17 @@ def test_oauth2_callback_in_the_browser_session(stack: RoleStack, emulator: Gite
         redirect = json.loads(resp.read())["oauth2_redirect"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     callback = follow_authorize(redirect, "fran", "fran-pw")
+    # Whoever reads the callback URL (logs, history) learns nothing from its state that completes
+    # the flow: the state holds a digest of the nonce, not the cookie's value.
+    state = urllib.parse.parse_qs(urllib.parse.urlsplit(callback).query)["state"][0]
+    claims = json.loads(base64.urlsafe_b64decode(state.split(".")[1] + "=="))
+    nonce = cookie.split(";")[0].split("=", 1)[1]
+    assert nonce not in state and nonce not in json.dumps(claims)
+    for guess in {str(v) for v in claims.values()}:
+        thief = urllib.request.Request(callback, headers={"Cookie": f"agola_oauth2_nonce={guess}"})
+        with pytest.raises(urllib.error.HTTPError) as stolen:
+            urllib.request.urlopen(thief)
+        assert stolen.value.code == 403
     browser = urllib.request.Request(callback, headers={"Cookie": cookie.split(";")[0]})
     with urllib.request.urlopen(browser) as resp:
         body = json.loads(resp.read())

@@ -15,6 +15,7 @@ in the answer), or, for a linked account, is authenticated as the user of the st
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 import time
 from datetime import UTC, datetime
@@ -133,7 +134,9 @@ async def _oauth2_start(svc: Services, rs: RemoteSource, request_type: str, **re
     nonce = secrets.token_urlsafe(24)
     state = svc.signer.encode({
         "typ": STATE_TYPE, "exp": int(time.time() + STATE_LIFETIME), "remote_source_name": rs.name,
-        "request_type": request_type, "nonce": nonce, **request,
+        # Only a digest of the nonce: the state travels in URLs (the forge's, the callback's), and
+        # whoever reads one must not learn the cookie value that completes the flow.
+        "request_type": request_type, "nonce_sha256": _nonce_digest(nonce), **request,
     })
     async with driver_for(rs) as forge:
         return LinkResult(oauth2_redirect=forge.oauth2_authorize_url(callback_url(svc), state), nonce=nonce)
@@ -192,6 +195,10 @@ class CallbackResult:
     token: str = attrs.field(default="", repr=False)
 
 
+def _nonce_digest(nonce: str) -> str:
+    return hashlib.sha256(nonce.encode()).hexdigest()
+
+
 def _verify_state(svc: Services, ident: Identity, state: str, nonce: str) -> dict[str, Any]:
     try:
         claims = svc.signer.decode(state)
@@ -200,7 +207,7 @@ def _verify_state(svc: Services, ident: Identity, state: str, nonce: str) -> dic
     if claims.get("typ") != STATE_TYPE:
         raise BadRequest("invalid or expired oauth2 state")
     same_user = bool(claims.get("user_id")) and ident.user is not None and ident.user.id == claims.get("user_id")
-    same_session = bool(nonce) and secrets.compare_digest(nonce, str(claims.get("nonce", "")))
+    same_session = bool(nonce) and secrets.compare_digest(_nonce_digest(nonce), str(claims.get("nonce_sha256", "")))
     if not (same_user or same_session):
         raise Forbidden("this authorization was started by another session")
     return claims
