@@ -19,11 +19,14 @@ async def run_events(request: web.Request) -> web.StreamResponse:
             resp = web.StreamResponse(status=200, headers=STREAM_HEADERS)
             resp.content_type = "text/event-stream"
             await resp.prepare(request)
-            await resp.write(b": connected\n\n")
-            async for ev in watcher:
-                if ev.type != "put" or ev.kv.key != RUN_EVENTS_KEY:
-                    continue
-                await resp.write(b"data: " + ev.kv.value + b"\n\n")
+            try:
+                await resp.write(b": connected\n\n")
+                async for ev in watcher:
+                    if ev.type != "put" or ev.kv.key != RUN_EVENTS_KEY:
+                        continue
+                    await resp.write(b"data: " + ev.kv.value + b"\n\n")
+            except ConnectionResetError:
+                pass  # the client went away: the normal end of a stream, nothing to log
     return resp
 
 
