@@ -6,17 +6,21 @@ gateway's actions as the signed-in user: a refusal is a 403 page."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
+from agola.errors import BadRequest
 from agola.services.gateway.actions import orgs as org_actions
 from agola.services.gateway.actions import projects as project_actions
 from agola.services.gateway.actions import runs as run_actions
 from agola.services.gateway.actions import secrets as secret_actions
 from agola.services.gateway.api import serialize
+from agola.services.gateway.permissions import is_project_owner
+from agola.types.configstore import RemoteRepositoryConfigType
 from agola.web.accounts import CONFIG_PAGE_SIZE, next_page
-from agola.web.handlers import Caller, caller_of, page_handler, run_rows
-from agola.web.render import page
+from agola.web.handlers import Caller, caller_of, form_caller, page_handler, run_rows
+from agola.web.render import page, redirect
 
 __all__ = ["add_routes", "crumbs", "when_text"]
 
@@ -107,7 +111,11 @@ async def group_page(request: web.Request) -> web.Response:
 async def project_page(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     ref = request.match_info["ref"]
-    project = serialize.project(await project_actions.get_project(caller.svc, caller.ident, ref))
+    found = await project_actions.get_project(caller.svc, caller.ident, ref)
+    project = serialize.project(found)
+    # The "run a branch" form shows to those the action lets create runs (it checks again).
+    can_run = (found.project.remote_repository_config_type == RemoteRepositoryConfigType.REMOTESOURCE
+               and await is_project_owner(caller.svc.configstore, caller.ident, found.owner_type, found.owner_id))
     root = f"/project/{project['id']}"
     recent = await run_actions.list_runs(caller.svc, caller.ident, run_actions.RunsQuery(group=root,
                                                                                          limit=RECENT_RUNS))
@@ -119,8 +127,22 @@ async def project_page(request: web.Request) -> web.Response:
     details = {k: v for k, v in project.items() if k not in _SHOWN}
     return page("project.html", **caller.context(
         project=project, crumbs=crumbs(project["parent_path"]), root=root, details=details,
-        recent=run_rows(recent), latest={k: run_rows(v) for k, v in latest.items()},
+        recent=run_rows(recent), latest={k: run_rows(v) for k, v in latest.items()}, can_run=can_run,
         live_events=True, **more))
+
+
+async def project_run(request: web.Request) -> web.Response:
+    """Runs of a branch or tag of the project's repository, without a push (the API's createrun)."""
+    caller, form = await form_caller(request)
+    ref = request.match_info["ref"]
+    kind, name = str(form.get("kind") or "branch"), str(form.get("name") or "").strip()
+    if kind not in ("branch", "tag") or not name:
+        raise BadRequest("a branch or a tag name is needed")
+    runs = await project_actions.project_create_run(caller.svc, caller.ident, ref, **{kind: name})
+    if len(runs) == 1:
+        return redirect(f"/runs/{runs[0].id}")
+    project = await project_actions.get_project(caller.svc, caller.ident, ref)
+    return redirect("/runs?" + urlencode({"group": f"/project/{project.project.id}/{kind}/{name}"}))
 
 
 def add_routes(app: web.Application) -> None:
@@ -129,3 +151,4 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/orgs/{org}", page_handler(org_page))
     r.add_get("/groups/{ref:.+}", page_handler(group_page))
     r.add_get("/projects/{ref:.+}", page_handler(project_page))
+    r.add_post("/projectruns/{ref:.+}", page_handler(project_run))

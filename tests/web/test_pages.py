@@ -5,8 +5,11 @@ pages for a user outside a private organization, and the keyboard basics."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -82,6 +85,66 @@ def test_sign_in_and_register_with_a_password_remote_source_account(web: Web, br
     expect(newcomer.locator(".me")).to_have_text("lea")
 
 
+PIPELINE = """version: v0
+runs:
+  - name: build
+    tasks:
+      - name: compile
+        runtime: {containers: [{image: busybox}]}
+        steps: [{run: {name: compile, command: "echo compiled"}}]
+"""
+
+
+def _git(*args: str, cwd: Path) -> str:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def test_a_forge_project_runs_by_push_and_by_hand(web: Web, browser: Any, gitea: GiteaEmulator) -> None:
+    gitea.add_user("max", "max-password")
+    gitea.create_repo("max", "shop")
+    if not any(rs["name"] == "gitea" for rs in web.api(ADMIN, "GET", "/remotesources")):
+        web.api(ADMIN, "POST", "/remotesources", {"name": "gitea", "type": "gitea", "apiurl": gitea.url,
+                                                   "auth_type": "password", "login_enabled": True,
+                                                   "registration_enabled": True})
+    token = web.user("max")
+    web.api(token, "POST", "/users/max/linkedaccounts", {"remote_source_name": "gitea",
+                                                          "remote_source_login_name": "max",
+                                                          "remote_source_login_password": "max-password"})
+    web.api(token, "POST", "/projects", {"name": "shop", "parent_ref": "user/max", "remote_source_name": "gitea",
+                                         "repo_path": "max/shop"})
+    tree = web.tmp / "shop"
+    tree.mkdir()
+    (tree / ".agola").mkdir()
+    (tree / ".agola" / "config.yml").write_text(PIPELINE)
+    _git("init", "-q", "-b", "main", cwd=tree)
+    _git("-c", "user.email=max@example.com", "-c", "user.name=Max", "commit", "-q", "--allow-empty", "-m", "x",
+         cwd=tree)
+    _git("add", "-A", cwd=tree)
+    _git("-c", "user.email=max@example.com", "-c", "user.name=Max", "commit", "-q", "-m", "the pipeline", cwd=tree)
+    _git("push", "-q", gitea.http_url("max/shop", "max"), "main", cwd=tree)  # the webhook creates a run
+
+    page = new_page(browser, web)
+    sign_in(page, token)
+    page.goto("/projects/user/max/shop")
+    recent = page.locator("#project-runs")
+    expect(recent.locator("tbody tr")).to_have_count(1, timeout=30_000)  # live: from the run events
+    expect(recent.locator("tbody tr [data-state]")).to_have_text("success", timeout=30_000)
+    expect(page.locator("#project-branch")).to_contain_text("main")
+
+    page.get_by_label("Name", exact=True).fill("main")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/runs/[^/]+$"))
+    expect(page.locator("#run-live h1 [data-state]")).to_have_text("success", timeout=30_000)
+    expect(page.locator("dl.meta")).to_contain_text("manual")
+    page.locator('dl.meta a[href^="/runs?group="]').click()  # the run's group: project, branch main
+    expect(page.locator(".crumbs")).to_contain_text("project user/max/shop")
+    expect(page.locator("tbody tr")).to_have_count(2)
+    page.goto("/projects/user/max/shop")
+    expect(page.locator("#project-runs tbody tr")).to_have_count(2)
+    shot(page, "project")
+
+
 def test_orgs_groups_projects_settings_and_admin_pages(web: Web, browser: Any) -> None:
     frank, gina, hank = web.user("frank"), web.user("gina"), web.user("hank")
     web.api(frank, "POST", "/orgs", {"name": "acme", "visibility": "private"})
@@ -113,7 +176,7 @@ def test_orgs_groups_projects_settings_and_admin_pages(web: Web, browser: Any) -
     expect(variables).to_contain_text("branch main")
     expect(page.locator("table.secrets")).to_contain_text("org/acme/backend")
     assert SECRET_VALUE not in page.content()
-    shot(page, "project")
+    shot(page, "project-secrets")
     phone = new_page(browser, web, PHONE)
     share_session(page.context, phone.context)
     phone.goto(page.url)

@@ -52,6 +52,9 @@
 
   if (document.body.dataset.liveEvents && window.EventSource) {
     const events = new EventSource("/events");
+    // Connected (or reconnected after a drop): what changed since the page was rendered, or while
+    // the stream was down, sent no event to this page: fetch it once.
+    events.onopen = function () { soon(); };
     events.onmessage = function (msg) {
       let ev = null;
       try { ev = JSON.parse(msg.data); } catch (e) { return; }
