@@ -127,14 +127,19 @@ def test_manual_project_runs(stack: RoleStack, emulator: GiteaEmulator, project:
     before = len(runs(stack, token))
     res = cli(stack, token, "run", "create", "--project", "user/jane/app", "--branch", "main")
     assert res.exit_code == 0, res.output
-    after = runs(stack, token)
-    assert len(after) == before + 1
+    # Run listings may lag a moment behind the creation (the runservice's read side).
+    def listed() -> list[dict[str, Any]] | None:
+        rows = runs(stack, token)
+        return rows if len(rows) == before + 1 else None
+
+    after = wait_for_sync(listed, timeout=20, message="the manual run listed")
     manual = after[0]  # newest first
     ann = manual["annotations"]
     assert (ann["run_creation_trigger"], ann["branch"], ann["message"]) == ("manual", "main", "add the pipeline\n")
     assert ann["commit_sha"] == emulator.run_git_rev("jane/app", "refs/heads/main")
     assert cli(stack, token, "run", "create", "--project", "user/jane/app", "--tag", "v1.0").exit_code == 0
-    assert len(runs(stack, token)) == before + 3  # the tag has two runs (`when`)
+    wait_for_sync(lambda: len(runs(stack, token)) == before + 3, timeout=20,
+                  message="the tag's two runs (`when`) listed")
     bad = cli(stack, token, "run", "create", "--project", "user/jane/app", "--ref", "refs/pull/1/head")
     assert bad.exit_code == 1 and "not a branch" in bad.output
 
@@ -156,7 +161,8 @@ def test_forge_down_during_a_delivery_then_redelivered(
     assert not [r for r in runs(stack, token) if r["annotations"].get("branch") == "flaky"]
     emulator.redeliver(failed.id)
     assert emulator.deliveries[-1].status == 200
-    assert [r["name"] for r in runs(stack, token) if r["annotations"].get("branch") == "flaky"] == ["build"]
+    wait_for_sync(lambda: [r["name"] for r in runs(stack, token) if r["annotations"].get("branch") == "flaky"]
+                  == ["build"], timeout=20, message="the redelivered push's run")
 
 
 def test_a_burst_of_pushes_on_many_branches_creates_every_run(
