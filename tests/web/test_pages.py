@@ -243,3 +243,4 @@ def test_keyboard_skip_link_and_navigation(web: Web, browser: Any) -> None:
     expect(nav_projects).to_be_focused()
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/groups/user/ida$"))
+    expect(page.get_by_role("heading", level=1)).to_contain_text("ida")
