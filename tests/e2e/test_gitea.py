@@ -5,7 +5,8 @@ An admin adds a Gitea OAuth2 remote source (the emulator's host key pinned); a u
 account through the OAuth2 flow (redirects followed programmatically), creates a project on their
 repository (deploy key and hook appear on the forge), pushes with the real git client: the
 forge's signed webhook creates the run, the executor clones over SSH with the project's deploy key
-and the run succeeds with the project's variables; a pull request from a fork builds the fork's
+and the run succeeds with the project's variables; an annotated tag builds the tagged commit; a
+pull request from a fork builds the fork's
 commit without them. The notification role sets the commit's statuses (pending, then success with
 the run's URL). A delivery with a bad signature creates nothing.
 """
@@ -114,6 +115,19 @@ runs:
     final = emulator.statuses("lena/site", run["annotations"]["commit_sha"])[-1]
     assert run["id"] in final.target_url and "site" in final.context
 
+    # A tag push builds the tagged commit (annotated tag: not the tag object) the same way.
+    git("tag", "-a", "v1.0", "-m", "release 1.0", cwd=tree)
+    git("push", "-q", emulator.http_url("lena/site", "lena"), "v1.0", cwd=tree)
+
+    def tag_finished() -> dict[str, Any] | None:
+        rows = json.loads(ok(lena.cli("run", "list", "--project", "user/lena/site", "--json")).stdout)
+        tags = [r for r in rows if r["annotations"].get("tag") == "v1.0"]
+        return tags[0] if tags and tags[0]["phase"] in ("finished", "setuperror") else None
+
+    tag_run = wait_for_sync(tag_finished, timeout=120, interval=0.5, message="the tag's run finishes")
+    assert tag_run["result"] == "success" and tag_run["annotations"]["commit_sha"] == run["annotations"]["commit_sha"]
+    assert tag_run["annotations"]["message"] == "Tag v1.0"
+
     # A pull request from a fork builds the fork's commit, without the project's secrets.
     emulator.add_user("mike", "mike-pw")
     emulator.fork_repo("lena/site", "mike")
@@ -141,7 +155,7 @@ runs:
         urllib.request.urlopen(req)
     assert info.value.code == 401
     rows = json.loads(ok(lena.cli("run", "list", "--project", "user/lena/site", "--json")).stdout)
-    assert len(rows) == 2
+    assert len(rows) == 3
 
     # The forge's SSH host key is checked: with another key pinned, the clone is refused.
     other_key = emulator.ssh_host_key.rsplit(" ", 1)[0] + " AAAAC3NzaC1lZDI1NTE5AAAAIOtherHostKeyOtherHostKeyOtherHostKey0"
@@ -150,7 +164,7 @@ runs:
 
     def manual_finished() -> dict[str, Any] | None:
         rows = json.loads(ok(lena.cli("run", "list", "--project", "user/lena/site", "--json")).stdout)
-        return rows[0] if len(rows) == 3 and rows[0]["phase"] == "finished" else None
+        return rows[0] if len(rows) == 4 and rows[0]["phase"] == "finished" else None
 
     refused = wait_for_sync(manual_finished, timeout=120, interval=0.5, message="the manual run finishes")
     clone = lena.cli("run", "logs", refused["id"], "--project", "user/lena/site", "--task", "check", "--step", "0")
