@@ -6,9 +6,9 @@ account through the OAuth2 flow (redirects followed programmatically), creates a
 repository (deploy key and hook appear on the forge), pushes with the real git client: the
 forge's signed webhook creates the run, the executor clones over SSH with the project's deploy key
 and the run succeeds with the project's variables; an annotated tag builds the tagged commit; a
-pull request from a fork builds the fork's
-commit without them. The notification role sets the commit's statuses (pending, then success with
-the run's URL). A delivery with a bad signature creates nothing.
+pull request from a fork builds the fork's commit without them. The notification role sets the
+commit's statuses (pending, then success with the run's URL). A delivery with a bad signature
+creates nothing; another SSH host key pinned makes the clone fail.
 """
 
 from __future__ import annotations
