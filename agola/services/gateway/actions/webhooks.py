@@ -50,6 +50,8 @@ DELIVERY_ANNOTATION = "webhook_delivery_id"
 PAYLOAD_ANNOTATION = "webhook_payload_sha256"
 # Runs of a group searched for a delivery id already built (a redelivery comes soon after).
 DEDUP_SCAN = 100
+# Where a forge's web UI shows a branch or a tag (links of manual runs).
+_TREE_LINKS = {"gitea": "src/{kind}", "github": "tree", "gitlab": "-/tree"}
 _REF_TYPES = {EventKind.PUSH: RefType.BRANCH, EventKind.TAG: RefType.TAG, EventKind.PULL_REQUEST: RefType.PULL_REQUEST}
 
 
@@ -171,11 +173,13 @@ async def create_manual_runs(svc: Services, project: Project, rs: RemoteSource, 
         sha = commit_sha or await forge.get_ref(repo.path, ref)
         message = f"Tag {tag}" if tag else (await forge.get_commit_message(repo.path, sha)) or ref
     web = repo.html_url
+    tree = _TREE_LINKS.get(rs.type, "tree")
     event = WebhookEvent(
         kind=EventKind.TAG if tag else EventKind.PUSH, commit_sha=sha, ref=ref, message=message, sender=user.name,
         repo_path=repo.path, repo_web_url=web, ssh_url=repo.ssh_clone_url, branch=branch, tag=tag,
-        commit_link=f"{web}/commit/{sha}", branch_link=f"{web}/src/branch/{branch}" if branch else "",
-        tag_link=f"{web}/src/tag/{tag}" if tag else "")
+        commit_link=f"{web}/commit/{sha}",
+        branch_link=f"{web}/{tree.format(kind='branch')}/{branch}" if branch else "",
+        tag_link=f"{web}/{tree.format(kind='tag')}/{tag}" if tag else "")
     src = attrs.evolve(_run_source(project, rs, event), trigger="manual", webhook_event="", webhook_sender="")
     return (await _build(svc, project, src, event, await account_driver(svc, rs, user.id, la))).runs
 
