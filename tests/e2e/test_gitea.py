@@ -27,13 +27,14 @@ from tests.client.stack import ADMIN, ALL, RoleStack
 from tests.e2e.conftest import EXAMPLES, Session
 from tests.forges.conftest import commit, follow_authorize, git, work_tree
 from tests.support.forge import GiteaEmulator, ssh_available
+from tests.support.services import missing
 from tests.support.waiting import wait_for_sync
-
-pytestmark = pytest.mark.skipif(not ssh_available(), reason="needs openssh-server (sshd) and git-shell")
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, busybox_image: str) -> Iterator[tuple[RoleStack, GiteaEmulator]]:
+    if not ssh_available():
+        missing("openssh-server (sshd) and git-shell, for the Gitea emulator's SSH")
     emulator = GiteaEmulator(tmp_path_factory.mktemp("gitea")).start()
     roles = RoleStack(tmp_path_factory.mktemp("agola"), (*ALL, "notification"),
                       {"executor": "  docker: {network: none}\n  activeTasksLimit: 2\n"})
@@ -174,6 +175,8 @@ runs:
 def test_the_gitea_demo_example(busybox_image: str, capsys: pytest.CaptureFixture[str]) -> None:
     """``examples/gitea/demo.py``, the README's one-command demo, ends with a successful run and
     the commit's statuses on the forge."""
+    if not ssh_available():
+        missing("openssh-server (sshd) and git-shell, for the Gitea emulator's SSH")
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("gitea_demo", EXAMPLES / "gitea" / "demo.py")

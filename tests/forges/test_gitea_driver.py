@@ -4,7 +4,6 @@ run creation and commit statuses, with real git pushes producing real signed web
 from __future__ import annotations
 
 import base64
-import os
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +26,7 @@ from agola.forges.gitea import GiteaDriver
 from agola.types.configstore import LinkedAccount, RemoteSource
 from tests.forges.conftest import HookReceiver, commit, git, work_tree
 from tests.support.forge import GiteaEmulator
-from tests.support.services import free_port
+from tests.support.services import free_port, missing
 from tests.support.waiting import wait_for
 
 SECRET = "hook-secret-1"
@@ -198,8 +197,9 @@ async def test_pushes_tags_and_pull_requests_send_signed_webhooks(
     assert all(dl.status == 200 for dl in emulator.deliveries if dl.hook_url == receiver.url)
 
 
-@pytest.mark.skipif(not os.path.exists("/usr/sbin/sshd"), reason="no sshd")
 async def test_ssh_clone_with_a_read_only_deploy_key(emulator: GiteaEmulator, alice: str, tmp_path: Path) -> None:
+    if emulator.sshd is None:
+        missing("openssh-server (sshd) and git-shell, for the Gitea emulator's SSH")
     emulator.create_repo("alice", "sshrepo")
     emulator.create_repo("alice", "other")
     tree = work_tree(tmp_path / "w", {"README": "over ssh\n"})
