@@ -364,6 +364,8 @@ class Gitserver:
     api_token: str = _secret("apiToken")
     etcd: Etcd | None = _key("etcd", Etcd)
     object_storage: ObjectStorage | None = _key("objectStorage", ObjectStorage)
+    # Not in Agola: bytes of the pack one push may send; a larger push is refused by git.
+    max_push_size: int = _key("maxPushSize", "int", 1024 * 1024 * 1024)
 
 
 @attrs.frozen
@@ -962,6 +964,8 @@ def _check_executor(e: Executor) -> list[str]:
 def _check_gitserver(g: Gitserver) -> list[str]:
     problems = [] if g.data_dir else ["gitserver.dataDir: required (or set the top-level dataDir)"]
     problems.extend(_check_web("gitserver.web", g.web))
+    if g.max_push_size < 1:
+        problems.append("gitserver.maxPushSize: must be at least 1 (bytes)")
     return problems
 
 

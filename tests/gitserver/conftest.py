@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,11 +23,12 @@ class Gitserver:
     data_dir: Path
 
 
-@pytest.fixture
-async def gitserver(tmp_path: Path) -> AsyncIterator[Gitserver]:
+@contextlib.asynccontextmanager
+async def running_gitserver(data: Path, extra: str = "") -> AsyncIterator[Gitserver]:
+    """A gitserver role on a free port; ``extra``: more ``gitserver`` keys (indented YAML lines)."""
     port = free_port()
-    data = tmp_path / "gitserver"
-    config = parse_config(f"gitserver:\n  dataDir: {data}\n  web: {{listenAddress: '127.0.0.1:{port}'}}\n")
+    config = parse_config(f"gitserver:\n  dataDir: {data}\n  web: {{listenAddress: '127.0.0.1:{port}'}}\n"
+                          + extra)
     config.validate({"gitserver"})
     host = RoleHost([GitserverRole(config)], shutdown_timeout=5)
     await host.start()
@@ -34,6 +36,12 @@ async def gitserver(tmp_path: Path) -> AsyncIterator[Gitserver]:
         yield Gitserver(url=f"http://127.0.0.1:{port}", data_dir=data)
     finally:
         await host.stop()
+
+
+@pytest.fixture
+async def gitserver(tmp_path: Path) -> AsyncIterator[Gitserver]:
+    async with running_gitserver(tmp_path / "gitserver") as server:
+        yield server
 
 
 GIT_ENV = {

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from tests.gitserver.conftest import Gitserver, WorkTree, git
+from tests.gitserver.conftest import Gitserver, WorkTree, git, running_gitserver
 
 
 async def get(url: str | URL, **kwargs: object) -> tuple[int, bytes, aiohttp.typedefs.LooseHeaders]:
@@ -67,6 +67,23 @@ async def test_large_push_streams_through(gitserver: Gitserver, worktree: WorkTr
     await git("push", "-q", remote, "main", cwd=worktree.path)
     await git("clone", "-q", remote, "clone", cwd=tmp_path)
     assert (tmp_path / "clone" / "big.txt").read_text() == blob
+
+
+async def test_push_over_max_push_size_is_refused_with_a_message_git_shows(
+        worktree: WorkTree, tmp_path: Path) -> None:
+    async with running_gitserver(tmp_path / "gitserver", "  maxPushSize: 1048576\n") as server:
+        remote = f"{server.url}/repos/u/limited.git"
+        await worktree.commit({"small.txt": "fits\n"})
+        await git("push", "-q", remote, "main", cwd=worktree.path)
+        # Random hex does not compress below 1 MiB: the pack is about 1.5 MiB.
+        await worktree.commit({"big.txt": os.urandom(2 * 1024 * 1024).hex()})
+        rc, out = await git("push", remote, "main", cwd=worktree.path, check=False)
+        assert rc != 0
+        assert "pack exceeds maximum allowed size" in out, out
+        # Nothing of the refused push was kept: the branch is still at the first commit.
+        await git("clone", "-q", remote, "clone", cwd=tmp_path)
+        assert (tmp_path / "clone" / "small.txt").read_text() == "fits\n"
+        assert not (tmp_path / "clone" / "big.txt").exists()
 
 
 async def test_gzip_request_body_and_git_protocol_header(gitserver: Gitserver, worktree: WorkTree) -> None:

@@ -17,13 +17,17 @@ from agola.services.gitserver.repos import GIT_SERVICES, GitPath, RepoStore, par
 from agola.util.http import make_app
 
 STORE_KEY = web.AppKey("gitserver_store", RepoStore)
+MAX_PUSH_KEY = web.AppKey("gitserver_max_push_size", int)
 
 
-def build_app(store: RepoStore, *, api_token: str | None = None) -> web.Application:
+def build_app(store: RepoStore, *, api_token: str | None = None,
+              max_push_size: int = 1024 * 1024 * 1024) -> web.Application:
     """``api_token``: required on every request but ``/health`` (the gateway's ``/repos`` proxy
-    and run creation send it; anonymous pushes are refused)."""
+    and run creation send it; anonymous pushes are refused). ``max_push_size``: bytes of pack
+    one push may send (``gitserver.maxPushSize``)."""
     app = make_app("gitserver", api_token=api_token)
     app[STORE_KEY] = store
+    app[MAX_PUSH_KEY] = max_push_size
     # Registered after make_app's /health and /api/v1alpha/version, so those still win.
     app.router.add_route("*", "/{tail:.*}", handle)
     return app
@@ -42,7 +46,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     if len(rest) == 1 and rest[0] in GIT_SERVICES and request.method == "POST":
         push = rest[0] == "git-receive-pack"
         await _open(store, gp, push=push)
-        response = await run_http_backend(request, store.root, _path_info(gp))
+        response = await run_http_backend(request, store.root, _path_info(gp),
+                                          request.app[MAX_PUSH_KEY] if push else None)
         if push:
             await store.fix_head(gp.repo)
         return response

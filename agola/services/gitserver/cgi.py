@@ -22,12 +22,20 @@ log = get_logger(__name__)
 CHUNK = 64 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 MAX_STDERR_BYTES = 8 * 1024
+# Request body bytes allowed beyond max_push_size (ref update commands, protocol framing).
+BODY_SLACK = 1024 * 1024
 # Never forwarded from the CGI to the client: aiohttp manages framing itself.
 _HOP_BY_HOP = {"connection", "transfer-encoding", "keep-alive", "content-length", "status"}
 
 
-def cgi_env(request: web.Request, project_root: Path, path_info: str) -> dict[str, str]:
+def cgi_env(request: web.Request, project_root: Path, path_info: str,
+            max_push_size: int | None = None) -> dict[str, str]:
     env = git_env()
+    if max_push_size is not None:
+        # git receive-pack refuses a pack stream over this size itself ("pack exceeds maximum
+        # allowed size"), which the pushing git client prints as a remote error.
+        env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "receive.maxInputSize",
+                    "GIT_CONFIG_VALUE_0": str(max_push_size)})
     env.update({
         "GIT_PROJECT_ROOT": str(project_root),
         "GIT_HTTP_EXPORT_ALL": "1",
@@ -49,17 +57,23 @@ def cgi_env(request: web.Request, project_root: Path, path_info: str) -> dict[st
     return env
 
 
-async def run_http_backend(request: web.Request, project_root: Path, path_info: str) -> web.StreamResponse:
-    """Answer ``request`` with ``git http-backend`` for ``path_info`` (``/<repo>.git/...``)."""
+async def run_http_backend(request: web.Request, project_root: Path, path_info: str,
+                           max_push_size: int | None = None) -> web.StreamResponse:
+    """Answer ``request`` with ``git http-backend`` for ``path_info`` (``/<repo>.git/...``).
+
+    ``max_push_size``: bytes of pack a push may send (git's ``receive.maxInputSize``); the request
+    body is also cut after that plus ``BODY_SLACK`` bytes, whatever git makes of it.
+    """
     has_body = request.method == "POST"
     proc = await asyncio.create_subprocess_exec(
         "git", "http-backend",
         stdin=asyncio.subprocess.PIPE if has_body else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=cgi_env(request, project_root, path_info),
+        env=cgi_env(request, project_root, path_info, max_push_size),
     )
     assert proc.stdout is not None and proc.stderr is not None
-    feeder = asyncio.create_task(_feed(request, proc.stdin)) if has_body else None
+    body_limit = None if max_push_size is None else max_push_size + BODY_SLACK
+    feeder = asyncio.create_task(_feed(request, proc.stdin, body_limit)) if has_body else None
     stderr = asyncio.create_task(_drain_tail(proc.stderr))
     try:
         status, reason, headers = await _read_headers(proc.stdout)
@@ -89,10 +103,15 @@ async def run_http_backend(request: web.Request, project_root: Path, path_info: 
                     await task
 
 
-async def _feed(request: web.Request, stdin: asyncio.StreamWriter | None) -> None:
+async def _feed(request: web.Request, stdin: asyncio.StreamWriter | None, limit: int | None) -> None:
     assert stdin is not None
+    sent = 0
     try:
         async for chunk in request.content.iter_chunked(CHUNK):
+            sent += len(chunk)
+            if limit is not None and sent > limit:
+                log.warning("push body over the limit: cut", path=request.path, limit=limit)
+                return  # the backend sees the body end early and fails the push
             stdin.write(chunk)
             await stdin.drain()
     except (BrokenPipeError, ConnectionResetError):

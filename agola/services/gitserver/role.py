@@ -27,7 +27,8 @@ class GitserverRole(Role):
         return None
 
     def web_app(self) -> web.Application:
-        return build_app(self.store, api_token=self.config.api_token_for(self.name))
+        return build_app(self.store, api_token=self.config.api_token_for(self.name),
+                         max_push_size=self.config.gitserver.max_push_size)
 
     def web_runner_options(self) -> dict[str, Any]:
         # git gzips large request bodies; git http-backend inflates them itself
