@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Protocol
 import attrs
 
 from agola.cli._followview import NO_LOGS, LiveView, PipeView, TaskView, in_order, run_ref, use_color
-from agola.cli._runs import duration, parse_time
+from agola.cli._runs import duration
 from agola.client import ClientError, NotExist, RunResponse, RunTaskResponse
 from agola.client.types import TASK_FINISHED_STATUSES
+from agola.util.timefmt import parse_time
 
 if TYPE_CHECKING:
     from agola.client import GatewayClient

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from agola.cli._output import CliError
+from agola.util.timefmt import format_seconds, parse_time
 
 if TYPE_CHECKING:
     from agola.client import GatewayClient
@@ -82,31 +83,13 @@ def branch_of(r: Any) -> str:
     return str(a.get("ref", ""))
 
 
-def parse_time(value: str | None) -> datetime | None:
-    if not value or value.startswith("0001-"):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def duration(start: str | None, end: str | None, now: datetime | None = None) -> str:
     """``1m05s``-style duration from start to end (or to ``now`` while running); "" if not started."""
     began = parse_time(start)
-    if began is None:
-        return ""
     ended = parse_time(end) or now
-    if ended is None:
+    if began is None or ended is None:
         return ""
-    seconds = max(0, int((ended - began).total_seconds()))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+    return format_seconds((ended - began).total_seconds(), compact=True)
 
 
 def start_time(r: Any) -> str:

@@ -6,34 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from agola.util.timefmt import format_seconds, parse_time
+
 __all__ = ["ago", "elapsed", "human_seconds", "parse_time"]
 
 
-def parse_time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not value or not isinstance(value, str) or value.startswith("0001-01-01"):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def human_seconds(seconds: float) -> str:
-    if seconds < 0:
-        seconds = 0
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    total = int(seconds)
-    if total < 60:
-        return f"{total}s"
-    minutes, secs = divmod(total, 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+    return format_seconds(seconds)
 
 
 def elapsed(start: Any, end: Any, now: Any = None) -> str:
