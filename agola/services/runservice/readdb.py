@@ -284,16 +284,41 @@ class RunReadDB:
             if q.last_run:
                 return await self._last_runs(db, q, tables, limit)
             found: dict[str, str] = {}
+            order = "ASC" if q.asc else "DESC"
             for table in tables:
-                where, args = self._where(q, with_cursor=True)
-                order = "ASC" if q.asc else "DESC"
-                sql = f"SELECT id, data FROM {table} {where} ORDER BY id {order} LIMIT ?"
-                for run_id, data in await db.execute_fetchall(sql, (*args, limit)):
-                    found.setdefault(run_id, data)  # active first: it is the freshest
+                if q.groups:
+                    # A group is a prefix of run group paths: walk the (grouppath, id) index once
+                    # per path under it, in id order, instead of sorting every run of the group
+                    # (100k runs: a sort of all of them for a page of 25).
+                    paths = await self._paths_under(db, table, q.groups)
+                    queries = [self._where(q, with_cursor=True, path=path) for path in paths]
+                else:
+                    queries = [self._where(q, with_cursor=True)]
+                for where, args in queries:
+                    sql = f"SELECT id, data FROM {table} {where} ORDER BY id {order} LIMIT ?"
+                    for run_id, data in await db.execute_fetchall(sql, (*args, limit)):
+                        found.setdefault(run_id, data)  # active first: it is the freshest
         ids = sorted(found, reverse=not q.asc)[:limit]
         return [found[i] for i in ids]
 
-    def _where(self, q: RunsQuery, *, with_cursor: bool) -> tuple[str, list[Any]]:
+    @staticmethod
+    async def _paths_under(db: aiosqlite.Connection, table: str, groups: tuple[str, ...]) -> list[str]:
+        """The distinct group paths of ``table`` under ``groups``: one index seek per path."""
+        paths: list[str] = []
+        for group in groups:
+            cur, end, op = _group_path(group), _group_path(group) + "\uffff", ">="
+            while True:
+                rows = list(await db.execute_fetchall(
+                    f"SELECT grouppath FROM {table} WHERE grouppath {op} ? AND grouppath < ? ORDER BY grouppath LIMIT 1",
+                    (cur, end)))
+                if not rows:
+                    break
+                paths.append(rows[0][0])
+                cur, op = rows[0][0], ">"  # the next path after this one
+        return sorted(set(paths))
+
+    def _where(self, q: RunsQuery, *, with_cursor: bool, path: str | None = None) -> tuple[str, list[Any]]:
+        """The WHERE clause of ``q``; ``path``: one run group path, instead of ``q``'s groups."""
         clauses: list[str] = []
         args: list[Any] = []
         if q.phases:
@@ -302,7 +327,10 @@ class RunReadDB:
         if q.results:
             clauses.append(f"result IN ({','.join('?' * len(q.results))})")
             args.extend(q.results)
-        if q.groups:
+        if path is not None:
+            clauses.append("grouppath = ?")
+            args.append(path)
+        elif q.groups:
             ors = []
             for group in q.groups:
                 prefix = _group_path(group)

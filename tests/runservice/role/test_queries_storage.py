@@ -50,6 +50,12 @@ async def test_runs_list_filters_and_pagination(rs: Instance) -> None:
     # Group prefix on whole path elements.
     assert await _ids(rs, groups=["/project/p1/branch/feature"], asc=True) == ids[groups[1]]
     assert await _ids(rs, groups=["/project/p1"], asc=True) == sorted(ids[groups[0]] + ids[groups[1]] + ids[groups[2]])
+    # Pages of a group spanning several run group paths (merged from one index walk per path).
+    p1 = sorted(ids[groups[0]] + ids[groups[1]] + ids[groups[2]], reverse=True)
+    first = await _ids(rs, groups=["/project/p1"], limit=2)
+    assert first == p1[:2]
+    assert await _ids(rs, groups=["/project/p1"], limit=2, start=first[-1]) == p1[2:4]
+    assert await _ids(rs, groups=["/project/p1/branch"], limit=40, asc=True) == p1[::-1]
     # Phase and result filters; archived runs included when the phase asks for them.
     assert await _ids(rs, phases=["cancelled"], asc=True) == ids[groups[3]]
     assert await _ids(rs, phases=["queued"], groups=["/project/p2"]) == []
