@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -115,13 +116,22 @@ async def register(request: web.Request) -> web.Response:
     return _flow_response(request, _result(res), "")
 
 
+# Set by the web UI (agola.web.signin): how to answer a browser back from the forge.
+BrowserAnswer = Callable[[web.Request, linkedaccounts.CallbackResult], Awaitable[web.Response]]
+BROWSER_CALLBACK_KEY: web.AppKey[BrowserAnswer] = web.AppKey("oauth2_browser_callback")
+
+
 async def oauth2_callback(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     nonce = request.cookies.get(linkedaccounts.NONCE_COOKIE, "") or request.headers.get("X-Agola-OAuth2-Nonce", "")
     res = await linkedaccounts.oauth2_callback(svc, ident, request.query.get("code", ""),
                                                request.query.get("state", ""), nonce)
     resp: web.Response
-    if _browser(request) and res.request_type != linkedaccounts.REQUEST_LOGIN:
+    browser_answer = request.app.get(BROWSER_CALLBACK_KEY) if _browser(request) else None
+    if browser_answer is not None:
+        # The web UI's answer: a login signs the browser in (its token stays on the server).
+        resp = await browser_answer(request, res)
+    elif _browser(request) and res.request_type != linkedaccounts.REQUEST_LOGIN:
         # A browser back from the forge: to the web UI (a login token is only ever answered as JSON).
         resp = web.Response(status=302, headers={
             "Location": (svc.web_exposed_url or svc.api_exposed_url).rstrip("/") + "/"})
