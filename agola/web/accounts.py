@@ -19,6 +19,7 @@ from agola.services.gateway.permissions import require_admin
 from agola.types.configstore import RemoteSourceAuthType
 from agola.web.handlers import Caller, caller_of, form_caller, page_handler
 from agola.web.render import page, redirect
+from agola.web.signin import to_forge
 
 __all__ = ["CONFIG_PAGE_SIZE", "add_routes", "next_page"]
 
@@ -36,10 +37,12 @@ async def _settings(caller: Caller, status: int = 200, **more: Any) -> web.Respo
     sources = await rs_actions.list_remote_sources(caller.svc, caller.ident, "", CONFIG_PAGE_SIZE, True)
     names = {rs.id: rs.name for rs in sources}
     linked = {la["remote_source_id"] for la in user["linked_accounts"]}
-    # Password sources link here; OAuth2 ones through their own page (agola linkedaccount create).
-    linkable = [rs.name for rs in sources if rs.auth_type == RemoteSourceAuthType.PASSWORD and rs.id not in linked]
+    # Password sources link with a login and password; OAuth2 ones through the forge's authorize page.
+    unlinked = [rs for rs in sources if rs.id not in linked]
+    linkable = [rs.name for rs in unlinked if rs.auth_type == RemoteSourceAuthType.PASSWORD]
+    linkable_oauth2 = [rs.name for rs in unlinked if rs.auth_type == RemoteSourceAuthType.OAUTH2]
     return page("settings.html", status=status, **caller.context(
-        user=user, source_names=names, linkable=linkable, **{"new_token": None, "link_error": "", **more}))
+        user=user, source_names=names, linkable=linkable, linkable_oauth2=linkable_oauth2, **{"new_token": None, "link_error": "", **more}))
 
 
 async def settings(request: web.Request) -> web.Response:
@@ -64,17 +67,20 @@ async def delete_token(request: web.Request) -> web.Response:
 
 
 async def link_account(request: web.Request) -> web.Response:
-    """Links an account of a password remote source (the forge checks the password, never kept)."""
+    """Links an account of a password remote source (the forge checks the password, never kept), or
+    sends the browser to an OAuth2 source's authorize page (its callback comes back to the settings)."""
     caller, form = await form_caller(request)
     user = await user_actions.current_user(caller.svc, caller.ident)
     source = str(form.get("remote_source") or "")
     try:
-        await linkedaccounts.create_linked_account(caller.svc, caller.ident, user.id, source,
+        flow = await linkedaccounts.create_linked_account(caller.svc, caller.ident, user.id, source,
                                                    str(form.get("login") or ""), str(form.get("password") or ""))
     except Unauthorized:
         return await _settings(caller, 401, link_error=f"Wrong login or password for {source}.")
     except BadRequest as err:
         return await _settings(caller, 400, link_error=err.message)
+    if flow.oauth2_redirect:
+        return to_forge(request, flow, source, **caller.context())
     return redirect("/settings")
 
 

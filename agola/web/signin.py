@@ -6,8 +6,11 @@ password of an account on a **password remote source** that allows logging in (t
 ``/login`` action: the forge checks the password, the session keeps the gateway's login token, a
 JWT that expires after ``gateway.tokenSigning.duration``). A password remote source that allows
 registration also registers a new agola user from that page (the API's ``/register``), signed in
-at once. OAuth2 remote sources sign in with the CLI (``agola login -r``) for now: their callback
-answers the API's JSON.
+at once. An **OAuth2 remote source** that allows logging in is a "Sign in with <source>" button:
+the browser goes to the forge's authorize page with the flow's nonce cookie, comes back to the
+gateway's ``/oauth2/callback``, and ``oauth2_done`` answers it: a login becomes a session here (the
+token never travels to the browser), a linked account (started from the settings) goes back to the
+settings.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from agola.services.gateway.actions import linkedaccounts
 from agola.services.gateway.actions import remotesources as rs_actions
 from agola.services.gateway.api import serialize
 from agola.services.gateway.api.common import AUTH_KEY, SERVICES_KEY
+from agola.services.gateway.api.users import BROWSER_CALLBACK_KEY
 from agola.services.gateway.auth import ANONYMOUS, extract_credentials
 from agola.types.configstore import RemoteSourceAuthType
 from agola.util.log import get_logger
@@ -36,7 +40,7 @@ from agola.web.handlers import (
 )
 from agola.web.render import error_page, page, redirect
 
-__all__ = ["add_routes"]
+__all__ = ["add_routes", "to_forge"]
 
 log = get_logger(__name__)
 
@@ -44,23 +48,28 @@ log = get_logger(__name__)
 MAX_SOURCES = 20
 
 
-async def _password_sources(request: web.Request) -> list[dict[str, Any]]:
-    """Password remote sources that allow signing in or registering (the list is public)."""
+async def _sources(request: web.Request, auth_type: RemoteSourceAuthType) -> list[dict[str, Any]]:
+    """Remote sources of this auth type that allow signing in or registering (the list is public)."""
     try:
         sources = await rs_actions.list_remote_sources(request.app[SERVICES_KEY], ANONYMOUS, "", MAX_SOURCES, True)
     except AgolaError as err:
         log.warning("sign-in page without remote sources", error=err.message)
         return []
     return [serialize.remote_source(rs) for rs in sources
-            if (rs.login_enabled or rs.registration_enabled) and rs.auth_type == RemoteSourceAuthType.PASSWORD]
+            if (rs.login_enabled or rs.registration_enabled) and rs.auth_type == auth_type]
+
+
+async def _password_sources(request: web.Request) -> list[dict[str, Any]]:
+    return await _sources(request, RemoteSourceAuthType.PASSWORD)
 
 
 async def _form(request: web.Request, next_path: str, error: str = "", status: int = 200, *, source: str = "",
                 login: str = "", username: str = "") -> web.Response:
     """The sign-in page; after a failed remote sign-in it keeps the source and login (never the password)."""
     sources = await _password_sources(request)
+    oauth2 = [s["name"] for s in await _sources(request, RemoteSourceAuthType.OAUTH2) if s["login_enabled"]]
     return page("login.html", status=status, next=next_path, error=error, source=source, login=login,
-                username=username, sources=[s for s in sources if s["login_enabled"]],
+                username=username, sources=[s for s in sources if s["login_enabled"]], oauth2=oauth2,
                 registration=[s for s in sources if s["registration_enabled"]], signed_in="", csrf="")
 
 
@@ -137,6 +146,43 @@ async def _remote(request: web.Request, *, register: bool) -> web.Response:
     return await _signed_in(request, res.token, next_path)
 
 
+def to_forge(request: web.Request, flow: linkedaccounts.LinkResult, source: str, **context: Any) -> web.Response:
+    """Sends the browser on to the forge's authorize page, with the cookie binding the callback to
+    it. A page that goes on by itself (meta refresh) rather than a redirect: the CSP's
+    ``form-action 'self'`` stops a form post redirected to another site."""
+    resp = page("forge.html", source=source, url=flow.oauth2_redirect, **context)
+    resp.set_cookie(linkedaccounts.NONCE_COOKIE, flow.nonce, max_age=linkedaccounts.STATE_LIFETIME, path="/",
+                    httponly=True, samesite="Lax", secure=request.app[COOKIE_POLICY_KEY].is_secure(request))
+    return resp
+
+
+async def login_oauth2(request: web.Request) -> web.Response:
+    """Sign in through an OAuth2 remote source: to its authorize page; ``oauth2_done`` ends it."""
+    form = await request.post()
+    if not same_origin(request):
+        return error_page(403, "sign-in from another site refused", signed_in="", csrf="")
+    source = str(form.get("remote_source") or "")
+    if source not in [s["name"] for s in await _sources(request, RemoteSourceAuthType.OAUTH2) if s["login_enabled"]]:
+        return await _form(request, "/", "Choose a remote source that allows signing in.", 400)
+    try:
+        flow = await linkedaccounts.login_user(request.app[SERVICES_KEY], source)
+    except AgolaError as err:
+        log.warning("oauth2 sign-in not started", remote_source=source, error=err.message)
+        return await _form(request, "/", f"{source} could not be reached: try again later.", 502)
+    if not isinstance(flow, linkedaccounts.LinkResult) or not flow.oauth2_redirect:
+        return await _form(request, "/", f"{source} did not answer an authorization page.", 502)
+    return to_forge(request, flow, source, signed_in="", csrf="")
+
+
+async def oauth2_done(request: web.Request, res: linkedaccounts.CallbackResult) -> web.Response:
+    """The answer to a browser back from the forge (the gateway's callback checked code and state)."""
+    if res.request_type == linkedaccounts.REQUEST_LOGIN and res.token:
+        return await _signed_in(request, res.token, "/")
+    if res.request_type == linkedaccounts.REQUEST_CREATE_LA:
+        return redirect("/settings")
+    return redirect("/")
+
+
 async def logout(request: web.Request) -> web.StreamResponse:
     try:
         caller, _ = await form_caller(request)
@@ -153,5 +199,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/login", login_form)
     r.add_post("/login", login)
     r.add_post("/login/remote", login_remote)
+    r.add_post("/login/oauth2", login_oauth2)
     r.add_post("/register", register)
     r.add_post("/logout", logout)
+    app[BROWSER_CALLBACK_KEY] = oauth2_done

@@ -106,7 +106,7 @@ def test_oauth2_callback_in_the_browser_session(stack: RoleStack, emulator: Gite
         body = json.loads(resp.read())
     assert body["request_type"] == "createuserla"
     assert body["response"]["linked_account"]["remote_user_name"] == "fran"
-    # A browser (asking for HTML) is sent on to the web UI instead.
+    # A browser (asking for HTML) is sent on to the web UI's settings instead.
     assert cli(stack, token, "user", "linkedaccount", "delete", "-n", "fran", "--laid",
                body["response"]["linked_account"]["id"]).exit_code == 0
     with urllib.request.urlopen(req) as resp:
@@ -120,7 +120,8 @@ def test_oauth2_callback_in_the_browser_session(stack: RoleStack, emulator: Gite
     browser = urllib.request.Request(callback, headers={"Cookie": cookie.split(";")[0], "Accept": "text/html,*/*"})
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.build_opener(NoRedirect).open(browser)
-    assert info.value.code == 302 and info.value.headers["Location"] == f"{stack.url}/"
+    # The web UI's answer (agola.web.signin.oauth2_done): back to the settings the link started from.
+    assert info.value.code == 303 and info.value.headers["Location"] == "/settings"
     shown = json.loads(cli(stack, token, "user", "show", "fran", "--json").stdout)
     assert [la["remote_user_name"] for la in shown["linked_accounts"]] == ["fran"]
 

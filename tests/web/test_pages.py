@@ -85,6 +85,42 @@ def test_sign_in_and_register_with_a_password_remote_source_account(web: Web, br
     expect(newcomer.locator(".me")).to_have_text("lea")
 
 
+def test_sign_in_and_link_through_an_oauth2_remote_source(web: Web, browser: Any, gitea: GiteaEmulator) -> None:
+    gitea.add_user("ola-gitea", "ola-password")
+    app = gitea.add_oauth_app(f"{web.url}/oauth2/callback")
+    web.api(ADMIN, "POST", "/remotesources", {"name": "gitea-oauth", "type": "gitea", "apiurl": gitea.url,
+                                               "auth_type": "oauth2", "oauth_2_client_id": app.client_id,
+                                               "oauth_2_client_secret": app.client_secret, "login_enabled": True})
+    token = web.user("ola")
+    # The emulator's authorize page signs its user in with HTTP Basic: the browser answers it.
+    context = browser.new_context(base_url=web.url, http_credentials={
+        "username": "ola-gitea", "password": "ola-password", "origin": gitea.url})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    sign_in(page, token)
+    page.goto("/settings")
+    linked = page.get_by_role("region", name="Linked accounts")
+    # To the forge and back through the callback to the settings, the account linked.
+    with page.expect_response(lambda r: "/oauth2/callback?" in r.url) as back:
+        linked.get_by_role("button", name="Link account of gitea-oauth").click()
+    assert back.value.status == 303, back.value.text()
+    expect(page).to_have_url(f"{web.url}/settings")
+    expect(linked.locator('tr[data-linked="gitea-oauth"]')).to_contain_text("ola-gitea")
+    expect(linked.get_by_role("button", name="Link account of gitea-oauth")).to_have_count(0)
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/login$"))
+    page.get_by_role("button", name="Sign in with gitea-oauth").click()
+    expect(page.get_by_role("heading", name="Recent runs")).to_be_visible()
+    expect(page.locator(".me")).to_have_text("ola")
+    assert page.url == f"{web.url}/"
+    # The login token stayed on the server: the browser has the session cookie only.
+    cookies = {c["name"]: c["value"] for c in context.cookies(web.url)}
+    assert "agola_oauth2_nonce" not in cookies
+    assert not any(v.count(".") == 2 and v.startswith("ey") for v in cookies.values())
+    context.close()
+
+
 PIPELINE = """version: v0
 runs:
   - name: build
