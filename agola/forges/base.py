@@ -167,6 +167,8 @@ class WebhookEvent:
     message: str
     sender: str
     repo_path: str  # owner/name of the repository the hook belongs to
+    # The forge's id of that repository ("" when the payload has none): stays the same on a rename.
+    repo_id: str = ""
     repo_web_url: str = ""
     ssh_url: str = ""
     http_url: str = ""

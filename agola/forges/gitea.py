@@ -266,6 +266,7 @@ def _repo_fields(payload: dict[str, Any]) -> dict[str, str]:
     owner = repo.get("owner") or {}
     return {
         "repo_path": f"{owner.get('username') or owner.get('login')}/{repo['name']}",
+        "repo_id": as_str(repo.get("id")),
         "repo_web_url": as_str(repo.get("html_url")),
         "ssh_url": as_str(repo.get("ssh_url")),
         "http_url": as_str(repo.get("clone_url")),

@@ -280,7 +280,7 @@ def _repo_fields(payload: dict[str, Any]) -> dict[str, str]:
     repo = payload["repository"]
     owner = repo.get("owner") or {}
     path = as_str(repo.get("full_name")) or f"{owner.get('login') or owner.get('name')}/{repo['name']}"
-    return {"repo_path": path, "repo_web_url": as_str(repo.get("html_url")),
+    return {"repo_path": path, "repo_id": as_str(repo.get("id")), "repo_web_url": as_str(repo.get("html_url")),
             "ssh_url": as_str(repo.get("ssh_url")), "http_url": as_str(repo.get("clone_url"))}
 
 

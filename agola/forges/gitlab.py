@@ -265,7 +265,8 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, secret: str) -> Webho
 
 
 def _project_fields(project: dict[str, Any]) -> dict[str, str]:
-    return {"repo_path": as_str(project["path_with_namespace"]), "repo_web_url": as_str(project.get("web_url")),
+    return {"repo_path": as_str(project["path_with_namespace"]), "repo_id": as_str(project.get("id")),
+            "repo_web_url": as_str(project.get("web_url")),
             "ssh_url": as_str(project.get("git_ssh_url") or project.get("ssh_url")),
             "http_url": as_str(project.get("git_http_url") or project.get("http_url"))}
 

@@ -158,7 +158,7 @@ def test_gitlab_project(stack: RoleStack) -> None:
         payload = json.loads((fake_gitlab.PACK / "webhook_push_branch.json").read_bytes())
         payload.update(ref="refs/heads/main", after=SHA, checkout_sha=SHA)
         payload["commits"][0].update(id=SHA, message="add the pipeline\n", url=f"{fake.url}/team/app/-/commit/{SHA}")
-        payload["project"].update(path_with_namespace="team/app", web_url=f"{fake.url}/team/app",
+        payload["project"].update(id=project_.id, path_with_namespace="team/app", web_url=f"{fake.url}/team/app",
                                   git_ssh_url="git@127.0.0.1:team/app.git", git_http_url=f"{fake.url}/team/app.git")
         body = json.dumps(payload).encode()
         headers = {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Event-UUID": "u-1"}

@@ -3,7 +3,8 @@
 In order: the project is loaded (404 when deleted), the delivery's signature is verified with the
 project's webhook secret (401 when unsigned or wrong: nothing else happens), the payload is parsed
 into a ``WebhookEvent`` (a closed PR, a deleted branch or an event agola doesn't build: 200, no
-run), a delivery already built (same delivery id, or same signed payload: the id header is not
+run; a payload for another repository than the project's, by the forge's repository id or else
+the path compared case-insensitively: 400), a delivery already built (same delivery id, or same signed payload: the id header is not
 signed, so a replay under a new id is caught too) is acknowledged without new runs, and the
 commit's runs are created through the same path as direct runs (``runcreation.create_runs``): the
 pipeline file read at the commit through the forge API, one run group per branch, tag or pull
@@ -100,6 +101,9 @@ async def handle_webhook(svc: Services, project_id: str, headers: Mapping[str, s
         event = parser.parse_webhook(headers, body, project.webhook_secret)  # verifies first
     if event is None:
         return WebhookResult(note="event ignored: nothing to build")
+    if not _same_repository(project, event):
+        # A hook's URL (and secret) copied to another repository, or a payload made for one.
+        raise BadRequest(f"the delivery is for repository {event.repo_path!r}, not this project's")
     _, user, la = await project_account(svc, project)
     src = _run_source(project, rs, event)
     # The delivery id header is not signed: a replayed body under a new id is the same payload.
@@ -111,6 +115,14 @@ async def handle_webhook(svc: Services, project_id: str, headers: Mapping[str, s
             log.info("webhook delivery already built", project=project.id, delivery=event.delivery_id)
             return WebhookResult(note="delivery already built")
         return await _build(svc, project, src, event, await account_driver(svc, rs, user.id, la), marks)
+
+
+def _same_repository(project: Project, event: WebhookEvent) -> bool:
+    """The repository of the delivery is the project's: same forge id when both are known (a
+    renamed repository keeps it), else the same path, case-insensitively as the forges compare."""
+    if event.repo_id and project.repository_id:
+        return event.repo_id == project.repository_id
+    return event.repo_path.lower() == project.repository_path.lower()
 
 
 async def _already_built(svc: Services, src: RunSource, marks: Mapping[str, str]) -> bool:
