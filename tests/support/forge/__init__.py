@@ -1,6 +1,9 @@
-"""A Gitea emulator for the tests: ``GiteaEmulator(tmp_dir).start()``.
+"""A forge emulator for the tests: ``GiteaEmulator(tmp_dir).start()``, or
+``ForgeEmulator(tmp_dir, dialect="github" | "gitlab")`` for the same emulator speaking GitHub's
+REST API v3 (Enterprise layout, ``/api/v3``) or GitLab's API v4, their OAuth2 endpoints and their
+webhooks (``github_dialect.py``, ``gitlab_dialect.py``) on the same repositories and sshd.
 
-It serves Gitea's REST API v1 and OAuth2 endpoints (the real JSON shapes, ``shapes.py``) on
+In the Gitea dialect it serves Gitea's REST API v1 and OAuth2 endpoints (the real JSON shapes, ``shapes.py``) on
 127.0.0.1, holds real bare git repositories served over smart HTTP (``git http-backend``) and over
 SSH by a real ``sshd`` (deploy keys only, ``sshd.py``), sends real webhooks (payload, headers and
 HMAC signature as Gitea) after every push the test makes with the real ``git`` client, and records
@@ -22,24 +25,29 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from tests.support.forge import gitops, shapes
+from tests.support.forge import gitops
 from tests.support.forge.app import build_app
-from tests.support.forge.hooks import HOOKS_KEY, update_pull_ref
+from tests.support.forge.hooks import HOOKS_KEY, pull_request_event, update_pull_ref
 from tests.support.forge.model import Delivery, Forge, OAuthApp, PullRequest, Repo, Status, User
 from tests.support.forge.sshd import SSHServer, available
 from tests.support.services import free_port
 
 T = TypeVar("T")
 
-__all__ = ["Delivery", "GiteaEmulator", "OAuthApp", "PullRequest", "Repo", "Status", "User", "ssh_available"]
+DIALECTS = ("gitea", "github", "gitlab")
+
+__all__ = ["DIALECTS", "Delivery", "ForgeEmulator", "GiteaEmulator", "OAuthApp", "PullRequest", "Repo", "Status", "User", "ssh_available"]
 
 ssh_available = available
 
 
 class GiteaEmulator:
-    def __init__(self, work: Path, *, ssh: bool = True) -> None:
+    def __init__(self, work: Path, *, ssh: bool = True, dialect: str = "gitea") -> None:
+        if dialect not in DIALECTS:
+            raise ValueError(f"unknown forge dialect {dialect!r} (one of {', '.join(DIALECTS)})")
         self.work = work
         self.forge = Forge(work / "repositories")
+        self.forge.dialect = dialect
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.forge.url = self.url
@@ -140,10 +148,10 @@ class GiteaEmulator:
         number = len(base.pulls) + 1
         pr = PullRequest(self.forge.next_id(), number, title, author or head.owner, head.path, head_branch,
                          head_sha, base.default_branch, base_sha)
-        update_pull_ref(base, head, pr)
+        update_pull_ref(self.forge, base, head, pr)
         with self.forge.lock:
             base.pulls[number] = pr
-        self._send([(base, "pull_request", "pull_request", shapes.pull_request_payload(self.forge, base, pr, "opened"))])
+        self._send([pull_request_event(self.forge, base, pr, "opened")])
         return pr
 
     def _send(self, events: list[Any]) -> None:
@@ -177,3 +185,7 @@ class GiteaEmulator:
     def statuses(self, path: str, sha: str) -> list[Status]:
         with self.forge.lock:
             return [s for s in self.forge.repos[path].statuses if s.sha == sha]
+
+
+# The emulator speaks the three dialects: ``ForgeEmulator(work, dialect="github")``.
+ForgeEmulator = GiteaEmulator

@@ -94,18 +94,22 @@ def _admin_repo(request: web.Request) -> tuple[User, Repo]:
     return user, repo
 
 
-def api(name: str, fn: Handler) -> Handler:
-    """Fault injection (``forge.failures[name]`` or ``["*"]``) and Gitea's error bodies."""
+ErrorBody = Callable[[Forge, str, int], dict[str, Any]]
+
+
+def api(name: str, fn: Handler, error: ErrorBody = shapes.error) -> Handler:
+    """Fault injection (``forge.failures[name]`` or ``["*"]``) and the dialect's error bodies
+    (``error(forge, message, status)``; Gitea's by default)."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
         forge = _forge(request)
         status = forge.failures.get(name) or forge.failures.get("*")
         if status:
-            return _json(shapes.error(forge, f"injected failure of {name}", status), status)
+            return _json(error(forge, f"injected failure of {name}", status), status)
         try:
             return await fn(request)
         except ApiError as exc:
-            return _json(shapes.error(forge, exc.message, exc.status), exc.status)
+            return _json(error(forge, exc.message, exc.status), exc.status)
 
     return handler
 
@@ -193,29 +197,39 @@ async def list_keys(request: web.Request) -> web.Response:
     return _json([shapes.key(_forge(request), repo, k) for k in repo.keys.values()])
 
 
+def add_key(forge: Forge, repo: Repo, title: str, text: str, read_only: bool, *, status: int = 422,
+            invalid: str = "Invalid key content", taken: str = "A key with the same content already exists") -> Key:
+    """A deploy key added to a repository (the sshd lets it in), or ``ApiError(status, ...)``."""
+    text = text.strip()
+    if not text.startswith(("ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-")):
+        raise ApiError(status, invalid)
+    if any(k.key.split()[:2] == text.split()[:2] for k in repo.keys.values()):
+        raise ApiError(status, taken)
+    key = Key(forge.next_id(), title, text, read_only)
+    with forge.lock:
+        repo.keys[key.id] = key
+    forge.on_keys_changed()
+    return key
+
+
+def remove_key(forge: Forge, repo: Repo, key_id: int, not_found: str = "The target couldn't be found.") -> None:
+    with forge.lock:
+        if repo.keys.pop(key_id, None) is None:
+            raise ApiError(404, not_found)
+    forge.on_keys_changed()
+
+
 async def create_key(request: web.Request) -> web.Response:
     _, repo = _admin_repo(request)
     forge = _forge(request)
     body = await _body(request)
-    text = str(body.get("key") or "").strip()
-    if not text.startswith(("ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-")):
-        raise ApiError(422, "Invalid key content")
-    if any(k.key.split()[:2] == text.split()[:2] for k in repo.keys.values()):
-        raise ApiError(422, "A key with the same content already exists")
-    key = Key(forge.next_id(), str(body.get("title") or ""), text, bool(body.get("read_only", False)))
-    with forge.lock:
-        repo.keys[key.id] = key
-    forge.on_keys_changed()
+    key = add_key(forge, repo, str(body.get("title") or ""), str(body.get("key") or ""), bool(body.get("read_only", False)))
     return _json(shapes.key(forge, repo, key), 201)
 
 
 async def delete_key(request: web.Request) -> web.Response:
     _, repo = _admin_repo(request)
-    forge = _forge(request)
-    with forge.lock:
-        if repo.keys.pop(int(request.match_info["id"]), None) is None:
-            raise ApiError(404, "The target couldn't be found.")
-    forge.on_keys_changed()
+    remove_key(_forge(request), repo, int(request.match_info["id"]))
     return web.Response(status=204)
 
 
@@ -439,7 +453,19 @@ def build_app(forge: Forge) -> web.Application:
         ("GET", "/login/oauth/authorize", "authorize", authorize),
         ("POST", "/login/oauth/access_token", "access_token", access_token),
     ]
-    for method, path, name, fn in routes:
-        r.add_route(method, path, api(name, fn))
+    oauth = routes[-2:]
+    if forge.dialect == "github":
+        from tests.support.forge import github_dialect
+
+        wrapped = [*github_dialect.routes(), *((m, p, n, api(n, fn)) for m, p, n, fn in oauth)]
+    elif forge.dialect == "gitlab":
+        from tests.support.forge import gitlab_dialect
+
+        wrapped = [*gitlab_dialect.routes(), ("GET", "/oauth/authorize", "authorize", api("authorize", authorize)),
+                   ("POST", "/oauth/token", "access_token", api("access_token", access_token))]
+    else:
+        wrapped = [(m, p, n, api(n, fn)) for m, p, n, fn in routes]
+    for method, path, _, handler in wrapped:
+        r.add_route(method, path, handler)
     r.add_route("*", "/{owner}/{repo}/{tail:.*}", git_http)
     return app

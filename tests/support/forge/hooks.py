@@ -1,7 +1,9 @@
-"""Webhooks the emulator sends, as Gitea's ``services/webhook/deliver.go``: the payload
-pretty-printed, ``X-Gitea-Event``/``-Event-Type``/``-Delivery``/``-Signature`` (hex HMAC-SHA256
-of the raw body with the hook's secret) plus the Gogs and GitHub aliases. Deliveries are recorded
-with agola's answer, and can be sent again (``redeliver``)."""
+"""Webhooks the emulator sends. Gitea dialect as Gitea's ``services/webhook/deliver.go``: the
+payload pretty-printed, ``X-Gitea-Event``/``-Event-Type``/``-Delivery``/``-Signature`` (hex
+HMAC-SHA256 of the raw body with the hook's secret) plus the Gogs and GitHub aliases; the GitHub
+and GitLab dialects' payloads and headers are in ``github_dialect`` and ``gitlab_dialect``. Which
+events a push or a pull request makes is the same for all three (``push_events``). Deliveries
+are recorded with agola's answer, and can be sent again (``redeliver``)."""
 
 from __future__ import annotations
 
@@ -36,6 +38,50 @@ def headers(hook: Hook, event: str, event_type: str, delivery_id: str, body: byt
     out["X-Hub-Signature"] = f"sha1={sig1}" if sig1 else ""
     out["X-Hub-Signature-256"] = f"sha256={sig256}" if sig256 else ""
     return out
+
+
+def dialect_headers(forge: Forge, hook: Hook, event: str, event_type: str, delivery_id: str,
+                    body: bytes) -> dict[str, str]:
+    if forge.dialect == "github":
+        from tests.support.forge import github_dialect
+
+        return github_dialect.headers(hook, event, delivery_id, body)
+    if forge.dialect == "gitlab":
+        from tests.support.forge import gitlab_dialect
+
+        return gitlab_dialect.headers(hook, event, delivery_id)
+    return headers(hook, event, event_type, delivery_id, body)
+
+
+def push_event(forge: Forge, repo: Repo, ref: str, before: str, after: str, commits: list[dict[str, Any]],
+               head: dict[str, Any] | None, pusher: User) -> Event:
+    """The delivery of one ref update, in the forge's dialect."""
+    args = (forge, repo, ref, before, after, commits, head, pusher)
+    if forge.dialect == "github":
+        from tests.support.forge import github_dialect
+
+        return (repo, "push", "push", github_dialect.push_payload(*args))
+    if forge.dialect == "gitlab":
+        from tests.support.forge import gitlab_dialect
+
+        event = "Tag Push Hook" if ref.startswith("refs/tags/") else "Push Hook"
+        return (repo, event, event, gitlab_dialect.push_payload(*args))
+    return (repo, "push", "push", shapes.push_payload(*args))
+
+
+def pull_request_event(forge: Forge, base: Repo, pr: PullRequest, action: str) -> Event:
+    """A pull request ``opened`` or ``synchronized`` (new head commit), in the forge's dialect."""
+    if forge.dialect == "github":
+        from tests.support.forge import github_dialect
+
+        return (base, "pull_request", "pull_request", github_dialect.pull_request_payload(forge, base, pr, action))
+    if forge.dialect == "gitlab":
+        from tests.support.forge import gitlab_dialect
+
+        event = "Merge Request Hook"
+        return (base, event, event, gitlab_dialect.pull_request_payload(forge, base, pr, action))
+    event_type = "pull_request" if action == "opened" else "pull_request_sync"
+    return (base, "pull_request", event_type, shapes.pull_request_payload(forge, base, pr, action))
 
 
 class HookSender:
@@ -78,7 +124,7 @@ class HookSender:
 
     async def _deliver(self, hook: Hook, delivery: Delivery, event_type: str) -> None:
         assert self.session is not None
-        h = headers(hook, delivery.event, event_type, delivery.id, delivery.body)
+        h = dialect_headers(self.forge, hook, delivery.event, event_type, delivery.id, delivery.body)
         delivery.sent_at = time.monotonic()
         try:
             async with self.session.post(hook.url, data=delivery.body, headers=h) as resp:
@@ -111,7 +157,7 @@ def push_events(forge: Forge, repo: Repo, before: dict[str, str], after: dict[st
         head = None
         if new != gitops.ZERO_SHA:
             head = gitops.commit(repo.git_dir, gitops.peel(repo.git_dir, new))
-        events.append((repo, "push", "push", shapes.push_payload(forge, repo, ref, old, new, commits, head, pusher)))
+        events.append(push_event(forge, repo, ref, old, new, commits, head, pusher))
         if ref.startswith("refs/heads/") and new != gitops.ZERO_SHA:
             events.extend(synchronize_pulls(forge, repo, ref.removeprefix("refs/heads/"), new, pulls))
     return events
@@ -124,12 +170,15 @@ def synchronize_pulls(forge: Forge, head_repo: Repo, branch: str, sha: str,
         for pr in list(base.pulls.values()):
             if (base.path, pr.number) in pulls and pr.head_repo == head_repo.path and pr.head_branch == branch:
                 pr.head_sha = sha
-                update_pull_ref(base, head_repo, pr)
-                events.append((base, "pull_request", "pull_request_sync",
-                               shapes.pull_request_payload(forge, base, pr, "synchronized")))
+                update_pull_ref(forge, base, head_repo, pr)
+                events.append(pull_request_event(forge, base, pr, "synchronized"))
     return events
 
 
-def update_pull_ref(base: Repo, head_repo: Repo, pr: PullRequest) -> None:
-    """``refs/pull/<n>/head`` in the base repository, as Gitea keeps it."""
-    gitops.fetch_into(base.git_dir, head_repo.git_dir, f"+refs/heads/{pr.head_branch}:refs/pull/{pr.number}/head")
+def pull_ref(forge: Forge, number: int) -> str:
+    """Where the base repository keeps a pull request's head (GitLab: a merge request's)."""
+    return f"refs/merge-requests/{number}/head" if forge.dialect == "gitlab" else f"refs/pull/{number}/head"
+
+
+def update_pull_ref(forge: Forge, base: Repo, head_repo: Repo, pr: PullRequest) -> None:
+    gitops.fetch_into(base.git_dir, head_repo.git_dir, f"+refs/heads/{pr.head_branch}:{pull_ref(forge, pr.number)}")

@@ -128,6 +128,8 @@ class Forge:
     def __init__(self, repos_root: Path) -> None:
         self.lock = threading.RLock()
         self.url = ""
+        # Which forge the emulator speaks: "gitea", "github" or "gitlab" (API, OAuth2 paths, webhooks).
+        self.dialect = "gitea"
         self.ssh_user = "git"
         self.ssh_port = 0
         self.repos_root = repos_root
