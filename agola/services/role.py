@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from agola.config import Config, Web, listen_host_port
-from agola.util.http import track_long_lived
+from agola.util.http import HEALTH_PROBE_KEY, track_long_lived
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
@@ -69,6 +69,10 @@ class Role(abc.ABC):
     def web_settings(self) -> Web | None:
         """Where ``web_app()`` is served; default: the section's ``web``."""
         return getattr(self.section, "web", None)
+
+    def health_problem(self) -> str | None:
+        """Why the role cannot serve right now, for ``/health`` (None: it can)."""
+        return None
 
     def fail(self, exc: BaseException) -> None:
         """Report a fatal error from a background task: the process stops and exits non-zero."""
@@ -165,6 +169,8 @@ class RoleHost:
             settings = role.web_settings()
             if app is None or settings is None:
                 return None
+            if HEALTH_PROBE_KEY not in app:  # an app built once is served again after a restart
+                app[HEALTH_PROBE_KEY] = role.health_problem
             server = WebServer(app, settings, shutdown_timeout=self.shutdown_timeout,
                                runner_options=role.web_runner_options())
             await server.start()

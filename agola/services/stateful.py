@@ -36,7 +36,7 @@ from agola.services.instances import InstanceRegistration, list_instances
 from agola.services.role import Role
 from agola.storage.coord.base import Coordination
 from agola.storage.coord.factory import EtcdSettings, open_coordination
-from agola.storage.datamanager import DataManager, DataManagerOptions
+from agola.storage.datamanager import CorruptData, DataManager, DataManagerOptions
 from agola.storage.objectstorage.base import ObjectStorage
 from agola.storage.objectstorage.factory import open_object_storage
 from agola.types.maintenance import MaintenanceStatus
@@ -70,6 +70,11 @@ class Follower(Protocol):
 
     async def stop(self) -> None: ...
 
+    @property
+    def synced(self) -> bool:
+        """Caught up with the datamanager: queries may be answered."""
+        ...
+
 
 ReadDBT = TypeVar("ReadDBT", bound=Follower)
 
@@ -95,6 +100,7 @@ class StatefulRole(Role, Generic[ReadDBT]):
         self._watch_task: asyncio.Task[None] | None = None
         self._mode_lock = asyncio.Lock()
         self._registration: InstanceRegistration | None = None
+        self._corrupt: CorruptData | None = None
 
     @property
     def storage_section(self) -> StorageSection:
@@ -175,8 +181,30 @@ class StatefulRole(Role, Generic[ReadDBT]):
 
     # --- modes --------------------------------------------------------------------------------
 
+    def health_problem(self) -> str | None:
+        """``/health``: not synced while normal mode is on but its readdb has not caught up (or
+        cannot: a corrupt datamanager object is named). Maintenance mode serves what it should."""
+        if self._corrupt is not None:
+            return str(self._corrupt)
+        if self.maintenance:
+            return None
+        readdb = self.readdb
+        if readdb is None:
+            return f"{self.name} is not serving yet"
+        if not readdb.synced:
+            return f"{self.name} readdb is not synced with the datamanager yet"
+        return None
+
+    def _corrupt_found(self, exc: CorruptData) -> None:
+        """A corrupt WAL or snapshot file: the readdb can never catch up; stop, naming it (the
+        object stays as it is for recovery)."""
+        if self._corrupt is None:
+            self._corrupt = exc
+            self.fail(exc)
+
     async def _start_normal(self) -> None:
         self.dm = await self.datamanager_for_serving()
+        self.dm.on_corrupt = self._corrupt_found
         await self.dm.start()
         self.readdb = self.new_readdb(self.dm)
         await self.readdb.start()

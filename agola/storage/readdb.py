@@ -14,6 +14,10 @@ Usage::
 - Schema versioning with ``PRAGMA user_version``: ``migrations[i]`` takes the schema from version
   ``i`` to ``i + 1``. Pending ones run in order in ONE transaction with the version bump, so a crash
   leaves the old schema or the new one. Migration scripts must not contain BEGIN/COMMIT.
+- A readdb is a cache of the datamanager: a corrupt file (sqlite says "malformed" or "not a
+  database", or ``PRAGMA quick_check`` finds damage) is moved aside as ``<name>.corrupt-<ts>``
+  (with its ``-wal``/``-shm``), logged with its path, and an empty one opened instead: its owner
+  then resyncs it from the datamanager as on a first start.
 - One writer connection: writes are serialized by an asyncio lock, and the transaction is begun,
   committed or rolled back here, in one place. Readers use a pool of read-only connections (a
   read-only URI, so a reader can never write), which WAL lets run while a write is in progress.
@@ -25,6 +29,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +45,29 @@ Params = Sequence[Any] | dict[str, Any]
 
 DEFAULT_READERS = 4
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+# sqlite's primary result codes for a damaged file.
+_CORRUPT_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+
+
+class CorruptReadDB(Exception):
+    """sqlite found the readdb file damaged."""
+
+
+def _is_corrupt(exc: BaseException) -> bool:
+    if isinstance(exc, CorruptReadDB):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.DatabaseError) and code is not None and (code & 0xFF) in _CORRUPT_CODES
+
+
+def move_aside(db_path: Path) -> Path:
+    """Rename a damaged database and its ``-wal``/``-shm`` to ``<name>.corrupt-<ts>[...]``."""
+    aside = db_path.with_name(f"{db_path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    for suffix in ("", "-wal", "-shm"):
+        src = db_path.with_name(db_path.name + suffix)
+        if src.exists():
+            src.rename(aside.with_name(aside.name + suffix))
+    return aside
 
 
 async def _connect(target: str, *, uri: bool, busy_timeout_ms: int) -> aiosqlite.Connection:
@@ -76,6 +104,19 @@ class ReadDB:
     ) -> ReadDB:
         db_path = Path(path).absolute()  # noqa: ASYNC240 - once, when the database is opened
         db_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return await cls._open(db_path, migrations, readers, busy_timeout_ms)
+        except Exception as exc:
+            if not _is_corrupt(exc):
+                raise
+            aside = move_aside(db_path)
+            log.error("readdb file corrupt: moved aside, rebuilding it from the datamanager",
+                      path=str(db_path), moved_to=str(aside), error=str(exc))
+        return await cls._open(db_path, migrations, readers, busy_timeout_ms)
+
+    @classmethod
+    async def _open(cls, db_path: Path, migrations: Sequence[str], readers: int,
+                    busy_timeout_ms: int) -> ReadDB:
         writer = await _connect(str(db_path), uri=False, busy_timeout_ms=busy_timeout_ms)
         reader_conns: list[aiosqlite.Connection] = []
         try:
@@ -84,6 +125,9 @@ class ReadDB:
                 raise Internal(f"readdb {db_path}: cannot enable WAL mode (got {mode})")
             await writer.execute("PRAGMA synchronous = NORMAL")
             await writer.execute("PRAGMA foreign_keys = ON")
+            problems = [str(r[0]) for r in await writer.execute_fetchall("PRAGMA quick_check")]
+            if problems != ["ok"]:
+                raise CorruptReadDB(f"quick_check: {'; '.join(problems[:3])}")
             await _migrate(writer, db_path, migrations)
             ro_uri = db_path.as_uri() + "?mode=ro"
             for _ in range(max(1, readers)):

@@ -32,6 +32,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ROLE_KEY = web.AppKey("agola_role", str)
 LONG_LIVED_KEY: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("agola_long_lived")
+# Why the role cannot serve right now (None: it can); ``/health`` answers 503 "not synced" then.
+HEALTH_PROBE_KEY: web.AppKey[Callable[[], str | None]] = web.AppKey("agola_health_probe")
 
 API_PREFIX = "/api/v1alpha"
 HEALTH_PATH = "/health"
@@ -234,7 +236,14 @@ def request_log_middleware(role: str) -> Callable[..., Any]:
 
 
 async def _health(request: web.Request) -> web.Response:
-    return json_response({"status": "ok", "role": request.app[ROLE_KEY], "version": __version__})
+    """200 ``{"status": "ok", ...}``, or 503 ``{"status": "not synced", ..., "reason": ...}`` while
+    the role's ``HEALTH_PROBE_KEY`` says it cannot serve (a readdb not caught up, corrupt data)."""
+    body = {"status": "ok", "role": request.app[ROLE_KEY], "version": __version__}
+    probe = request.app.get(HEALTH_PROBE_KEY)
+    problem = probe() if probe is not None else None
+    if problem:
+        return json_response({**body, "status": "not synced", "reason": problem}, status=503)
+    return json_response(body)
 
 
 async def _version(request: web.Request) -> web.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from agola.errors import Internal, Unavailable
 from agola.storage.readdb import ReadDB
+from tests.support.logs import logged
 
 V1 = """
 CREATE TABLE run (id TEXT PRIMARY KEY, phase TEXT NOT NULL);
@@ -222,3 +224,45 @@ async def test_closed_db_refuses_work(tmp_path: Path) -> None:
     with pytest.raises(Unavailable):
         async with db.write():
             pass
+
+
+REBUILD_LOG = "readdb file corrupt: moved aside, rebuilding it from the datamanager"
+
+
+@pytest.mark.parametrize("damage", ["random-header", "truncated"])
+async def test_a_corrupt_file_is_moved_aside_and_opened_empty(
+        tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "readdb" / "db"
+    db = await ReadDB.open(path, [V1])
+    async with db.write() as tx:
+        await tx.executemany("INSERT INTO run (id, phase) VALUES (?, ?)",
+                             [(f"r{i}-" + "x" * 200, "queued") for i in range(2000)])
+    await db.close()
+    raw = path.read_bytes()
+    assert len(raw) > 64 * 1024
+    if damage == "random-header":
+        path.write_bytes(os.urandom(4096) + raw[4096:])
+    else:
+        path.write_bytes(raw[: len(raw) // 2])
+
+    db = await ReadDB.open(path, [V1])
+    # Empty and usable: the owner resyncs it from the datamanager.
+    assert await db.fetchall("SELECT id FROM run") == []
+    async with db.write() as tx:
+        await tx.execute("INSERT INTO run (id, phase) VALUES ('new', 'queued')")
+    await db.close()
+    [aside] = [p for p in path.parent.iterdir() if p.name.startswith("db.corrupt-") and "-wal" not in p.name
+               and "-shm" not in p.name]
+    assert aside.stat().st_size > 0
+    [record] = logged(caplog, REBUILD_LOG)
+    assert record.fields["path"] == str(path)  # type: ignore[attr-defined]
+    assert record.fields["moved_to"] == str(aside)  # type: ignore[attr-defined]
+
+
+async def test_a_locked_or_newer_file_is_not_taken_for_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    db = await ReadDB.open(path, [V1, V2])
+    await db.close()
+    with pytest.raises(Internal, match="newer than this program knows"):
+        await ReadDB.open(path, [V1])
+    assert [p.name for p in tmp_path.iterdir() if "corrupt" in p.name] == []

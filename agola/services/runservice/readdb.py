@@ -141,6 +141,11 @@ class RunReadDB:
             raise Unavailable("runservice readdb is not open")
         return self._db
 
+    @property
+    def synced(self) -> bool:
+        """Both mirrors (object storage runs, active runs) caught up."""
+        return self._ost_synced.is_set() and self._active_synced.is_set()
+
     async def wait_ready(self, timeout: float = 10.0) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
         for synced in (self._ost_synced, self._active_synced):

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, TypeVarTuple
 
-from agola.errors import BadRequest, NotExist, Unavailable
+from agola.errors import BadRequest, Internal, NotExist, Unavailable
 from agola.storage.coord.base import (
     Compacted,
     Compare,
@@ -123,6 +123,16 @@ class _Write:
 _Callback = Callable[[Any, BaseException | None], None]
 
 
+class CorruptStore(Internal):
+    """``coord.db`` is damaged. It is the only copy of the coordination state (WALs not yet
+    checkpointed, run state, sequences): never rebuilt silently, the process stops naming it."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(f"embedded coordination store {str(path)!r} is corrupt ({detail}): "
+                         "not starting; restore it from a backup (or move it aside to start empty)")
+        self.path = path
+
+
 class _Store:
     def __init__(self, data_dir: Path, history: int) -> None:
         self.data_dir = data_dir
@@ -176,11 +186,24 @@ class _Store:
         return fd
 
     def _x_open(self) -> None:
-        conn = sqlite3.connect(self.data_dir / "coord.db", isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a committed txn survives a process crash (not an OS crash).
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(_SCHEMA)
+        path = self.data_dir / "coord.db"
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a committed txn survives a process crash (not an OS crash).
+            conn.execute("PRAGMA synchronous=NORMAL")
+            problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check").fetchall()]
+            if problems != ["ok"]:
+                raise CorruptStore(path, "; ".join(problems[:3]))
+            conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+                raise CorruptStore(path, str(exc)) from None
+            raise
+        except BaseException:
+            conn.close()
+            raise
         self._conn = conn
         meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
         self.revision = self._rev = int(meta.get("revision", 0))

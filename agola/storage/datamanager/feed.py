@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import attrs
 
@@ -119,7 +119,9 @@ class Feed:
         datatypes: list[str],
         wals: WalReader,
         max_backoff: float = 10.0,
+        on_corrupt: Callable[[CorruptData], None] | None = None,
     ) -> None:
+        self._on_corrupt = on_corrupt
         self._coord = coord
         self._ost = ost
         self._paths = paths
@@ -143,6 +145,13 @@ class Feed:
                 if streak > 1:  # no progress: do not spin
                     await asyncio.sleep(delay)
                     delay = min(self._max_backoff, delay * 2)
+            except CorruptData as exc:
+                # Not an outage: waiting will not fix it. Said once per retry, at error level,
+                # naming the object; the owner decides (a stateful role stops).
+                log.error("readdb feed: corrupt datamanager object", path=exc.path, reason=exc.reason)
+                if self._on_corrupt is not None:
+                    self._on_corrupt(exc)
+                await asyncio.sleep(self._max_backoff)
             except Exception as exc:  # noqa: BLE001 - a feed outlives any outage
                 log.warning("readdb feed error", error=repr(exc), retry_in=round(delay, 2))
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 
 from agola.errors import BadRequest
 from agola.storage.coord.base import Coordination
@@ -36,6 +36,7 @@ from agola.storage.datamanager.types import (
     CHANGEGROUPS_PREFIX,
     Action,
     ChangeGroupsUpdateToken,
+    CorruptData,
     DataEntry,
     DataManagerOptions,
     Paths,
@@ -74,6 +75,8 @@ class DataManager:
         self.datatypes = list(datatypes)
         self.options = options or DataManagerOptions()
         self.wal_reader = WalReader(ost, self.paths)
+        # Told when a feed meets a corrupt object (a WAL or snapshot file it cannot decode).
+        self.on_corrupt: Callable[[CorruptData], None] | None = None
         self._writer = WalWriter(coord, ost, self.paths, self.datatypes, self.options, self._wake_sync)
         self._reader = Reader(coord, ost, self.paths, self.wal_reader, self.options.read_cache_bytes)
         self.checkpointer = Checkpointer(coord, ost, self.paths, self.datatypes, self.wal_reader, self.options)
@@ -190,8 +193,13 @@ class DataManager:
     def feed(self, wal_sequence: str = "") -> AsyncGenerator[FeedBatch, None]:
         """Batches to mirror the datamanager into a readdb, from the consumer's last applied WAL
         sequence ("" = from scratch). The contract is in ``agola.storage.datamanager.feed``."""
-        feed = Feed(self.coord, self.ost, self.paths, self.datatypes, self.wal_reader, self.options.max_backoff)
+        feed = Feed(self.coord, self.ost, self.paths, self.datatypes, self.wal_reader, self.options.max_backoff,
+                    on_corrupt=self._corrupt_found)
         return feed.follow(wal_sequence)
+
+    def _corrupt_found(self, exc: CorruptData) -> None:
+        if self.on_corrupt is not None:
+            self.on_corrupt(exc)
 
     # --- checkpoints -------------------------------------------------------------------------
 
