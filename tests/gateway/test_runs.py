@@ -7,12 +7,16 @@ import uuid
 from pathlib import Path
 
 import aiohttp
+import attrs
 import pytest
 
 from agola.client import errors
 from agola.client.types import CreateProjectRequest, RunActionsRequest, UserCreateRunRequest
+from agola.errors import Forbidden
+from agola.services.gateway.actions import runs as run_actions
+from agola.services.gateway.auth import extract_credentials
 from agola.services.scheduler.role import Scheduler
-from tests.gateway.conftest import Env, make_repo, push
+from tests.gateway.conftest import ADMIN_TOKEN, Env, make_repo, push
 from tests.support.waiting import wait_for
 
 PIPELINE = """\
@@ -148,3 +152,21 @@ async def test_logs_badges_and_listing(env: Env, tmp_path: Path) -> None:
 
     await wait_for(listed, 10)
     assert await alice[1].list_runs(f"/user/{alice[0].id}", phases=["running"]) == []
+
+    # Several groups in one page (the web UI's home page), each one checked for the caller.
+    bob = await env.user("bob")
+    bob_run = await _create(env, tmp_path, bob)
+    svc, auth = env.role.services, env.role.auth
+    assert svc is not None and auth is not None
+    as_alice = await auth.identify(extract_credentials("", alice[1]._token))
+    as_admin = await auth.identify(extract_credentials("", ADMIN_TOKEN))
+    mine = run_actions.RunsQuery(group=f"/user/{alice[0].id}", more_groups=(f"/project/{project.id}",))
+    assert [r.id for r in await run_actions.list_runs(svc, as_alice, mine)] == [run_id]
+    with pytest.raises(Forbidden):
+        await run_actions.list_runs(svc, as_alice, attrs.evolve(mine, more_groups=(f"/user/{bob[0].id}",)))
+
+    async def both() -> bool:
+        both = attrs.evolve(mine, more_groups=(f"/user/{bob[0].id}",))
+        return [r.id for r in await run_actions.list_runs(svc, as_admin, both)] == [bob_run, run_id]
+
+    await wait_for(both, 10)

@@ -22,6 +22,9 @@ MAX_RUNS_LIMIT = 40
 @attrs.frozen
 class RunsQuery:
     group: str
+    # Further groups listed with ``group`` in one page (a user's direct runs and their projects'
+    # runs, newest first): each needs the same permission.
+    more_groups: tuple[str, ...] = ()
     phases: tuple[str, ...] = ()
     results: tuple[str, ...] = ()
     change_groups: tuple[str, ...] = ()
@@ -40,13 +43,15 @@ class TaskView:
 
 async def list_runs(svc: Services, ident: Identity, q: RunsQuery) -> list[Run]:
     require_user(ident)
-    if not q.group:
+    groups = list(dict.fromkeys(g for g in (q.group, *q.more_groups) if g))
+    if not groups:
         raise BadRequest("no groups specified")
-    if not await can_get_run(svc.configstore, ident, q.group):
-        raise deny(ident, "see the runs of this group")
+    for group in groups:
+        if not await can_get_run(svc.configstore, ident, group):
+            raise deny(ident, "see the runs of this group")
     limit = DEFAULT_RUNS_LIMIT if q.limit <= 0 else min(q.limit, MAX_RUNS_LIMIT)
     runs, _ = await svc.runservice.list_runs(
-        groups=[q.group], phases=list(q.phases), results=list(q.results), change_groups=list(q.change_groups),
+        groups=groups, phases=list(q.phases), results=list(q.results), change_groups=list(q.change_groups),
         last_run=q.last_run, start=q.start, limit=limit, asc=q.asc)
     return runs
 
