@@ -15,8 +15,8 @@ import pytest
 
 from tests.client.stack import ADMIN, ALL, RoleStack
 from tests.e2e.conftest import Session
-from tests.e2e.test_gitea import follow_authorize, ok
-from tests.forges.conftest import git, work_tree
+from tests.e2e.test_forges import ok
+from tests.forges.conftest import follow_authorize, git, work_tree
 from tests.support.forge import GiteaEmulator, ssh_available
 from tests.support.waiting import wait_for_sync
 
