@@ -36,6 +36,7 @@ from agola.forges.base import (
     OAuth2Token,
     RemoteUser,
     RepoInfo,
+    TokenRefused,
     TokenSaver,
     Webhook,
     WebhookEvent,
@@ -58,20 +59,20 @@ def account_token(remote_source: RemoteSource, linked_account: LinkedAccount | N
 
 
 def driver_for(remote_source: RemoteSource, linked_account: LinkedAccount | None = None, *,
-               on_token_refresh: TokenSaver | None = None) -> ForgeDriver:
+               on_token_refresh: TokenSaver | None = None, on_token_refused: TokenRefused | None = None) -> ForgeDriver:
     token = account_token(remote_source, linked_account)
     if remote_source.type == RemoteSourceType.GITEA:
         from agola.forges.gitea import GiteaDriver
 
-        return GiteaDriver(remote_source, token, on_token_refresh=on_token_refresh)
+        return GiteaDriver(remote_source, token, on_token_refresh=on_token_refresh, on_token_refused=on_token_refused)
     if remote_source.type == RemoteSourceType.GITHUB:
         from agola.forges.github import GitHubDriver
 
-        return GitHubDriver(remote_source, token, on_token_refresh=on_token_refresh)
+        return GitHubDriver(remote_source, token, on_token_refresh=on_token_refresh, on_token_refused=on_token_refused)
     if remote_source.type == RemoteSourceType.GITLAB:
         from agola.forges.gitlab import GitLabDriver
 
-        return GitLabDriver(remote_source, token, on_token_refresh=on_token_refresh)
+        return GitLabDriver(remote_source, token, on_token_refresh=on_token_refresh, on_token_refused=on_token_refused)
     raise BadRequest(f"remote source type {remote_source.type!r} is not supported (supported: gitea, github, gitlab)")
 
 
@@ -90,6 +91,7 @@ __all__ = [
     "OAuth2Token",
     "RemoteUser",
     "RepoInfo",
+    "TokenRefused",
     "TokenSaver",
     "Webhook",
     "WebhookEvent",

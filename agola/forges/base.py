@@ -196,6 +196,10 @@ class CommitState(enum.StrEnum):
 # Called by a driver after it refreshed an expired OAuth2 token, before it uses the new one, so the
 # caller stores it on the linked account (the old refresh token may be invalid from now on).
 TokenSaver = Callable[[OAuth2Token], Awaitable[None]]
+# Called by a driver when the forge refused the account's token (401, even after a refresh), with
+# the error's message, before the ``ForgeUnauthorized`` is raised: the caller marks the linked
+# account as needing re-authorization.
+TokenRefused = Callable[[str], Awaitable[None]]
 
 
 @runtime_checkable

@@ -31,6 +31,7 @@ from agola.forges.base import (
     OAuth2Token,
     RemoteUser,
     RepoInfo,
+    TokenRefused,
     TokenSaver,
     Webhook,
     WebhookEvent,
@@ -79,8 +80,8 @@ class GitLabDriver(RestForge):
     forge = FORGE
 
     def __init__(self, remote_source: RemoteSource, token: OAuth2Token | None = None, *,
-                 on_token_refresh: TokenSaver | None = None) -> None:
-        super().__init__(remote_source, token, on_token_refresh=on_token_refresh)
+                 on_token_refresh: TokenSaver | None = None, on_token_refused: TokenRefused | None = None) -> None:
+        super().__init__(remote_source, token, on_token_refresh=on_token_refresh, on_token_refused=on_token_refused)
         self._root = remote_source.api_url.strip().rstrip("/").removesuffix("/api/v4")
         self._api = self._root + "/api/v4"
 

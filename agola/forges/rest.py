@@ -28,6 +28,7 @@ from agola.forges.base import (
     ForgeUnauthorized,
     ForgeUnreachable,
     OAuth2Token,
+    TokenRefused,
     TokenSaver,
     WebhookRejected,
     forge_error_for_status,
@@ -61,10 +62,11 @@ class RestForge:
     forge: str = ""
 
     def __init__(self, remote_source: RemoteSource, token: OAuth2Token | None = None, *,
-                 on_token_refresh: TokenSaver | None = None) -> None:
+                 on_token_refresh: TokenSaver | None = None, on_token_refused: TokenRefused | None = None) -> None:
         self._rs = remote_source
         self._token = token
         self._on_refresh = on_token_refresh
+        self._on_refused = on_token_refused
         self._session: aiohttp.ClientSession | None = None
         self._refresh_lock = asyncio.Lock()
 
@@ -115,7 +117,17 @@ class RestForge:
     async def api(self, call: str, method: str, url: str, *, json_body: Any = None, ok: tuple[int, ...] = (200,),
                   headers: Mapping[str, str] | None = None) -> Answer:
         """A call as the account: the token refreshed first when it expires soon, and once more
-        when the forge refuses it while a refresh token is at hand."""
+        when the forge refuses it while a refresh token is at hand. A token the forge still
+        refuses is reported (``on_token_refused``) before the error is raised."""
+        try:
+            return await self._as_account(call, method, url, json_body=json_body, ok=ok, headers=headers)
+        except ForgeUnauthorized as exc:
+            if exc.forge_status == 401 and self._on_refused is not None:
+                await self._on_refused(str(exc))
+            raise
+
+    async def _as_account(self, call: str, method: str, url: str, *, json_body: Any, ok: tuple[int, ...],
+                   headers: Mapping[str, str] | None) -> Answer:
         used = await self._access_token(call)
         try:
             return await self.send(call, method, url, json_body=json_body, ok=ok,

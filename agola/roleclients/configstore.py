@@ -9,6 +9,7 @@ Errors come back typed: a missing object is ``NotExist``, a failed check ``BadRe
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -37,6 +38,7 @@ from agola.types.configstore import (
     Variable,
     VariableResponse,
 )
+from agola.util.log import get_logger
 
 # Export and import move the whole installation: no overall deadline.
 
@@ -59,6 +61,8 @@ def _paging(start: str, limit: int, asc: bool) -> dict[str, Any]:
         params["asc"] = ""
     return params
 
+
+log = get_logger(__name__)
 
 class ConfigstoreAPI(Protocol):
     """What the gateway needs from the configstore (implemented by ``ConfigstoreClient`` over
@@ -299,4 +303,19 @@ class ConfigstoreClient(MaintenanceCalls):
         await self.json("DELETE", f"{self._parent(parent_type, parent_ref)}/variables/{seg(name)}")
 
 
-__all__ = ["ConfigstoreAPI", "ConfigstoreClient", "seg"]
+def token_refused_marker(cs: ConfigstoreAPI, user_id: str, la: LinkedAccount) -> Callable[[str], Awaitable[None]]:
+    """The ``on_token_refused`` of a linked account's forge driver: the account is marked as
+    needing re-authorization, with why (the gateway shows it; new credentials clear it)."""
+
+    async def mark(reason: str) -> None:
+        log.warning("forge refused a linked account's token", user=user_id, linked_account=la.id, reason=reason)
+        await cs.update_user_la(user_id, la.id, UpdateUserLARequest(
+            remote_user_id=la.remote_user_id, remote_user_name=la.remote_user_name,
+            user_access_token=la.user_access_token, oauth2_access_token=la.oauth2_access_token,
+            oauth2_refresh_token=la.oauth2_refresh_token,
+            oauth2_access_token_expires_at=la.oauth2_access_token_expires_at, needs_reauthorization=reason))
+
+    return mark
+
+
+__all__ = ["ConfigstoreAPI", "ConfigstoreClient", "seg", "token_refused_marker"]

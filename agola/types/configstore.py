@@ -137,6 +137,9 @@ class LinkedAccount(ConfigstoreType):
     oauth2_refresh_token: str = jfield("oauth2_refresh_token", default="")
     # None = never expires (Go zero time on the wire).
     oauth2_access_token_expires_at: GoTime = jfield("oauth_2_access_token_expires_at", default=None)
+    # Why the forge refused the account's token (revoked, expired): the user must link the account
+    # again. "" when the token works. Not in the reference's type (omitted when empty).
+    needs_reauthorization: str = jfield("needs_reauthorization", default="")
 
 
 @attrs.frozen
@@ -325,6 +328,8 @@ class UpdateUserLARequest(ConfigstoreType):
     oauth2_access_token: str = jfield("oauth2_access_token", default="", omitempty=False)
     oauth2_refresh_token: str = jfield("oauth2_refresh_token", default="", omitempty=False)
     oauth2_access_token_expires_at: GoTime = jfield("oauth_2_access_token_expires_at", default=None)
+    # Set when the forge refused the token; new credentials come without it (the mark is cleared).
+    needs_reauthorization: str = jfield("needs_reauthorization", default="")
 
 
 @attrs.frozen

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from agola.forges import CommitState, OAuth2Token, driver_for
-from agola.roleclients.configstore import ConfigstoreAPI
+from agola.roleclients.configstore import ConfigstoreAPI, token_refused_marker
 from agola.types.configstore import UpdateUserLARequest
 from agola.types.notification import CommitStatusMessage
 from agola.util.log import get_logger
@@ -53,7 +53,8 @@ class ForgeCommitStatuses:
                 user_access_token=la.user_access_token, oauth2_access_token=token.access_token,
                 oauth2_refresh_token=token.refresh_token, oauth2_access_token_expires_at=token.expires_at))
 
-        driver = driver_for(rs, la, on_token_refresh=save)
+        driver = driver_for(rs, la, on_token_refresh=save,
+                            on_token_refused=token_refused_marker(self.cs, user.id, la) if la is not None else None)
         try:
             await driver.set_commit_status(project.repository_path, msg.commit_sha, state=CommitState(msg.state),
                                            context=msg.context, description=msg.description,

@@ -156,6 +156,7 @@ def update_user_la(state: ConfigState, user_ref: str, la_id: str, req: UpdateUse
         oauth2_access_token=req.oauth2_access_token,
         oauth2_refresh_token=req.oauth2_refresh_token,
         oauth2_access_token_expires_at=req.oauth2_access_token_expires_at,
+        needs_reauthorization=req.needs_reauthorization,
     )
     updated = attrs.evolve(user, linked_accounts={**user.linked_accounts, la.id: updated_la})
     return plan([Write.put(updated)], [cg.user_id(user.id)], updated_la)

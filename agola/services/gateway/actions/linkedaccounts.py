@@ -24,8 +24,9 @@ from typing import Any
 import attrs
 
 from agola.errors import BadRequest, Forbidden, NotExist, Unauthorized
-from agola.forges import ForgeDriver, OAuth2Token, RemoteUser, RepoInfo, driver_for
+from agola.forges import ForgeDriver, ForgeUnauthorized, OAuth2Token, RemoteUser, RepoInfo, driver_for
 from agola.forges.rest import REFRESH_MARGIN
+from agola.roleclients.configstore import token_refused_marker
 from agola.services.gateway.actions import Services
 from agola.services.gateway.auth import Identity
 from agola.services.gateway.permissions import deny, require_user
@@ -80,13 +81,17 @@ async def account_driver(svc: Services, rs: RemoteSource, user_id: str, la: Link
             user: User = await svc.configstore.get_user(user_id)
             la = user.linked_accounts.get(la.id, la)
             if _expiring(rs, la):
-                async with driver_for(rs) as forge:
-                    token = await forge.oauth2_refresh(la.oauth2_refresh_token)
+                try:
+                    async with driver_for(rs) as forge:
+                        token = await forge.oauth2_refresh(la.oauth2_refresh_token)
+                except ForgeUnauthorized as exc:
+                    await token_refused_marker(svc.configstore, user_id, la)(str(exc))
+                    raise
                 await save(token)
                 la = attrs.evolve(la, oauth2_access_token=token.access_token,
                                   oauth2_refresh_token=token.refresh_token,
                                   oauth2_access_token_expires_at=token.expires_at)
-    return driver_for(rs, la, on_token_refresh=save)
+    return driver_for(rs, la, on_token_refresh=save, on_token_refused=token_refused_marker(svc.configstore, user_id, la))
 
 
 _REFRESH_LOCKS: dict[str, asyncio.Lock] = {}
@@ -118,8 +123,7 @@ async def create_linked_account(svc: Services, ident: Identity, user_ref: str, r
     if not rs_name:
         raise BadRequest("remote source name required")
     rs: RemoteSource = await svc.configstore.get_remote_source(rs_name)
-    if user_account(user, rs) is not None:
-        raise BadRequest(f"user {user.name!r} already has a linked account for remote source {rs.name!r}")
+    _check_can_link(user, rs)
     if rs.auth_type == RemoteSourceAuthType.OAUTH2:
         return await _oauth2_start(svc, rs, REQUEST_CREATE_LA, user_id=user.id)
     if not login or not password:
@@ -159,9 +163,26 @@ async def _remote_user(rs: RemoteSource, la: LinkedAccount) -> tuple[RemoteUser,
     return remote, current
 
 
+def _check_can_link(user: User, rs: RemoteSource) -> None:
+    """One linked account per remote source; one the forge refused may be linked again."""
+    la = user_account(user, rs)
+    if la is not None and not la.needs_reauthorization:
+        raise BadRequest(f"user {user.name!r} already has a linked account for remote source {rs.name!r}")
+
+
 async def _link(svc: Services, user: User, rs: RemoteSource, token: OAuth2Token, *,
                 password_source: bool) -> LinkedAccount:
+    """A new linked account, or new credentials for one the forge refused (re-authorization:
+    the mark is cleared, the projects using the account keep it)."""
     remote, probe = await _remote_user(rs, _probe(token, password_source))
+    current = user_account(await svc.configstore.get_user(user.id), rs)
+    if current is not None:
+        updated: LinkedAccount = await svc.configstore.update_user_la(user.id, current.id, UpdateUserLARequest(
+            remote_user_id=remote.id, remote_user_name=remote.login, user_access_token=probe.user_access_token,
+            oauth2_access_token=probe.oauth2_access_token, oauth2_refresh_token=probe.oauth2_refresh_token,
+            oauth2_access_token_expires_at=probe.oauth2_access_token_expires_at))
+        log.info("linked account re-authorized", user=user.name, remote_source=rs.name, remote_user=remote.login)
+        return updated
     req = CreateUserLARequest(
         remote_source_name=rs.name, remote_user_id=remote.id, remote_user_name=remote.login,
         user_access_token=probe.user_access_token, oauth2_access_token=probe.oauth2_access_token,
@@ -226,8 +247,7 @@ async def oauth2_callback(svc: Services, ident: Identity, code: str, state: str,
             user: User = await svc.configstore.get_user(str(claims.get("user_id", "")))
         except NotExist:
             raise BadRequest("the user of this authorization doesn't exist anymore") from None
-        if user_account(user, rs) is not None:
-            raise BadRequest(f"user {user.name!r} already has a linked account for remote source {rs.name!r}")
+        _check_can_link(user, rs)
     async with driver_for(rs) as forge:
         token = await forge.oauth2_exchange_code(code, callback_url(svc))
     if request_type == REQUEST_LOGIN:

@@ -42,7 +42,7 @@ def user(u: User) -> dict[str, Any]:
 def linked_account(la: LinkedAccount) -> dict[str, Any]:
     # Never the tokens.
     return {"id": la.id, "remote_source_id": la.remote_source_id, "remote_user_name": la.remote_user_name,
-            "remote_user_avatar_url": la.remote_user_avatar_url}
+            "remote_user_avatar_url": la.remote_user_avatar_url, "needs_reauthorization": la.needs_reauthorization}
 
 
 def org(o: Organization) -> dict[str, Any]:
