@@ -36,6 +36,7 @@ from agola.web.handlers import (
     query_int,
     run_rows,
 )
+from agola.web.home import home
 from agola.web.render import SECURITY_HEADERS, page, redirect
 
 __all__ = ["add_routes"]
@@ -48,17 +49,6 @@ RESULTS = tuple(str(r) for r in RunResult)
 
 # ---------------------------------------------------------------------------------------------
 # runs
-
-
-async def home(request: web.Request) -> web.Response:
-    caller = await caller_of(request)
-    runs: list[dict[str, Any]] = []
-    group = ""
-    if caller.ident.user is not None:
-        group = f"/user/{caller.ident.user.id}"
-        runs = run_rows(await run_actions.list_runs(caller.svc, caller.ident,
-                                                     run_actions.RunsQuery(group=group, limit=PAGE_SIZE)))
-    return page("home.html", **caller.context(runs=runs, group=group, live_events=True))
 
 
 async def runs_list(request: web.Request) -> web.Response:

@@ -180,6 +180,23 @@ def test_a_forge_project_runs_by_push_and_by_hand(web: Web, browser: Any, gitea:
     expect(page.locator("#project-runs tbody tr")).to_have_count(2)
     shot(page, "project")
 
+    # The home page lists the project's runs and max's direct runs together, newest first, live.
+    page.goto("/")
+    home = page.locator("#home-runs")
+    expect(home.locator("tbody tr")).to_have_count(2)
+    expect(home.locator("tbody tr .place").first).to_have_text("user/max/shop")
+    page.evaluate("window.notReloaded = true")
+    web.direct_run(token, web.repo("max-direct", PIPELINE), "feature")
+    expect(home.locator("tbody tr")).to_have_count(3, timeout=30_000)
+    newest = home.locator("tbody tr").first
+    expect(newest.locator(".place")).to_have_text("direct run")
+    expect(newest.locator("[data-state]")).to_have_text("success", timeout=30_000)
+    assert page.evaluate("window.notReloaded") is True
+    page.locator("tbody tr .place a", has_text="user/max/shop").first.click()
+    expect(page).to_have_url(re.compile(r"/projects/user%2Fmax%2Fshop$"))
+    page.goto("/")
+    shot(page, "home-projects")
+
 
 def test_orgs_groups_projects_settings_and_admin_pages(web: Web, browser: Any) -> None:
     frank, gina, hank = web.user("frank"), web.user("gina"), web.user("hank")
