@@ -95,6 +95,16 @@ class UserResponse(Wire):
 
 
 @attrs.frozen
+class CreateUserRequest(Wire):
+    username: str
+
+
+@attrs.frozen
+class CreateUserTokenRequest(Wire):
+    token_name: str
+
+
+@attrs.frozen
 class CreateUserTokenResponse(Wire):
     token: str = attrs.field(default="", repr=False)
 
@@ -118,6 +128,21 @@ class RemoteRepoResponse(Wire):
 class CreateUserLAResponse(Wire):
     linked_account: LinkedAccountResponse | None = attrs.field(default=None, metadata=_nested(LinkedAccountResponse))
     oauth2_redirect: str = ""
+
+
+@attrs.frozen
+class LoginUserRequest(Wire):
+    remote_source_name: str
+    login_name: str = ""
+    password: str = attrs.field(default="", repr=False)
+
+
+@attrs.frozen
+class RegisterUserRequest(Wire):
+    username: str
+    remote_source_name: str
+    remote_source_login_name: str = ""
+    remote_source_login_password: str = attrs.field(default="", repr=False)
 
 
 @attrs.frozen
@@ -157,6 +182,11 @@ class OrgMemberResponse(Wire):
 class OrgMembersResponse(Wire):
     organization: OrgResponse | None = attrs.field(default=None, metadata=_nested(OrgResponse))
     members: list[OrgMemberResponse] = attrs.field(factory=list, metadata=_nested_list(OrgMemberResponse))
+
+
+@attrs.frozen
+class AddOrgMemberRequest(Wire):
+    role: str = "member"
 
 
 @attrs.frozen
@@ -354,6 +384,13 @@ class RunsResponse(Wire):
 
 
 @attrs.frozen
+class CreatedRunsResponse(Wire):
+    """The runs a ``createrun`` made (a project's or a direct run)."""
+
+    runs: list[RunsResponse] = attrs.field(factory=list, metadata=_nested_list(RunsResponse))
+
+
+@attrs.frozen
 class RunResponseTask(Wire):
     id: str = ""
     name: str = ""
@@ -512,6 +549,11 @@ class VersionResponse(Wire):
 
 
 # ---------------------------------------------------------------- maintenance (admin)
+
+
+@attrs.frozen
+class ImportResponse(Wire):
+    imported: int = 0
 
 
 @attrs.frozen

@@ -8,6 +8,7 @@ import aiohttp
 from aiohttp import web
 
 from agola.errors import PayloadTooLarge
+from agola.services.gateway import openapi
 from agola.services.gateway.actions import Services
 from agola.services.gateway.api import (
     badges,
@@ -71,4 +72,5 @@ def build_app(svc: Services, auth: Authenticator, *, allowed_origins: Sequence[s
     for module in (version, users, orgs, projectgroups, projects, secrets, variables, remotesources, runs, logs,
                    createrun, badges, maintenance, deliveries, webhooks, repos):
         module.add_routes(app)
+    openapi.register(app)
     return app

@@ -6,9 +6,11 @@ from aiohttp import web
 
 from agola.services.gateway.actions import badges as actions
 from agola.services.gateway.api.common import ctx
+from agola.services.gateway.openapi import Query, api_op
 from agola.util.http import API_PREFIX
 
 
+@api_op(query=(Query("branch"),), response_media="image/svg+xml", auth="optional")
 async def badge(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     svg = await actions.project_badge(svc, ident, request.match_info["ref"], request.query.get("branch", ""))

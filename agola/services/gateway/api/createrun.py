@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from agola.client import types as wire
 from agola.services.gateway.actions import createrun as actions
 from agola.services.gateway.api import serialize
 from agola.services.gateway.api.common import ctx, json_object
+from agola.services.gateway.openapi import api_op
 from agola.util.http import API_PREFIX, json_response
 
 
+@api_op(body=wire.UserCreateRunRequest, response=wire.CreatedRunsResponse, status=201)
 async def user_create_run(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     req = actions.UserCreateRunRequest.from_json(await json_object(request))

@@ -9,17 +9,22 @@ from aiohttp import web
 from agola.errors import BadRequest
 from agola.services.gateway.actions import deliveries as actions
 from agola.services.gateway.api.common import ctx
-from agola.types.notification import DeliveryKind, OwnerType
+from agola.services.gateway.openapi import Query, api_op
+from agola.types.notification import DeliveryKind, DeliveryResponse, OwnerType
 from agola.util.http import API_PREFIX, json_response, query_int
 
 _OWNERS = {"projects": OwnerType.PROJECT, "users": OwnerType.USER}
 _KINDS = {"runwebhookdeliveries": DeliveryKind.RUN_WEBHOOK, "commitstatusdeliveries": DeliveryKind.COMMIT_STATUS}
+
+DELIVERIES_QUERY = (Query("deliverystatus", many=True), Query("start"), Query("limit", "integer"),
+                    Query("sortdirection", enum=("asc", "desc")))
 
 
 def _target(request: web.Request) -> tuple[OwnerType, str, DeliveryKind]:
     return (_OWNERS[request.match_info["owners"]], request.match_info["ref"], _KINDS[request.match_info["kind"]])
 
 
+@api_op(response=DeliveryResponse, many=True, query=DELIVERIES_QUERY)
 async def list_deliveries(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     owner_type, ref, kind = _target(request)
@@ -34,6 +39,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     return json_response([d.to_json() for d in found], headers=headers)
 
 
+@api_op(response=DeliveryResponse, status=201)
 async def redeliver(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     owner_type, ref, kind = _target(request)

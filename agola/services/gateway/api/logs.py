@@ -9,11 +9,15 @@ from aiohttp import web
 from agola.errors import AgolaError, BadRequest
 from agola.services.gateway.actions import runs as actions
 from agola.services.gateway.api.common import ctx, no_content
+from agola.services.gateway.openapi import Query, api_op
 from agola.types.stepquery import StepQuery, parse_log_query
 from agola.util.http import API_PREFIX, long_lived
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
+
+LOG_QUERY = (Query("runID", required=True), Query("taskID", required=True), Query("setup", "boolean"),
+             Query("step", "integer"), Query("follow", "boolean"))
 
 
 def _param(request: web.Request, camel: str) -> str:
@@ -30,6 +34,7 @@ def _target(request: web.Request) -> tuple[str, str, StepQuery]:
     return run_id, task_id, parse_log_query(request.query)
 
 
+@api_op(query=LOG_QUERY, response_media="text/plain", auth="optional")
 async def get_log(request: web.Request) -> web.StreamResponse:
     svc, ident = await ctx(request)
     run_id, task_id, query = _target(request)
@@ -69,6 +74,7 @@ async def _relay(request: web.Request, first: bytes, iterator: AsyncIterator[byt
     return resp
 
 
+@api_op(query=LOG_QUERY, status=204)
 async def delete_log(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     run_id, task_id, query = _target(request)

@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from agola.client import types as wire
 from agola.errors import AgolaError
 from agola.services.gateway.actions import maintenance as actions
 from agola.services.gateway.api.common import ctx
+from agola.services.gateway.openapi import Query, api_op
 from agola.util.http import API_PREFIX, json_response, query_bool
 from agola.util.log import get_logger
 
@@ -24,23 +26,27 @@ def _service(request: web.Request) -> str:
     return request.match_info["servicename"]
 
 
+@api_op()
 async def enable(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     await actions.set_maintenance(svc, ident, _service(request), True)
     return web.Response(status=200)
 
 
+@api_op()
 async def disable(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     await actions.set_maintenance(svc, ident, _service(request), False)
     return web.Response(status=200)
 
 
+@api_op(response=wire.MaintenanceStatusResponse)
 async def status(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     return json_response((await actions.maintenance_status(svc, ident, _service(request))).to_json())
 
 
+@api_op(query=(Query("force", "boolean"),), response_media="application/octet-stream")
 async def export(request: web.Request) -> web.StreamResponse:
     svc, ident = await ctx(request)
     service = _service(request)
@@ -70,6 +76,7 @@ async def _body(request: web.Request) -> AsyncIterator[bytes]:
         yield chunk
 
 
+@api_op(body_media="application/octet-stream", response=wire.ImportResponse)
 async def import_(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     count = await actions.import_(svc, ident, _service(request), _body(request))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from agola.client import types as wire
 from agola.errors import BadRequest
 from agola.services.gateway.actions import projects as actions
 from agola.services.gateway.api import serialize
 from agola.services.gateway.api.common import bool_field, ctx, json_object, no_content, str_field
 from agola.services.gateway.api.projectgroups import update_from
+from agola.services.gateway.openapi import api_op
 from agola.util.http import API_PREFIX, json_response
 
 
@@ -16,11 +18,13 @@ def _ref(request: web.Request) -> str:
     return request.match_info["ref"]
 
 
+@api_op(response=wire.ProjectResponse, auth="optional")
 async def get_project(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     return json_response(serialize.project(await actions.get_project(svc, ident, _ref(request))))
 
 
+@api_op(body=wire.CreateProjectRequest, response=wire.ProjectResponse, status=201)
 async def create_project(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     body = await json_object(request)
@@ -31,6 +35,7 @@ async def create_project(request: web.Request) -> web.Response:
     return json_response(serialize.project(project), status=201)
 
 
+@api_op(body=wire.UpdateProjectRequest, response=wire.ProjectResponse, status=201)
 async def update_project(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     body = await json_object(request)
@@ -41,18 +46,21 @@ async def update_project(request: web.Request) -> web.Response:
     return json_response(serialize.project(project), status=201)
 
 
+@api_op(status=204)
 async def delete_project(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     await actions.delete_project(svc, ident, _ref(request))
     return no_content()
 
 
+@api_op(status=204)
 async def reconfig(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     await actions.reconfig_project(svc, ident, _ref(request))
     return no_content()
 
 
+@api_op(body=wire.ProjectCreateRunRequest, response=wire.CreatedRunsResponse, status=201)
 async def create_run(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     body = await json_object(request)

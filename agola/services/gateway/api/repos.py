@@ -14,6 +14,7 @@ from aiohttp import web
 
 from agola.roleclients.gitserver import GitserverClient
 from agola.services.gateway.api.common import identity, services
+from agola.services.gateway.openapi import Query, api_op
 from agola.services.gateway.permissions import deny
 
 GIT_SESSION_KEY = web.AppKey("gateway_git_session", aiohttp.ClientSession)
@@ -35,6 +36,8 @@ async def _check_push(request: web.Request, rest: str) -> None:
     raise deny(ident, "push to this repository")
 
 
+@api_op("Git smart HTTP, relayed to the gitserver", body_media="application/octet-stream", query=(Query("service"),),
+        response_media="application/octet-stream", auth="optional")
 async def proxy(request: web.Request) -> web.StreamResponse:
     rest = request.match_info["rest"]
     if _is_push(request, rest):

@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from agola.client import types as wire
 from agola.errors import AgolaError, BadRequest
 from agola.services.gateway.actions import events
 from agola.services.gateway.actions import runs as actions
 from agola.services.gateway.api import serialize
 from agola.services.gateway.api.common import bool_field, ctx, json_object, str_field
+from agola.services.gateway.openapi import PAGING, Query, api_op
 from agola.types.runservice import RunEvent
 from agola.util.http import API_PREFIX, json_response, long_lived, query_bool, query_int
 from agola.util.log import get_logger
@@ -21,6 +23,9 @@ log = get_logger(__name__)
 
 CLIENT_CHECK_INTERVAL = 0.5
 KEEPALIVE_INTERVAL = 15.0
+
+RUNS_QUERY = (Query("group", many=True), Query("phase", many=True), Query("result", many=True),
+              Query("changegroup", many=True), Query("lastrun", "boolean"), *PAGING)
 
 
 def _query(request: web.Request) -> actions.RunsQuery:
@@ -38,17 +43,20 @@ def _query(request: web.Request) -> actions.RunsQuery:
     )
 
 
+@api_op(response=wire.RunsResponse, many=True, query=RUNS_QUERY, auth="optional")
 async def list_runs(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     runs = await actions.list_runs(svc, ident, _query(request))
     return json_response([serialize.runs_row(r) for r in runs])
 
 
+@api_op(response=wire.RunResponse, auth="optional")
 async def get_run(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     return json_response(serialize.run(await actions.get_run(svc, ident, request.match_info["runid"])))
 
 
+@api_op(body=wire.RunActionsRequest, response=wire.RunResponse)
 async def run_actions(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     body = await json_object(request)
@@ -57,12 +65,14 @@ async def run_actions(request: web.Request) -> web.Response:
     return json_response(serialize.run(resp))
 
 
+@api_op(response=wire.RunTaskResponse, auth="optional")
 async def get_task(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     view = await actions.get_task(svc, ident, request.match_info["runid"], request.match_info["taskid"])
     return json_response(serialize.task(view))
 
 
+@api_op(body=wire.RunTaskActionsRequest)
 async def task_actions(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     body = await json_object(request)
@@ -71,6 +81,7 @@ async def task_actions(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
+@api_op(response_media="text/event-stream")
 async def run_events(request: web.Request) -> web.StreamResponse:
     svc, ident = await ctx(request)
     return await relay_run_events(request, await events.run_events(svc, ident))

@@ -7,29 +7,35 @@ from typing import Any
 
 from aiohttp import web
 
+from agola.client import types as wire
 from agola.services.gateway.actions import linkedaccounts
 from agola.services.gateway.actions import users as actions
 from agola.services.gateway.api import serialize
 from agola.services.gateway.api.common import ctx, json_object, no_content, paging, services, str_field
+from agola.services.gateway.openapi import PAGING, Query, api_op
 from agola.util.http import API_PREFIX, json_response
 
 
+@api_op(response=wire.UserResponse)
 async def current_user(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     return json_response(serialize.user(await actions.current_user(svc, ident)))
 
 
+@api_op(response=wire.UserResponse)
 async def get_user(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     return json_response(serialize.user(await actions.get_user(svc, ident, request.match_info["userref"])))
 
 
+@api_op(response=wire.UserResponse, many=True, query=PAGING)
 async def list_users(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     users = await actions.list_users(svc, ident, *paging(request))
     return json_response([serialize.user(u) for u in users])
 
 
+@api_op(body=wire.CreateUserRequest, response=wire.UserResponse, status=201)
 async def create_user(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     body = await json_object(request)
@@ -37,12 +43,14 @@ async def create_user(request: web.Request) -> web.Response:
     return json_response(serialize.user(user), status=201)
 
 
+@api_op(status=204)
 async def delete_user(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     await actions.delete_user(svc, ident, request.match_info["userref"])
     return no_content()
 
 
+@api_op(body=wire.CreateUserTokenRequest, response=wire.CreateUserTokenResponse, status=201)
 async def create_token(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     body = await json_object(request)
@@ -50,6 +58,7 @@ async def create_token(request: web.Request) -> web.Response:
     return json_response({"token": token}, status=201)
 
 
+@api_op(status=204)
 async def delete_token(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     await actions.delete_user_token(svc, ident, request.match_info["userref"], request.match_info["tokenname"])
@@ -79,6 +88,7 @@ def _result(res: linkedaccounts.CallbackResult) -> dict[str, Any]:
     return out
 
 
+@api_op(body=wire.CreateUserLARequest, response=wire.CreateUserLAResponse, status=201)
 async def create_linked_account(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     body = await json_object(request)
@@ -92,6 +102,7 @@ async def create_linked_account(request: web.Request) -> web.Response:
     }, res.nonce)
 
 
+@api_op(body=wire.LoginUserRequest, response=wire.LoginUserResponse, status=201, auth="none")
 async def login(request: web.Request) -> web.Response:
     """``POST /api/login {remote_source_name, login_name, password}`` -> ``{oauth2_redirect, token, user}``."""
     svc = services(request)
@@ -103,6 +114,7 @@ async def login(request: web.Request) -> web.Response:
     return _flow_response(request, _result(res), "")
 
 
+@api_op(body=wire.RegisterUserRequest, response=wire.LoginUserResponse, status=201, auth="none")
 async def register(request: web.Request) -> web.Response:
     """``POST /api/register {username, remote_source_name, remote_source_login_name,
     remote_source_login_password}`` -> ``{oauth2_redirect, user}``."""
@@ -121,6 +133,7 @@ BrowserAnswer = Callable[[web.Request, linkedaccounts.CallbackResult], Awaitable
 BROWSER_CALLBACK_KEY: web.AppKey[BrowserAnswer] = web.AppKey("oauth2_browser_callback")
 
 
+@api_op(query=(Query("code"), Query("state")), response_media="application/json", auth="optional")
 async def oauth2_callback(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     nonce = request.cookies.get(linkedaccounts.NONCE_COOKIE, "") or request.headers.get("X-Agola-OAuth2-Nonce", "")
@@ -146,12 +159,14 @@ def _browser(request: web.Request) -> bool:
     return "text/html" in accept and "application/json" not in accept
 
 
+@api_op(status=204)
 async def delete_linked_account(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     await actions.delete_user_linked_account(svc, ident, request.match_info["userref"], request.match_info["laid"])
     return no_content()
 
 
+@api_op(response=wire.RemoteRepoResponse, many=True)
 async def remote_repos(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     repos = await linkedaccounts.list_remote_repos(svc, ident, request.match_info["rsref"])

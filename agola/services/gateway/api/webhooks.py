@@ -8,6 +8,7 @@ from aiohttp import web
 from agola.errors import PayloadTooLarge
 from agola.services.gateway.actions import webhooks as actions
 from agola.services.gateway.api.common import services
+from agola.services.gateway.openapi import Query, api_op
 from agola.util.http import json_response
 
 
@@ -25,6 +26,7 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+@api_op(body_media="application/json", query=(Query("projectid"),), auth="none")
 async def webhook(request: web.Request) -> web.Response:
     svc = services(request)
     body = await read_limited(request, actions.MAX_BODY)
