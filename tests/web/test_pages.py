@@ -110,6 +110,7 @@ def test_sign_in_and_link_through_an_oauth2_remote_source(web: Web, browser: Any
 
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/login$"))
+    shot(page, "login-oauth2")
     page.get_by_role("button", name="Sign in with gitea-oauth").click()
     expect(page.get_by_role("heading", name="Recent runs")).to_be_visible()
     expect(page.locator(".me")).to_have_text("ola")
