@@ -123,6 +123,9 @@ def test_push_tag_and_fork_pull_request(roles: RoleStack, emulator: ForgeEmulato
     assert key.title == f"agola deploy key - {project['id']}" and key.read_only
     [hook] = repo.hooks.values()
     assert hook.url == f"{roles.url}/webhooks?projectid={project['id']}" and hook.secret
+    if kind == "github":  # GitHub pinged the new hook: answered, nothing built
+        wait_for_sync(lambda: [d.status for d in emulator.deliveries if d.event == "ping"] == [200], timeout=20,
+                      message="the ping answered 200")
 
     secret, values = tmp_path / "secret.yml", tmp_path / "values.yml"
     secret.write_text("token: s3cr3t-deploy-value\n")
@@ -213,5 +216,5 @@ def test_hooks_are_each_forges_own(emulator: ForgeEmulator) -> None:
     expected = {"gitea": "pull_request_sync", "github": "pull_request", "gitlab": "Merge Request Hook"}
     assert expected[emulator.forge.dialect] in hook.events
     kinds = {d.event for d in emulator.deliveries if d.hook_url == hook.url}
-    assert kinds == {"gitea": {"push", "pull_request"}, "github": {"push", "pull_request"},
+    assert kinds == {"gitea": {"push", "pull_request"}, "github": {"ping", "push", "pull_request"},
                      "gitlab": {"Push Hook", "Tag Push Hook", "Merge Request Hook"}}[emulator.forge.dialect]

@@ -37,6 +37,7 @@ from tests.support.forge.app import (
     remove_key,
 )
 from tests.support.forge.github import example
+from tests.support.forge.hooks import HOOKS_KEY
 from tests.support.forge.model import Forge, Hook, Key, PullRequest, Repo, Status, User
 
 EXAMPLE_REPO = "Codertocat/Hello-World"
@@ -181,6 +182,8 @@ async def create_hook(request: web.Request) -> web.Response:
                 content_type=str(config.get("content_type") or "form"), active=bool(body.get("active", True)))
     with forge.lock:
         repo.hooks[hook.id] = hook
+    # GitHub pings a new hook at once.
+    await request.app[HOOKS_KEY].send_to(hook, "ping", ping_payload(forge, repo, hook, _require_user(request)))
     return _json(hook_json(forge, repo, hook), 201)
 
 
@@ -306,6 +309,15 @@ def push_payload(forge: Forge, r: Repo, ref: str, before: str, after: str, commi
                 pusher={"name": pusher.login, "email": pusher.email},
                 sender=_owner(forge, pusher, data["sender"]))
     data.pop("installation", None)
+    return data
+
+
+def ping_payload(forge: Forge, r: Repo, hook: Hook, sender: User) -> dict[str, Any]:
+    data: dict[str, Any] = retarget(example("webhook_ping.json"), forge, EXAMPLE_REPO, r.path)
+    shown = hook_json(forge, r, hook)
+    data.update(hook_id=hook.id, hook={**data["hook"], **{k: v for k, v in shown.items() if k in data["hook"]}},
+                repository=repo_json(forge, r, template=data["repository"]),
+                sender=_owner(forge, sender, data["sender"]))
     return data
 
 

@@ -108,6 +108,13 @@ class HookSender:
                         self.forge.deliveries.append(delivery)
                     self._spawn(self.deliver(hook, delivery, event_type))
 
+    async def send_to(self, hook: Hook, event: str, payload: dict[str, Any]) -> None:
+        """Queue one delivery to one hook, whatever its events (GitHub's ``ping`` of a new hook)."""
+        delivery = Delivery(str(uuid.uuid4()), hook.url, event, json.dumps(payload, indent=2).encode())
+        with self.forge.lock:
+            self.forge.deliveries.append(delivery)
+        self._spawn(self.deliver(hook, delivery, event))
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
