@@ -10,14 +10,22 @@ import click
 
 from agola.cli import CliContext
 from agola.cli._output import Column, call, done, emit, emit_fields, json_option, pick
+from agola.client import LinkedAccountResponse
 
 USER_COLUMNS: list[Column] = [("id", lambda u: u.id), ("username", lambda u: u.username)]
 USER_FIELDS: list[Column] = [
     ("ID", lambda u: u.id),
     ("Username", lambda u: u.username),
     ("Tokens", lambda u: u.tokens),
-    ("Linked accounts", lambda u: [f"{la.remote_user_name}@{la.remote_source_id} ({la.id})" for la in u.linked_accounts]),
+    ("Linked accounts", lambda u: [_linked_account(la) for la in u.linked_accounts]),
 ]
+
+def _linked_account(la: LinkedAccountResponse) -> str:
+    line = f"{la.remote_user_name}@{la.remote_source_id} ({la.id})"
+    if la.needs_reauthorization:
+        line += f" needs re-authorization ({la.needs_reauthorization}): agola user linkedaccount create -r <source>"
+    return line
+
 
 _username = click.option("-n", "--username", "username_opt", help="User name.")
 

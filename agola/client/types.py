@@ -84,6 +84,8 @@ class LinkedAccountResponse(Wire):
     remote_source_id: str = ""
     remote_user_name: str = ""
     remote_user_avatar_url: str = ""
+    # Why the forge refused the account's token ("" when it works): link the account again.
+    needs_reauthorization: str = ""
 
 
 @attrs.frozen

@@ -45,6 +45,8 @@ def test_a_revoked_token_asks_to_reauthorize(stack: RoleStack) -> None:
         [la] = linked_accounts(stack, token)
         assert "github list_user_repos" in la["needs_reauthorization"]
         assert "re-authorize the linked account" in la["needs_reauthorization"]
+        shown = cli(stack, token, "user", "show", "revo")
+        assert shown.exit_code == 0 and "needs re-authorization (github list_user_repos" in shown.output, shown.output
 
         # Linking the account again (a new token) clears the mark.
         started = cli(stack, token, "user", "linkedaccount", "create", "-n", "revo", "-r", "github")
