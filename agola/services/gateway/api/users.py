@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from agola.client import types as wire
+from agola.errors import AgolaError
 from agola.services.gateway.actions import linkedaccounts
 from agola.services.gateway.actions import users as actions
 from agola.services.gateway.api import serialize
@@ -128,8 +129,9 @@ async def register(request: web.Request) -> web.Response:
     return _flow_response(request, _result(res), "")
 
 
-# Set by the web UI (agola.web.signin): how to answer a browser back from the forge.
-BrowserAnswer = Callable[[web.Request, linkedaccounts.CallbackResult], Awaitable[web.Response]]
+# Set by the web UI (agola.web.signin): how to answer a browser back from the forge, with the
+# flow's result or why it failed.
+BrowserAnswer = Callable[[web.Request, linkedaccounts.CallbackResult | AgolaError], Awaitable[web.Response]]
 BROWSER_CALLBACK_KEY: web.AppKey[BrowserAnswer] = web.AppKey("oauth2_browser_callback")
 
 
@@ -137,10 +139,17 @@ BROWSER_CALLBACK_KEY: web.AppKey[BrowserAnswer] = web.AppKey("oauth2_browser_cal
 async def oauth2_callback(request: web.Request) -> web.Response:
     svc, ident = await ctx(request)
     nonce = request.cookies.get(linkedaccounts.NONCE_COOKIE, "") or request.headers.get("X-Agola-OAuth2-Nonce", "")
-    res = await linkedaccounts.oauth2_callback(svc, ident, request.query.get("code", ""),
-                                               request.query.get("state", ""), nonce)
-    resp: web.Response
     browser_answer = request.app.get(BROWSER_CALLBACK_KEY) if _browser(request) else None
+    resp: web.Response
+    try:
+        res = await linkedaccounts.oauth2_callback(svc, ident, request.query.get("code", ""),
+                                                   request.query.get("state", ""), nonce)
+    except AgolaError as err:
+        if browser_answer is None:
+            raise
+        resp = await browser_answer(request, err)
+        resp.del_cookie(linkedaccounts.NONCE_COOKIE, path="/")
+        return resp
     if browser_answer is not None:
         # The web UI's answer: a login signs the browser in (its token stays on the server).
         resp = await browser_answer(request, res)
