@@ -64,12 +64,14 @@ async def _password_sources(request: web.Request) -> list[dict[str, Any]]:
 
 
 async def _form(request: web.Request, next_path: str, error: str = "", status: int = 200, *, source: str = "",
-                login: str = "", username: str = "") -> web.Response:
+                login: str = "", username: str = "", notice: str = "") -> web.Response:
     """The sign-in page; after a failed remote sign-in it keeps the source and login (never the password)."""
     sources = await _password_sources(request)
-    oauth2 = [s["name"] for s in await _sources(request, RemoteSourceAuthType.OAUTH2) if s["login_enabled"]]
-    return page("login.html", status=status, next=next_path, error=error, source=source, login=login,
-                username=username, sources=[s for s in sources if s["login_enabled"]], oauth2=oauth2,
+    oauth2 = await _sources(request, RemoteSourceAuthType.OAUTH2)
+    return page("login.html", status=status, next=next_path, error=error, notice=notice, source=source, login=login,
+                username=username, sources=[s for s in sources if s["login_enabled"]],
+                oauth2=[s["name"] for s in oauth2 if s["login_enabled"]],
+                oauth2_registration=[s["name"] for s in oauth2 if s["registration_enabled"]],
                 registration=[s for s in sources if s["registration_enabled"]], signed_in="", csrf="")
 
 
@@ -174,8 +176,36 @@ async def login_oauth2(request: web.Request) -> web.Response:
     return to_forge(request, flow, source, signed_in="", csrf="")
 
 
-async def oauth2_done(request: web.Request, res: linkedaccounts.CallbackResult) -> web.Response:
+async def register_oauth2(request: web.Request) -> web.Response:
+    """Register through an OAuth2 remote source: to its authorize page; back, the sign-in page."""
+    form = await request.post()
+    if not same_origin(request):
+        return error_page(403, "registration from another site refused", signed_in="", csrf="")
+    source, username = str(form.get("remote_source") or ""), str(form.get("username") or "").strip()
+    allowed = [s["name"] for s in await _sources(request, RemoteSourceAuthType.OAUTH2) if s["registration_enabled"]]
+    if source not in allowed:
+        return await _form(request, "/", "Choose a remote source that allows registering.", 400)
+    try:
+        flow = await linkedaccounts.register_user(request.app[SERVICES_KEY], username, source)
+    except AgolaError as err:
+        if err.status >= 500:
+            log.warning("oauth2 registration not started", remote_source=source, error=err.message)
+            return await _form(request, "/", f"{source} could not be reached: try again later.", 502)
+        return await _form(request, "/", err.message, err.status, source=source, username=username)
+    if not isinstance(flow, linkedaccounts.LinkResult) or not flow.oauth2_redirect:
+        return await _form(request, "/", f"{source} did not answer an authorization page.", 502)
+    return to_forge(request, flow, source, signed_in="", csrf="")
+
+
+async def oauth2_done(request: web.Request, res: linkedaccounts.CallbackResult | AgolaError) -> web.Response:
     """The answer to a browser back from the forge (the gateway's callback checked code and state)."""
+    if isinstance(res, AgolaError):
+        if res.status >= 500:
+            log.warning("oauth2 callback failed", error=res.message)
+            return error_page(502, "The git host could not be reached: try again later.", signed_in="", csrf="")
+        return error_page(res.status, res.message, signed_in="", csrf="")
+    if res.request_type == linkedaccounts.REQUEST_REGISTER and res.user is not None:
+        return await _form(request, "/", notice=f"Registered as {res.user.name}: sign in.")
     if res.request_type == linkedaccounts.REQUEST_LOGIN and res.token:
         return await _signed_in(request, res.token, "/")
     if res.request_type == linkedaccounts.REQUEST_CREATE_LA:
@@ -200,6 +230,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/login", login)
     r.add_post("/login/remote", login_remote)
     r.add_post("/login/oauth2", login_oauth2)
+    r.add_post("/register/oauth2", register_oauth2)
     r.add_post("/register", register)
     r.add_post("/logout", logout)
     app[BROWSER_CALLBACK_KEY] = oauth2_done

@@ -90,7 +90,8 @@ def test_sign_in_and_link_through_an_oauth2_remote_source(web: Web, browser: Any
     app = gitea.add_oauth_app(f"{web.url}/oauth2/callback")
     web.api(ADMIN, "POST", "/remotesources", {"name": "gitea-oauth", "type": "gitea", "apiurl": gitea.url,
                                                "auth_type": "oauth2", "oauth_2_client_id": app.client_id,
-                                               "oauth_2_client_secret": app.client_secret, "login_enabled": True})
+                                               "oauth_2_client_secret": app.client_secret, "login_enabled": True,
+                                               "registration_enabled": True})
     token = web.user("ola")
     # The emulator's authorize page signs its user in with HTTP Basic: the browser answers it.
     context = browser.new_context(base_url=web.url, http_credentials={
@@ -119,6 +120,26 @@ def test_sign_in_and_link_through_an_oauth2_remote_source(web: Web, browser: Any
     cookies = {c["name"]: c["value"] for c in context.cookies(web.url)}
     assert "agola_oauth2_nonce" not in cookies
     assert not any(v.count(".") == 2 and v.startswith("ey") for v in cookies.values())
+    context.close()
+
+    # A forge account of no agola user: an error page saying so; it registers, then signs in.
+    gitea.add_user("pia-gitea", "pia-password")
+    context = browser.new_context(base_url=web.url, http_credentials={
+        "username": "pia-gitea", "password": "pia-password", "origin": gitea.url})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto("/login")
+    page.get_by_role("button", name="Sign in with gitea-oauth").click()
+    expect(page.get_by_role("alert")).to_contain_text("register first")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("404")
+    page.goto("/login")
+    register = page.locator("details", has_text="Register through a git host")
+    register.get_by_text("New here? Register through a git host").click()
+    register.get_by_label("Agola user name").fill("pia")
+    register.get_by_role("button", name="Register through the git host").click()
+    expect(page.get_by_role("status")).to_have_text("Registered as pia: sign in.")
+    page.get_by_role("button", name="Sign in with gitea-oauth").click()
+    expect(page.locator(".me")).to_have_text("pia")
     context.close()
 
 
