@@ -10,7 +10,7 @@ at once. An **OAuth2 remote source** that allows logging in is a "Sign in with <
 the browser goes to the forge's authorize page with the flow's nonce cookie, comes back to the
 gateway's ``/oauth2/callback``, and ``oauth2_done`` answers it: a login becomes a session here (the
 token never travels to the browser), a linked account (started from the settings) goes back to the
-settings.
+settings, a registration (from this page) back here to sign in, a failure to an error page.
 """
 
 from __future__ import annotations
