@@ -133,3 +133,24 @@ def _fuzz(stack: RoleStack, op: Any, strategy: Any, tokens: dict[str, str], mode
         run()
     except Unsatisfiable:
         pass  # nothing of this mode to generate (a negative case of an operation without inputs)
+
+
+def test_a_remote_source_api_url_no_client_can_call_is_refused(stack: RoleStack) -> None:
+    """Found by fuzzing: such a URL was stored, then every login, registration and account link
+    through the remote source was a 500 with a traceback (yarl's ValueError, IDNA's UnicodeError)."""
+    url = f"{stack.url}/api/v1alpha"
+    headers = {"Authorization": f"token {ADMIN}"}
+    good = {"name": "fuzzrs", "type": "gitea", "auth_type": "password", "apiurl": "http://127.0.0.1:1/"}
+    assert requests.post(f"{url}/remotesources", json=good, headers=headers, timeout=30).status_code == 201
+    for bad in ("\u0000", "http://[::1", "http://127.0.0.1:99999/", "ftp://forge.example.com/",
+                "http://" + "a" * 300 + "/", "/api/v1"):
+        resp = requests.post(f"{url}/remotesources", json={**good, "name": "fuzzrs2", "apiurl": bad},
+                             headers=headers, timeout=30)
+        assert (resp.status_code, resp.json()["message"]) == (
+            400, "invalid remote source api url: expected an absolute http or https URL with a host"), bad
+        resp = requests.put(f"{url}/remotesources/fuzzrs", json={"apiurl": bad}, headers=headers, timeout=30)
+        assert resp.status_code == 400, bad
+    # The stored one still works: a login through it says the forge cannot be reached.
+    resp = requests.post(f"{url}/login", json={"remote_source_name": "fuzzrs", "login_name": "a", "password": "b"},
+                         timeout=30)
+    assert resp.status_code == 503 and "cannot reach http://127.0.0.1:1" in resp.json()["message"]

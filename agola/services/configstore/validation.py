@@ -7,6 +7,8 @@ secret value). State-dependent checks (existence, uniqueness, tree moves) live i
 
 from __future__ import annotations
 
+from yarl import URL
+
 from agola.errors import BadRequest
 from agola.pipeline.when import RegexpError, compile_condition_regexp
 from agola.services.configstore.names import check_name
@@ -75,6 +77,7 @@ def check_remote_source(rs: RemoteSource) -> None:
     check_name("remote source", rs.name)
     if not rs.api_url:
         raise BadRequest("remote source api url required")
+    check_api_url(rs.api_url)
     if not rs.type:
         raise BadRequest("remote source type required")
     if not is_member(RemoteSourceType, rs.type):
@@ -94,6 +97,22 @@ def check_remote_source(rs: RemoteSource) -> None:
             raise BadRequest("remote source oauth2 client id required")
         if not rs.oauth2_client_secret:
             raise BadRequest("remote source oauth2 client secret required")
+
+
+def check_api_url(url: str) -> None:
+    """A URL the forge clients can call: absolute http(s), a host (IDNA-encodable), a valid port.
+    (``http://[::1``, a port over 65535 or a 300-character host name were stored, then every login,
+    registration and link through the remote source was a 500.) The URL is not echoed: it may
+    carry credentials."""
+    problem = BadRequest("invalid remote source api url: expected an absolute http or https URL with a host")
+    try:
+        parsed = URL(url)
+        host, _ = parsed.host, parsed.port
+        if parsed.scheme not in ("http", "https") or not host:
+            raise problem
+        host.encode("idna")
+    except (ValueError, UnicodeError):
+        raise problem from None
 
 
 def check_project(project: Project) -> None:
