@@ -167,6 +167,16 @@ class S3Server:
             _stop(self.proc)
             self.proc = None
 
+    def pause(self) -> None:
+        """SIGSTOP: the server stops answering (connections hang) without losing its in-memory
+        objects, as a stopped S3 host whose disk survives; ``resume()`` restarts it."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
 
 def docker_available() -> bool:
     if not shutil.which("docker"):
