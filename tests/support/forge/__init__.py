@@ -1,5 +1,5 @@
-"""A forge emulator for the tests: ``GiteaEmulator(tmp_dir).start()``, or
-``ForgeEmulator(tmp_dir, dialect="github" | "gitlab")`` for the same emulator speaking GitHub's
+"""A forge emulator for the tests: ``ForgeEmulator(tmp_dir).start()`` (or ``GiteaEmulator``) for
+Gitea, ``ForgeEmulator(tmp_dir, dialect="github" | "gitlab")`` for the same emulator speaking GitHub's
 REST API v3 (Enterprise layout, ``/api/v3``) or GitLab's API v4, their OAuth2 endpoints and their
 webhooks (``github_dialect.py``, ``gitlab_dialect.py``) on the same repositories and sshd.
 
@@ -36,12 +36,13 @@ T = TypeVar("T")
 
 DIALECTS = ("gitea", "github", "gitlab")
 
-__all__ = ["DIALECTS", "Delivery", "ForgeEmulator", "GiteaEmulator", "OAuthApp", "PullRequest", "Repo", "Status", "User", "ssh_available"]
+__all__ = ["DIALECTS", "Delivery", "ForgeEmulator", "GiteaEmulator", "OAuthApp", "PullRequest", "Repo", "Status", "User",
+           "ssh_available"]
 
 ssh_available = available
 
 
-class GiteaEmulator:
+class ForgeEmulator:
     def __init__(self, work: Path, *, ssh: bool = True, dialect: str = "gitea") -> None:
         if dialect not in DIALECTS:
             raise ValueError(f"unknown forge dialect {dialect!r} (one of {', '.join(DIALECTS)})")
@@ -59,7 +60,7 @@ class GiteaEmulator:
 
     # ------------------------------------------------------------------------------ lifecycle
 
-    def start(self) -> GiteaEmulator:
+    def start(self) -> ForgeEmulator:
         self.forge.repos_root.mkdir(parents=True, exist_ok=True)
         if self.sshd is not None:
             self.sshd.start()
@@ -187,5 +188,5 @@ class GiteaEmulator:
             return [s for s in self.forge.repos[path].statuses if s.sha == sha]
 
 
-# The emulator speaks the three dialects: ``ForgeEmulator(work, dialect="github")``.
-ForgeEmulator = GiteaEmulator
+# The name the Gitea-only tests know it by (the default dialect is Gitea).
+GiteaEmulator = ForgeEmulator
