@@ -15,18 +15,40 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from agola import __version__
 from agola.errors import AgolaError, BadRequest, PayloadTooLarge, Unauthorized, http_status, public_body
 from agola.util.log import get_logger
 
 log = get_logger("agola.http")
+
+
+class _ClientProtocolErrors(logging.Filter):
+    """aiohttp logs a request it cannot parse (a request line or header over 8 KiB, a malformed
+    header) at ERROR with a traceback, though it is the client's error, answered 400: anyone could
+    fill the logs with tracebacks. Such records become one warning line naming the error's type
+    (not its text: it quotes the request line, which may hold an ``access_token``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 400) < 500:
+            record.msg, record.args = f"{record.getMessage()}: {type(exc).__name__}", ()
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_SERVER_LOGGER = logging.getLogger("aiohttp.server")
+if not any(isinstance(f, _ClientProtocolErrors) for f in _SERVER_LOGGER.filters):
+    _SERVER_LOGGER.addFilter(_ClientProtocolErrors())
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -154,3 +154,25 @@ def test_a_remote_source_api_url_no_client_can_call_is_refused(stack: RoleStack)
     resp = requests.post(f"{url}/login", json={"remote_source_name": "fuzzrs", "login_name": "a", "password": "b"},
                          timeout=30)
     assert resp.status_code == 503 and "cannot reach http://127.0.0.1:1" in resp.json()["message"]
+
+
+def test_a_request_aiohttp_cannot_parse_is_a_400_without_a_traceback(stack: RoleStack) -> None:
+    """Found by fuzzing: a request line over 8 KiB was logged by aiohttp at ERROR with a traceback."""
+    handler = _Tracebacks()
+    seen: list[logging.LogRecord] = []
+    server_log = logging.getLogger("aiohttp.server")
+    keep = logging.Handler()
+    keep.emit = seen.append  # type: ignore[assignment]
+    logging.getLogger().addHandler(handler)
+    server_log.addHandler(keep)
+    try:
+        resp = requests.get(f"{stack.url}/api/v1alpha/users/{'a' * 20000}?access_token=not-in-the-logs", timeout=30)
+        assert resp.status_code == 400
+        resp = requests.get(f"{stack.url}/api/v1alpha/version", headers={"X-Big": "b" * 20000}, timeout=30)
+        assert resp.status_code == 400
+    finally:
+        logging.getLogger().removeHandler(handler)
+        server_log.removeHandler(keep)
+    assert [f"{r.name}: {r.getMessage()}" for r in handler.records] == []
+    lines = [f"{r.levelname} {r.getMessage()}" for r in seen]
+    assert lines == ["WARNING Error handling request from 127.0.0.1: LineTooLong"] * 2
