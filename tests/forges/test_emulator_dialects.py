@@ -110,3 +110,69 @@ def _github_headers(received: list[Received]) -> None:
     for r in received:
         assert r.headers["X-GitHub-Event"] in ("push", "pull_request") and r.headers["X-GitHub-Delivery"]
         assert r.headers["X-Hub-Signature-256"] == github.sign(SECRET, r.body)
+
+
+# ------------------------------------------------------------------- GitHub's OpenAPI description
+
+OPENAPI = github_fake.PACK / "openapi-subset.json"
+JSON_TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "integer": (int,), "number": (int, float),
+                                           "boolean": (bool,), "object": (dict,), "array": (list,)}
+
+
+def schema_errors(spec: dict[str, Any], schema: dict[str, Any], value: Any, path: str = "$") -> list[str]:
+    """What ``value`` lacks to match an OpenAPI 3.0 schema: required properties, JSON types
+    (``nullable`` honoured), recursively through ``$ref``, ``allOf``, ``oneOf``/``anyOf``."""
+    if "$ref" in schema:
+        return schema_errors(spec, spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]], value, path)
+    if value is None:
+        return [] if schema.get("nullable") or not schema.get("type") else [f"{path}: null"]
+    if "allOf" in schema:
+        return [e for sub in schema["allOf"] for e in schema_errors(spec, sub, value, path)]
+    for key in ("oneOf", "anyOf"):
+        if key in schema:
+            found = [schema_errors(spec, sub, value, path) for sub in schema[key]]
+            return [] if any(not f for f in found) else min(found, key=len)
+    kind = schema.get("type")
+    if kind in JSON_TYPES and (not isinstance(value, JSON_TYPES[kind]) or (kind != "boolean" and isinstance(value, bool))):
+        return [f"{path}: {type(value).__name__} instead of {kind}"]
+    if kind == "array":
+        return [e for i, item in enumerate(value) for e in schema_errors(spec, schema.get("items", {}), item, f"{path}[{i}]")]
+    if isinstance(value, dict):
+        errors = [f"{path}.{name}: missing" for name in schema.get("required", []) if name not in value]
+        for name, sub in (schema.get("properties") or {}).items():
+            if name in value:
+                errors.extend(schema_errors(spec, sub, value[name], f"{path}.{name}"))
+        return errors
+    return []
+
+
+async def test_github_answers_match_the_openapi_description(emulator: ForgeEmulator, tmp_path: Path) -> None:
+    if emulator.forge.dialect != "github":
+        pytest.skip("GitHub's OpenAPI description")
+    spec = json.loads(OPENAPI.read_text())
+    emulator.add_user("oa", "pw")
+    emulator.create_repo("oa", "spec")
+    tree = work_tree(tmp_path / "w", {"README": "spec\n"})
+    git("push", "-q", emulator.http_url("oa/spec", "oa"), "main", cwd=tree)
+    sha = git("rev-parse", "HEAD", cwd=tree)
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpenApiOpenApiOpenApiOpenApiOpenApiOpen oa"
+    calls = [("GET", "/user", "/user", None, 200), ("GET", "/user/repos", "/user/repos", None, 200),
+             ("GET", "/repos/oa/spec", "/repos/{owner}/{repo}", None, 200),
+             ("GET", "/repos/oa/spec/contents/README?ref=main", "/repos/{owner}/{repo}/contents/{path}", None, 200),
+             ("POST", "/repos/oa/spec/keys", "/repos/{owner}/{repo}/keys", {"title": "k", "key": key, "read_only": True}, 201),
+             ("GET", "/repos/oa/spec/keys", "/repos/{owner}/{repo}/keys", None, 200),
+             ("POST", "/repos/oa/spec/hooks", "/repos/{owner}/{repo}/hooks",
+              {"name": "web", "config": {"url": "http://127.0.0.1:9/x", "content_type": "json"}, "events": ["push"]}, 201),
+             ("GET", "/repos/oa/spec/hooks", "/repos/{owner}/{repo}/hooks", None, 200),
+             ("POST", f"/repos/oa/spec/statuses/{sha}", "/repos/{owner}/{repo}/statuses/{sha}",
+              {"state": "pending", "context": "c"}, 201),
+             ("GET", "/repos/oa/spec/git/ref/heads/main", "/repos/{owner}/{repo}/git/ref/{ref}", None, 200),
+             ("GET", f"/repos/oa/spec/git/commits/{sha}", "/repos/{owner}/{repo}/git/commits/{commit_sha}", None, 200)]
+    headers = {"Authorization": f"Bearer {emulator.token_for('oa')}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        for method, path, template, body, status in calls:
+            async with http.request(method, f"{emulator.url}/api/v3{path}", json=body) as resp:
+                assert resp.status == status, (path, await resp.text())
+                data = await resp.json()
+            schema = spec["paths"][template][method.lower()]["responses"][str(status)]["content"]["application/json"]["schema"]
+            assert schema_errors(spec, schema, data) == [], (method, path)

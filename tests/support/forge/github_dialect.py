@@ -75,7 +75,7 @@ def repo_json(forge: Forge, r: Repo, viewer: User | None = None, *, template: di
     html = f"{forge.url}/{r.path}"
     data.update(id=r.id, name=r.name, full_name=r.path, default_branch=r.default_branch, html_url=html,
                 clone_url=f"{html}.git", ssh_url=forge.ssh_url(r.path), svn_url=html, fork=r.fork_of is not None,
-                private=False)
+                private=False, language=data.get("language"))  # the example has no language: GitHub sends null
     data["owner"] = _owner(forge, forge.users[r.owner], data["owner"])
     for key in ("parent", "source", "organization", "template_repository"):
         data.pop(key, None)
