@@ -81,28 +81,17 @@ class ConfigReadDB:
             self._db = None
 
     async def _follow(self) -> None:
-        """Mirror the feed; a batch that cannot be stored (a full disk) is retried from the last
-        one applied, so the mirror resumes once the disk has room again."""
-        delay = 0.05
-        while True:
-            feed = self.dm.feed(self.wal_sequence)
-            try:
-                async for batch in feed:
-                    if self._db is not None:
-                        await self._persist(batch)
-                    self.apply(batch)
-                    delay = 0.05
-                    async with self._changed:
-                        self._changed.notify_all()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the mirror outlives a full disk
-                log.warning("configstore readdb: storing a feed batch failed", error=repr(exc),
-                            retry_in=round(delay, 2))
-                await asyncio.sleep(delay)
-                delay = min(5.0, delay * 2)
-            finally:
-                await feed.aclose()
+        async def start() -> str:
+            return self.wal_sequence  # the last batch applied (and stored)
+
+        await self.dm.mirror(start, self._store, "configstore")
+
+    async def _store(self, batch: FeedBatch) -> None:
+        if self._db is not None:
+            await self._persist(batch)
+        self.apply(batch)
+        async with self._changed:
+            self._changed.notify_all()
 
     async def _load(self) -> None:
         assert self._db is not None

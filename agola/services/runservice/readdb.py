@@ -159,27 +159,12 @@ class RunReadDB:
         return str(row[0]) if row else ""
 
     async def _follow_ost(self) -> None:
-        """Mirror the feed; a batch that cannot be stored (a full disk) is retried from the last
-        one stored, so the mirror resumes once the disk has room again."""
-        delay = 0.05
-        while True:
-            try:
-                feed = self.dm.feed(await self._meta("wal_sequence"))
-                try:
-                    async for batch in feed:
-                        await self._apply_batch(batch)
-                        delay = 0.05
-                        if batch.synced:
-                            self._ost_synced.set()
-                finally:
-                    await feed.aclose()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the mirror outlives a full disk
-                log.warning("runservice readdb: storing a feed batch failed", error=repr(exc),
-                            retry_in=round(delay, 2))
-                await asyncio.sleep(delay)
-                delay = min(5.0, delay * 2)
+        async def store(batch: FeedBatch) -> None:
+            await self._apply_batch(batch)
+            if batch.synced:
+                self._ost_synced.set()
+
+        await self.dm.mirror(lambda: self._meta("wal_sequence"), store, "runservice")
 
     async def _apply_batch(self, batch: FeedBatch) -> None:
         async with self.db.write() as db:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
 
 from agola.errors import BadRequest
 from agola.storage.coord.base import Coordination
@@ -196,6 +196,29 @@ class DataManager:
         feed = Feed(self.coord, self.ost, self.paths, self.datatypes, self.wal_reader, self.options.max_backoff,
                     on_corrupt=self._corrupt_found)
         return feed.follow(wal_sequence)
+
+    async def mirror(self, start: Callable[[], Awaitable[str]], store: Callable[[FeedBatch], Awaitable[None]],
+                     what: str) -> None:
+        """Follow the feed from ``await start()`` (the consumer's last stored WAL sequence) and
+        ``await store(batch)`` each batch, until cancelled. A batch that cannot be stored (a full
+        disk) is retried from ``start()`` after a backoff, so the mirror resumes once it can."""
+        backoff = Backoff()
+        while True:
+            try:
+                feed = self.feed(await start())
+                try:
+                    async for batch in feed:
+                        await store(batch)
+                        backoff.reset()
+                finally:
+                    await feed.aclose()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the mirror outlives a full disk
+                delay = backoff.next()
+                log.warning("readdb: storing a feed batch failed", readdb=what, error=repr(exc),
+                            retry_in=round(delay, 2))
+                await asyncio.sleep(delay)
 
     def _corrupt_found(self, exc: CorruptData) -> None:
         if self.on_corrupt is not None:
