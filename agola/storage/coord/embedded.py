@@ -25,6 +25,7 @@ import os
 import queue
 import secrets
 import sqlite3
+import struct
 import threading
 import time
 from collections import deque
@@ -133,6 +134,32 @@ class CorruptStore(Internal):
         self.path = path
 
 
+_WAL_MAGICS = {0x377F0682: "<", 0x377F0683: ">"}  # sqlite WAL magic -> checksum byte order
+
+
+def _check_wal_header(wal: Path) -> None:
+    """sqlite drops a ``-wal`` file whose header is damaged without a word, and with it every
+    transaction not yet checkpointed: refuse to open instead. (A torn last frame after a crash is
+    sqlite's normal recovery and not reported.)"""
+    try:
+        with wal.open("rb") as f:
+            header = f.read(32)
+    except FileNotFoundError:
+        return
+    if len(header) < 32:
+        return  # empty or never written past its start: nothing committed in it
+    magic, _version, _page, _seq, _salt1, _salt2, c1, c2 = struct.unpack(">8I", header)
+    order = _WAL_MAGICS.get(magic)
+    if order is None:
+        raise CorruptStore(wal, "not a sqlite WAL file")
+    s0 = s1 = 0
+    for x0, x1 in struct.iter_unpack(f"{order}2I", header[:24]):
+        s0 = (s0 + x0 + s1) & 0xFFFFFFFF
+        s1 = (s1 + x1 + s0) & 0xFFFFFFFF
+    if (s0, s1) != (c1, c2):
+        raise CorruptStore(wal, "WAL header checksum mismatch")
+
+
 class _Store:
     def __init__(self, data_dir: Path, history: int) -> None:
         self.data_dir = data_dir
@@ -187,6 +214,7 @@ class _Store:
 
     def _x_open(self) -> None:
         path = self.data_dir / "coord.db"
+        _check_wal_header(path.with_name(path.name + "-wal"))
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("PRAGMA journal_mode=WAL")

@@ -101,6 +101,27 @@ async def test_a_corrupt_store_stops_with_an_error_naming_it_and_is_left_alone(
     await coord.close()
 
 
+async def test_a_damaged_wal_file_is_refused_not_dropped(tmp_path: Path) -> None:
+    """sqlite would drop a -wal file with a damaged header, and the writes in it, silently."""
+    coord = await EmbeddedCoordination.open(tmp_path, "p/")
+    await coord.put("kept", b"1")
+    wal = tmp_path / "coord.db-wal"
+    # Copy the store as a crash leaves it: the last writes only in the -wal file.
+    snapshot = {name: (tmp_path / name).read_bytes() for name in ("coord.db", "coord.db-wal")}
+    await coord.close()
+    assert len(snapshot["coord.db-wal"]) > 32
+    (tmp_path / "coord.db").write_bytes(snapshot["coord.db"])
+    good = snapshot["coord.db-wal"]
+    wal.write_bytes(good[:8] + os.urandom(24) + good[32:])
+    with pytest.raises(CorruptStore) as err:
+        await EmbeddedCoordination.open(tmp_path, "p/")
+    assert str(wal) in str(err.value)
+    wal.write_bytes(good)  # restored: it opens with every write
+    coord = await EmbeddedCoordination.open(tmp_path, "p/")
+    assert await coord.get("kept") is not None
+    await coord.close()
+
+
 async def test_handles_in_one_process_share_the_store(tmp_path: Path) -> None:
     a = await EmbeddedCoordination.open(tmp_path, "runservice/")
     b = await EmbeddedCoordination.open(tmp_path / ".." / tmp_path.name, "configstore/")
