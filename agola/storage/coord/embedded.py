@@ -25,7 +25,6 @@ import os
 import queue
 import secrets
 import sqlite3
-import struct
 import threading
 import time
 from collections import deque
@@ -33,7 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, TypeVarTuple
 
-from agola.errors import BadRequest, Internal, NotExist, Unavailable
+from agola.errors import BadRequest, NotExist, Unavailable
 from agola.storage.coord.base import (
     Compacted,
     Compare,
@@ -50,6 +49,7 @@ from agola.storage.coord.base import (
     TxnResult,
     Watcher,
 )
+from agola.storage.coord.damage import CorruptStore, check_wal_header
 from agola.storage.coord.lease import KeepaliveLease
 from agola.storage.coord.mutex import QueuedMutex
 from agola.util.log import get_logger
@@ -124,42 +124,6 @@ class _Write:
 _Callback = Callable[[Any, BaseException | None], None]
 
 
-class CorruptStore(Internal):
-    """``coord.db`` is damaged. It is the only copy of the coordination state (WALs not yet
-    checkpointed, run state, sequences): never rebuilt silently, the process stops naming it."""
-
-    def __init__(self, path: Path, detail: str) -> None:
-        super().__init__(f"embedded coordination store {str(path)!r} is corrupt ({detail}): "
-                         "not starting; restore it from a backup (or move it aside to start empty)")
-        self.path = path
-
-
-_WAL_MAGICS = {0x377F0682: "<", 0x377F0683: ">"}  # sqlite WAL magic -> checksum byte order
-
-
-def _check_wal_header(wal: Path) -> None:
-    """sqlite drops a ``-wal`` file whose header is damaged without a word, and with it every
-    transaction not yet checkpointed: refuse to open instead. (A torn last frame after a crash is
-    sqlite's normal recovery and not reported.)"""
-    try:
-        with wal.open("rb") as f:
-            header = f.read(32)
-    except FileNotFoundError:
-        return
-    if len(header) < 32:
-        return  # empty or never written past its start: nothing committed in it
-    magic, _version, _page, _seq, _salt1, _salt2, c1, c2 = struct.unpack(">8I", header)
-    order = _WAL_MAGICS.get(magic)
-    if order is None:
-        raise CorruptStore(wal, "not a sqlite WAL file")
-    s0 = s1 = 0
-    for x0, x1 in struct.iter_unpack(f"{order}2I", header[:24]):
-        s0 = (s0 + x0 + s1) & 0xFFFFFFFF
-        s1 = (s1 + x1 + s0) & 0xFFFFFFFF
-    if (s0, s1) != (c1, c2):
-        raise CorruptStore(wal, "WAL header checksum mismatch")
-
-
 class _Store:
     def __init__(self, data_dir: Path, history: int) -> None:
         self.data_dir = data_dir
@@ -214,7 +178,7 @@ class _Store:
 
     def _x_open(self) -> None:
         path = self.data_dir / "coord.db"
-        _check_wal_header(path.with_name(path.name + "-wal"))
+        check_wal_header(path.with_name(path.name + "-wal"))
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
