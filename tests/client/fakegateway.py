@@ -26,7 +26,7 @@ import attrs
 from aiohttp import web
 
 from agola.errors import BadRequest, Forbidden, NotExist, Unauthorized
-from agola.services.gitserver.api import STORE_KEY
+from agola.services.gitserver.api import MAX_PUSH_KEY, STORE_KEY
 from agola.services.gitserver.api import handle as git_handle
 from agola.services.gitserver.repos import RepoStore
 from agola.util.http import API_PREFIX, json_response, make_app, read_json
@@ -118,6 +118,7 @@ class FakeGateway:
     def app(self) -> web.Application:
         app = make_app("fake-gateway")
         app[STORE_KEY] = self.store
+        app[MAX_PUSH_KEY] = 1024 * 1024 * 1024  # the gitserver's default
         app.middlewares.insert(0, self._record)
         r = app.router
         r.add_get(f"{P}/user", self._auth(self.current_user))
