@@ -13,7 +13,8 @@ import pytest
 
 from agola.errors import BadRequest, Unavailable
 from agola.storage.coord.base import Compacted
-from agola.storage.coord.embedded import CorruptStore, EmbeddedCoordination
+from agola.storage.coord.damage import CorruptStore
+from agola.storage.coord.embedded import EmbeddedCoordination
 
 REPO = Path(__file__).resolve().parents[3]
 
