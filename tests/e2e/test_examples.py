@@ -78,7 +78,16 @@ def test_failing_then_restart_from_failed_tasks(user: Session, tmp_path: Path, b
     assert tasks["lint"]["status"] == "success" and tasks["test"]["status"] == "failed"
     assert tasks["report"]["status"] == "skipped"
 
-    restarted = user.cli("run", "restart", run["id"], "--json")
+    # A finished run can be restarted once its logs and archives are fetched from the executor
+    # (a moment after the end); until then the refusal says so.
+    attempts: list[Any] = []
+
+    def restart() -> bool:
+        attempts.append(user.cli("run", "restart", run["id"], "--json"))
+        return attempts[-1].exit_code == 0 or "still being fetched" not in attempts[-1].output
+
+    wait_for_sync(restart, 30, 0.2, "the failed run restartable")
+    restarted = attempts[-1]
     assert restarted.exit_code == 0, restarted.output
     new_id = json.loads(restarted.stdout)["id"]
     followed = user.cli("run", "logs", new_id, "-f")
