@@ -15,7 +15,7 @@ from tests.forges.conftest import HookReceiver, git, work_tree
 from tests.support.forge import GiteaEmulator
 from tests.support.waiting import wait_for
 
-PACK = Path("/work/shared/reference/forges/examples/gitea")
+PACK = Path(__file__).resolve().parents[1] / "support" / "forge" / "pack" / "gitea"
 pytestmark = pytest.mark.skipif(not PACK.is_dir(), reason="reference pack not present")
 
 

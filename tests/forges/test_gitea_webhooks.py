@@ -11,7 +11,7 @@ from agola.errors import BadRequest
 from agola.forges import EventKind, WebhookRejected
 from agola.forges.gitea import parse_webhook, sign
 
-PACK = Path("/work/shared/reference/forges/examples/gitea")
+PACK = Path(__file__).resolve().parents[1] / "support" / "forge" / "pack" / "gitea"
 SECRET = "agola-webhook-secret"
 
 pytestmark = pytest.mark.skipif(not PACK.is_dir(), reason="reference pack not present")

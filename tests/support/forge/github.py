@@ -26,7 +26,7 @@ from aiohttp import web
 
 from tests.support.services import free_port
 
-PACK = Path("/work/shared/reference/forges/examples/github")
+PACK = Path(__file__).parent / "pack" / "github"
 LOGIN = web.RequestKey("login", str)
 
 

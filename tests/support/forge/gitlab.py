@@ -24,7 +24,7 @@ from aiohttp import web
 
 from tests.support.services import free_port
 
-PACK = Path("/work/shared/reference/forges/examples/gitlab")
+PACK = Path(__file__).parent / "pack" / "gitlab"
 LOGIN = web.RequestKey("login", str)
 STATES = ("pending", "running", "success", "failed", "canceled")
 
