@@ -1,0 +1,265 @@
+"""A Docker pod: container 0 (where every step runs) plus service containers in its netns.
+
+Layout inside container 0: the host's static busybox at ``/.agola/bin/busybox`` (every helper
+command runs with it, so any image works), a small tmpfs at ``/.agola/tmp`` for step scripts.
+Commands run through ``docker exec``; files go in and out with the archive API. Created by
+``agola.services.executor.drivers.docker.DockerDriver``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import posixpath
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiodocker
+from aiodocker.exceptions import DockerError
+
+from agola.errors import BadRequest, NotExist
+from agola.services.executor.drivers.base import Pod, PodSpec, Sink, discard
+from agola.services.executor.drivers.dockerstream import open_exec_stream
+from agola.util import tarsafe
+
+if TYPE_CHECKING:
+    from agola.services.executor.drivers.docker import DockerDriver
+
+HELPER_DIR = "/.agola"
+BUSYBOX = f"{HELPER_DIR}/bin/busybox"
+SCRIPT_DIR = f"{HELPER_DIR}/tmp"  # a small tmpfs, mode 1777, in container 0
+SCRIPT_TMPFS_SIZE = 16 << 20
+INLINE_SCRIPT_MAX = 64 * 1024
+# pid 1 of container 0: never exits on its own, ignores TERM/INT, reaps zombies in `wait`.
+SLEEPER = (BUSYBOX, "sh", "-c", f"trap : TERM INT; while :; do {BUSYBOX} sleep 3600 & wait; done")
+PRIVILEGED_REFUSED = "Executor doesn't allow executing privileged containers."
+
+
+class DockerPod(Pod):
+    def __init__(self, driver: DockerDriver, spec: PodSpec, containers: list[aiodocker.containers.DockerContainer]) -> None:
+        self._driver = driver
+        self._docker = driver.docker
+        self.id = spec.pod_id
+        self.task_id = spec.task_id
+        self.executor_id = spec.executor_id
+        self.containers = containers
+        self.main = containers[0]
+        self._ids: dict[str, tuple[int, int]] = {}
+        self._homes: dict[str, str] = {}
+
+    @property
+    def script_dir(self) -> str:
+        return SCRIPT_DIR
+
+    def fallback_shell(self) -> list[str] | None:
+        return [BUSYBOX, "sh", "-e"]
+
+    async def run_script(
+        self,
+        shell: list[str],
+        script: bytes,
+        name: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        working_dir: str = "",
+        user: str = "",
+        tty: bool = False,
+        stdout: Sink = discard,
+    ) -> int:
+        if len(script) > INLINE_SCRIPT_MAX or b"\0" in script:
+            # Too big for an argument: copied in as root through the archive API.
+            path = await self.write_file(HELPER_DIR, name, script)
+            return await self.exec(shell + [path], env=env, working_dir=working_dir, user=user, tty=tty, stdout=stdout)
+        # One exec instead of a copy then an exec: busybox writes the script to the pod's tmpfs,
+        # then replaces itself with the shell (so exit status and signals are the shell's).
+        path = f"{SCRIPT_DIR}/{name}"
+        wrapper = [BUSYBOX, "sh", "-c", 'printf "%s" "$1" > "$2" || exit 126; shift 2; exec "$@"', "agola-step",
+                   script.decode("utf-8", errors="surrogateescape"), path, *shell, path]
+        return await self.exec(wrapper, env=env, working_dir=working_dir, user=user, tty=tty, stdout=stdout)
+
+    async def exec(
+        self,
+        cmd: list[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        working_dir: str = "",
+        user: str = "",
+        tty: bool = False,
+        stdout: Sink = discard,
+        stderr: Sink | None = None,
+    ) -> int:
+        ex = await self.main.exec(
+            cmd, stdout=True, stderr=True, tty=tty, user=user, environment=dict(env or {}), workdir=working_dir or None
+        )
+        async with await open_exec_stream(ex.start(detach=False)) as stream:
+            while (msg := await stream.read_out()) is not None:
+                if msg.stream == 2 and stderr is not None:
+                    await stderr(msg.data)
+                else:
+                    await stdout(msg.data)
+        return await self._exit_code(ex)
+
+    async def _exit_code(self, ex: Any) -> int:
+        # At the end of the output stream the exec may not be marked finished yet.
+        delay = 0.005
+        for _ in range(200):
+            info = await ex.inspect()
+            if not info.get("Running") and info.get("ExitCode") is not None:
+                return int(info["ExitCode"])
+            if not info.get("Running") and not await self._main_running():
+                return 137  # the pod was killed under the exec
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        return -1
+
+    async def _main_running(self) -> bool:
+        try:
+            data = await self.main.show()
+        except DockerError:
+            return False
+        return bool(data.get("State", {}).get("Running"))
+
+    async def _capture(self, cmd: list[str], *, user: str = "", working_dir: str = "", limit: int = 1 << 20) -> tuple[int, bytes]:
+        buf = bytearray()
+
+        async def sink(data: bytes) -> None:
+            if len(buf) < limit:
+                buf.extend(data[: limit - len(buf)])
+
+        rc = await self.exec(cmd, user=user, working_dir=working_dir, stdout=sink)
+        return rc, bytes(buf)
+
+    async def home_dir(self, user: str = "") -> str:
+        if user in self._homes:  # found by make_working_dir's exec
+            return self._homes[user]
+        rc, out = await self._capture([BUSYBOX, "sh", "-c", 'printf %s "$HOME"'], user=user)
+        home = out.decode(errors="replace").strip()
+        return home if rc == 0 and home.startswith("/") else "/"
+
+    async def mkdir(self, path: str, user: str = "") -> None:
+        rc, out = await self._capture([BUSYBOX, "mkdir", "-p", path], user=user)
+        if rc != 0 and user:
+            # The user may not write the parent (e.g. an image whose HOME is root-owned): create
+            # the dir as root and give the user the leaf, so the task can still work there.
+            uid, gid = await self._user_ids(user)
+            rc, out = await self._capture(
+                [BUSYBOX, "sh", "-c", f'{BUSYBOX} mkdir -p "$1" && {BUSYBOX} chown {uid}:{gid} "$1"', "sh", path]
+            )
+        if rc != 0:
+            raise BadRequest(out.decode(errors="replace").strip() or f"mkdir {path} failed with exit code {rc}")
+
+    async def file_digest(self, path: str, algo: str, *, working_dir: str = "", user: str = "") -> str:
+        if algo not in ("md5", "sha256"):
+            raise BadRequest(f"unsupported digest {algo!r}")
+        rc, out = await self._capture([BUSYBOX, f"{algo}sum", path], user=user, working_dir=working_dir)
+        text = out.decode(errors="replace").strip()
+        if rc != 0:
+            raise NotExist(text or f"cannot read {path!r}")
+        return text.split()[0]
+
+    async def has_executable(self, path: str) -> bool:
+        # A stat through the archive API: no exec, so it costs a few milliseconds.
+        try:
+            async with self._docker._query(
+                f"containers/{self.main.id}/archive", method="HEAD", params={"path": path}
+            ) as response:
+                raw = response.headers.get("X-Docker-Container-Path-Stat", "")
+        except (DockerError, ValueError):  # 404: aiodocker fails to decode the empty HEAD body
+            return False
+        try:
+            mode = int(json.loads(base64.b64decode(raw))["mode"])
+        except (ValueError, KeyError, TypeError):
+            return False
+        is_dir = bool(mode & (1 << 31))  # Go's os.ModeDir
+        is_link = bool(mode & (1 << 27))  # os.ModeSymlink: the target is checked by exec itself
+        return not is_dir and (is_link or bool(mode & 0o111))
+
+    async def make_working_dir(self, path: str, user: str = "") -> str:
+        if not (path == "~" or path.startswith("~/")):
+            path = posixpath.normpath(posixpath.join("/", path))
+            await self.mkdir(path, user)
+            return path
+        # One exec for "expand ~ then mkdir -p", as the user (HOME comes from the image's passwd).
+        script = f'd="$HOME${{1#\\~}}"; {BUSYBOX} mkdir -p "$d" 2>&1 && printf %s "$d"'
+        rc, out = await self._capture([BUSYBOX, "sh", "-c", script, "sh", path], user=user)
+        if rc == 0 and out.startswith(b"/"):
+            text = out.decode(errors="surrogateescape")
+            # d is "$HOME" + the rest of path: keep $HOME, so home_dir() needs no exec of its own.
+            rest = path[1:]
+            if text.endswith(rest):
+                home = text[: len(text) - len(rest)].strip()
+                self._homes[user] = home if home.startswith("/") else "/"
+            return posixpath.normpath(out.decode())
+        return await super().make_working_dir(path, user)  # e.g. a root-owned HOME: mkdir's fallback
+
+    async def _user_ids(self, user: str) -> tuple[int, int]:
+        if user not in self._ids:
+            rc, out = await self._capture([BUSYBOX, "sh", "-c", "echo $(id -u) $(id -g)"], user=user)
+            parts = out.split()
+            if rc != 0 or len(parts) != 2:
+                raise BadRequest(f"cannot resolve user {user!r}: {out.decode(errors='replace').strip()}")
+            self._ids[user] = (int(parts[0]), int(parts[1]))
+        return self._ids[user]
+
+    async def put_archive(self, dest_dir: str, archive: Path, *, user: str = "") -> None:
+        owner = await self._user_ids(user) if user else (0, 0)
+        if owner != (0, 0):
+            # Docker keeps the tar headers' ownership: rewrite them so the step user owns its files.
+            owned = archive.with_name(archive.name + ".owned")
+            await asyncio.to_thread(_rewrite_owner, archive, owned, owner)
+            try:
+                await self._put_archive(dest_dir, owned, user)
+            finally:
+                owned.unlink(missing_ok=True)
+        else:
+            await self._put_archive(dest_dir, archive, user)
+
+    async def _put_archive(self, dest_dir: str, archive: Path, user: str) -> None:
+        try:
+            await _put_archive(self._docker, self.main.id, dest_dir, archive)
+        except DockerError as exc:
+            if exc.status != 404:
+                raise
+            await self.mkdir(dest_dir, user)  # only pay for the mkdir exec when it is missing
+            await _put_archive(self._docker, self.main.id, dest_dir, archive)
+
+    async def get_archive(self, path: str) -> AsyncIterator[bytes]:
+        try:
+            async with self._docker._query(
+                f"containers/{self.main.id}/archive", method="GET", params={"path": path}
+            ) as response:
+                async for chunk in response.content.iter_chunked(256 * 1024):
+                    yield chunk
+        except DockerError as exc:
+            if exc.status == 404:
+                raise NotExist(f"{path!r} does not exist in the pod") from exc
+            raise
+
+    async def stop(self) -> None:
+        for container in reversed(self.containers):
+            try:
+                await container.kill(signal="SIGKILL")
+            except DockerError:
+                pass  # already stopped or gone
+
+    async def remove(self) -> None:
+        await self._driver.remove_pod(self.id)
+
+
+def _rewrite_owner(src: Path, dst: Path, owner: tuple[int, int]) -> None:
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        tarsafe.filter_archive(fin, fout, owner=owner, external_links=True)
+
+
+async def _put_archive(docker: aiodocker.Docker, container_id: str, dest_dir: str, archive: Path) -> None:
+    with open(archive, "rb") as body:
+        async with docker._query(
+            f"containers/{container_id}/archive",
+            method="PUT",
+            params={"path": dest_dir},
+            data=body,
+            headers={"Content-Type": "application/x-tar"},
+        ):
+            pass
