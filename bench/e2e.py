@@ -34,7 +34,7 @@ from bench.common import BenchRow
 
 IMAGE = "agola-test/busybox:latest"
 ADMIN = "bench-admin-token-0123456789abcdefghij"
-ROLES_WITH_WEB = ("runservice", "executor", "configstore", "gateway", "gitserver")
+ROLES_WITH_WEB = ("runservice", "executor", "configstore", "gateway", "gitserver", "notification")
 
 
 def free_port() -> int:

@@ -47,8 +47,13 @@ class RunserviceClient(MaintenanceCalls):
         start: str = "",
         limit: int = 0,
         asc: bool = False,
+        min_revision: int = 0,
     ) -> tuple[list[Run], str]:
+        """``min_revision``: list once the runservice's readdb has applied that coordination
+        revision (see ``run_events_at``)."""
         params: dict[str, Any] = {}
+        if min_revision:
+            params["minrevision"] = min_revision
         if phases:
             params["phase"] = phases
         if results:
@@ -117,13 +122,28 @@ class RunserviceClient(MaintenanceCalls):
         """Run events as they happen (server-sent events), until the caller stops iterating.
         ``on_connected`` is called once the server follows the events for this stream (none
         happening from then on is missed), before the first event arrives."""
+        async for _, event in self.run_events_at(on_connected):
+            yield event
+
+    async def run_events_at(
+        self, on_connected: Callable[[], None] | None = None
+    ) -> AsyncGenerator[tuple[int, RunEvent], None]:
+        """``run_events()`` with each event's coordination revision (0 if the server sent none):
+        ``list_runs(min_revision=...)`` then lists the runs at least as the event left them."""
         resp = await self.request("GET", "/runs/events", timeout=NO_TIMEOUT)
         if on_connected is not None:
             on_connected()
+        revision = 0
         async with resp:
             async for line in resp.content:
-                if line.startswith(b"data: "):
-                    yield RunEvent.from_json(line[6:].strip())
+                if line.startswith(b"id: "):
+                    try:
+                        revision = int(line[4:].strip())
+                    except ValueError:
+                        revision = 0
+                elif line.startswith(b"data: "):
+                    yield revision, RunEvent.from_json(line[6:].strip())
+                    revision = 0
 
     # --- executors ----------------------------------------------------------------------------
 

@@ -61,6 +61,9 @@ CREATE INDEX IF NOT EXISTS run_ost_phase ON run_ost (phase, id);
 """,
 ]
 
+# How long a listing asked at a revision waits for the mirror to reach it (then lists anyway).
+REVISION_WAIT = 5.0
+
 _ARCHIVED_PHASES = {RunPhase.FINISHED.value, RunPhase.CANCELLED.value, RunPhase.SETUP_ERROR.value}
 
 
@@ -269,6 +272,19 @@ class RunReadDB:
     async def _notify(self) -> None:
         async with self.changed:
             self.changed.notify_all()
+
+    async def wait_revision(self, revision: int, timeout: float = REVISION_WAIT) -> bool:
+        """Wait until the active runs mirror has applied coordination ``revision`` (a caller that
+        saw a run event of that revision then lists what it announced); False after ``timeout``."""
+        if self.active_revision >= revision:
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                async with self.changed:
+                    await self.changed.wait_for(lambda: self.active_revision >= revision)
+        except TimeoutError:
+            return False
+        return True
 
     # --- queries ------------------------------------------------------------------------------
 

@@ -45,12 +45,16 @@ class Scheduler:
         self.limit = max(1, runs_per_group_limit)
         # group -> runs started here that the listings may not show as running yet
         self._started: dict[str, set[str]] = {}
+        # The revision of the last run event seen: listings wait until the readdb reached it, so
+        # a pass woken by an event sees the run it announced (no wait for the settle pass).
+        self.min_revision = 0
 
     async def _all(self, phase: RunPhase, groups: list[str] | None = None) -> list[Run]:
         out: list[Run] = []
         start = ""
         while True:
-            runs, _ = await self.rs.list_runs(phases=[phase.value], groups=groups, start=start, limit=PAGE, asc=True)
+            runs, _ = await self.rs.list_runs(phases=[phase.value], groups=groups, start=start, limit=PAGE, asc=True,
+                                              min_revision=self.min_revision)
             out.extend(runs)
             if len(runs) < PAGE:
                 return out
@@ -74,7 +78,8 @@ class Scheduler:
         pending = self._started.setdefault(group, set())
         running, token = await self.rs.list_runs(phases=[RunPhase.RUNNING.value], groups=[group],
                                                  limit=self.limit + len(pending),
-                                                 change_groups=[group_change_group(group)])
+                                                 change_groups=[group_change_group(group)],
+                                                 min_revision=self.min_revision)
         busy = {r.id for r in running}
         for run_id in sorted(pending):
             if run_id in busy or await self._phase(run_id) != RunPhase.RUNNING:
@@ -103,7 +108,8 @@ class Scheduler:
             return None
 
     async def _oldest_queued(self, group: str, lookahead: int) -> str | None:
-        queued, _ = await self.rs.list_runs(phases=[RunPhase.QUEUED.value], groups=[group], limit=lookahead, asc=True)
+        queued, _ = await self.rs.list_runs(phases=[RunPhase.QUEUED.value], groups=[group], limit=lookahead, asc=True,
+                                            min_revision=self.min_revision)
         for run in queued:
             if await self._phase(run.id) == RunPhase.QUEUED:
                 return run.id
@@ -151,8 +157,9 @@ class SchedulerRole(Role):
     A background task follows the runservice's run events stream (``/runs/events``): every event
     (a run queued, started or finished: a finished run frees a slot in its group) wakes the loop
     (``agola.util.loops.LoopRunner``), so a burst of events causes at most one extra pass at a
-    time. The readdb the passes list from follows the same writes a moment later, so a woken pass
-    is followed by one more pass ``settle`` seconds later. When the stream breaks (runservice
+    time. The readdb the passes list from follows the same writes a moment later: each event
+    carries its coordination revision and the pass lists at that revision (``minrevision``), so
+    it sees the run the event announced; one more pass ``settle`` seconds later stays as a margin. When the stream breaks (runservice
     restarting) it reconnects with backoff and wakes a pass on every (re)connection, as events
     are not replayed. Approvals emit no run event: they are picked up by the periodic pass.
     """
@@ -193,14 +200,16 @@ class SchedulerRole(Role):
         backoff = Backoff(0.2, self.max_backoff)
         while True:
             try:
-                stream = self.client.run_events()
+                stream = self.client.run_events_at()
                 async with contextlib.aclosing(stream):
                     connected = False
-                    async for event in stream:
+                    async for revision, event in stream:
                         if not connected:
                             connected = True
                             backoff.reset()
-                        log.debug("run event", run=event.run_id, phase=str(event.phase))
+                        log.debug("run event", run=event.run_id, phase=str(event.phase), revision=revision)
+                        if self.scheduler is not None:
+                            self.scheduler.min_revision = max(self.scheduler.min_revision, revision)
                         self.wake()
                 log.info("scheduler: run events stream ended, reconnecting")
             except asyncio.CancelledError:

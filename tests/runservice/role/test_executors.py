@@ -155,16 +155,24 @@ async def test_log_follow_sees_new_lines_promptly(rs: Instance, make_executor: C
 
 async def test_run_events_stream(rs: Instance, make_executor: Callable[..., Any]) -> None:
     events: list[Any] = []
+    revisions: list[int] = []
     connected = asyncio.Event()
 
     async def listen() -> None:
-        async for ev in rs.c.run_events(on_connected=connected.set):
+        async for revision, ev in rs.c.run_events_at(on_connected=connected.set):
             events.append(ev)
+            revisions.append(revision)
 
     listener = asyncio.create_task(listen())
     await wait_for(connected.is_set, 10)  # the stream is "from now": follow it before the run starts
     ex = await make_executor(rs.url)
     run = (await rs.c.create_run(create_req(rct("a")))).run
+    # Each event carries its revision: a listing at that revision shows the run it announced
+    # (the scheduler starts a queued run on the event, not on the readdb's next look).
+    await wait_for(lambda: any(e.run_id == run.id for e in events), 10)
+    assert revisions[0] > 0
+    queued, _ = await rs.c.list_runs(phases=["queued"], min_revision=revisions[0])
+    assert [r.id for r in queued] == [run.id]
     await rs.c.start_run(run.id)
     await ex.wait_tasks(1)
     await ex.run_task("a")

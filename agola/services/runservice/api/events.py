@@ -24,7 +24,9 @@ async def run_events(request: web.Request) -> web.StreamResponse:
                 async for ev in watcher:
                     if ev.type != "put" or ev.kv.key != RUN_EVENTS_KEY:
                         continue
-                    await resp.write(b"data: " + ev.kv.value + b"\n\n")
+                    # The SSE id is the event's coordination revision: a listing asked with
+                    # ``minrevision`` set to it shows the run as the event announced it.
+                    await resp.write(b"id: %d\ndata: %s\n\n" % (ev.revision, ev.kv.value))
             except ConnectionResetError:
                 pass  # the client went away: the normal end of a stream, nothing to log
     return resp

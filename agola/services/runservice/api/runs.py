@@ -57,10 +57,24 @@ async def _token(request: web.Request) -> str:
     return token.encode()
 
 
+def _min_revision(request: web.Request) -> int:
+    """Ours: ``minrevision=N`` lists once the readdb has applied coordination revision N (the
+    revision of a run event the caller saw), so the run it announced is listed as it now is."""
+    raw = request.query.get("minrevision", "")
+    try:
+        return int(raw) if raw else 0
+    except ValueError:
+        raise BadRequest(f"minrevision {raw!r} is not an integer") from None
+
+
 async def list_runs(request: web.Request) -> web.Response:
     query = _runs_query(request)
+    min_revision = _min_revision(request)
+    readdb = readdb_of(request)
+    if min_revision:
+        await readdb.wait_revision(min_revision)
     token = await _token(request)  # before the read: it then protects what we return
-    runs = await readdb_of(request).list_runs(query)
+    runs = await readdb.list_runs(query)
     # The stored JSON texts go out as they are: no decode/encode per run.
     body = b'{"runs":[' + ",".join(runs).encode() + b'],"change_groups_update_tokens":' + json.dumps(token).encode() + b"}"
     return web.Response(body=body, content_type="application/json")
