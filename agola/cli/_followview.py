@@ -25,6 +25,7 @@ from agola.cli._runs import duration, result_of
 if TYPE_CHECKING:
     from agola.client import RunResponse
 
+# Gets one line, or several joined by "\n" (no trailing newline).
 Writer = Callable[[str], None]
 # Statuses of tasks that never ran: they have no logs.
 NO_LOGS = frozenset({"notstarted", "skipped", "cancelled"})
@@ -146,14 +147,20 @@ class PipeView:
                     return
                 self.focus, self.shown = ready[0], 0
             task = self.focus
-            for line in task.lines[self.shown:]:
-                self.write(self.prefix(task.name) + line)
-            self.shown = len(task.lines)
+            self._write_lines(task, task.lines[self.shown:])
+            # Written: not kept (a step printing 100 MB must not stay in memory).
+            del task.lines[:]
+            self.shown = 0
             if not task.done:
                 return
             self.write(f"==> {self.prefix(task.name)}{task.outcome()}")
             self.printed.add(task.id)
             self.focus = None
+
+    def _write_lines(self, task: TaskView, lines: list[str]) -> None:
+        if lines:  # one write for all of them
+            prefix = self.prefix(task.name)
+            self.write(prefix + ("\n" + prefix).join(lines))
 
     def finish(self, run: RunResponse) -> None:
         self.pump()
@@ -161,8 +168,7 @@ class PipeView:
             if t.id in self.printed:
                 continue
             # A log that never ended (given up on): what there is, then the status.
-            for line in t.lines[self.shown if t is self.focus else 0:]:
-                self.write(self.prefix(t.name) + line)
+            self._write_lines(t, t.lines[self.shown if t is self.focus else 0:])
             self.write(f"==> {self.prefix(t.name)}{t.outcome()}")
         for err in run.setup_errors:
             self.write(f"setup error: {err}")
