@@ -3,7 +3,8 @@
 Output goes straight from the pod's stream to the file, chunk by chunk, so a step printing
 hundreds of megabytes keeps the executor's memory flat. Followers read the file from disk and
 sleep on an event that every write sets: a new chunk reaches them as soon as it is written, with
-no polling delay, and a follower that falls behind costs nothing but a file offset.
+no polling delay, and a follower that falls behind costs nothing but a file offset. A step that
+prints fast is followed in chunks gathered over ``GATHER_DELAY`` (see there).
 
 Files: ``<task dir>/logs/setup.log`` and ``<task dir>/logs/steps/<n>.log`` (as in the reference).
 """
@@ -18,7 +19,15 @@ from pathlib import Path
 from agola.errors import BadRequest, NotExist
 from agola.services.executor.masking import StreamMasker
 
-READ_CHUNK = 64 * 1024
+# What a follower reads from the file at once: a follower behind the writer catches up in big
+# chunks (each one costs a write and a read at every HTTP hop up to the user).
+READ_CHUNK = 1024 * 1024
+# After a small chunk a follower lets the writer add to the file for this long before reading
+# again: a step printing fast reaches every hop in chunks of tens of KiB instead of one per write
+# (each write of the pod's stream is a few KiB with a tty), a line printed alone still goes out
+# at once (the pause comes after it).
+GATHER_BELOW = 256 * 1024
+GATHER_DELAY = 0.01
 # A log stops growing here: a step printing without end must not fill the executor's disk, nor
 # the object storage the runservice archives logs to (``executor.maxLogSize``).
 DEFAULT_MAX_LOG_SIZE = 100 * 1024 * 1024
@@ -96,6 +105,8 @@ class LogFile:
                 data = f.read(READ_CHUNK)
                 if data:
                     yield data
+                    if len(data) < GATHER_BELOW and not self.finished:
+                        await asyncio.sleep(GATHER_DELAY)
                     continue
                 if self.finished:
                     data = f.read()
