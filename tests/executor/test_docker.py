@@ -222,3 +222,24 @@ async def test_task_with_a_service_container(docker_driver: DockerDriver, data_d
     assert phases(status) == ["success"], step_log(data_dir, "t-service", 0)
     assert "root:x:0:" in step_log(data_dir, "t-service", 0)
     assert await docker_driver.list_pods(EXECUTOR_ID) == []
+
+
+@pytest.mark.parametrize(
+    ("container_user", "working_dir", "expected"),
+    [
+        ("", "~/deep/wd", "/root/deep/wd root"),  # made by container 0's pid 1 as it starts
+        ("", "/abs//wd/", "/abs/wd root"),
+        # pid 1 (nobody) cannot write its HOME (/home, root's): the exec fallback makes it theirs
+        ("nobody", "~/project", "/home/project nobody"),
+    ],
+)
+async def test_working_dir_made_at_pod_start(
+    docker_driver: DockerDriver, data_dir: Path, store: LocalArchiveStore,
+    container_user: str, working_dir: str, expected: str,
+) -> None:
+    task = spec("t-wd", RunStep(command="pwd; stat -c %U ."), working_dir=working_dir,
+                containers=[Container(image=BUSYBOX_IMAGE, user=container_user)])
+    status = await runner(task, docker_driver, data_dir, store).run()
+    assert phases(status) == ["success"], step_log(data_dir, "t-wd", 0)
+    assert step_log(data_dir, "t-wd", 0).split() == expected.split()
+    assert f'Creating working dir "{working_dir}".' in setup_log(data_dir, "t-wd")

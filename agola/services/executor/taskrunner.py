@@ -67,6 +67,7 @@ def pod_spec_for(task_id: str, spec: ExecutorTaskSpecData, executor_id: str) -> 
         executor_id=executor_id,
         arch=spec.arch or "",
         exec_user=step_user(spec),
+        working_dir=spec.working_dir or DEFAULT_WORKING_DIR,
         containers=tuple(
             ContainerSpec(
                 image=c.image,

@@ -106,6 +106,9 @@ class PodSpec:
     arch: str = ""
     # The user steps will exec as (drivers that cannot switch users refuse a non-empty one).
     exec_user: str = ""
+    # The task's working dir (``~/...`` or absolute): a driver may create it while it starts the
+    # pod, so that ``Pod.make_working_dir`` then costs nothing.
+    working_dir: str = ""
 
 
 @attrs.frozen

@@ -14,6 +14,7 @@ are reachable on ``localhost``. Labels identify executor, pod, task and containe
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -43,7 +44,9 @@ from agola.services.executor.drivers.base import (
     host_arch,
     split_entrypoint,
 )
-from agola.services.executor.drivers.dockerpod import BUSYBOX, SCRIPT_DIR, SCRIPT_TMPFS_SIZE, SLEEPER, DockerPod
+from agola.services.executor.drivers.dockerpod import BUSYBOX, SCRIPT_DIR, SCRIPT_TMPFS_SIZE, DockerPod
+from agola.services.executor.drivers.dockerstart import read_workdir, sleeper
+from agola.util.aio import cancel_and_wait
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
@@ -126,24 +129,70 @@ class DockerDriver(Driver):
             raise PodSetupError(
                 f"the executor's static busybox {self.config.busybox_path!r} is missing (install busybox-static)"
             )
-        for index, container in enumerate(spec.containers):
-            await self._ensure_image(container.image, spec.registry_auth if index == 0 else {}, out)
+        # Container 0's pid 1 creates the working dir when the steps run as its own user.
+        main = spec.containers[0]
+        workdir = spec.working_dir if main.entrypoint is None and spec.exec_user == main.user else ""
         created: list[aiodocker.containers.DockerContainer] = []
+        probe: asyncio.Task[str | None] | None = None
         try:
-            for index, container in enumerate(spec.containers):
-                config = self._container_config(spec, index, container, created[0].id if created else "")
-                c = await self.docker.containers.create(config)
-                created.append(c)
-                await c.start()
+            c0 = await self._create(self._container_config(spec, 0, main, "", workdir), main.image,
+                                    spec.registry_auth, out)
+            created.append(c0)
+            await c0.start()
+            if workdir:
+                probe = asyncio.create_task(read_workdir(self.docker, c0.id), name=f"pod-workdir-{spec.pod_id}")
+            # Service containers only depend on container 0 (its network namespace): all at once.
+            services = await asyncio.gather(
+                *(self._create_and_start(spec, index, c, c0.id, out)
+                  for index, c in enumerate(spec.containers) if index > 0),
+                return_exceptions=True,
+            )
+            created.extend(c for c in services if not isinstance(c, BaseException))
+            for failure in services:
+                if isinstance(failure, BaseException):
+                    raise failure
         except DockerError as exc:
-            await self._remove_containers(created)
+            await self._abandon(created, probe)
             raise PodSetupError(f"cannot start container {len(created)}: {exc.message}") from exc
         except BaseException:
-            await self._remove_containers(created)
+            await self._abandon(created, probe)
             raise
-        return DockerPod(self, spec, created)
+        return DockerPod(self, spec, created, workdir_probe=(workdir, probe) if probe is not None else None)
 
-    def _container_config(self, spec: PodSpec, index: int, c: ContainerSpec, main_id: str) -> dict[str, Any]:
+    async def _create_and_start(
+        self, spec: PodSpec, index: int, c: ContainerSpec, main_id: str, out: Sink
+    ) -> aiodocker.containers.DockerContainer:
+        container = await self._create(self._container_config(spec, index, c, main_id), c.image, {}, out)
+        try:
+            await container.start()
+        except BaseException:
+            await self._remove_containers([container])
+            raise
+        return container
+
+    async def _create(
+        self, config: dict[str, Any], image: str, auths: Mapping[str, RegistryCredentials], out: Sink
+    ) -> aiodocker.containers.DockerContainer:
+        """Create a container; the image is pulled only when the engine says it has none (no
+        inspect round trip per task for the images already there)."""
+        try:
+            return await self.docker.containers.create(config)
+        except DockerError as exc:
+            if exc.status != 404:
+                raise
+        await self._ensure_image(image, auths, out)
+        return await self.docker.containers.create(config)
+
+    async def _abandon(
+        self, created: list[aiodocker.containers.DockerContainer], probe: asyncio.Task[str | None] | None
+    ) -> None:
+        if probe is not None:
+            await cancel_and_wait([probe])
+        await self._remove_containers(created[1:] + created[:1])  # services first: they use its netns
+
+    def _container_config(
+        self, spec: PodSpec, index: int, c: ContainerSpec, main_id: str, workdir: str = ""
+    ) -> dict[str, Any]:
         labels = {
             **spec.labels,
             LABEL_AGOLA: "true",
@@ -176,7 +225,7 @@ class DockerDriver(Driver):
             if self.config.network:
                 host_config["NetworkMode"] = self.config.network
             if entrypoint is None:
-                entrypoint = SLEEPER
+                entrypoint = sleeper(workdir)
         else:
             host_config["NetworkMode"] = f"container:{main_id}"
         if entrypoint is not None:

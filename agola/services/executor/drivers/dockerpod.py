@@ -21,24 +21,28 @@ from aiodocker.exceptions import DockerError
 
 from agola.errors import BadRequest, NotExist
 from agola.services.executor.drivers.base import Pod, PodSpec, Sink, discard
+from agola.services.executor.drivers.dockerstart import BUSYBOX, HELPER_DIR, workdir_args
 from agola.services.executor.drivers.dockerstream import open_exec_stream
 from agola.util import tarsafe
 
 if TYPE_CHECKING:
     from agola.services.executor.drivers.docker import DockerDriver
 
-HELPER_DIR = "/.agola"
-BUSYBOX = f"{HELPER_DIR}/bin/busybox"
 SCRIPT_DIR = f"{HELPER_DIR}/tmp"  # a small tmpfs, mode 1777, in container 0
 SCRIPT_TMPFS_SIZE = 16 << 20
 INLINE_SCRIPT_MAX = 64 * 1024
-# pid 1 of container 0: never exits on its own, ignores TERM/INT, reaps zombies in `wait`.
-SLEEPER = (BUSYBOX, "sh", "-c", f"trap : TERM INT; while :; do {BUSYBOX} sleep 3600 & wait; done")
 PRIVILEGED_REFUSED = "Executor doesn't allow executing privileged containers."
 
 
 class DockerPod(Pod):
-    def __init__(self, driver: DockerDriver, spec: PodSpec, containers: list[aiodocker.containers.DockerContainer]) -> None:
+    def __init__(
+        self,
+        driver: DockerDriver,
+        spec: PodSpec,
+        containers: list[aiodocker.containers.DockerContainer],
+        *,
+        workdir_probe: tuple[str, asyncio.Task[str | None]] | None = None,
+    ) -> None:
         self._driver = driver
         self._docker = driver.docker
         self.id = spec.pod_id
@@ -48,6 +52,9 @@ class DockerPod(Pod):
         self.main = containers[0]
         self._ids: dict[str, tuple[int, int]] = {}
         self._homes: dict[str, str] = {}
+        # (working dir asked, container 0's report of it): see dockerstart.
+        self._workdir_probe = workdir_probe
+        self._workdir_user = spec.exec_user
 
     @property
     def script_dir(self) -> str:
@@ -144,8 +151,9 @@ class DockerPod(Pod):
             # The user may not write the parent (e.g. an image whose HOME is root-owned): create
             # the dir as root and give the user the leaf, so the task can still work there.
             uid, gid = await self._user_ids(user)
-            rc, out = await self._capture(
-                [BUSYBOX, "sh", "-c", f'{BUSYBOX} mkdir -p "$1" && {BUSYBOX} chown {uid}:{gid} "$1"', "sh", path]
+            rc, out = await self._capture(  # as root: the container's own user may be this user
+                [BUSYBOX, "sh", "-c", f'{BUSYBOX} mkdir -p "$1" && {BUSYBOX} chown {uid}:{gid} "$1"', "sh", path],
+                user="0",
             )
         if rc != 0:
             raise BadRequest(out.decode(errors="replace").strip() or f"mkdir {path} failed with exit code {rc}")
@@ -177,6 +185,9 @@ class DockerPod(Pod):
         return not is_dir and (is_link or bool(mode & 0o111))
 
     async def make_working_dir(self, path: str, user: str = "") -> str:
+        created = await self._startup_workdir(path, user)
+        if created is not None:
+            return created
         if not (path == "~" or path.startswith("~/")):
             path = posixpath.normpath(posixpath.join("/", path))
             await self.mkdir(path, user)
@@ -193,6 +204,25 @@ class DockerPod(Pod):
                 self._homes[user] = home if home.startswith("/") else "/"
             return posixpath.normpath(out.decode())
         return await super().make_working_dir(path, user)  # e.g. a root-owned HOME: mkdir's fallback
+
+    async def _startup_workdir(self, path: str, user: str) -> str | None:
+        """The working dir container 0's pid 1 created at start (no exec), if it is this one."""
+        probe, self._workdir_probe = self._workdir_probe, None
+        if probe is None or probe[0] != path or user != self._workdir_user:
+            if probe is not None:
+                probe[1].cancel()
+            return None
+        created = await probe[1]
+        if created is None:
+            return None
+        mode, rest = workdir_args(path)
+        if mode == "~":
+            # created is "$HOME" + rest: keep $HOME, so home_dir() needs no exec of its own.
+            if not created.endswith(rest):
+                return None
+            home = created[: len(created) - len(rest)] if rest else created
+            self._homes[user] = home if home.startswith("/") else "/"
+        return "/" + posixpath.normpath(created).lstrip("/")  # a HOME of "/" gives "//project"
 
     async def _user_ids(self, user: str) -> tuple[int, int]:
         if user not in self._ids:
@@ -245,6 +275,9 @@ class DockerPod(Pod):
                 pass  # already stopped or gone
 
     async def remove(self) -> None:
+        probe, self._workdir_probe = self._workdir_probe, None
+        if probe is not None:
+            probe[1].cancel()
         await self._driver.remove_pod(self.id)
 
 

@@ -1,0 +1,89 @@
+"""Container 0's startup: its pid 1 creates the task's working dir before it starts sleeping.
+
+A ``docker exec`` costs three API round trips and a runc process setup (50-150 ms): the pod setup
+used to pay one only to ``mkdir -p`` the working dir. Container 0 runs our busybox as pid 1 anyway
+(unless the task gives it an entrypoint), so that pid 1 creates the dir first and prints the
+result as its first output line::
+
+    agola-workdir:/root/project        (created, or already there)
+    agola-workdir-failed               (e.g. a HOME the user cannot write)
+
+The driver reads that line from the container's log stream (one request, sent right after the
+start) while it starts the service containers. ``~`` is expanded by the shell with the ``$HOME``
+Docker gives pid 1, the same a step exec of the same user gets, so this is only done when the
+steps run as container 0's own user; otherwise, or on any doubt (a failure line, no line within
+``WORKDIR_TIMEOUT``, a log driver that cannot be read), ``DockerPod.make_working_dir`` falls back
+to its exec, which also knows how to create a dir the user may not create itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import posixpath
+import struct
+
+import aiodocker
+from aiodocker.exceptions import DockerError
+
+from agola.util.log import get_logger
+
+log = get_logger(__name__)
+
+HELPER_DIR = "/.agola"
+BUSYBOX = f"{HELPER_DIR}/bin/busybox"
+# pid 1 of container 0: never exits on its own, ignores TERM/INT, reaps zombies in `wait`.
+SLEEP_LOOP = f"trap : TERM INT; while :; do {BUSYBOX} sleep 3600 & wait; done"
+SLEEPER = (BUSYBOX, "sh", "-c", SLEEP_LOOP)
+WORKDIR_MARK = b"agola-workdir:"
+WORKDIR_TIMEOUT = 10.0
+_HEADER = struct.Struct(">BxxxL")  # the multiplexed stream of a container without a tty
+_MAX_LINE = 64 * 1024
+# $1 = "~" (relative to $HOME) or "" (absolute), $2 = the rest of the path.
+_MKDIR_WORKDIR = (
+    'if [ "$1" = "~" ]; then d="$HOME$2"; else d="$2"; fi; '
+    f'if {BUSYBOX} mkdir -p "$d" 2>/dev/null; then printf "agola-workdir:%s\\n" "$d"; '
+    "else echo agola-workdir-failed; fi; "
+)
+
+
+def workdir_args(path: str) -> tuple[str, str]:
+    """``(mode, rest)`` for the startup script: ``("~", "/project")`` for ``~/project``."""
+    if path == "~" or path.startswith("~/"):
+        return "~", path[1:]
+    return "", posixpath.normpath(posixpath.join("/", path))
+
+
+def sleeper(workdir: str = "") -> tuple[str, ...]:
+    """Container 0's entrypoint; with ``workdir``, it first creates it and says so."""
+    if not workdir:
+        return SLEEPER
+    mode, rest = workdir_args(workdir)
+    return (BUSYBOX, "sh", "-c", "trap : TERM INT; " + _MKDIR_WORKDIR + SLEEP_LOOP, "agola-init", mode, rest)
+
+
+async def read_workdir(docker: aiodocker.Docker, container_id: str, timeout: float = WORKDIR_TIMEOUT) -> str | None:
+    """The working dir container 0 created, from its first output line; None if it did not."""
+    try:
+        async with asyncio.timeout(timeout):
+            line = await _first_line(docker, container_id)
+    except (TimeoutError, DockerError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        log.info("container 0 did not report its working dir: creating it with an exec",
+                 container=container_id[:12], error=repr(exc))
+        return None
+    if not line.startswith(WORKDIR_MARK):
+        return None
+    path = line[len(WORKDIR_MARK):].decode(errors="surrogateescape")
+    return path if path.startswith("/") else None
+
+
+async def _first_line(docker: aiodocker.Docker, container_id: str) -> bytes:
+    params = {"follow": "1", "stdout": "1", "stderr": "0"}
+    async with docker._query(f"containers/{container_id}/logs", method="GET", params=params, timeout=None) as response:
+        line = bytearray()
+        while b"\n" not in line and len(line) < _MAX_LINE:
+            _, size = _HEADER.unpack(await response.content.readexactly(_HEADER.size))
+            line += await response.content.readexactly(size)
+    return bytes(line.split(b"\n", 1)[0])
+
+
+__all__ = ["BUSYBOX", "HELPER_DIR", "SLEEPER", "read_workdir", "sleeper", "workdir_args"]
