@@ -20,6 +20,9 @@ from agola.errors import Unavailable, from_response
 Body = bytes | IO[bytes] | AsyncIterable[bytes]
 
 STREAM_CHUNK = 64 * 1024
+# Logs relayed hop by hop (executor -> runservice -> gateway): each chunk costs a write and a read
+# at every hop, so a relayed log takes what has arrived, up to this much, at once.
+LOG_CHUNK = 1024 * 1024
 # Streams last as long as their content (a followed log): only connecting is bounded.
 NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30)
 
@@ -173,10 +176,14 @@ class HTTPClient:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
+        read_bufsize: int | None = None,
     ) -> aiohttp.ClientResponse:
         """Send a request and return the response whatever its status (only a connection failure
-        raises, ``Unavailable``). The caller reads and releases."""
+        raises, ``Unavailable``). The caller reads and releases. ``read_bufsize``: how much of the
+        body may wait in memory before the socket is paused (aiohttp's default: 64 KiB)."""
         kwargs: dict[str, Any] = {"headers": self._headers(headers), "timeout": timeout or self._timeout}
+        if read_bufsize is not None:
+            kwargs["read_bufsize"] = read_bufsize
         if params:
             kwargs["params"] = {k: _param(v) for k, v in params.items() if v is not None}
         if json_body is not None:

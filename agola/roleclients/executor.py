@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from agola.roleclients.base import HTTPClient, ResponseStream
+from agola.roleclients.base import LOG_CHUNK, HTTPClient, ResponseStream
 from agola.types.runservice import ExecutorTask, ExecutorTaskSpecData
 from agola.types.stepquery import StepQuery
 
@@ -30,7 +30,8 @@ class ExecutorClient(HTTPClient):
     def get_log(self, task_id: str, query: StepQuery) -> ResponseStream:
         """A step's (or the setup's) log; with ``follow``, a running step's log until it ends."""
         timeout = self._follow_timeout if query.follow else self._stream_timeout
-        return self.stream("GET", "/executor/logs", params={"taskid": task_id, **query.params()}, timeout=timeout)
+        return self.stream("GET", "/executor/logs", params={"taskid": task_id, **query.params()}, timeout=timeout,
+                           chunk_size=LOG_CHUNK, read_bufsize=LOG_CHUNK)
 
     def get_archive(self, task_id: str, step: int) -> ResponseStream:
         """The ``save_to_workspace`` archive of step ``step``."""

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from agola.errors import NotExist
-from agola.roleclients.base import NO_TIMEOUT, Body, ResponseStream
+from agola.roleclients.base import LOG_CHUNK, NO_TIMEOUT, Body, ResponseStream
 from agola.roleclients.maintenance import MaintenanceCalls
 from agola.types.runservice import (
     Executor,
@@ -112,7 +112,8 @@ class RunserviceClient(MaintenanceCalls):
     def get_log(self, run_id: str, task_id: str, *, setup: bool = False, step: int | None = None,
                 follow: bool = False) -> ResponseStream:
         query = StepQuery(setup=setup, step=step, follow=follow)
-        return self.stream("GET", "/logs", params={"runid": run_id, "taskid": task_id, **query.params()})
+        return self.stream("GET", "/logs", params={"runid": run_id, "taskid": task_id, **query.params()},
+                           chunk_size=LOG_CHUNK, read_bufsize=LOG_CHUNK)
 
     async def delete_log(self, run_id: str, task_id: str, *, setup: bool = False, step: int | None = None) -> None:
         query = StepQuery(setup=setup, step=step)
