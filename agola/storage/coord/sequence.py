@@ -9,6 +9,7 @@ if the coordination store is wiped, the new epoch keeps IDs increasing and lets 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 import time
@@ -28,11 +29,9 @@ MAX_ATTEMPTS = 20
 
 
 def _encode(n: int) -> str:
-    out = []
-    for _ in range(_WIDTH):
-        n, d = divmod(n, 32)
-        out.append(_DIGITS[d])
-    return "".join(reversed(out))
+    # RFC 4648 base32hex uses our digits (upper case): 10 bytes are exactly 16 of them, the last
+    # 13 hold the 64 bits. One C call instead of 13 divmods: WAL commits format many of these.
+    return base64.b32hexencode(n.to_bytes(10, "big"))[16 - _WIDTH :].decode("ascii").lower()
 
 
 def _decode(s: str, whole: str) -> int:
@@ -66,7 +65,7 @@ class Sequence:
         return cls(_decode(s[:_WIDTH], s), _decode(s[_WIDTH + 1 :], s))
 
     def to_json(self) -> bytes:
-        return json.dumps({"Epoch": self.epoch, "C": self.c}, separators=(",", ":")).encode()
+        return b'{"Epoch":%d,"C":%d}' % (self.epoch, self.c)
 
     @classmethod
     def from_json(cls, data: bytes) -> Sequence:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 
 from agola.errors import NotExist
-from agola.storage.coord.base import Compare, Coordination, Put
+from agola.storage.coord.base import Coordination, Put
 from agola.storage.coord.sequence import next_sequence
+from agola.storage.datamanager.guarded import apply_guarded
 from agola.storage.datamanager.snapshot import (
     DataFileWriter,
     empty_entries,
@@ -92,11 +93,14 @@ class Checkpointer:
         if fresh:
             await self._write_snapshot(status, fresh)
             written = True
-        for mod, wal in todo:
-            key = WALS_PREFIX + wal.wal_sequence
-            await self._coord.txn(
-                [Compare.mod(key, "==", mod)], [Put(key, wal.with_status(WalStatus.CHECKPOINTED).to_json())]
-            )
+        await apply_guarded(
+            self._coord,
+            [
+                (WALS_PREFIX + wal.wal_sequence, mod, Put(WALS_PREFIX + wal.wal_sequence,
+                                                          wal.with_status(WalStatus.CHECKPOINTED).to_json()))
+                for mod, wal in todo
+            ],
+        )
         return written
 
     async def _write_snapshot(self, status: DataStatus | None, wals: list[WalData]) -> DataStatus:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 
 from agola.errors import NotExist
-from agola.storage.coord.base import Compare, Coordination, Delete, Put
+from agola.storage.coord.base import Compare, Coordination, Delete, Op, Put
 from agola.storage.datamanager.checkpoint import Checkpointer
+from agola.storage.datamanager.guarded import apply_guarded
 from agola.storage.datamanager.snapshot import (
     list_status_seqs,
     list_storage_wal_seqs,
@@ -115,14 +116,13 @@ class EtcdWalCleanJob:
 
     async def run_once(self) -> int:
         rr = await self._coord.range(WALS_PREFIX)
-        deleted = 0
+        drop: list[tuple[str, int, Op]] = []
         for kv in rr.kvs[: max(0, len(rr.kvs) - self._keep)]:
             wal = WalData.from_json(kv.value, kv.key)
             if wal.wal_status is not WalStatus.CHECKPOINTED:
                 break
-            res = await self._coord.txn([Compare.mod(kv.key, "==", kv.mod_revision)], [Delete(kv.key)])
-            deleted += int(res.succeeded)
-        return deleted
+            drop.append((kv.key, kv.mod_revision, Delete(kv.key)))
+        return await apply_guarded(self._coord, drop)
 
 
 class StorageWalCleanJob:

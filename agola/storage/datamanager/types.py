@@ -136,8 +136,12 @@ def _loads(raw: bytes, where: str) -> Any:
         raise CorruptData(where, f"invalid JSON: {exc}") from None
 
 
+# One compact encoder for every document (json.dumps builds a new one per call with these options).
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def _dumps(doc: Any) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
+    return _ENCODER.encode(doc).encode()
 
 
 def _b64(data: bytes) -> str:

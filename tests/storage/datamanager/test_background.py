@@ -146,3 +146,20 @@ async def test_loops_survive_unreachable_object_storage(embedded_stack: Stack, c
     assert await dm.read_object("user", "small") == b"s"
     await dm.write_wal([Action.put("user", "large", b"l" * 4096)])
     assert await dm.read_object("user", "large") == b"l" * 4096
+
+
+async def test_guarded_updates_skip_only_the_keys_that_moved(stack: Stack) -> None:
+    """The jobs move many WAL keys per transaction; a key changed meanwhile (init, import) keeps
+    its new value and the others of its transaction are still updated."""
+    from agola.storage.coord.base import Delete, Op, Put
+    from agola.storage.datamanager.guarded import GUARDED_CHUNK, apply_guarded
+
+    coord = await stack.open_coord()
+    keys = [f"guarded/{i:03d}" for i in range(GUARDED_CHUNK + 5)]
+    mods = {k: await coord.put(k, b"old") for k in keys}
+    await coord.put(keys[3], b"moved")  # in the first chunk
+    updates: list[tuple[str, int, Op]] = [(k, mods[k], Put(k, b"new")) for k in keys[:-1]]
+    updates.append((keys[-1], mods[keys[-1]], Delete(keys[-1])))
+    assert await apply_guarded(coord, updates) == len(keys) - 1
+    values = {kv.key: kv.value for kv in (await coord.range("guarded/")).kvs}
+    assert values == {k: b"moved" if k == keys[3] else b"new" for k in keys[:-1]}
