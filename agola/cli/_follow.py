@@ -24,6 +24,7 @@ from agola.cli._followview import NO_LOGS, LiveView, PipeView, TaskView, in_orde
 from agola.cli._runs import duration
 from agola.client import ClientError, NotExist, RunResponse, RunTaskResponse
 from agola.client.types import TASK_FINISHED_STATUSES
+from agola.util.backoff import Backoff
 from agola.util.timefmt import parse_time
 
 if TYPE_CHECKING:
@@ -192,10 +193,16 @@ class RunFollower:
         except ClientError as exc:
             out(f"(logs unavailable: {exc.message})")
 
+    def _soon(self) -> Backoff:
+        """Waits for what is about to happen (the next step to start, its log to be served):
+        short at first, so a follower does not miss the step's first lines by a poll interval."""
+        return Backoff(initial=0.05, maximum=self.poll_interval, jitter=0.1)
+
     async def _task_logs(self, run_id: str, task_id: str, out: Writer, *, follow: bool) -> None:
         task = await self.gw.get_task(run_id, task_id)
         await self._one_log(run_id, task_id, out, None, "setup", follow)
         index = 0
+        wait = self._soon()
         while True:
             if index >= len(task.steps):
                 return
@@ -203,9 +210,10 @@ class RunFollower:
             if step.phase in ("notstarted", ""):
                 if task.status in TASK_FINISHED_STATUSES or not follow:
                     return  # the task ended before reaching this step
-                await asyncio.sleep(self.poll_interval)
+                await asyncio.sleep(wait.next())
                 task = await self.gw.get_task(run_id, task_id)
                 continue
+            wait.reset()
             title = step.name or step.type
             await self._one_log(run_id, task_id, out, index, f"step {index}: {title}", follow)
             task = await self._step_result(run_id, task_id, out, index, follow)
@@ -239,6 +247,7 @@ class RunFollower:
             out(f"--- {title}")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.log_wait
+        wait = self._soon()
         while True:
             lines = LineBuffer(out, "")
             try:
@@ -257,7 +266,7 @@ class RunFollower:
                 if not follow or hopeless or (task.status in TASK_FINISHED_STATUSES and loop.time() > deadline):
                     out("(no log)")
                     return
-                await asyncio.sleep(self.poll_interval)
+                await asyncio.sleep(wait.next())
 
 
 def _update(run: RunResponse, tasks: dict[str, TaskView]) -> None:
