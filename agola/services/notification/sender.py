@@ -152,5 +152,6 @@ class DeliverySender:
     async def _set_status(self, d: Delivery) -> Outcome:
         if self.statuses is None or d.commit_status is None:
             return Outcome(False, 0, "commit statuses are not available")
-        await asyncio.wait_for(self.statuses.set_status(d.commit_status), ATTEMPT_TIMEOUT)
+        async with asyncio.timeout(ATTEMPT_TIMEOUT):  # not wait_for: it can swallow a stop (3.11)
+            await self.statuses.set_status(d.commit_status)
         return Outcome(True, 0)

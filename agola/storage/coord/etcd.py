@@ -197,7 +197,10 @@ class EtcdCoordination(Coordination):
         ``timeout=`` every caller passes); ``bound=True`` adds one for multi-step calls."""
         try:
             if bound:
-                return await asyncio.wait_for(fn(), self._timeout + 1)
+                # Not wait_for: on 3.11 it can swallow a cancellation racing the timeout, and every
+                # background loop stops through a cancellation that lands in a coordination call.
+                async with asyncio.timeout(self._timeout + 1):
+                    return await fn()
             return await fn()
         except asyncio.CancelledError:
             raise
@@ -437,8 +440,10 @@ class _EtcdWatcher(Watcher):
         call = watchstub.Watch()
         self._call = call
         create = rpc.WatchCreateRequest(key=self._key, range_end=self._end, start_revision=self._next, prev_kv=True)
-        await asyncio.wait_for(call.write(rpc.WatchRequest(create_request=create)), self._coord._timeout)
-        first = await asyncio.wait_for(call.read(), self._coord._timeout)
+        async with asyncio.timeout(self._coord._timeout):  # not wait_for (see _call)
+            await call.write(rpc.WatchRequest(create_request=create))
+        async with asyncio.timeout(self._coord._timeout):
+            first = await call.read()
         self._handle(first)
 
     def _handle(self, resp: Any) -> None:

@@ -97,7 +97,9 @@ class KeepaliveLease(Lease):
                     return
                 sent = time.monotonic()
                 try:
-                    granted = await asyncio.wait_for(self._refresh(), timeout=max(self._deadline - time.monotonic(), 0.01))
+                    # Not wait_for: on 3.11 it can swallow the cancellation that stops this loop.
+                    async with asyncio.timeout(max(self._deadline - time.monotonic(), 0.01)):
+                        granted = await self._refresh()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - retried until the TTL runs out

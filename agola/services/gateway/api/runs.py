@@ -114,7 +114,10 @@ async def relay_run_events(request: web.Request, stream: AsyncIterator[RunEvent]
                 if request.transport is None or request.transport.is_closing():
                     break
                 try:
-                    item = await asyncio.wait_for(queue.get(), CLIENT_CHECK_INTERVAL)
+                    # asyncio.timeout, not wait_for: 3.11's wait_for can swallow the cancellation
+                    # of a client gone away when it races the timeout, leaving this loop running.
+                    async with asyncio.timeout(CLIENT_CHECK_INTERVAL):
+                        item = await queue.get()
                 except TimeoutError:
                     idle += CLIENT_CHECK_INTERVAL
                     if idle >= KEEPALIVE_INTERVAL:
