@@ -5,6 +5,9 @@
   measured side by side. Also the driver-level cycle (create pod, exec, remove) for reference.
 * Logs: 100 MB of step output written to the step log *and* followed live, against the same
   output sent to ``/dev/null`` inside the container; plus the executor's RSS growth meanwhile.
+* E7 (workspaces, part of P7): ``save_to_workspace`` and ``restore_workspace`` of a tree of 1 MiB
+  random files (1 GiB; 256 MiB with ``--quick``), each against ``tar c`` / ``tar x`` of the same
+  tree in the same container, measured separately (``e7_archives``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from bench.common import BenchRow
 
@@ -172,11 +176,80 @@ async def run(quick: bool = False) -> list[BenchRow]:
         growth = getattr(followed_log, "rss_growth", 0.0)
         rows.append(BenchRow("E3-log-rss", f"executor RSS growth while streaming {size_mb} MB", growth, None, "MB",
                              "< 50 MB", growth < 50))
+        rows.extend(await e7_archives(driver, tmp, store, 256 if quick else 1024, 1 if quick else 3))
     finally:
         for info in await driver.list_pods(EXECUTOR_ID):
             await driver.remove_pod(info.pod_id)
         await driver.close()
         subprocess.run(["rm", "-rf", str(tmp)], check=False)
+    return rows
+
+
+async def e7_archives(driver: Any, tmp: Path, store: Any, mb: int, repeat: int) -> list[BenchRow]:
+    """Save and restore of an ``mb`` MiB workspace through the step runner (local store), each
+    against busybox ``tar c`` / ``tar x`` of the same tree in the same container (interleaved)."""
+    from agola.services.executor.drivers.base import ContainerSpec, PodSpec
+    from agola.services.executor.logs import LogFile
+    from agola.services.executor.steps import StepRunner
+    from agola.types.runservice import (
+        Container,
+        ExecutorTaskSpecData,
+        RestoreWorkspaceStep,
+        SaveContent,
+        SaveToWorkspaceStep,
+        WorkspaceOperation,
+    )
+
+    pod = await driver.create_pod(PodSpec(task_id="bench-e7", executor_id=EXECUTOR_ID, containers=(ContainerSpec(image=IMAGE),)))
+    try:
+        make = f"mkdir -p /w/tree && cd /w/tree && for i in $(seq {mb}); do head -c 1048576 /dev/urandom > f$i; done"
+        if await pod.exec(["sh", "-c", make]) != 0:
+            raise RuntimeError("cannot make the tree")
+        spec = ExecutorTaskSpecData(containers=[Container(image=IMAGE)], steps=[],
+                                    workspace_operations=[WorkspaceOperation(task_id="bench-e7", step=0)])
+        runner = StepRunner(task_id="bench-e7", spec=spec, pod=pod, task_dir=tmp / "e7", store=store,
+                            working_dir="/w", home="/root")
+        log = LogFile(tmp / "e7" / "log")
+        save = SaveToWorkspaceStep(contents=[SaveContent(source_dir=".", dest_dir=".", paths=["tree/**"])])
+        restore = RestoreWorkspaceStep(dest_dir="/r")
+
+        async def timed_exec(cmd: str) -> float:
+            t0 = time.perf_counter()
+            if await pod.exec(["sh", "-c", cmd]) != 0:
+                raise RuntimeError(f"{cmd} failed")
+            return time.perf_counter() - t0
+
+        async def ours_save() -> float:
+            t0 = time.perf_counter()
+            if await runner.save_to_workspace(0, save, log) != 0:
+                raise RuntimeError("save failed")
+            return time.perf_counter() - t0
+
+        async def ours_restore() -> float:
+            await pod.exec(["rm", "-rf", "/r"])
+            t0 = time.perf_counter()
+            if await runner.restore_workspace(restore, log) != 0:
+                raise RuntimeError("restore failed")
+            return time.perf_counter() - t0
+
+        saves, tar_cs, restores, tar_xs = [], [], [], []
+        for _ in range(repeat):
+            saves.append(await ours_save())
+            tar_cs.append(await timed_exec("tar cf /tmp/ws.tar -C /w tree"))
+            restores.append(await ours_restore())
+            tar_xs.append(await timed_exec("rm -rf /x && mkdir /x && tar xf /tmp/ws.tar -C /x"))
+            await pod.exec(["rm", "-rf", "/tmp/ws.tar", "/x", "/r"])
+        log.close()
+    finally:
+        await pod.remove()
+    gib = mb / 1024
+    rows = []
+    for rid, what, ours, base in (("E7-save", "save_to_workspace", saves, tar_cs),
+                                  ("E7-restore", "restore_workspace", restores, tar_xs)):
+        t_ours, t_base = statistics.median(ours), statistics.median(base)
+        rows.append(BenchRow(rid, f"{what} of {mb} MiB (1 MiB random files) vs busybox tar in the same container",
+                             gib * 1024 / t_ours, gib * 1024 / t_base, "MB/s", ">= 50% of tar's speed",
+                             t_base / t_ours >= 0.5, note=f"median of {repeat}: ours {t_ours:.2f} s, tar {t_base:.2f} s"))
     return rows
 
 

@@ -30,12 +30,14 @@ import posixpath
 import shutil
 import stat
 import tarfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from agola.errors import BadRequest, PayloadTooLarge
+from agola.util import tarstream
 
+T = TypeVar("T")
 COPY_BUFSIZE = 256 * 1024
 _ALLOWED_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE)
 
@@ -115,10 +117,13 @@ class _Checker:
         self.seen.add(name)
 
 
-def iter_checked(tar: tarfile.TarFile, *, external_links: bool = False) -> Iterator[tuple[tarfile.TarInfo, str]]:
-    """Yield ``(member, clean name)`` for every entry, raising on the first unsafe one."""
+def iter_checked(
+    members: Iterable[tarfile.TarInfo], *, external_links: bool = False
+) -> Iterator[tuple[tarfile.TarInfo, str]]:
+    """Yield ``(member, clean name)`` for every entry (of a ``TarFile``, of
+    ``tarstream.iter_members``), raising on the first unsafe one."""
     checker = _Checker(external_links)
-    for member in tar:
+    for member in members:
         name = clean_name(member.name)
         if name is None:
             if not member.isdir():
@@ -230,11 +235,11 @@ class ArchiveWriter:
     silently shadow each other), except directories, which are merged.
     """
 
-    def __init__(self, dst: IO[bytes], *, owner: tuple[int, int] = (0, 0), external_links: bool = False,
+    def __init__(self, dst: tarstream.Writable, *, owner: tuple[int, int] = (0, 0), external_links: bool = False,
                  max_size: int | None = None, what: str = "archive") -> None:
         """``max_size``: ``ArchiveTooLarge`` (naming ``what``) before the content of the entries
         would go beyond that many bytes."""
-        self._tar = tarfile.open(fileobj=dst, mode="w|", format=tarfile.PAX_FORMAT)
+        self._out = tarstream.BlockWriter(dst)
         self._external_links = external_links
         self._checker = _Checker(external_links)
         self._owner = owner
@@ -249,41 +254,47 @@ class ArchiveWriter:
         self.close()
 
     def close(self) -> None:
-        self._tar.close()
+        self._out.close()
 
-    def copy_from(self, src: IO[bytes], rename: Rename | None = None) -> int:
+    def copy_from(self, src: tarstream.Readable, rename: Rename | None = None) -> int:
         """Copy the entries of tar stream ``src``; ``rename(clean_name, member)`` returns the name
-        to write the entry under, or ``None`` to drop it. Returns the number of entries written."""
+        to write the entry under, or ``None`` to drop it. Returns the number of entries written.
+
+        Only headers are decoded (by ``tarfile``); file data goes from ``src`` to the output in
+        big blocks (``agola.util.tarstream``)."""
         renamed: dict[str, str] = {}
         count = 0
-        with tarfile.open(fileobj=src, mode="r|*") as tin:
-            for member, name in iter_checked(tin, external_links=self._external_links):
-                new_name = rename(name, member) if rename else name
-                new_name = clean_name(new_name) if new_name is not None else None
-                if new_name is None:
+        reader = tarstream.open_reader(src)
+        for member, name in iter_checked(tarstream.iter_members(reader), external_links=self._external_links):
+            new_name = rename(name, member) if rename else name
+            new_name = clean_name(new_name) if new_name is not None else None
+            if new_name is None:
+                continue
+            if new_name in self._checker.seen:
+                if member.isdir():
                     continue
-                if new_name in self._checker.seen:
-                    if member.isdir():
-                        continue
-                    raise UnsafeArchive(member.name, f"duplicate destination {new_name!r}")
-                info = tarfile.TarInfo(new_name)
-                info.type = member.type
-                info.mode = member.mode & 0o777
-                info.mtime = member.mtime
-                info.uid, info.gid = self._owner
-                info.size = member.size if member.isreg() else 0
-                if member.issym():
-                    info.linkname = member.linkname
-                elif member.islnk():
-                    target = renamed.get(str(clean_name(member.linkname)))
-                    if target is None:
-                        continue  # the link's target was filtered out: drop the link too
-                    info.linkname = target
-                self._checker.check(info, new_name)
-                self._count_size(info.size)
-                renamed[name] = new_name
-                self._tar.addfile(info, tin.extractfile(member) if member.isreg() else None)
-                count += 1
+                raise UnsafeArchive(member.name, f"duplicate destination {new_name!r}")
+            info = tarfile.TarInfo(new_name)
+            info.type = member.type
+            info.mode = member.mode & 0o777
+            info.mtime = member.mtime
+            info.uid, info.gid = self._owner
+            info.size = member.size if member.isreg() else 0
+            if member.issym():
+                info.linkname = member.linkname
+            elif member.islnk():
+                target = renamed.get(str(clean_name(member.linkname)))
+                if target is None:
+                    continue  # the link's target was filtered out: drop the link too
+                info.linkname = target
+            self._checker.check(info, new_name)
+            self._count_size(info.size)
+            renamed[name] = new_name
+            self._out.header(info)
+            if info.size:
+                reader.copy_to(info.size, self._out.write)
+                self._out.pad(info.size)
+            count += 1
         return count
 
     def _count_size(self, size: int) -> None:
@@ -297,8 +308,8 @@ class ArchiveWriter:
 
 
 def filter_archive(
-    src: IO[bytes],
-    dst: IO[bytes],
+    src: tarstream.Readable,
+    dst: tarstream.Writable,
     rename: Rename | None = None,
     *,
     owner: tuple[int, int] = (0, 0),
@@ -353,6 +364,15 @@ class _AsyncChunkReader:
             self._pending = None
 
     def read(self, n: int = -1) -> bytes:
+        if 0 < n and self._pos == len(self._buf) and not self._eof:
+            # Nothing buffered: hand a chunk that fits over as is (a short read), without copies.
+            chunk = self._next()
+            if chunk is None:
+                self._eof = True
+                return b""
+            if len(chunk) <= n:
+                return chunk
+            self._buf, self._pos = bytearray(chunk), 0
         while not self._eof and (n < 0 or len(self._buf) - self._pos < n):
             chunk = self._next()
             if chunk is None:
@@ -377,14 +397,22 @@ async def extract_async(
     )
 
 
-async def _in_thread(chunks: AsyncIterator[bytes], fn: Callable[[IO[bytes]], int]) -> int:
+def chunk_reader(chunks: AsyncIterator[bytes]) -> tarstream.Readable:
+    """A blocking reader of ``chunks`` for a worker thread; call it on the event loop."""
+    return _AsyncChunkReader(chunks, asyncio.get_running_loop())
+
+
+async def read_async(chunks: AsyncIterator[bytes], fn: Callable[[IO[bytes]], T]) -> T:
     """Run ``fn(reader)`` in a worker thread, ``reader`` being fed by ``chunks`` on this loop."""
     reader = _AsyncChunkReader(chunks, asyncio.get_running_loop())
     try:
-        return await asyncio.to_thread(fn, reader)  # type: ignore[arg-type]  # read-only: stream mode "r|*" only calls read()
+        return await asyncio.to_thread(fn, reader)  # type: ignore[arg-type]  # read-only: only read() is called
     except asyncio.CancelledError:
         reader.cancel()  # don't leave the thread waiting on a loop that may be closing
         raise
+
+
+_in_thread = read_async
 
 
 async def filter_archive_async(

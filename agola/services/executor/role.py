@@ -39,6 +39,7 @@ def make_driver(section: ExecutorSection, data_dir: Path) -> Driver:
             busybox_path=section.busybox_path,
             network=section.docker.network,
             allow_privileged=section.allow_privileged_containers,
+            io_dir=str(data_dir / "pods"),  # the pods' io dirs (FIFOs for workspaces and caches)
         ))
     if kind == "host":
         from agola.services.executor.drivers.host import HostDriver, HostDriverConfig

@@ -1,14 +1,15 @@
 """Step implementations, identical for every driver: they only use the ``Pod`` interface.
 
 Each step returns an exit status (0 = success) and writes what it does to its step log. Nothing
-here relies on the image's tools: scripts and files go in with ``put_archive``, archives come out
-with ``get_archive`` and are filtered on the host by ``agola.util.tarsafe`` (globs, ``dest_dir``,
-and the safety rules), helper commands (``mkdir``, digests) are the pod's own.
+here relies on the image's tools: files go in with ``put_archive``/``write_archive``, archives come
+out with ``read_archive`` and are filtered on the host by ``agola.util.tarsafe`` (globs,
+``dest_dir``, and the safety rules), helper commands (``mkdir``, digests) are the pod's own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import posixpath
 import re
@@ -35,7 +36,7 @@ from agola.types.runservice import (
     SaveToWorkspaceStep,
     Step,
 )
-from agola.util import tarsafe
+from agola.util import tarsafe, tarstream
 from agola.util.userregex import UserRegex, compile_user_regex
 
 DEFAULT_SHELL = "/bin/sh -e"
@@ -272,7 +273,7 @@ class StepRunner:
                     source = self.resolve(content.source_dir or ".")
                     rename = workspace_rename(content.paths, content.dest_dir)
                     # Filtered as it comes out of the pod: no copy of the raw tar on disk.
-                    count += await writer.copy_from_async(self.pod.get_archive(source), rename)
+                    count += await self.pod.read_archive(source, functools.partial(writer.copy_from, rename=rename))
         except tarsafe.ArchiveTooLarge as exc:
             out_path.unlink(missing_ok=True)
             raise tarsafe.ArchiveTooLarge(f"{exc.message} (executor.maxArchiveSize): save fewer files") from None
@@ -280,14 +281,14 @@ class StepRunner:
         return count
 
     async def restore_archive(self, chunks: AsyncIterator[bytes], dest_dir: str) -> None:
-        clean = self.tmp / "restore.tar"
-        try:
-            # Filtered as it arrives (never trust stored archives either): one copy on disk, not two.
-            with open(clean, "wb") as out:
-                await tarsafe.filter_archive_async(chunks, out, external_links=True)
-            await self.pod.put_archive(dest_dir, clean, user=self.user)
-        finally:
-            clean.unlink(missing_ok=True)
+        # Filtered as it arrives (never trust stored archives either) and handed to the pod as
+        # it is filtered: each entry is checked before the pod gets it.
+        reader = tarsafe.chunk_reader(chunks)
+
+        def produce(out: tarstream.Writable, owner: tuple[int, int]) -> None:
+            tarsafe.filter_archive(reader, out, owner=owner, external_links=True)
+
+        await self.pod.write_archive(dest_dir, produce, user=self.user, tmp_dir=self.tmp)
 
     async def save_to_workspace(self, index: int, step: SaveToWorkspaceStep, log: LogFile) -> int:
         archives = self.task_dir / "archives"

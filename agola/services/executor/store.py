@@ -20,7 +20,7 @@ from urllib.parse import quote
 from agola.errors import BadRequest, NotExist
 from agola.roleclients.runservice import RunserviceClient
 
-CHUNK = 256 * 1024
+CHUNK = 1 << 20
 
 
 class ArchiveStore(Protocol):
@@ -98,7 +98,11 @@ class LocalArchiveStore:
 
 def _copy_atomic(src: Path, dest: Path) -> None:
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    shutil.copyfile(src, tmp)
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)  # archives are never changed in place: a second name is a copy
+    except OSError:
+        shutil.copyfile(src, tmp)  # another file system
     os.replace(tmp, dest)
 
 

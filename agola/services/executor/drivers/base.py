@@ -13,6 +13,7 @@ caller filters it with ``agola.util.tarsafe`` before storing or extracting it an
 from __future__ import annotations
 
 import abc
+import asyncio
 import io
 import platform
 import posixpath
@@ -22,13 +23,19 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import attrs
 
 from agola.errors import AgolaError
+from agola.util import tarsafe, tarstream
 
 # Where output goes: an async callable taking each chunk as it is produced (e.g. LogFile.write).
 Sink = Callable[[bytes], Awaitable[None]]
+# Writes a tar stream to its first argument, every entry owned by the (uid, gid) of the second
+# (see Pod.write_archive); runs in a worker thread.
+Producer = Callable[[tarstream.Writable, tuple[int, int]], object]
+T = TypeVar("T")
 
 LABEL_AGOLA = "agola.io/agola"
 LABEL_EXECUTOR_ID = "agola.io/executorid"
@@ -160,6 +167,21 @@ class Pod(abc.ABC):
 
         Raises ``agola.errors.NotExist`` when ``path`` does not exist.
         """
+
+    async def read_archive(self, path: str, consume: Callable[[tarstream.Readable], T]) -> T:
+        """``consume(reader)``, in a worker thread, on the tar stream ``get_archive(path)`` gives;
+        raises what ``get_archive`` raises. A driver may give a faster stream (the Docker pod's
+        io dir)."""
+        return await tarsafe.read_async(self.get_archive(path), consume)
+
+    async def write_archive(self, dest_dir: str, produce: Producer, *, user: str = "", tmp_dir: Path) -> None:
+        """``put_archive`` of the tar ``produce(out, owner)`` writes in a worker thread (through a
+        file in ``tmp_dir`` unless the driver streams it); ``owner`` is what the entries' headers
+        must say for ``user`` to own the files ((0, 0) when the driver sets ownership itself)."""
+        with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="put-", suffix=".tar") as f:
+            await asyncio.to_thread(produce, f, (0, 0))
+            f.flush()
+            await self.put_archive(dest_dir, Path(f.name), user=user)
 
     @abc.abstractmethod
     async def home_dir(self, user: str = "") -> str:

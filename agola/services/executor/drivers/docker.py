@@ -18,7 +18,9 @@ import asyncio
 import base64
 import json
 import os
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import aiodocker
@@ -44,6 +46,7 @@ from agola.services.executor.drivers.base import (
     host_arch,
     split_entrypoint,
 )
+from agola.services.executor.drivers.dockerio import POD_IO_DIR, IoDir
 from agola.services.executor.drivers.dockerpod import BUSYBOX, SCRIPT_DIR, SCRIPT_TMPFS_SIZE, DockerPod
 from agola.services.executor.drivers.dockerstart import read_workdir, sleeper
 from agola.util.aio import cancel_and_wait
@@ -60,6 +63,10 @@ class DockerDriverConfig:
     network: str = ""  # "" = the engine's default; "none", "host" or a network name
     allow_privileged: bool = False
     docker_url: str | None = None  # None = from the environment (DOCKER_HOST) or the local socket
+    # Host dir of the pods' io dirs (see dockerio): "" = a private dir under the system temp dir.
+    # Used with a local engine only; archive_api_only=True always uses the Docker archive API.
+    io_dir: str = ""
+    archive_api_only: bool = False
 
 
 def image_registry(image: str) -> str:
@@ -116,6 +123,14 @@ class DockerDriver(Driver):
 
     def archs(self) -> list[str]:
         return [host_arch()]
+
+    @property
+    def io_base(self) -> Path:
+        return Path(self.config.io_dir or os.path.join(tempfile.gettempdir(), f"agola-executor-io-{os.geteuid()}"))
+
+    def uses_io_dir(self) -> bool:
+        """Whether pods get an io dir: the engine must be local (a unix socket) to see it."""
+        return not self.config.archive_api_only and self.docker.docker_host.startswith("unix://")
 
     # ------------------------------------------------------------------------------ pod creation
 
@@ -219,6 +234,9 @@ class DockerDriver(Driver):
         entrypoint = c.entrypoint
         if index == 0:
             host_config["Binds"] = [f"{self.config.busybox_path}:{BUSYBOX}:ro"]
+            if self.uses_io_dir():
+                io = IoDir.create(self.io_base, spec.pod_id)
+                host_config["Binds"].append(f"{io.host}:{POD_IO_DIR}:rw")
             host_config["Mounts"].append(
                 {"Type": "tmpfs", "Target": SCRIPT_DIR, "TmpfsOptions": {"SizeBytes": SCRIPT_TMPFS_SIZE, "Mode": 0o1777}}
             )
@@ -284,6 +302,8 @@ class DockerDriver(Driver):
         # Service containers first: they depend on container 0's network namespace.
         containers.sort(key=lambda c: -int(_labels(c).get(LABEL_CONTAINER_INDEX, "0") or 0))
         await self._remove_containers(containers)
+        if self.uses_io_dir():
+            await asyncio.to_thread(IoDir.remove, self.io_base, pod_id)
 
     async def _remove_containers(self, containers: list[aiodocker.containers.DockerContainer]) -> None:
         for c in containers:

@@ -12,21 +12,25 @@ import asyncio
 import base64
 import json
 import posixpath
-from collections.abc import AsyncIterator, Mapping
+import tempfile
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiodocker
 from aiodocker.exceptions import DockerError
 
 from agola.errors import BadRequest, NotExist
-from agola.services.executor.drivers.base import Pod, PodSpec, Sink, discard
+from agola.services.executor.drivers import dockerio
+from agola.services.executor.drivers.base import Pod, PodSpec, Producer, Sink, discard
 from agola.services.executor.drivers.dockerstart import BUSYBOX, HELPER_DIR, workdir_args
 from agola.services.executor.drivers.dockerstream import open_exec_stream
-from agola.util import tarsafe
+from agola.util import tarsafe, tarstream
 
 if TYPE_CHECKING:
     from agola.services.executor.drivers.docker import DockerDriver
+
+T = TypeVar("T")
 
 SCRIPT_DIR = f"{HELPER_DIR}/tmp"  # a small tmpfs, mode 1777, in container 0
 SCRIPT_TMPFS_SIZE = 16 << 20
@@ -52,6 +56,8 @@ class DockerPod(Pod):
         self.main = containers[0]
         self._ids: dict[str, tuple[int, int]] = {}
         self._homes: dict[str, str] = {}
+        self._io = dockerio.IoDir(driver.io_base / spec.pod_id) if driver.uses_io_dir() else None
+        self._io_usable: bool | None = None  # checked on first use (dockerio.io_visible)
         # (working dir asked, container 0's report of it): see dockerstart.
         self._workdir_probe = workdir_probe
         self._workdir_user = spec.exec_user
@@ -233,7 +239,43 @@ class DockerPod(Pod):
             self._ids[user] = (int(parts[0]), int(parts[1]))
         return self._ids[user]
 
+    async def _usable_io(self) -> dockerio.IoDir | None:
+        """The pod's io dir when the pod sees it (else archives go through the archive API)."""
+        if self._io is None or self._io_usable is False:
+            return None
+        if self._io_usable is None:
+            self._io_usable = await dockerio.io_visible(self._docker, self.main.id)
+        return self._io if self._io_usable else None
+
+    async def read_archive(self, path: str, consume: Callable[[tarstream.Readable], T]) -> T:
+        io = await self._usable_io()
+        if io is not None and posixpath.normpath(path) != "/":
+            try:
+                return await dockerio.read_tar(self, io, BUSYBOX, path, consume)
+            except dockerio.IoUnusable:
+                self._io_usable = False
+        return await super().read_archive(path, consume)
+
+    async def write_archive(self, dest_dir: str, produce: Producer, *, user: str = "", tmp_dir: Path) -> None:
+        owner = await self._user_ids(user) if user else (0, 0)
+        io = await self._usable_io()
+        if io is not None:
+            await dockerio.write_tar(self, io, BUSYBOX, dest_dir, owner, lambda out: produce(out, owner))
+            return
+        # The archive API keeps the headers' ownership: the tar is written owned by the step user.
+        with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="put-", suffix=".tar") as f:
+            await asyncio.to_thread(produce, f, owner)
+            f.flush()
+            await self._put_archive(dest_dir, Path(f.name), user)
+
     async def put_archive(self, dest_dir: str, archive: Path, *, user: str = "") -> None:
+        if await self._usable_io() is not None:
+            def produce(out: tarstream.Writable, owner: tuple[int, int]) -> None:
+                with open(archive, "rb") as f:
+                    tarsafe.filter_archive(f, out, owner=owner, external_links=True)
+
+            await self.write_archive(dest_dir, produce, user=user, tmp_dir=archive.parent)
+            return
         owner = await self._user_ids(user) if user else (0, 0)
         if owner != (0, 0):
             # Docker keeps the tar headers' ownership: rewrite them so the step user owns its files.
@@ -258,7 +300,9 @@ class DockerPod(Pod):
     async def get_archive(self, path: str) -> AsyncIterator[bytes]:
         try:
             async with self._docker._query(
-                f"containers/{self.main.id}/archive", method="GET", params={"path": path}
+                f"containers/{self.main.id}/archive", method="GET", params={"path": path},
+                # Else dockerd gzips the tar (Go gzip, ~30 MB/s) for aiohttp to gunzip.
+                headers={"Accept-Encoding": "identity"},
             ) as response:
                 async for chunk in response.content.iter_chunked(256 * 1024):
                     yield chunk

@@ -1,0 +1,140 @@
+"""Workspaces and caches through the pod's io dir (FIFOs, drivers/dockerio.py), and the archive API
+fallback: same files, same owners, and a pod tampering with its io dir gets nothing from the host."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agola.services.executor.drivers import dockerio
+from agola.services.executor.drivers.docker import DockerDriver, DockerDriverConfig
+from agola.services.executor.drivers.dockerpod import DockerPod
+from agola.services.executor.store import LocalArchiveStore
+from agola.types.runservice import (
+    RestoreCacheStep,
+    RestoreWorkspaceStep,
+    RunStep,
+    SaveCacheStep,
+    SaveContent,
+    SaveToWorkspaceStep,
+    WorkspaceOperation,
+)
+from tests.executor.helpers import EXECUTOR_ID, phases, runner, spec, step_log
+from tests.support.services import BUSYBOX_BIN
+
+# A tree with a file bigger than the FIFO's buffer, nested dirs, a link to outside, an empty file.
+MAKE_TREE = (
+    "mkdir -p out/a/b && head -c 3000000 /dev/urandom > out/a/big && echo deep > out/a/b/deep "
+    "&& : > out/empty && ln -s /etc/passwd out/pw && cd out && md5sum a/big a/b/deep > ../sums"
+)
+CHECK_TREE = (
+    "cd {dest} && md5sum -c ../sums && readlink pw && test -f empty "
+    "&& stat -c '%u %n' a a/big a/b/deep | sort && id -u"
+)
+
+
+def tree_task(task_id: str, dest: str, *, first: str = "", user: str = "nobody", **kw: Any) -> Any:
+    """Make a tree, save it as a workspace and a cache, restore both, check them (last step)."""
+    pre = [RunStep(command=first)] if first else []
+    return spec(
+        task_id,
+        *pre,
+        RunStep(command=MAKE_TREE),
+        SaveToWorkspaceStep(contents=[SaveContent(source_dir="out", dest_dir=".", paths=["**"])]),
+        SaveCacheStep(key="tree", contents=[SaveContent(source_dir="out")]),
+        RestoreWorkspaceStep(dest_dir=dest),
+        RestoreCacheStep(keys=["tree"], dest_dir=f"{dest}-cache"),
+        RunStep(command=CHECK_TREE.format(dest=dest) + f" && cd ../{dest}-cache && md5sum -c ../sums"),
+        workspace_operations=[WorkspaceOperation(task_id=task_id, step=len(pre) + 1)],
+        user=user,
+        **kw,
+    )
+
+
+def expect_tree(log: str, dest: str) -> None:
+    lines = log.replace("\r\n", "\n").splitlines()
+    assert lines[:3] == ["a/big: OK", "a/b/deep: OK", "/etc/passwd"]
+    assert lines[3:7] == ["65534 a", "65534 a/b/deep", "65534 a/big", "65534"]
+    assert lines[7:] == ["a/big: OK", "a/b/deep: OK"], f"{dest}: {log}"
+
+
+@pytest.fixture
+async def api_only_driver(busybox_image: str) -> AsyncIterator[DockerDriver]:
+    driver = DockerDriver(DockerDriverConfig(network="none", busybox_path=BUSYBOX_BIN, archive_api_only=True))
+    await driver.setup()
+    yield driver
+    for pod in await driver.list_pods(EXECUTOR_ID):
+        await driver.remove_pod(pod.pod_id)
+    await driver.close()
+
+
+async def test_workspaces_and_caches_go_through_the_io_dir_on_a_local_engine(
+    docker_driver: DockerDriver, data_dir: Path, store: LocalArchiveStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def no_archive_api(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the Docker archive API was used")
+
+    monkeypatch.setattr(DockerPod, "get_archive", no_archive_api)
+    monkeypatch.setattr(DockerPod, "_put_archive", no_archive_api)
+    r = runner(tree_task("t-io", "ws"), docker_driver, data_dir, store)
+    status = await r.run()
+    assert phases(status) == ["success"] * 6, step_log(data_dir, "t-io", 5)
+    expect_tree(step_log(data_dir, "t-io", 5), "ws")
+    assert r.pod is not None
+    assert not (docker_driver.io_base / r.pod.id).exists()  # removed with the pod
+
+
+async def test_the_archive_api_path_when_forced_or_when_the_pod_does_not_see_its_io_dir(
+    api_only_driver: DockerDriver, docker_driver: DockerDriver, data_dir: Path, store: LocalArchiveStore
+) -> None:
+    forced = tree_task("t-api", "ws", first="test ! -e /.agola/io")
+    status = await runner(forced, api_only_driver, data_dir, store).run()
+    assert phases(status) == ["success"] * 7, step_log(data_dir, "t-api", 6)
+    expect_tree(step_log(data_dir, "t-api", 6), "ws")
+
+    # As with an engine on another machine: the pod does not see the marker the executor made.
+    # (root, to remove the marker: the files then belong to root.)
+    unseen = tree_task("t-unseen", "ws", first=f"rm /.agola/io/{dockerio.MARKER}", user="", cache_prefix="unseen")
+    status = await runner(unseen, docker_driver, data_dir, store).run()
+    assert phases(status) == ["success"] * 7, step_log(data_dir, "t-unseen", 6)
+    assert "0 a/big" in step_log(data_dir, "t-unseen", 6)
+
+
+async def test_a_pod_replacing_its_fifo_with_a_link_to_a_host_file_is_refused(
+    docker_driver: DockerDriver, data_dir: Path, store: LocalArchiveStore, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    host_file = tmp_path / "host-secret"
+    host_file.write_text("host data\n")
+    make_fifo = dockerio.IoDir.make_fifo
+
+    def make_and_replace(io: dockerio.IoDir, prefix: str) -> dockerio.Fifo:
+        fifo = make_fifo(io, prefix)
+        # What a process of the pod can do in /.agola/io (the same directory, bind-mounted).
+        os.unlink(fifo.host)
+        os.symlink(host_file, fifo.host)
+        return fifo
+
+    monkeypatch.setattr(dockerio.IoDir, "make_fifo", make_and_replace)
+    save = spec("t-evil-save", RunStep(command="mkdir -p out; echo x > out/x"),
+                SaveToWorkspaceStep(contents=[SaveContent(source_dir="out", paths=["**"])]))
+    status = await runner(save, docker_driver, data_dir, store).run()
+    assert phases(status) == ["success", "failed"]
+    log = step_log(data_dir, "t-evil-save", 1)
+    assert "Error: the pod replaced the executor's FIFO /.agola/io/out-" in log and "with a symbolic link" in log
+
+    monkeypatch.setattr(dockerio.IoDir, "make_fifo", make_fifo)
+    assert phases(await runner(spec("t-good-save", *save.data.steps), docker_driver, data_dir, store).run()) == [
+        "success", "success"]
+    monkeypatch.setattr(dockerio.IoDir, "make_fifo", make_and_replace)
+    restore = spec("t-evil-restore", RestoreWorkspaceStep(dest_dir="."),
+                   workspace_operations=[WorkspaceOperation(task_id="t-good-save", step=1)])
+    status = await runner(restore, docker_driver, data_dir, store).run()
+    assert phases(status) == ["failed"]
+    log = step_log(data_dir, "t-evil-restore", 0)
+    assert "Error: the pod replaced the executor's FIFO /.agola/io/in-" in log and "with a symbolic link" in log
+    assert host_file.read_text() == "host data\n"
