@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -216,3 +218,66 @@ def test_workspace_across_three_tasks(roles: RoleStack, tmp_path: Path, busybox_
     assert "[three] A=from-one B=from-one+from-two+" in res.stdout
     order = [res.stdout.index(f"==> [{t}] success") for t in ("one", "two", "three")]
     assert order == sorted(order)
+
+
+STREAM_PIPELINE = """\
+version: v0
+runs:
+  - name: run01
+    tasks:
+      - name: talk
+        runtime: {{containers: [{{image: {image}}}]}}
+        steps:
+          - type: run
+            name: count
+            command: |
+                echo first
+                while [ ! -e /tmp/go ]; do usleep 20000; done
+                seq 1 {count}
+                echo last
+"""
+
+
+def test_a_follower_sees_a_line_before_its_step_ends_then_a_big_output_whole_and_in_order(
+        roles: RoleStack, tmp_path: Path, busybox_image: str) -> None:
+    """`run logs -f` in its own process, through every hop (executor -> runservice -> gateway ->
+    CLI), on a step with the default tty: its first line shows while the step still waits, then
+    half a million numbered lines (3.4 MB) arrive complete and in order."""
+    count = 500_000
+    assert cli(roles, ADMIN, "user", "create", "user01").exit_code == 0
+    token = cli(roles, ADMIN, "user", "token", "create", "user01", "t").stdout.strip()
+    repo = tmp_path / "work"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".agola").mkdir()
+    (repo / ".agola" / "config.yml").write_text(STREAM_PIPELINE.format(image=busybox_image, count=count))
+    started = cli(roles, token, "directrun", "start", "-C", str(repo))
+    assert started.exit_code == 0, started.output
+    [row] = _wait_json(roles, token, ["run", "list"], lambda rows: bool(rows))
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "agola.cli.main", "--gateway-url", roles.url, "--token", token, "run", "logs",
+         row["id"], "-f"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines: list[bytes] = []
+    reader = threading.Thread(target=lambda: lines.extend(follower.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        wait_for_sync(lambda: b"[talk] first\n" in lines, 60)
+        # The step waits for /tmp/go: it is still running, and the line is already there.
+        shown = _wait_json(roles, token, ["run", "show", row["id"]], lambda r: bool(r["tasks"]))
+        [task_id] = shown["tasks"]
+        assert shown["tasks"][task_id]["status"] == "running"
+        container = subprocess.run(
+            ["docker", "ps", "-q", "--filter", f"label=agola.io/taskid={task_id}",
+             "--filter", "label=agola.io/containerindex=0"], capture_output=True, text=True, check=True).stdout.split()
+        subprocess.run(["docker", "exec", container[0], "touch", "/tmp/go"], check=True)
+        assert follower.wait(120) == 0, follower.stderr.read() if follower.stderr else ""
+        reader.join(30)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+    text = b"".join(lines).decode()
+    start = text.index("[talk] 1\n")
+    numbers = text[start:text.index("[talk] last\n", start)].splitlines()
+    assert numbers == [f"[talk] {i}" for i in range(1, count + 1)]
+    assert text.rstrip().endswith("finished, result success")
