@@ -7,7 +7,10 @@ bare Docker commands measured in the same run, interleaved so that load changes 
 * P2: 100 runs x 3 tasks, executor ``activeTasksLimit`` 8, vs the same 300 containers through
   ``xargs -P8 docker run --rm``.
 * P3: a step printing 100 MB, followed live by ``agola run logs -f`` (a CLI process), vs the same
-  container with its output sent to /dev/null; and the server's RSS growth meanwhile.
+  container with its output sent to /dev/null; and the server's RSS growth meanwhile. Also against
+  ``docker run -t`` (the step has a tty by default), and the same step with ``tty: false``.
+* L1: the delay from a step printing a line (a timestamp every 200 ms) to a live follower seeing
+  it: ``agola run logs -f`` and the gateway's ``/logs?follow`` stream the web UI relays.
 * P7: save_to_workspace + restore_workspace of a 1 GB tree vs ``tar c`` + ``tar x`` of the same
   tree in the same container.
 
@@ -17,6 +20,7 @@ The host-driver and idle rows (P1b, P4, against Buildbot) are in ``bench/host.py
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import statistics
@@ -297,15 +301,20 @@ LINE = "0123456789" * 7  # 71 bytes with the newline
 
 
 async def p3_logs(server: Server, tmp: Path, mb: int) -> list[BenchRow]:
+    """P3 on the default step (``tty: true``), with two more baselines measured in the same loop:
+    ``docker run -t`` (Docker's own tty path: the pty, the shim and dockerd copy the output a few
+    KiB at a time) and the same step with ``tty: false``."""
     size = mb * 1_000_000
     command = f"yes {LINE} | head -c {size}"
     repo = Repo(server, tmp / "p3", pipeline({"logs": [f"{{run: '{command}'}}"]}))
+    notty = Repo(server, tmp / "p3-notty", pipeline({"logs": [f"{{run: {{command: '{command}', tty: false}}}}"]}))
     await asyncio.to_thread(repo.push)
+    await asyncio.to_thread(notty.push)
     env = {**os.environ, "AGOLA_GATEWAY_URL": server.url, "AGOLA_TOKEN": server.token}
     growth: list[float] = []
     async with server.client() as gw:
 
-        async def ours() -> None:
+        async def ours(repo: Repo = repo) -> None:
             run_id = await repo.create_run(gw)
             follower = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "agola.cli.main", "run", "logs", run_id, "-f",
@@ -326,19 +335,106 @@ async def p3_logs(server: Server, tmp: Path, mb: int) -> list[BenchRow]:
         async def bare() -> None:
             await docker("run", "--rm", "--network", "none", IMAGE, "sh", "-c", command)
 
+        async def bare_tty() -> None:
+            await docker("run", "-t", "--rm", "--network", "none", IMAGE, "sh", "-c", command)
+
         n = 3
-        t_ours, t_base = [], []
+        t_ours, t_base, t_tty, t_notty = [], [], [], []
         for _ in range(n):
             t_base.append(await timed(bare))
             t_ours.append(await timed(ours))
+            t_tty.append(await timed(bare_tty))
+            t_notty.append(await timed(lambda: ours(notty)))
     o, b = statistics.median(t_ours), statistics.median(t_base)
+    bt, on = statistics.median(t_tty), statistics.median(t_notty)
     g = max(growth)
     return [
         BenchRow("P3", f"a step printing {mb} MB, followed live by `agola run logs -f`, vs docker run > /dev/null",
-                 o, b, "s", "<= 1.5x baseline", o <= 1.5 * b, f"median of {n}; createrun -> follower exits"),
+                 o, b, "s", "<= 1.5x baseline", o <= 1.5 * b,
+                 f"median of {n}; createrun -> follower exits; the step has the default tty (docker run -t: "
+                 f"{bt:.2f} s)"),
+        BenchRow("P3-tty", "the same, vs docker run -t > /dev/null (Docker's own tty path)", o, bt, "s",
+                 "<= 1.5x baseline", o <= 1.5 * bt, f"median of {n}"),
+        BenchRow("P3-notty", "the same step with tty: false, vs docker run > /dev/null", on, b, "s",
+                 "<= 1.5x baseline", on <= 1.5 * b, f"median of {n}"),
         BenchRow("P3-rss", f"server RSS growth while streaming {mb} MB to a follower", g, None, "MB", "< 50 MB", g < 50,
                  "max over runs of (peak - before), process tree"),
     ]
+
+
+# ---------------------------------------------------------------------------------------- L1
+
+# A step that prints the host clock (containers share it) every 200 ms: busybox's date has no
+# sub-second format, adjtimex prints the time in microseconds.
+L1_STEP = ("for i in $(seq 1 {n}); do adjtimex | awk '/tv_sec/ {{s=$2}} /tv_usec/ {{u=$2}} "
+           "END {{printf \"L1 %d.%06d\\n\", s, u}}'; usleep 200000; done")
+
+
+def _delays(stamps: list[tuple[float, bytes]]) -> list[float]:
+    """Per ``L1 <time>`` line: when it was seen minus when the step printed it, in ms."""
+    out = []
+    for seen, line in stamps:
+        text = line.decode(errors="replace")
+        at = text.find("L1 ")
+        if at >= 0:
+            try:
+                out.append((seen - float(text[at + 3:].split()[0])) * 1000)
+            except (ValueError, IndexError):
+                continue
+    return out
+
+
+async def _cli_follower(env: dict[str, str], run_id: str) -> list[float]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agola.cli.main", "run", "logs", run_id, "-f",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env,
+    )
+    assert proc.stdout is not None
+    stamps = [(time.time(), line) async for line in proc.stdout]
+    await proc.wait()
+    return _delays(stamps)
+
+
+async def _api_follower(server: Server, gw: GatewayClient, run_id: str) -> list[float]:
+    """The gateway's ``/logs?follow`` stream read directly (what the web UI's live log relays)."""
+    while True:  # until the step has started
+        run = await gw.get_run(run_id)
+        [task] = run.tasks.values()
+        t = await gw.get_task(run_id, task.id)
+        if t.steps and t.steps[0].phase not in ("notstarted", ""):
+            break
+        await asyncio.sleep(0.02)
+    stamps: list[tuple[float, bytes]] = []
+    pending = b""
+    async for chunk in gw.stream_log(run_id, task.id, step=0, follow=True):
+        now = time.time()
+        *lines, pending = (pending + chunk).split(b"\n")
+        stamps.extend((now, line) for line in lines)
+    return _delays(stamps)
+
+
+async def l1_live_delay(server: Server, tmp: Path, seconds: int) -> list[BenchRow]:
+    """L1: a line printed by a step -> seen by a live follower, per line (p50, p90)."""
+    n = seconds * 5
+    repo = Repo(server, tmp / "l1", pipeline({"ticks": [f"{{run: {{command: {json.dumps(L1_STEP.format(n=n))}}}}}"]}))
+    await asyncio.to_thread(repo.push)
+    env = {**os.environ, "AGOLA_GATEWAY_URL": server.url, "AGOLA_TOKEN": server.token}
+    rows = []
+    async with server.client() as gw:
+        run_id = await repo.create_run(gw)
+        cli, api = await asyncio.gather(_cli_follower(env, run_id), _api_follower(server, gw, run_id))
+        await wait_finished(gw, run_id)
+    for name, what, delays in (("L1", "`agola run logs -f` (CLI process)", cli),
+                               ("L1-api", "the gateway's /logs?follow stream (the web UI's source)", api)):
+        if len(delays) < n // 2:
+            raise RuntimeError(f"{name}: the follower saw {len(delays)} of {n} lines")
+        p50 = statistics.median(delays)
+        p90 = statistics.quantiles(delays, n=10)[-1]
+        rows.append(BenchRow(name, f"a step's line -> {what}, one line every 200 ms for {seconds} s",
+                             p50, None, "ms", "p50 < 100 ms", p50 < 100,
+                             f"p50 of {len(delays)} lines; p90 {p90:.0f} ms, max {max(delays):.0f} ms "
+                             "(the first lines wait for the follower to find the step)"))
+    return rows
 
 
 # ---------------------------------------------------------------------------------------- P7
@@ -380,7 +476,7 @@ async def run(quick: bool = False) -> list[BenchRow]:
 
     if shutil.which("docker") is None or subprocess.run(["docker", "version"], capture_output=True).returncode:
         return [BenchRow(i, "needs a Docker engine", 0.0, None, "-", "-", None, "skipped: no Docker engine")
-                for i in ("P1", "P2", "P3", "P7")]
+                for i in ("P1", "P2", "P3", "L1", "P7")]
     await asyncio.to_thread(ensure_image, IMAGE)
     tmp = Path(tempfile.mkdtemp(prefix="agola-bench-e2e-"))
     rows: list[BenchRow] = []
@@ -391,6 +487,7 @@ async def run(quick: bool = False) -> list[BenchRow]:
             await server.bootstrap()
             rows.append(await p1_latency(server, tmp, 3 if quick else 10))
             rows.extend(await p3_logs(server, tmp, 20 if quick else 100))
+            rows.extend(await l1_live_delay(server, tmp, 3 if quick else 10))
             rows.append(await p7_workspace(server, tmp, 100 if quick else 1024))
         finally:
             server.stop()
