@@ -100,3 +100,66 @@ async def test_stop_ends_every_loop(agent: tuple[ExecutorAgent, FakeRunservice])
     await executor.stop()
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("loop-executor-")]
     executor.wake_poll()  # a task ending during the stop wakes a stopped runner: harmless
+
+
+class SlowRemovalDriver(HostDriver):
+    """A host driver whose pod removal waits until the test lets it go."""
+
+    def __init__(self, base_dir: Path) -> None:
+        super().__init__(HostDriverConfig(base_dir=base_dir))
+        self.removal_allowed = asyncio.Event()
+
+    async def remove_pod(self, pod_id: str) -> None:
+        await self.removal_allowed.wait()
+        await super().remove_pod(pod_id)
+
+
+class RecordingRunservice(FakeRunservice):
+    """Lists the tasks assigned (so polls keep them running), records the final reports."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.final: set[str] = set()
+        self.assigned: list[tuple[ExecutorTask, ExecutorTaskSpecData | None]] = []
+
+    async def executor_tasks(self, executor_id: str) -> list[tuple[ExecutorTask, ExecutorTaskSpecData | None]]:
+        self.polls += 1
+        return list(self.assigned)
+
+    async def update_executor_task_status(self, executor_id: str, et: ExecutorTask) -> None:
+        if et.status.phase.is_finished:
+            self.final.add(et.id)
+
+
+async def test_a_slot_frees_when_the_task_ends_not_when_its_pod_is_removed(tmp_path: Path) -> None:
+    """Limit 1: task b starts while a's pod is still being removed, and the heartbeat says at once
+    (not at its interval) that the executor has room again, so the runservice sends b now."""
+    from agola.types.runservice import Container, ExecutorTaskSpec, RunStep
+
+    client = RecordingRunservice()
+    driver = SlowRemovalDriver(tmp_path / "pods")
+    agent = ExecutorAgent(
+        AgentSettings(executor_id="ex1", listen_url="http://127.0.0.1:2", data_dir=tmp_path / "data",
+                      active_tasks_limit=1),
+        client=client, driver=driver, store=LocalArchiveStore(tmp_path / "store"), options=SLOW,
+    )
+    data = ExecutorTaskSpecData(containers=[Container(image="any")], steps=[RunStep(command="echo hi")])
+
+    def task(task_id: str) -> ExecutorTask:
+        et = ExecutorTask(id=task_id, spec=ExecutorTaskSpec(executor_id="ex1", run_id="r1"))
+        client.assigned.append((et, None))  # listed without data: a poll does not start it
+        return et
+
+    try:
+        await agent.start()
+        await wait_for(lambda: client.heartbeats, 5, message="first heartbeat")
+        assert agent.receive(task("a"), data) == "started"
+        assert agent.receive(task("b"), data) == "busy"
+        await wait_for(lambda: "a" in client.final, 10, message="a's final status")
+        await wait_for(lambda: client.heartbeats[-1].active_tasks == 0, 5, message="a heartbeat with a free slot")
+        assert agent.tasks["a"].running  # its pod is still being removed
+        assert agent.receive(task("b"), data) == "started"
+    finally:
+        driver.removal_allowed.set()
+        await agent.stop()
+        await client.close()

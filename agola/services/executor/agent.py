@@ -6,10 +6,12 @@
   privileged allowed, active task limit, active tasks);
 * **task intake**: tasks pushed by the runservice (``POST /api/v1alpha/executor``, see ``api``)
   and, as a fallback, polled (``GET .../executor/<id>/tasks``) every ``poll_interval`` and as soon
-  as a task slot frees up. At most ``active_tasks_limit`` tasks run at once: a task arriving while
-  the executor is full is left to a later poll. A task the runservice believes running but this
-  executor does not know (it restarted) is reported ``failed``; a not started task the runservice
-  asks to stop is reported ``cancelled``; a running one is stopped;
+  as a task slot frees up. At most ``active_tasks_limit`` tasks run at once (a task holds its
+  slot until its final status, not until its pod is removed; a freed slot is announced at once by
+  a heartbeat): a task arriving while the executor is full is left to a later poll. A task the
+  runservice believes running but this executor does not know (it restarted) is reported
+  ``failed``; a not started task the runservice asks to stop is reported ``cancelled``; a running
+  one is stopped;
 * **status reports**: each status change of a task is sent at once, without holding the task up
   (reports are coalesced per task; a failed send is retried every ``status_interval``). A task is
   forgotten once its final status is stored by the runservice;
@@ -116,12 +118,19 @@ class TaskEntry:
     job: asyncio.Task[Any] | None = None
     dirty: bool = True  # a status change not yet stored by the runservice
     final_sent: bool = False
+    freed: bool = False  # its slot was announced free (heartbeat and poll woken)
     sender: asyncio.Task[None] | None = None
     lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
 
     @property
     def running(self) -> bool:
         return not self.runner.finished
+
+    @property
+    def active(self) -> bool:
+        """Holds a task slot: not finished yet. A finished task whose pod is still being removed
+        does not: the next task starts meanwhile (as the run it belongs to goes on)."""
+        return not self.runner.status.phase.is_finished
 
     @property
     def settled(self) -> bool:
@@ -211,7 +220,7 @@ class ExecutorAgent:
     # ------------------------------------------------------------------------------- heartbeat
 
     def active_tasks(self) -> int:
-        return sum(1 for e in self.tasks.values() if e.running)
+        return sum(1 for e in self.tasks.values() if e.active)
 
     def executor_record(self) -> Executor:
         archs = [Arch(a) for a in self.driver.archs() if a in Arch._value2member_map_]
@@ -248,7 +257,7 @@ class ExecutorAgent:
             except Exception as exc:  # noqa: BLE001 - one bad task must not block the others
                 log.warning("task refused", executor=self.id, task=et.id, error=repr(exc))
         for task_id, entry in list(self.tasks.items()):
-            if task_id not in seen and entry.running and entry.started_at < asked_at:
+            if task_id not in seen and entry.active and entry.started_at < asked_at:
                 log.info("task no longer assigned to this executor: stopping it", task=task_id)
                 entry.runner.stop()
 
@@ -263,7 +272,7 @@ class ExecutorAgent:
         entry = self.tasks.get(et.id)
         phase = et.status.phase
         if entry is not None:
-            if et.spec.stop and entry.running:
+            if et.spec.stop and entry.active:
                 entry.runner.stop()
                 return "stopping"
             return "ignored"
@@ -316,6 +325,12 @@ class ExecutorAgent:
         if entry is None:
             return
         entry.dirty = True
+        if not entry.active and not entry.freed:
+            # A slot is free: say so now (the runservice assigns no more than the active tasks
+            # our heartbeat reports allow) and take a waiting task, instead of at the next passes.
+            entry.freed = True
+            self.runners["executor-heartbeat"].wake()
+            self.wake_poll()
         if entry.sender is None or entry.sender.done():
             entry.sender = asyncio.create_task(self._send(task_id), name=f"executor-report-{task_id}")
             self._background.add(entry.sender)
