@@ -1,6 +1,7 @@
 """Coordination: what etcd gives us (kv with revisions, txn, watch, leases, mutex, sequences)."""
 
 from agola.storage.coord.base import (
+    Closed,
     Compacted,
     Compare,
     Coordination,
@@ -17,6 +18,7 @@ from agola.storage.coord.base import (
 )
 
 __all__ = [
+    "Closed",
     "Compacted",
     "Compare",
     "Coordination",

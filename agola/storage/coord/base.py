@@ -6,7 +6,8 @@ with etcd's semantics: every write transaction bumps the revision by one; ``crea
 ``mod_revision`` of a key are the revisions of its creation and last change; a missing key has
 ``create_revision == mod_revision == version == 0`` in comparisons.
 
-Errors: ``agola.errors.Unavailable`` when the server cannot be reached; ``Compacted`` when a watch
+Errors: ``agola.errors.Unavailable`` when the server cannot be reached (``Closed``, a subclass, once
+the handle or its store was closed: expected while a process shuts down); ``Compacted`` when a watch
 asks for history that is gone.
 """
 
@@ -18,7 +19,12 @@ from typing import Literal
 
 import attrs
 
-from agola.errors import AgolaError
+from agola.errors import AgolaError, Unavailable
+
+
+class Closed(Unavailable):
+    """The coordination handle (or the store below it) was closed: what a call made after
+    ``close()`` gets, which a loop stopping at shutdown may meet and need not report."""
 
 
 class Compacted(AgolaError):

@@ -34,6 +34,7 @@ from typing import Any, TypeVar, TypeVarTuple
 
 from agola.errors import BadRequest, NotExist, Unavailable
 from agola.storage.coord.base import (
+    Closed,
     Compacted,
     Compare,
     Coordination,
@@ -247,7 +248,7 @@ class _Store:
             except queue.Empty:
                 return
             if item is not None:
-                item[2](None, Unavailable("embedded coordination store is closed"))
+                item[2](None, Closed("embedded coordination store is closed"))
 
     def _run_batch(self, batch: list[tuple[Callable[..., Any], tuple[Any, ...], _Callback]]) -> None:
         conn = self._conn
@@ -313,7 +314,7 @@ class _Store:
 
     async def run(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         if self.closed:
-            raise Unavailable("embedded coordination store is closed")
+            raise Closed("embedded coordination store is closed")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
 
@@ -337,7 +338,7 @@ class _Store:
     @property
     def conn(self) -> sqlite3.Connection:
         if self._conn is None:
-            raise Unavailable("embedded coordination store is closed")
+            raise Closed("embedded coordination store is closed")
         return self._conn
 
     # -- watch notification ----------------------------------------------------------------------
@@ -557,7 +558,7 @@ class EmbeddedCoordination(Coordination):
 
     def _k(self, key: str) -> bytes:
         if self._closed:
-            raise Unavailable("embedded coordination handle is closed")
+            raise Closed("embedded coordination handle is closed")
         return self._prefix + key.encode()
 
     def _range_of(self, key: str, is_prefix: bool) -> tuple[bytes, bytes | None]:
@@ -642,7 +643,7 @@ class EmbeddedCoordination(Coordination):
 
     async def revision(self) -> int:
         if self._closed or self._store.closed:
-            raise Unavailable("embedded coordination handle is closed")
+            raise Closed("embedded coordination handle is closed")
         return self._store.revision
 
     async def compact(self, revision: int) -> None:
@@ -664,7 +665,7 @@ class EmbeddedCoordination(Coordination):
 
         async def refresh() -> float:
             if store.closed:
-                raise Unavailable("embedded coordination store is closed")
+                raise Closed("embedded coordination store is closed")
             return store.refresh(lease_id)
 
         async def revoke() -> None:
@@ -714,7 +715,7 @@ class _EmbeddedWatcher(Watcher):
                 self._store.add_waiter(self._waiter)
             self._wake.clear()
             if self._store.closed:
-                raise Unavailable("embedded coordination store is closed")
+                raise Closed("embedded coordination store is closed")
             if self._store.revision >= self._next:
                 rows, self._next = await self._store.run(self._store._x_events, self._start, self._end, self._next)
                 self._buf.extend(self._coord._event(r) for r in rows)

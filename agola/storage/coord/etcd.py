@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from agola.errors import AgolaError, BadRequest, Internal, NotExist, Unavailable
 from agola.storage.coord.base import (
+    Closed,
     Compacted,
     Compare,
     Coordination,
@@ -179,7 +180,7 @@ class EtcdCoordination(Coordination):
 
     def _stub(self) -> tuple[Any, Any, Any]:
         if self._closed:
-            raise Unavailable("etcd coordination client is closed")
+            raise Closed("etcd coordination client is closed")
         if self._stubs is None:
             import grpc.aio  # noqa: PLC0415
 

@@ -41,21 +41,24 @@ validates, so a write succeeds only if nobody touched those groups since the dat
 
 When the epoch changes or the WAL chain breaks (import, wiped coordination, a WAL whose
 predecessor is not the last one applied) the feed starts over at step 1 with the consumer's last
-``wal_sequence``, so the consumer sees ``reset=True`` when it must. Errors (coordination or storage
-unreachable, datamanager not initialised yet) are logged and retried with backoff; the iterator
-only ends when the consumer stops iterating (``aclose()`` or ``break``).
+``wal_sequence``, so the consumer sees ``reset=True`` when it must. Errors are retried with
+backoff; the iterator only ends when the consumer stops iterating (``aclose()`` or ``break``).
+Real errors (coordination or storage unreachable) are logged as warnings; the expected states are
+not: a datamanager not initialised yet (info once, then debug, for ``INIT_GRACE`` seconds) and a
+coordination closed under the feed while the process stops (debug).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import attrs
 
 from agola.errors import NotExist
-from agola.storage.coord.base import Compacted, Coordination, Event, KeyValue
+from agola.storage.coord.base import Closed, Compacted, Coordination, Event, KeyValue
 from agola.storage.datamanager.snapshot import (
     iter_status_entries,
     latest_status,
@@ -86,6 +89,9 @@ log = get_logger(__name__)
 SNAPSHOT_BATCH = 500
 WAL_BATCH_ACTIONS = 1000
 WATCH_BATCH_EVENTS = 1000
+# How long "not initialised" / "no snapshot yet" is an expected state rather than an error: the
+# first init creates walsdata, then its checkpoint writes the first snapshot, well within this.
+INIT_GRACE = 5.0
 
 
 @attrs.frozen
@@ -133,12 +139,13 @@ class Feed:
         cur = wal_sequence
         delay = 0.05
         streak = 0  # resyncs in a row without a batch delivered in between
+        waiting_since: float | None = None  # when the current run of "not initialised" began
         while True:
             try:
                 async for batch in self._run(cur):
                     yield batch
                     cur = batch.wal_sequence
-                    delay, streak = 0.05, 0
+                    delay, streak, waiting_since = 0.05, 0, None
             except _Resync as exc:
                 streak += 1
                 log.info("readdb feed resync", reason=str(exc), wal_sequence=cur)
@@ -153,7 +160,20 @@ class Feed:
                     self._on_corrupt(exc)
                 await asyncio.sleep(self._max_backoff)
             except Exception as exc:  # noqa: BLE001 - a feed outlives any outage
-                log.warning("readdb feed error", error=repr(exc), retry_in=round(delay, 2))
+                now = time.monotonic()
+                if isinstance(exc, (NotInitialized, NoDataStatus)) and (
+                    waiting_since is None or now - waiting_since < INIT_GRACE
+                ):
+                    # Expected while the datamanager initialises (a readdb starts with it). Past
+                    # the grace it is a warning: storage lost its snapshots, or is unreadable.
+                    level = log.info if waiting_since is None else log.debug
+                    level("readdb feed waiting for the datamanager to be initialised", reason=str(exc))
+                    waiting_since = now if waiting_since is None else waiting_since
+                elif isinstance(exc, Closed):
+                    # Coordination closed under a feed still running: the process is stopping.
+                    log.debug("readdb feed: coordination closed", error=str(exc))
+                else:
+                    log.warning("readdb feed error", error=repr(exc), retry_in=round(delay, 2))
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(self._max_backoff, delay * 2)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 import pytest
@@ -153,10 +154,38 @@ async def test_a_feed_error_is_logged_and_the_feed_recovers(embedded_stack: Stac
     mirror = Mirror()
     mirror.start(dm)
     try:
-        await wait_for(lambda: logged(caplog, "readdb feed error"), timeout=20, message="the feed error logged")
+        # Unreadable storage lists no snapshot: expected for INIT_GRACE seconds, an error past it.
+        await wait_for(lambda: logged(caplog, "readdb feed error"), timeout=30, message="the feed error logged")
         assert not mirror.synced
     finally:
         base.unlink()
         os.rename(aside, base)
     await wait_for(lambda: converged(mirror, dm), timeout=30, message="the feed recovered", interval=0.1)
     await mirror.stop()
+
+
+async def test_expected_states_at_startup_and_shutdown_log_no_warning(embedded_stack: Stack,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """A readdb follows the feed from the moment its service starts, before the datamanager is
+    initialised, and may still be following when coordination closes at shutdown: neither is an
+    error worth a warning (real errors are: see the test above)."""
+    caplog.set_level(logging.DEBUG, logger="agola.storage.datamanager")
+    dm = await embedded_stack.open(init=False)
+    mirror = Mirror()
+    mirror.start(dm)
+    await wait_for(lambda: logged(caplog, "readdb feed waiting for the datamanager to be initialised"),
+                   timeout=20, message="the feed waits for init")
+    await dm.init()
+    await dm.start()
+    await write_some(dm, 0, 3)
+    await wait_for(lambda: converged(mirror, dm), timeout=30, message="the feed caught up", interval=0.1)
+    await dm.stop()
+    await dm.coord.close()  # under the running feed, as a stop racing its readdb would
+    await wait_for(lambda: logged(caplog, "readdb feed: coordination closed"), timeout=20,
+                   message="the feed met the closed store")
+    await mirror.stop()
+    waiting = logged(caplog, "readdb feed waiting for the datamanager to be initialised")
+    assert [r.levelno for r in waiting][:1] == [logging.INFO] and all(r.levelno == logging.DEBUG for r in waiting[1:])
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name.startswith("agola.storage") and r.levelno >= logging.WARNING]
+    assert warnings == []
