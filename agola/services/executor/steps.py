@@ -24,7 +24,7 @@ from agola.errors import AgolaError
 from agola.services.executor import gitclone
 from agola.services.executor.drivers.base import Pod, host_arch
 from agola.services.executor.logs import LogFile
-from agola.services.executor.store import ArchiveStore
+from agola.services.executor.store import ArchiveStore, FileChunks
 from agola.types.runservice import (
     CloneStep,
     ExecutorTaskSpecData,
@@ -283,10 +283,15 @@ class StepRunner:
     async def restore_archive(self, chunks: AsyncIterator[bytes], dest_dir: str) -> None:
         # Filtered as it arrives (never trust stored archives either) and handed to the pod as
         # it is filtered: each entry is checked before the pod gets it.
-        reader = tarsafe.chunk_reader(chunks)
+        reader = None if isinstance(chunks, FileChunks) else tarsafe.chunk_reader(chunks)
 
         def produce(out: tarstream.Writable, owner: tuple[int, int]) -> None:
-            tarsafe.filter_archive(reader, out, owner=owner, external_links=True)
+            if reader is not None:
+                tarsafe.filter_archive(reader, out, owner=owner, external_links=True)
+                return
+            assert isinstance(chunks, FileChunks)
+            with chunks.open() as src:  # a local file: read in this thread, not through the loop
+                tarsafe.filter_archive(src, out, owner=owner, external_links=True)
 
         await self.pod.write_archive(dest_dir, produce, user=self.user, tmp_dir=self.tmp)
 

@@ -14,7 +14,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 from urllib.parse import quote
 
 from agola.errors import BadRequest, NotExist
@@ -52,6 +52,32 @@ async def _stream_file(path: Path) -> AsyncIterator[bytes]:
             yield data
 
 
+class FileChunks:
+    """A stored archive that is a local file: an async byte stream like any other, and ``open()``
+    for a reader in a worker thread (no hop through the event loop per chunk)."""
+
+    def __init__(self, path: Path, missing: str = "") -> None:
+        self.path = path
+        self._missing = missing or f"no archive at {path}"
+        self._chunks: AsyncIterator[bytes] | None = None
+
+    def open(self) -> BinaryIO:
+        try:
+            return open(self.path, "rb")
+        except FileNotFoundError:
+            raise NotExist(self._missing) from None
+
+    def __aiter__(self) -> FileChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._chunks is None:
+            if not self.path.exists():
+                raise NotExist(self._missing)
+            self._chunks = _stream_file(self.path)
+        return await self._chunks.__anext__()
+
+
 class LocalArchiveStore:
     """Archives in a directory: ``workspaces/<task>/<step>.tar`` and ``caches/<escaped key>.tar``."""
 
@@ -71,12 +97,8 @@ class LocalArchiveStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(_copy_atomic, archive, dest)
 
-    async def get_workspace(self, task_id: str, step: int) -> AsyncIterator[bytes]:
-        path = self._workspace_path(task_id, step)
-        if not path.exists():
-            raise NotExist(f"no workspace archive for task {task_id} step {step}")
-        async for chunk in _stream_file(path):
-            yield chunk
+    def get_workspace(self, task_id: str, step: int) -> FileChunks:
+        return FileChunks(self._workspace_path(task_id, step), f"no workspace archive for task {task_id} step {step}")
 
     async def cache_exists(self, key: str) -> bool:
         return self._cache_path(key).exists()
@@ -93,7 +115,7 @@ class LocalArchiveStore:
         if not candidates:
             return None
         newest = max(candidates, key=lambda p: p.stat().st_mtime_ns)
-        return _stream_file(newest)
+        return FileChunks(newest)
 
 
 def _copy_atomic(src: Path, dest: Path) -> None:
