@@ -192,9 +192,8 @@ async def create_runs(src: RunSource, fetch: FetchFile, create: CreateRun) -> li
     masked = src.masked_values()
     runs: list[Run] = []
     for generated in generate_run_configs(config, ctx, src.message, src.variables):
-        tasks = {tid: {**task, "masked_values": masked} if masked else task
-                 for tid, task in generated.tasks_json().items()}
-        req = RunCreateRequest.from_json({**base.to_json(), "name": generated.name, "run_config_tasks": tasks})
-        runs.append(await create(req))
+        tasks = {tid: attrs.evolve(task, masked_values=masked) if masked else task
+                 for tid, task in generated.tasks.items()}
+        runs.append(await create(attrs.evolve(base, name=generated.name, run_config_tasks=tasks)))
     log.info("runs created", group=group, runs=len(runs), commit=src.commit_sha)
     return runs
