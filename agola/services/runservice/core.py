@@ -213,9 +213,30 @@ class RunserviceCore:
                 await self.store.put_run(new, stored.revision)
             except Conflict:
                 continue
+            if new.tasks_finished and not new.phase.is_finished:
+                await self.advance_ended_run(new.id)
             self.wake()
             return True
         return False
+
+    async def advance_ended_run(self, run_id: str) -> None:
+        """The last task of a run ended: set its result, then finish it (two run events, as the
+        scheduler's passes do) now, rather than two scheduler passes later. No executor is
+        chosen here, so the scheduler's lock is not needed; a conflict leaves it to the passes."""
+        for _ in range(3):
+            stored = await self.store.get_active_run(run_id)
+            rc = await self.store.get_run_config(run_id)
+            if stored is None or rc is None:
+                return
+            active = {et.id for et, _ in await self.store.list_executor_tasks()
+                      if et.spec.run_id == run_id and not et.status.phase.is_finished}
+            new = logic.advance_run(stored.run, rc, active, self.now())
+            if new == stored.run:
+                return
+            try:
+                await self.store.put_run(new, stored.revision, event=logic.run_event_needed(stored.run, new))
+            except Conflict:
+                return
 
     async def executor_task_update(self, executor_id: str, received: ExecutorTask) -> None:
         """An executor reports a task status: store it (keeping our spec), then update the run."""
