@@ -39,6 +39,7 @@ from agola.util import tarstream
 
 T = TypeVar("T")
 COPY_BUFSIZE = 256 * 1024
+GATHER_SIZE = 1 << 20  # bytes of an async stream handed to a worker thread at once
 _ALLOWED_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE)
 
 
@@ -339,6 +340,7 @@ class _AsyncChunkReader:
         self._buf = bytearray()
         self._pos = 0
         self._eof = False
+        self._source_done = False
         self._cancelled = False
         self._pending: concurrent.futures.Future[bytes | None] | None = None
 
@@ -348,12 +350,24 @@ class _AsyncChunkReader:
         if self._pending is not None:
             self._pending.cancel()
 
-    def _next(self) -> bytes | None:
+    def _next(self, want: int) -> bytes | None:
+        """About ``want`` bytes (or what is left), gathered on the loop: one thread hop per
+        ``want`` bytes whatever the stream's chunk size (an HTTP body comes 64 KiB at a time)."""
+
         async def pull() -> bytes | None:
-            try:
-                return await self._chunks.__anext__()
-            except StopAsyncIteration:
+            parts: list[bytes] = []
+            size = 0
+            while size < want and not self._source_done:
+                try:
+                    chunk = await self._chunks.__anext__()
+                except StopAsyncIteration:
+                    self._source_done = True
+                    break
+                parts.append(chunk)
+                size += len(chunk)
+            if not parts:
                 return None
+            return parts[0] if len(parts) == 1 else b"".join(parts)
 
         if self._cancelled:
             raise concurrent.futures.CancelledError()
@@ -366,7 +380,7 @@ class _AsyncChunkReader:
     def read(self, n: int = -1) -> bytes:
         if 0 < n and self._pos == len(self._buf) and not self._eof:
             # Nothing buffered: hand a chunk that fits over as is (a short read), without copies.
-            chunk = self._next()
+            chunk = self._next(max(n, GATHER_SIZE))
             if chunk is None:
                 self._eof = True
                 return b""
@@ -374,7 +388,7 @@ class _AsyncChunkReader:
                 return chunk
             self._buf, self._pos = bytearray(chunk), 0
         while not self._eof and (n < 0 or len(self._buf) - self._pos < n):
-            chunk = self._next()
+            chunk = self._next(max(n, GATHER_SIZE))
             if chunk is None:
                 self._eof = True
                 continue

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from agola.errors import NotExist
+from agola.errors import BadRequest, NotExist
 from agola.services.executor.store import LocalArchiveStore, RunserviceArchiveStore
 from tests.runservice.role.conftest import FAST, Instance, embedded_config
 from tests.support.services import free_port
@@ -77,3 +77,23 @@ async def test_local_workspace_roundtrip(tmp_path: Path) -> None:
     await store.put_workspace("task/with/slash", 2, src)
     assert await _read(store.get_workspace("task/with/slash", 2)) == b"x" * 300_000
 
+
+
+async def test_a_workspace_this_executor_made_is_read_from_its_task_dir(tmp_path: Path) -> None:
+    instance = Instance(embedded_config(tmp_path / "rs", free_port()), FAST)  # a real runservice
+    await instance.start()
+    try:
+        store = RunserviceArchiveStore(instance.c, tasks_dir=tmp_path / "tasks")
+        archives = tmp_path / "tasks" / "made-here" / "archives"
+        archives.mkdir(parents=True)
+        (archives / "1.tar").write_bytes(b"w" * 300_000)
+        chunks = store.get_workspace("made-here", 1)
+        (archives / "1.tar").unlink()  # the task dir cleaned up meanwhile: already opened
+        assert await _read(chunks) == b"w" * 300_000
+        # Not made here (or gone): the runservice's copy, which it does not have either.
+        with pytest.raises(NotExist):
+            await _read(store.get_workspace("made-here", 1))
+        with pytest.raises(BadRequest):  # never looked up on disk; the runservice refuses it too
+            await _read(store.get_workspace("../made-here", 1))
+    finally:
+        await instance.stop()

@@ -85,8 +85,10 @@ class ExecutorRole(Role):
             max_log_size=section.max_log_size,
             max_archive_size=section.max_archive_size,
         )
+        # Workspaces this executor made are restored from its own task dirs (no HTTP round trip).
+        store = RunserviceArchiveStore(self.client, tasks_dir=data_dir / "tasks")
         agent = ExecutorAgent(
-            settings, client=self.client, driver=self.driver, store=RunserviceArchiveStore(self.client),
+            settings, client=self.client, driver=self.driver, store=store,
             options=self.options, render_key=render_for_task,
         )
         await agent.start()

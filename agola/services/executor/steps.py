@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import os
 import posixpath
 import re
 import shutil
@@ -264,9 +265,12 @@ class StepRunner:
         """One tar of the globbed ``contents`` (read from the pod, filtered safely on the host), at
         most ``max_archive_size`` bytes of files (else the step fails saying so)."""
         count = 0
+        # Written under another name, then renamed: <n>.tar is there whole or not at all (the
+        # executor's own restores read it; see RunserviceArchiveStore).
+        partial = out_path.with_name(f".{out_path.name}.partial")
         try:
             # Links may point outside (a virtualenv's bin/python -> /usr/bin/python3): kept as links.
-            with open(out_path, "wb") as out, tarsafe.ArchiveWriter(
+            with open(partial, "wb") as out, tarsafe.ArchiveWriter(
                 out, external_links=True, max_size=self.max_archive_size, what=what,
             ) as writer:
                 for content in contents:
@@ -274,9 +278,11 @@ class StepRunner:
                     rename = workspace_rename(content.paths, content.dest_dir)
                     # Filtered as it comes out of the pod: no copy of the raw tar on disk.
                     count += await self.pod.read_archive(source, functools.partial(writer.copy_from, rename=rename))
+            os.replace(partial, out_path)
         except tarsafe.ArchiveTooLarge as exc:
-            out_path.unlink(missing_ok=True)
             raise tarsafe.ArchiveTooLarge(f"{exc.message} (executor.maxArchiveSize): save fewer files") from None
+        finally:
+            partial.unlink(missing_ok=True)
         await log.line(f"archived {count} entries")
         return count
 

@@ -46,22 +46,21 @@ def _check_key(key: str) -> str:
     return key
 
 
-async def _stream_file(path: Path) -> AsyncIterator[bytes]:
-    with open(path, "rb") as f:
-        while data := await asyncio.to_thread(f.read, CHUNK):
-            yield data
-
-
 class FileChunks:
     """A stored archive that is a local file: an async byte stream like any other, and ``open()``
-    for a reader in a worker thread (no hop through the event loop per chunk)."""
+    for a reader in a worker thread (no hop through the event loop per chunk). ``file``: the
+    archive already opened (it stays readable whatever happens to ``path``)."""
 
-    def __init__(self, path: Path, missing: str = "") -> None:
+    def __init__(self, path: Path, missing: str = "", *, file: BinaryIO | None = None) -> None:
         self.path = path
         self._missing = missing or f"no archive at {path}"
+        self._file = file
         self._chunks: AsyncIterator[bytes] | None = None
 
     def open(self) -> BinaryIO:
+        if self._file is not None:
+            file, self._file = self._file, None
+            return file
         try:
             return open(self.path, "rb")
         except FileNotFoundError:
@@ -72,10 +71,14 @@ class FileChunks:
 
     async def __anext__(self) -> bytes:
         if self._chunks is None:
-            if not self.path.exists():
-                raise NotExist(self._missing)
-            self._chunks = _stream_file(self.path)
+            self._chunks = self._stream(self.open())
         return await self._chunks.__anext__()
+
+    @staticmethod
+    async def _stream(file: BinaryIO) -> AsyncIterator[bytes]:
+        with file:
+            while data := await asyncio.to_thread(file.read, CHUNK):
+                yield data
 
 
 class LocalArchiveStore:
@@ -133,12 +136,16 @@ class RunserviceArchiveStore:
 
     Workspace archives stay on the executor by default: the runservice's fetcher pulls
     ``<task dir>/archives/<step>.tar`` from the executor API, as in the reference. With
-    ``upload_workspaces`` they are pushed as soon as they are made instead.
+    ``upload_workspaces`` they are pushed as soon as they are made instead. A workspace this
+    executor made and still has (``<tasks_dir>/<task>/archives/<step>.tar``, written whole or
+    not at all) is read from there: the same bytes as the runservice's copy, without HTTP.
     """
 
-    def __init__(self, client: RunserviceClient, *, upload_workspaces: bool = False) -> None:
+    def __init__(self, client: RunserviceClient, *, upload_workspaces: bool = False,
+                 tasks_dir: Path | None = None) -> None:
         self.client = client
         self.upload_workspaces = upload_workspaces
+        self.tasks_dir = tasks_dir
 
     async def put_workspace(self, task_id: str, step: int, archive: Path) -> None:
         if self.upload_workspaces:
@@ -146,6 +153,12 @@ class RunserviceArchiveStore:
                 await self.client.upload_archive(task_id, step, body)
 
     def get_workspace(self, task_id: str, step: int) -> AsyncIterator[bytes]:
+        if self.tasks_dir is not None and task_id not in ("", ".", "..") and "/" not in task_id:
+            path = self.tasks_dir / task_id / "archives" / f"{int(step)}.tar"
+            try:
+                return FileChunks(path, file=open(path, "rb"))  # FileChunks closes it
+            except OSError:
+                pass  # not made here, or already cleaned up: the runservice has it
         return self.client.get_archive(task_id, step)
 
     async def cache_exists(self, key: str) -> bool:
