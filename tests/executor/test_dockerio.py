@@ -3,7 +3,10 @@ fallback: same files, same owners, and a pod tampering with its io dir gets noth
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,7 @@ from typing import Any
 import pytest
 
 from agola.services.executor.drivers import dockerio
+from agola.services.executor.drivers.base import ContainerSpec, PodSpec
 from agola.services.executor.drivers.docker import DockerDriver, DockerDriverConfig
 from agola.services.executor.drivers.dockerpod import DockerPod
 from agola.services.executor.store import LocalArchiveStore
@@ -23,8 +27,11 @@ from agola.types.runservice import (
     SaveToWorkspaceStep,
     WorkspaceOperation,
 )
+from agola.util import tarstream
 from tests.executor.helpers import EXECUTOR_ID, phases, runner, spec, step_log
+from tests.executor.test_docker import output
 from tests.support.services import BUSYBOX_BIN
+from tests.support.waiting import wait_for
 
 # A tree with a file bigger than the FIFO's buffer, nested dirs, a link to outside, an empty file.
 MAKE_TREE = (
@@ -138,3 +145,49 @@ async def test_a_pod_replacing_its_fifo_with_a_link_to_a_host_file_is_refused(
     log = step_log(data_dir, "t-evil-restore", 0)
     assert "Error: the pod replaced the executor's FIFO /.agola/io/in-" in log and "with a symbolic link" in log
     assert host_file.read_text() == "host data\n"
+
+
+async def test_a_cancelled_transfer_ends_both_sides_and_the_pod_stays_usable(
+    docker_driver: DockerDriver, busybox_image: str
+) -> None:
+    """A task stopped while an archive flows: the executor's thread and the pod's tar both end."""
+    pod = await docker_driver.create_pod(
+        PodSpec(task_id="t-io-cancel", executor_id=EXECUTOR_ID, containers=(ContainerSpec(image=busybox_image),)))
+    try:
+        assert isinstance(pod, DockerPod) and pod._io is not None
+        assert await pod.exec(["sh", "-c", "mkdir -p /d && head -c 20000000 /dev/zero > /d/big"]) == 0
+        started = threading.Event()
+
+        def slow_consume(reader: tarstream.Readable) -> int:
+            while reader.read(4096):
+                started.set()
+                time.sleep(0.01)
+            return 0
+
+        def slow_produce(out: tarstream.Writable, _owner: tuple[int, int]) -> None:
+            while True:
+                out.write(b"\0" * 4096)
+                started.set()
+                time.sleep(0.01)
+
+        for transfer in (pod.read_archive("/d", slow_consume),
+                         pod.write_archive("/e", slow_produce, tmp_dir=Path("/nonexistent"))):
+            started.clear()
+            task = asyncio.ensure_future(transfer)
+            await wait_for(started.is_set, timeout=30, interval=0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=30)
+
+            async def no_tar_left() -> bool:
+                rc, out = await output(pod, ["ps", "-o", "comm"])
+                return rc == 0 and "tar" not in out
+
+            await wait_for(no_tar_left, timeout=30, interval=0.05)
+            assert [p.name for p in pod._io.host.iterdir()] == [dockerio.MARKER]  # FIFOs removed
+        def size(reader: tarstream.Readable) -> int:
+            return sum(len(chunk) for chunk in iter(lambda: reader.read(1 << 20), b""))
+
+        assert await pod.read_archive("/d", size) > 20_000_000  # the pod is still usable
+    finally:
+        await pod.remove()
