@@ -15,6 +15,7 @@ from pathlib import Path
 from agola.storage.coord.base import Coordination
 from agola.storage.coord.embedded import EmbeddedCoordination
 from agola.storage.datamanager import Action, DataManager, DataManagerOptions
+from agola.storage.datamanager.types import WALS_PREFIX, WalData, WalStatus
 from agola.storage.objectstorage.posix import PosixObjectStorage
 from bench.common import BenchRow
 from bench.coord import _etcd_coord, puts_per_second
@@ -56,15 +57,33 @@ async def feed_apply_rate(dm: DataManager, expected: int) -> float:
     return len(objects) / elapsed
 
 
-async def _measure(coord: Coordination, tmp: Path, n: int) -> tuple[float, float, float]:
+async def _synced(dm: DataManager) -> None:
+    """Wait until the sync job has written every WAL to storage (the state each round starts in)."""
+    while True:
+        rr = await dm.coord.range(WALS_PREFIX)
+        if not rr.kvs or WalData.from_json(rr.kvs[-1].value, rr.kvs[-1].key).wal_status is not WalStatus.COMMITTED:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def _measure(coord: Coordination, tmp: Path, n: int, rounds: int) -> tuple[float, float, float]:
+    """Rounds of (raw puts, then WAL writes), each started with the previous WALs synced, so the
+    background work a burst of WALs causes (sync, checkpoint) lands in its own round; the round
+    with the median ratio is reported (other helpers' load makes single figures noisy)."""
     ost = PosixObjectStorage(tmp / "ost")
     dm = DataManager(coord, ost, "benchdata", DATATYPES, OPTIONS)
     try:
         await dm.init()
         await dm.start()
         await wal_writes_per_second(dm, 50, CONCURRENCY)  # warm up
-        raw = await puts_per_second(coord, n, CONCURRENCY)
-        wal = await wal_writes_per_second(dm, n, CONCURRENCY)
+        pairs: list[tuple[float, float]] = []
+        for _ in range(rounds):
+            await _synced(dm)
+            raw = await puts_per_second(coord, n, CONCURRENCY)
+            wal = await wal_writes_per_second(dm, n, CONCURRENCY)
+            pairs.append((wal, raw))
+        pairs.sort(key=lambda p: p[0] / p[1])
+        wal, raw = pairs[len(pairs) // 2]
         await dm.force_checkpoint()
         feed = await feed_apply_rate(dm, n)
         return wal, raw, feed
@@ -82,27 +101,28 @@ def _row(id: str, backend: str, wal: float, raw: float) -> BenchRow:
         "ops/s",
         ">= 50% of baseline",
         wal >= 0.5 * raw,
-        "group commit; WALs <= 64 KiB inline in coordination",
+        "group commit; WALs <= 64 KiB inline in coordination; median of interleaved rounds",
     )
 
 
 async def run(quick: bool = False) -> list[BenchRow]:
-    n = 300 if quick else 2000
+    n, rounds = (300, 3) if quick else (2000, 3)
     rows: list[BenchRow] = []
     with tempfile.TemporaryDirectory(prefix="agola-bench-dm-") as tmp:
         coord = await EmbeddedCoordination.open(Path(tmp) / "coord", "bench/")
         try:
-            wal, raw, feed = await _measure(coord, Path(tmp), n)
+            wal, raw, feed = await _measure(coord, Path(tmp), n, rounds)
         finally:
             await coord.close()
     rows.append(_row("P6", "embedded", wal, raw))
     rows.append(
-        BenchRow("P6-feed", "embedded: readdb feed full-sync apply rate", feed, None, "ops/s", "-", None, f"{n}+ objects")
+        BenchRow("P6-feed", "embedded: readdb feed full-sync apply rate", feed, None, "ops/s", "-", None,
+                 f"{n}+ objects")
     )
     async with _etcd_coord() as etcd:
         if etcd is not None:
             with tempfile.TemporaryDirectory(prefix="agola-bench-dm-etcd-") as tmp:
-                wal, raw, _ = await _measure(etcd, Path(tmp), n)
+                wal, raw, _ = await _measure(etcd, Path(tmp), n, rounds)
             rows.append(_row("P6-etcd", "etcd", wal, raw))
     return rows
 

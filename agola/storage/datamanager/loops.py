@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 
 from agola.errors import NotExist
-from agola.storage.coord.base import Compare, Coordination, Delete, Op, Put
+from agola.storage.coord.base import Compare, Coordination, Delete, KeyValue, Op, Put
 from agola.storage.datamanager.checkpoint import Checkpointer
 from agola.storage.datamanager.guarded import apply_guarded
 from agola.storage.datamanager.snapshot import (
@@ -53,8 +53,16 @@ class SyncJob:
 
     async def run_once(self) -> int:
         rr = await self._coord.range(WALS_PREFIX)
-        todo = [(kv, WalData.from_json(kv.value, kv.key)) for kv in rr.kvs]
-        todo = [(kv, wal) for kv, wal in todo if wal.wal_status is WalStatus.COMMITTED]
+        # The WALs to sync are a suffix of the list (every sync marks them in order, and a rebuild
+        # re-inserts only stored ones): decode from the end only, not the thousands of WALs a
+        # burst leaves before it (decoding them was most of this job's event loop time).
+        todo: list[tuple[KeyValue, WalData]] = []
+        for kv in reversed(rr.kvs):
+            wal = WalData.from_json(kv.value, kv.key)
+            if wal.wal_status is not WalStatus.COMMITTED:
+                break
+            todo.append((kv, wal))
+        todo.reverse()
         synced = 0
         for i in range(0, len(todo), SYNC_PARALLEL):
             chunk = todo[i : i + SYNC_PARALLEL]
