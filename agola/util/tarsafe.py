@@ -453,18 +453,20 @@ def is_safe_error(exc: BaseException) -> bool:
 # ------------------------------------------------------------------------------------- creation
 
 
-def create(src_dir: str | os.PathLike[str], dst: IO[bytes], *, arc_prefix: str = "") -> int:
+def create(
+    src_dir: str | os.PathLike[str], dst: tarstream.Writable, *, arc_prefix: str = "", owner: tuple[int, int] = (0, 0)
+) -> int:
     """Write a tar stream of ``src_dir`` (links stored as links, never followed; specials skipped).
 
     With ``arc_prefix`` every entry is put under that directory, which gets its own entry first
-    (the layout ``docker cp`` produces).
+    (the layout ``docker cp`` produces). Every entry gets the numeric ``owner`` (uid, gid).
     """
     root = Path(src_dir)
     count = 0
-    with tarfile.open(fileobj=dst, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(fileobj=dst, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]  # only write()
         if arc_prefix:
             info = tar.gettarinfo(str(root), arcname=arc_prefix)
-            info.uid = info.gid = 0
+            info.uid, info.gid = owner
             info.uname = info.gname = ""
             tar.addfile(info)
         for dirpath, dirnames, filenames in os.walk(root):
@@ -477,7 +479,7 @@ def create(src_dir: str | os.PathLike[str], dst: IO[bytes], *, arc_prefix: str =
                 if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode)):
                     continue
                 info = tar.gettarinfo(full, arcname=posixpath.join(arc_prefix, rel) if arc_prefix else rel)
-                info.uid = info.gid = 0
+                info.uid, info.gid = owner
                 info.uname = info.gname = ""
                 if info.isreg():
                     with open(full, "rb") as f:

@@ -244,18 +244,19 @@ class StepRunner:
         if source is None:
             raise StepFailed("no repository to clone (AGOLA_REPOSITORY_URL is not set)")
         checkout_dir = self.tmp / "checkout"
-        archive = self.tmp / "checkout.tar"
         shutil.rmtree(checkout_dir, ignore_errors=True)
         try:
             sha = await gitclone.checkout(
                 source, checkout_dir, depth=step.depth, recurse_submodules=step.recurse_submodules, out=log.write
             )
-            await asyncio.to_thread(_create_tar, checkout_dir, archive)
             await log.line(f"Copying the checkout of {sha} to {self.working_dir}")
-            await self.pod.put_archive(self.working_dir, archive, user=self.user)
+
+            def produce(out: tarstream.Writable, owner: tuple[int, int]) -> None:
+                tarsafe.create(checkout_dir, out, owner=owner)  # straight into the pod when it can
+
+            await self.pod.write_archive(self.working_dir, produce, user=self.user, tmp_dir=self.tmp)
         finally:
             await asyncio.to_thread(shutil.rmtree, checkout_dir, True)
-            archive.unlink(missing_ok=True)
         return 0
 
     # -------------------------------------------------------------------------------- archives
@@ -355,11 +356,6 @@ class StepRunner:
             await self.restore_archive(chunks, dest)
             return 0
         return 0
-
-
-def _create_tar(src: Path, dst: Path) -> None:
-    with open(dst, "wb") as f:
-        tarsafe.create(src, f)
 
 
 __all__ = [
