@@ -6,7 +6,8 @@ Container 0 must run any image, even one with no shell and no tools. The host's 
 a ``sleep & wait`` loop: ash's ``wait`` reaps every child, including orphans re-parented to pid 1,
 so zombies do not pile up. Every helper the executor needs inside the pod (``mkdir -p``, ``$HOME``
 lookup, file digests for cache keys) is run with that busybox through ``docker exec``; files go in
-and out with the archive API (``put_archive``/``get_archive``), never through the image's tools.
+and out as tar streams of that busybox through FIFOs in the pod's io dir (``dockerio``, a host dir
+bind-mounted at ``/.agola/io``), or with the archive API, never through the image's tools.
 
 Service containers (index > 0) join container 0's network namespace (``container:<id0>``), so they
 are reachable on ``localhost``. Labels identify executor, pod, task and container index.
