@@ -20,7 +20,16 @@ from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
-from agola.cli._followview import NO_LOGS, LiveView, PipeView, TaskView, in_order, run_ref, use_color
+from agola.cli._followview import (
+    NO_LOGS,
+    LiveView,
+    PipeView,
+    TaskView,
+    in_order,
+    prefix_lines,
+    run_ref,
+    use_color,
+)
 from agola.cli._runs import duration
 from agola.client import ClientError, NotExist, RunResponse, RunTaskResponse
 from agola.client.types import TASK_FINISHED_STATUSES
@@ -70,11 +79,6 @@ class LineBuffer:
         while b"\r\n" in block:
             block = block.replace(b"\r\n", b"\n")
         self.write(prefix_lines(self.prefix, block.rstrip(b"\r").decode(errors="replace")))
-
-
-def prefix_lines(prefix: str, text: str) -> str:
-    """``prefix`` before each line of ``text`` (lines joined by ``\\n``)."""
-    return prefix + text.replace("\n", "\n" + prefix) if prefix else text
 
 
 class View(Protocol):
@@ -157,7 +161,7 @@ class RunFollower:
 
     async def _read(self, run: RunResponse, task: TaskView, view: View, wake: asyncio.Event) -> None:
         def out(text: str) -> None:
-            task.lines.extend(text.split("\n"))
+            task.lines.append(text)
             view.line(task)
 
         try:

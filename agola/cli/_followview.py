@@ -46,6 +46,7 @@ class TaskView:
     approved: bool = False
     depends: list[str] = attrs.field(factory=list)  # names of the tasks it waits for
     reused: bool = False  # kept from the run a restart started from: not run again
+    # Output read and not yet shown: each item one line, or several joined by "\n" (a chunk's).
     lines: list[str] = attrs.field(factory=list)
     reader_done: bool = False
 
@@ -68,6 +69,11 @@ class TaskView:
             return f"{self.status} (reused, not run again)"
         took = self.took() if self.status not in NO_LOGS else ""
         return f"{self.status} ({took})" if took else self.status
+
+
+def prefix_lines(prefix: str, text: str) -> str:
+    """``prefix`` before each line of ``text`` (lines joined by ``\\n``)."""
+    return prefix + text.replace("\n", "\n" + prefix) if prefix else text
 
 
 def _ready(task: TaskView, tasks: dict[str, TaskView]) -> bool:
@@ -159,8 +165,7 @@ class PipeView:
 
     def _write_lines(self, task: TaskView, lines: list[str]) -> None:
         if lines:  # one write for all of them
-            prefix = self.prefix(task.name)
-            self.write(prefix + ("\n" + prefix).join(lines))
+            self.write(prefix_lines(self.prefix(task.name), "\n".join(lines)))
 
     def finish(self, run: RunResponse) -> None:
         self.pump()
@@ -266,7 +271,8 @@ class LiveView:
             out.append([("  ", ""), (mark, what), (f" {t.name.ljust(width)}  ", ""), (state.ljust(9), what),
                         (f" {took}" if took else "", "")])
             if t.status == "running" and not t.reused:
-                out.extend([[("      " + plain(line), "dim")] for line in t.lines[-self.TAIL:]])
+                tail = "\n".join(t.lines[-self.TAIL:]).split("\n")[-self.TAIL:]
+                out.extend([[("      " + plain(line), "dim")] for line in tail])
         return out[:height]
 
     def _state(self, run: RunResponse, t: TaskView) -> tuple[str, str, str]:
@@ -293,7 +299,7 @@ class LiveView:
                 continue
             self.kept.add(t.id)
             kept.append(self._paint(f"--- {t.name}: {t.outcome()}", t.status))
-            kept.extend(plain(line, keep_colors=self.color) for line in t.lines)
+            kept.extend(plain(line, keep_colors=self.color) for block in t.lines for line in block.split("\n"))
         return kept
 
     def _redraw(self, permanent: Sequence[str] = ()) -> None:
