@@ -59,6 +59,7 @@ from agola.client.types import (
 )
 
 API_PREFIX = "/api/v1alpha"
+LOG_READ_BUFSIZE = 1024 * 1024
 # A secret or variable belongs to a project or to a project group.
 ParentKind = Literal["project", "projectgroup"]
 _PARENT_PATHS: dict[str, str] = {"project": "/projects", "projectgroup": "/projectgroups"}
@@ -161,10 +162,12 @@ class GatewayClient:
         data: Any = None,
         timeout: aiohttp.ClientTimeout | None = None,
         headers: Mapping[str, str] | None = None,
+        read_bufsize: int | None = None,
     ) -> aiohttp.ClientResponse:
         """Send one request; a non-2xx answer raises its typed ``ClientError``. The caller reads
         and releases the response. ``body`` is sent as JSON, ``data`` (bytes or an async byte
-        iterable, streamed) as it is."""
+        iterable, streamed) as it is. ``read_bufsize``: how much of the body may wait in memory
+        before the socket is paused (aiohttp's default: 64 KiB)."""
         headers = {**self.auth_headers(), **(headers or {})}
         if data is not None:
             headers["Content-Type"] = "application/octet-stream"
@@ -174,7 +177,9 @@ class GatewayClient:
             headers["Content-Type"] = "application/json"
         url = self.api_url(path, query)
         try:
-            resp = await self.session.request(method, url, data=data, headers=headers, timeout=timeout or self._timeout)
+            extra: dict[str, Any] = {"read_bufsize": read_bufsize} if read_bufsize else {}
+            resp = await self.session.request(method, url, data=data, headers=headers, timeout=timeout or self._timeout,
+                                              **extra)
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise Unavailable(f"cannot reach the gateway at {self.url}: {str(exc) or type(exc).__name__}", status=0) from None
         except aiohttp.ClientError as exc:
@@ -204,9 +209,11 @@ class GatewayClient:
     def _streaming_timeout(self) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(total=None, sock_connect=self._timeout.total)
 
-    async def stream(self, path: str, *, query: Query = (), chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
-        """GET a body as it arrives (no total timeout: a followed log lasts as long as its step)."""
-        resp = await self.request("GET", path, query=query, timeout=self._streaming_timeout)
+    async def stream(self, path: str, *, query: Query = (), chunk_size: int = 64 * 1024,
+                     read_bufsize: int | None = None) -> AsyncIterator[bytes]:
+        """GET a body as it arrives (no total timeout: a followed log lasts as long as its step);
+        each chunk is what has arrived, up to ``read_bufsize`` or so."""
+        resp = await self.request("GET", path, query=query, timeout=self._streaming_timeout, read_bufsize=read_bufsize)
         async with resp:
             try:
                 async for chunk in resp.content.iter_any():
@@ -473,7 +480,8 @@ class GatewayClient:
     ) -> AsyncIterator[bytes]:
         """A step's (or the setup's) log as it arrives; with ``follow``, until the step ends."""
         query = self._log_query(run_id, task_id, step, setup) + _flag("follow", follow)
-        return self.stream("/logs", query=query)
+        # Big chunks: a 100 MB log is then a few hundred reads for the CLI, not thousands.
+        return self.stream("/logs", query=query, read_bufsize=LOG_READ_BUFSIZE)
 
     async def get_log(self, run_id: str, task_id: str, *, step: int | None = None, setup: bool = False) -> bytes:
         return b"".join([c async for c in self.stream_log(run_id, task_id, step=step, setup=setup)])
