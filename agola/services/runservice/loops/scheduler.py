@@ -4,12 +4,15 @@ cleaner / task updater that keep run tasks in step with their executor tasks."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 from agola.errors import Conflict
 from agola.services.runservice import logic
 from agola.services.runservice.core import RunserviceCore
 from agola.services.runservice.logic.executors import executor_load
 from agola.services.runservice.logic.scheduling import CleanupKind
+from agola.services.runservice.store import StoredRun
+from agola.types.runservice import Executor
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
@@ -38,7 +41,10 @@ class RunsScheduler:
         revs = {et.id: rev for et, rev in tasks}
         load = executor_load(executors, ets)
         now = self.core.now()
-        pushes: list[asyncio.Future[bool] | asyncio.Task[bool]] = []
+        # Decisions first, in run order (each run's assignments count against the executors'
+        # limits for the next runs), then the writes of all runs at once: the coordination batches
+        # concurrent transactions, so a pass over many runs costs about one commit, not one each.
+        decided: list[tuple[StoredRun, logic.RunSchedule]] = []
         for stored in sorted(await store.list_active_runs(), key=lambda s: s.run.id):
             run = stored.run
             if run.archived:
@@ -50,24 +56,30 @@ class RunsScheduler:
             sched = logic.schedule_run(
                 run, rc, ets, executors, now, load=load, heartbeat_expiry=self.core.options.heartbeat_expiry
             )
-            if sched.run_changed or sched.run_event:
-                try:
-                    await store.put_run(sched.run, stored.revision, event=sched.run_event)
-                except Conflict:
-                    self.core.wake()  # changed under us: look again soon
-                    continue
-            for et in sched.stop_tasks:
-                try:
-                    revs[et.id] = await store.put_executor_task(et, revs[et.id])
-                except (Conflict, KeyError):
-                    continue
-                pushes.append(asyncio.ensure_future(self.core.push_task(et, by_id.get(et.spec.executor_id))))
-            for et in await store.create_executor_tasks(sched.new_tasks):
-                ets.append(et)
-                pushes.append(
-                    asyncio.ensure_future(self.core.push_task(et, by_id.get(et.spec.executor_id), sched.run))
-                )
+            decided.append((stored, sched))
             load = sched.load
+        await asyncio.gather(*(self._apply(stored, sched, by_id, revs) for stored, sched in decided))
+
+    async def _apply(
+        self, stored: StoredRun, sched: logic.RunSchedule, by_id: dict[str, Executor], revs: dict[str, int]
+    ) -> None:
+        """Store one run's schedule, then push its executor tasks (a conflict: the next pass)."""
+        store = self.core.store
+        if sched.run_changed or sched.run_event:
+            try:
+                await store.put_run(sched.run, stored.revision, event=sched.run_event)
+            except Conflict:
+                self.core.wake()  # changed under us: look again soon
+                return
+        pushes: list[Awaitable[bool]] = []
+        for et in sched.stop_tasks:
+            try:
+                revs[et.id] = await store.put_executor_task(et, revs[et.id])
+            except (Conflict, KeyError):
+                continue
+            pushes.append(self.core.push_task(et, by_id.get(et.spec.executor_id)))
+        for et in await store.create_executor_tasks(sched.new_tasks):
+            pushes.append(self.core.push_task(et, by_id.get(et.spec.executor_id), sched.run))
         if pushes:
             await asyncio.gather(*pushes, return_exceptions=True)
 
