@@ -31,6 +31,7 @@ class StreamMasker:
         # Longest first: where two values start at the same place, the longer one is masked whole.
         ordered = sorted(needles, key=len, reverse=True)
         self._pattern = re.compile(b"|".join(re.escape(n) for n in ordered)) if ordered else None
+        self._needles = tuple(ordered)
         self._keep = max((len(n) for n in ordered), default=1) - 1
         self._pending = b""
 
@@ -46,6 +47,12 @@ class StreamMasker:
         # A value starting before `boundary` lies wholly in `data`; one starting after may go on
         # in the next chunk, so those bytes wait.
         boundary = len(data) - self._keep
+        if not any(n in data for n in self._needles):
+            # The usual case, no secret in sight: a substring search per value is several times
+            # faster than the alternation of all of them.
+            cut = max(boundary, 0)
+            self._pending = data[cut:]
+            return data[:cut]
         out: list[bytes] = []
         emitted = 0
         for m in self._pattern.finditer(data):
