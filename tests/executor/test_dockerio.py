@@ -191,3 +191,17 @@ async def test_a_cancelled_transfer_ends_both_sides_and_the_pod_stays_usable(
         assert await pod.read_archive("/d", size) > 20_000_000  # the pod is still usable
     finally:
         await pod.remove()
+
+
+async def test_io_dirs_without_a_pod_are_swept_with_the_orphans(docker_driver: DockerDriver) -> None:
+    """A pod whose creation failed (an image that cannot be pulled) had its io dir already."""
+    stale = dockerio.IoDir.create(docker_driver.io_base, f"{EXECUTOR_ID}-failed-pod")
+    fresh = dockerio.IoDir.create(docker_driver.io_base, f"{EXECUTOR_ID}-being-created")
+    old = time.time() - 2 * dockerio.SWEEP_MIN_AGE
+    os.utime(stale.host, (old, old))
+    try:
+        await docker_driver.remove_orphans(EXECUTOR_ID, set())
+        assert not stale.host.exists()
+        assert fresh.host.exists()  # may be a pod being created right now
+    finally:
+        dockerio.IoDir.remove(docker_driver.io_base, fresh.host.name)

@@ -306,6 +306,14 @@ class DockerDriver(Driver):
         if self.uses_io_dir():
             await asyncio.to_thread(IoDir.remove, self.io_base, pod_id)
 
+    async def remove_orphans(self, executor_id: str, active_task_ids: set[str]) -> list[str]:
+        removed = await super().remove_orphans(executor_id, active_task_ids)
+        if self.uses_io_dir():
+            # io dirs of pods that never got a container (a failed pull) or lost them.
+            live = {pod.pod_id for pod in await self.list_pods()}
+            await asyncio.to_thread(IoDir.sweep, self.io_base, live)
+        return removed
+
     async def _remove_containers(self, containers: list[aiodocker.containers.DockerContainer]) -> None:
         for c in containers:
             try:

@@ -29,6 +29,7 @@ import select
 import shutil
 import stat
 import tarfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -44,6 +45,7 @@ _RC_MISSING = 66  # the path to archive does not exist
 _RC_NO_FIFO = 67  # the FIFO is not there from the pod's side: the io dir is not shared
 _OUTPUT_LIMIT = 4096
 _DRAIN_LIMIT = 16 << 20
+SWEEP_MIN_AGE = 600.0  # seconds: an image pull may hold a pod between its io dir and its containers
 
 T = TypeVar("T")
 
@@ -87,6 +89,25 @@ class IoDir:
     def remove(base: Path, pod_id: str) -> None:
         """Delete a pod's io dir and whatever the pod left in it (links are unlinked, not followed)."""
         shutil.rmtree(Path(base) / _check_pod_id(pod_id), ignore_errors=True)
+
+    @staticmethod
+    def sweep(base: Path, live: set[str], min_age: float = SWEEP_MIN_AGE) -> list[str]:
+        """Delete the io dirs of pods not in ``live`` and untouched for ``min_age`` seconds (a pod
+        being created has its io dir before its containers); returns their pod ids."""
+        removed: list[str] = []
+        try:
+            entries = list(os.scandir(base))
+        except FileNotFoundError:
+            return removed
+        now = time.time()
+        for entry in entries:
+            if entry.name in live or not entry.is_dir(follow_symlinks=False):
+                continue
+            if now - entry.stat(follow_symlinks=False).st_mtime < min_age:
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.name)
+        return removed
 
     def pod_path(self, name: str) -> str:
         return posixpath.join(POD_IO_DIR, name)
