@@ -15,7 +15,7 @@ from pathlib import Path
 from agola.storage.coord.base import Coordination
 from agola.storage.coord.embedded import EmbeddedCoordination
 from agola.storage.datamanager import Action, DataManager, DataManagerOptions
-from agola.storage.datamanager.types import WALS_PREFIX, WalData, WalStatus
+from agola.storage.datamanager.types import LAST_STORAGE_WAL_KEY, WALSDATA_KEY, parse_walsdata
 from agola.storage.objectstorage.posix import PosixObjectStorage
 from bench.common import BenchRow
 from bench.coord import _etcd_coord, puts_per_second
@@ -58,12 +58,14 @@ async def feed_apply_rate(dm: DataManager, expected: int) -> float:
 
 
 async def _synced(dm: DataManager) -> None:
-    """Wait until the sync job has written every WAL to storage (the state each round starts in)."""
+    """Wait until the sync job has written every WAL to storage (the state each round starts in).
+    Two small reads per poll: ranging over thousands of WAL keys would be load of its own."""
     while True:
-        rr = await dm.coord.range(WALS_PREFIX)
-        if not rr.kvs or WalData.from_json(rr.kvs[-1].value, rr.kvs[-1].key).wal_status is not WalStatus.COMMITTED:
+        last = await dm.coord.get(LAST_STORAGE_WAL_KEY)
+        walsdata = await dm.coord.get(WALSDATA_KEY)
+        if walsdata is None or (last is not None and last.value.decode() == parse_walsdata(walsdata.value)):
             return
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
 
 
 async def _measure(coord: Coordination, tmp: Path, n: int, rounds: int) -> tuple[float, float, float]:

@@ -34,6 +34,7 @@ from agola.storage.datamanager.types import (
     WalHeader,
     WalStatus,
 )
+from agola.storage.datamanager.wal import WalReader
 from agola.storage.objectstorage.base import ObjectStorage
 
 # Inline WAL data files the sync job writes at once.
@@ -46,10 +47,11 @@ class SyncJob:
     name = "sync"
     lock = "synclock"
 
-    def __init__(self, coord: Coordination, ost: ObjectStorage, paths: Paths) -> None:
+    def __init__(self, coord: Coordination, ost: ObjectStorage, paths: Paths, wals: WalReader | None = None) -> None:
         self._coord = coord
         self._ost = ost
         self._paths = paths
+        self._wals = wals
 
     async def run_once(self) -> int:
         rr = await self._coord.range(WALS_PREFIX)
@@ -75,6 +77,10 @@ class SyncJob:
                     if wal.inline_data is not None
                 )
             )
+            if self._wals is not None:
+                for _, wal in chunk:
+                    if wal.inline_data is not None:
+                        self._wals.remember(wal.wal_data_file_id, wal.inline_data)
             for _, wal in chunk:
                 header = WalHeader(wal.wal_data_file_id, wal.previous_wal_sequence)
                 await self._ost.write(self._paths.wal_header(wal.wal_sequence), header.to_json(), persist=True)

@@ -101,12 +101,20 @@ class WalReader:
             self._cache.move_to_end(wal_data_file_id)
             return cached
         path = self._paths.wal_data(wal_data_file_id)
-        raw = await self._ost.read_all(path)
-        actions = decode_wal_data(raw, path)
+        actions = decode_wal_data(await self._ost.read_all(path), path)
+        self._keep(wal_data_file_id, actions)
+        return actions
+
+    def remember(self, wal_data_file_id: str, raw: bytes) -> None:
+        """Cache a WAL data file just written to storage: the checkpoint reads it next, and
+        reading each one back cost more than the sync job's write of it."""
+        self._keep(wal_data_file_id, decode_wal_data(raw, self._paths.wal_data(wal_data_file_id)))
+
+    def _keep(self, wal_data_file_id: str, actions: list[Action]) -> None:
         self._cache[wal_data_file_id] = actions
+        self._cache.move_to_end(wal_data_file_id)
         if len(self._cache) > self._cache_entries:
             self._cache.popitem(last=False)
-        return actions
 
 
 def parse_wal_kv(kv: KeyValue) -> WalData:
