@@ -231,10 +231,11 @@ class RunFollower:
     async def _step_result(self, run_id: str, task_id: str, out: Writer, index: int, follow: bool) -> RunTaskResponse:
         """Report how a step ended (waiting briefly for the status to catch up with the log)."""
         task = await self.gw.get_task(run_id, task_id)
-        for _ in range(int(self.log_wait / self.poll_interval) if follow else 0):
-            if task.steps[index].phase != "running":
-                break
-            await asyncio.sleep(self.poll_interval)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.log_wait if follow else 0)
+        wait = self._soon()
+        while task.steps[index].phase == "running" and loop.time() < deadline:
+            await asyncio.sleep(wait.next())
             task = await self.gw.get_task(run_id, task_id)
         step = task.steps[index]
         if step.phase != "running":
