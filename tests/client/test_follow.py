@@ -24,6 +24,14 @@ def test_line_buffer_joins_chunks_and_drops_tty_carriage_returns() -> None:
     assert len(out) == 4
 
 
+def test_line_buffer_hands_over_a_chunk_of_lines_at_once_prefixing_each() -> None:
+    out: list[str] = []
+    buf = LineBuffer(out.append, "[t] ")
+    buf.feed(b"one\r\ntwo\r\r\n\x1b[1mthree\xff\r\nfou")
+    buf.feed(b"r\n")
+    assert out == ["[t] one\n[t] two\n[t] \x1b[1mthree\ufffd", "[t] four"]
+
+
 async def test_follow_announces_approval_and_streams_after_it(fake_gateway: FakeGateway, tmp_path: Path) -> None:
     u = fake_gateway.add_user("user01", token="tok")
     fake_gateway.state.needs_approval = True
