@@ -62,12 +62,16 @@ class Scheduler:
 
     async def queued_groups(self) -> list[str]:
         """Groups with queued runs, in the order of their oldest queued run."""
-        seen: dict[str, None] = {}
-        for run in await self._all(RunPhase.QUEUED):
-            seen.setdefault(run.group, None)
-        return list(seen)
+        return list(await self._queued_by_group())
 
-    async def schedule_group(self, group: str) -> Run | None:
+    async def _queued_by_group(self) -> dict[str, list[str]]:
+        """Queued run ids (oldest first) by group, groups in the order of their oldest run."""
+        groups: dict[str, list[str]] = {}
+        for run in await self._all(RunPhase.QUEUED):
+            groups.setdefault(run.group, []).append(run.id)
+        return groups
+
+    async def schedule_group(self, group: str, queued: list[str] | None = None) -> Run | None:
         """Start the oldest queued run of ``group`` if the group has room; the started run or None.
 
         Listings come from the runservice's readdb, which follows writes shortly after: a run
@@ -88,7 +92,7 @@ class Scheduler:
                 busy.add(run_id)
         if not group_has_room(len(busy), self.limit):
             return None
-        candidate = await self._oldest_queued(group, len(pending) + 1)
+        candidate = await self._oldest_queued(group, len(pending) + 1, queued)
         if candidate is None:
             return None
         try:
@@ -107,20 +111,24 @@ class Scheduler:
         except NotExist:
             return None
 
-    async def _oldest_queued(self, group: str, lookahead: int) -> str | None:
-        queued, _ = await self.rs.list_runs(phases=[RunPhase.QUEUED.value], groups=[group], limit=lookahead, asc=True,
-                                            min_revision=self.min_revision)
-        for run in queued:
-            if await self._phase(run.id) == RunPhase.QUEUED:
-                return run.id
+    async def _oldest_queued(self, group: str, lookahead: int, listed: list[str] | None = None) -> str | None:
+        """``listed``: the group's queued run ids as this pass listed them (no listing again)."""
+        if listed is None:
+            queued, _ = await self.rs.list_runs(phases=[RunPhase.QUEUED.value], groups=[group], limit=lookahead,
+                                                asc=True, min_revision=self.min_revision)
+            listed = [run.id for run in queued]
+        for run_id in listed[:lookahead]:
+            if await self._phase(run_id) == RunPhase.QUEUED:
+                return run_id
         return None
 
     async def schedule(self) -> list[Run]:
         started = []
-        for group in await self.queued_groups():
-            # One start per transaction (each consumes the group's change group token).
-            for _ in range(self.limit):
-                run = await self.schedule_group(group)
+        for group, queued in (await self._queued_by_group()).items():
+            # One start per transaction (each consumes the group's change group token). The first
+            # uses the queued runs just listed; the next ones list again (the first one started).
+            for attempt in range(self.limit):
+                run = await self.schedule_group(group, queued if attempt == 0 else None)
                 if run is None:
                     break
                 started.append(run)
