@@ -33,6 +33,7 @@ from agola.cli._followview import (
 from agola.cli._runs import duration
 from agola.client import ClientError, NotExist, RunResponse, RunTaskResponse
 from agola.client.types import TASK_FINISHED_STATUSES
+from agola.util.aio import wait_event
 from agola.util.backoff import Backoff
 from agola.util.timefmt import parse_time
 
@@ -138,8 +139,7 @@ class RunFollower:
                     if all(r.done() for r in readers.values()) or loop.time() - finished_at > self.log_wait + 5:
                         break
                 wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self.poll_interval)
+                await wait_event(wake, self.poll_interval)
                 run = await self.gw.get_run(run_id)
                 self.following[run.id] = run
             _update(run, tasks)
