@@ -240,6 +240,9 @@ class Driver:
 class DockerOptions:
     # Container network mode for task containers; "" = the engine default.
     network: str = _key("network", "str", "")
+    # Ours: move workspaces and caches through the Docker archive API, never the pods' io dirs
+    # (an engine whose container root is not the executor's user, e.g. userns-remap).
+    archive_api_only: bool = _key("archiveAPIOnly", "bool", False)
 
 
 @attrs.frozen

@@ -93,7 +93,7 @@ def test_explicit_values_win_over_defaults() -> None:
         "  runCacheExpireInterval: 1h30m\n"
         "executor:\n"
         "  activeTasksLimit: 5\n"
-        "  docker: {network: host}\n"
+        "  docker: {network: host, archiveAPIOnly: true}\n"
         "  labels: {arch: amd64}\n"
     )
     assert cfg.validate(ALL) == []
@@ -108,6 +108,12 @@ def test_explicit_values_win_over_defaults() -> None:
     assert cfg.executor.active_tasks_limit == 5
     assert cfg.executor.docker.network == "host"
     assert cfg.executor.labels == {"arch": "amd64"}
+    # The driver built from it moves archives through the Docker archive API only.
+    from agola.services.executor.drivers.docker import DockerDriver
+    from agola.services.executor.role import make_driver
+
+    driver = make_driver(cfg.executor, Path("/nonexistent"))
+    assert isinstance(driver, DockerDriver) and driver.config.archive_api_only and driver.config.network == "host"
 
 
 def test_snake_case_active_tasks_limit_is_accepted() -> None:

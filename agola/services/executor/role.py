@@ -40,6 +40,7 @@ def make_driver(section: ExecutorSection, data_dir: Path) -> Driver:
             network=section.docker.network,
             allow_privileged=section.allow_privileged_containers,
             io_dir=str(data_dir / "pods"),  # the pods' io dirs (FIFOs for workspaces and caches)
+            archive_api_only=section.docker.archive_api_only,
         ))
     if kind == "host":
         from agola.services.executor.drivers.host import HostDriver, HostDriverConfig
