@@ -138,7 +138,10 @@ class Scheduler:
         """Approve the waiting tasks someone approved; the (run id, task id) pairs approved."""
         done = []
         for listed in await self._all(RunPhase.RUNNING):
-            # The listing may lag behind approvals recorded a moment ago: read the run itself.
+            # The listing may lag behind approvals recorded a moment ago: read the run itself, if
+            # the listing shows a task waiting approval (most runs have none: no read per run).
+            if not any(t.waiting_approval and not t.approved for t in listed.tasks.values()):
+                continue
             try:
                 run = (await self.rs.get_run(listed.id)).run
             except NotExist:
