@@ -26,13 +26,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import attrs
 
 from agola.errors import BadRequest, Conflict, NotExist
 from agola.services.runservice.logic.groups import counter_change_group, root_group_id
-from agola.storage.coord.base import Compare, Coordination, Delete, Get, Op, Put
+from agola.storage.coord.base import Compare, Coordination, Delete, Get, KeyValue, Op, Put
 from agola.storage.coord.sequence import next_sequences
 from agola.storage.datamanager import (
     Action,
@@ -110,6 +110,34 @@ def _validate_change_group(name: str) -> None:
         raise BadRequest(f"invalid change group name {name!r}")
 
 
+D = TypeVar("D")
+
+
+class _Decoded(Generic[D]):
+    """Values of one key prefix decoded once per mod revision (a revision names one value; the
+    types are frozen and changed only through copies, so a decoded value is shared safely)."""
+
+    def __init__(self, decode: Callable[[bytes], D]) -> None:
+        self._decode = decode
+        self._by_key: dict[str, tuple[int, D]] = {}
+
+    def one(self, kv: KeyValue) -> D:
+        hit = self._by_key.get(kv.key)
+        if hit is not None and hit[0] == kv.mod_revision:
+            return hit[1]
+        value = self._decode(kv.value)
+        self._by_key[kv.key] = (kv.mod_revision, value)
+        return value
+
+    def all(self, kvs: list[KeyValue]) -> list[D]:
+        """Decode a full listing of the prefix; keys no longer listed are forgotten."""
+        values = [self.one(kv) for kv in kvs]
+        if len(self._by_key) > len(kvs):
+            listed = {kv.key for kv in kvs}
+            self._by_key = {k: v for k, v in self._by_key.items() if k in listed}
+        return values
+
+
 @attrs.frozen
 class StoredRun:
     run: Run
@@ -132,6 +160,9 @@ class RunStore:
         # Run configs are immutable: keep the recent ones (the scheduler reads them every pass).
         self._rc_cache: OrderedDict[str, RunConfig] = OrderedDict()
         self._rc_cache_size = 2048
+        # Runs and executor tasks decoded at a mod revision (the scheduler lists them every pass).
+        self._runs: _Decoded[Run] = _Decoded(Run.from_json)
+        self._tasks: _Decoded[ExecutorTask] = _Decoded(ExecutorTask.from_json)
 
     # --- run ids and events ------------------------------------------------------------------
 
@@ -169,11 +200,11 @@ class RunStore:
         kv = await self.coord.get(RUNS_PREFIX + run_id)
         if kv is None:
             return None
-        return StoredRun(Run.from_json(kv.value), kv.mod_revision)
+        return StoredRun(self._runs.one(kv), kv.mod_revision)
 
     async def list_active_runs(self) -> list[StoredRun]:
         rr = await self.coord.range(RUNS_PREFIX)
-        return [StoredRun(Run.from_json(kv.value), kv.mod_revision) for kv in rr.kvs]
+        return [StoredRun(run, kv.mod_revision) for kv, run in zip(rr.kvs, self._runs.all(rr.kvs), strict=True)]
 
     async def put_run(
         self,
@@ -305,11 +336,11 @@ class RunStore:
         kv = await self.coord.get(TASKS_PREFIX + task_id)
         if kv is None:
             return None
-        return ExecutorTask.from_json(kv.value), kv.mod_revision
+        return self._tasks.one(kv), kv.mod_revision
 
     async def list_executor_tasks(self) -> list[tuple[ExecutorTask, int]]:
         rr = await self.coord.range(TASKS_PREFIX)
-        return [(ExecutorTask.from_json(kv.value), kv.mod_revision) for kv in rr.kvs]
+        return [(et, kv.mod_revision) for kv, et in zip(rr.kvs, self._tasks.all(rr.kvs), strict=True)]
 
     async def create_executor_task(self, et: ExecutorTask) -> bool:
         """Create it unless it exists (id == run task id: one executor task per run task)."""
