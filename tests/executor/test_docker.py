@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -243,3 +246,32 @@ async def test_working_dir_made_at_pod_start(
     assert phases(status) == ["success"], step_log(data_dir, "t-wd", 0)
     assert step_log(data_dir, "t-wd", 0).split() == expected.split()
     assert f'Creating working dir "{working_dir}".' in setup_log(data_dir, "t-wd")
+
+
+async def test_a_pod_setup_cancelled_at_any_point_leaves_no_container(docker_driver: DockerDriver,
+                                                                      busybox_image: str) -> None:
+    # An executor stopping while a pod is being set up cancels create_pod: whether the engine was
+    # still creating container 0 (the create request sent, its answer not read yet) or starting
+    # it, nothing of the pod may stay behind (a "created" container was left before).
+    async def pod_containers(pod_id: str) -> list[Any]:
+        found = await docker_driver.docker.containers.list(
+            all=True, filters=json.dumps({"label": [f"agola.io/podid={pod_id}"]}))
+        return list(found)
+
+    for cancel_after in ("engine-has-it", 0, 3, 10, 30, 100):
+        spec = PodSpec(task_id="t-cancelled", executor_id=EXECUTOR_ID,
+                       containers=(ContainerSpec(image=busybox_image), ContainerSpec(image=busybox_image)))
+        setup = asyncio.create_task(docker_driver.create_pod(spec))
+        if cancel_after == "engine-has-it":
+            await wait_for(functools.partial(pod_containers, spec.pod_id), timeout=10, interval=0.005)
+        else:
+            for _ in range(int(cancel_after)):
+                await asyncio.sleep(0)
+        setup.cancel()
+        try:
+            pod = await setup
+        except asyncio.CancelledError:
+            pass
+        else:  # it finished before the cancellation reached it
+            await pod.remove()
+        assert await pod_containers(spec.pod_id) == [], f"cancelled after {cancel_after}"

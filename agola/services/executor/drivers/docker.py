@@ -55,6 +55,9 @@ from agola.util.log import get_logger
 
 log = get_logger(__name__)
 
+# How long a cancelled pod setup waits for the engine's answer to a create, to remove the container.
+CREATE_CLEANUP_TIMEOUT = 10.0
+
 PRIVILEGED_REFUSED = "Executor doesn't allow executing privileged containers."
 
 
@@ -192,12 +195,27 @@ class DockerDriver(Driver):
         """Create a container; the image is pulled only when the engine says it has none (no
         inspect round trip per task for the images already there)."""
         try:
-            return await self.docker.containers.create(config)
+            return await self._create_one(config)
         except DockerError as exc:
             if exc.status != 404:
                 raise
         await self._ensure_image(image, auths, out)
-        return await self.docker.containers.create(config)
+        return await self._create_one(config)
+
+    async def _create_one(self, config: dict[str, Any]) -> aiodocker.containers.DockerContainer:
+        """``POST /containers/create``; cancelled while the engine creates it (an executor stopping
+        during a pod setup), the container is still removed instead of left in "created"."""
+        request = asyncio.ensure_future(self.docker.containers.create(config))
+        try:
+            return await asyncio.shield(request)
+        except asyncio.CancelledError:
+            try:
+                async with asyncio.timeout(CREATE_CLEANUP_TIMEOUT):
+                    container = await request
+                    await self._remove_containers([container])
+            except Exception:  # best effort: the cancellation below is what the caller must see
+                pass  # never created, or left to the orphan sweep (its labels name this executor)
+            raise
 
     async def _abandon(
         self, created: list[aiodocker.containers.DockerContainer], probe: asyncio.Task[str | None] | None
