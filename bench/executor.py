@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ from typing import Any
 from bench.common import BenchRow
 
 IMAGE = "agola-test/busybox:latest"
-EXECUTOR_ID = "bench-executor"
+# One id per bench process: its cleanup removes only its own pods (two benches at once on one engine
+# used to remove each other's pods: "409 container is not running").
+EXECUTOR_ID = f"bench-executor-{uuid.uuid4().hex[:8]}"
 
 
 def _rss_mb() -> float:
