@@ -152,11 +152,13 @@ async def test_a_slot_frees_when_the_task_ends_not_when_its_pod_is_removed(tmp_p
 
     try:
         await agent.start()
-        await wait_for(lambda: client.heartbeats, 5, message="first heartbeat")
+        await wait_for(lambda: client.heartbeats, 30, message="first heartbeat")
         assert agent.receive(task("a"), data) == "started"
         assert agent.receive(task("b"), data) == "busy"
-        await wait_for(lambda: "a" in client.final, 10, message="a's final status")
-        await wait_for(lambda: client.heartbeats[-1].active_tasks == 0, 5, message="a heartbeat with a free slot")
+        await wait_for(lambda: "a" in client.final, 30, message="a's final status")
+        # Generous timeouts (conditions, not sleeps): a run at load 15 once missed 5-10 s; the
+        # heartbeat interval is an hour, so only the immediate heartbeat can satisfy this.
+        await wait_for(lambda: client.heartbeats[-1].active_tasks == 0, 30, message="a heartbeat with a free slot")
         assert agent.tasks["a"].running  # its pod is still being removed
         assert agent.receive(task("b"), data) == "started"
     finally:
