@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import aiodocker
+import aiohttp
 import attrs
 from aiodocker.exceptions import DockerError
 from aiodocker.jsonstream import json_stream_stream
@@ -213,7 +214,7 @@ class DockerDriver(Driver):
                 async with asyncio.timeout(CREATE_CLEANUP_TIMEOUT):
                     container = await request
                     await self._remove_containers([container])
-            except Exception:  # best effort: the cancellation below is what the caller must see
+            except (TimeoutError, DockerError, aiohttp.ClientError, OSError):  # the cancellation is raised below
                 pass  # never created, or left to the orphan sweep (its labels name this executor)
             raise
 
