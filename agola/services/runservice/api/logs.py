@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from agola.errors import NotExist
 from agola.services.runservice.api.common import core_of, stream_body
 from agola.services.runservice.logs import LogRef, archived_log, delete_log, live_log, resolve_log
 from agola.types.stepquery import StepQuery, parse_log_query
@@ -23,7 +24,14 @@ async def get_log(request: web.Request) -> web.StreamResponse:
     ref = await _ref(request, query)
     if ref.archived:
         return await stream_body(request, await archived_log(core, ref), content_type="text/plain")
-    chunks = await live_log(core, ref, query.follow)
+    try:
+        chunks = await live_log(core, ref, query.follow)
+    except NotExist:
+        # Archived between the look-up and the relay: the executor may have dropped its copy since.
+        ref = await _ref(request, query)
+        if not ref.archived:
+            raise
+        return await stream_body(request, await archived_log(core, ref), content_type="text/plain")
     if not query.follow:
         return await stream_body(request, chunks, content_type="text/plain")
     with long_lived(request):  # a followed log lasts as long as its step: a stop cuts it
