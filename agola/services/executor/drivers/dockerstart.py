@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import posixpath
-import struct
 
 import aiodocker
 from aiodocker.exceptions import DockerError
 
+from agola.services.executor.drivers.dockerstream import FRAME_HEADER
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
@@ -36,7 +36,6 @@ SLEEP_LOOP = f"trap : TERM INT; while :; do {BUSYBOX} sleep 3600 & wait; done"
 SLEEPER = (BUSYBOX, "sh", "-c", SLEEP_LOOP)
 WORKDIR_MARK = b"agola-workdir:"
 WORKDIR_TIMEOUT = 10.0
-_HEADER = struct.Struct(">BxxxL")  # the multiplexed stream of a container without a tty
 _MAX_LINE = 64 * 1024
 # $1 = "~" (relative to $HOME) or "" (absolute), $2 = the rest of the path.
 _MKDIR_WORKDIR = (
@@ -81,7 +80,7 @@ async def _first_line(docker: aiodocker.Docker, container_id: str) -> bytes:
     async with docker._query(f"containers/{container_id}/logs", method="GET", params=params, timeout=None) as response:
         line = bytearray()
         while b"\n" not in line and len(line) < _MAX_LINE:
-            _, size = _HEADER.unpack(await response.content.readexactly(_HEADER.size))
+            _, size = FRAME_HEADER.unpack(await response.content.readexactly(FRAME_HEADER.size))
             line += await response.content.readexactly(size)
     return bytes(line.split(b"\n", 1)[0])
 

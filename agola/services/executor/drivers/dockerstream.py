@@ -22,7 +22,8 @@ from agola.util.log import get_logger
 
 log = get_logger(__name__)
 
-_HEADER = struct.Struct(">BxxxL")
+# A frame of Docker's multiplexed stream (a container or exec without a tty): stream, size.
+FRAME_HEADER = struct.Struct(">BxxxL")
 FLOW_LIMIT = 1 << 20  # bytes queued before the socket is paused (aiodocker's: 128 KiB)
 BATCH_BELOW = 64 * 1024  # a socket read smaller than this means we poll faster than it fills...
 # ...so stop reading for this long and let the kernel buffer a bigger chunk. With a tty Docker
@@ -106,16 +107,16 @@ class _CoalescingParser:
         buf.extend(data)
         pos, end = 0, len(buf)
         run_stream, run = 0, bytearray()
-        while end - pos >= _HEADER.size:
-            fileno, size = _HEADER.unpack_from(buf, pos)
-            if end - pos - _HEADER.size < size:
+        while end - pos >= FRAME_HEADER.size:
+            fileno, size = FRAME_HEADER.unpack_from(buf, pos)
+            if end - pos - FRAME_HEADER.size < size:
                 break
             if run and fileno != run_stream:
                 self.queue.feed_data(Message(run_stream, bytes(run)), len(run))
                 run = bytearray()
             run_stream = fileno
-            run += buf[pos + _HEADER.size : pos + _HEADER.size + size]
-            pos += _HEADER.size + size
+            run += buf[pos + FRAME_HEADER.size : pos + FRAME_HEADER.size + size]
+            pos += FRAME_HEADER.size + size
         if run:
             self.queue.feed_data(Message(run_stream, bytes(run)), len(run))
         del buf[:pos]
