@@ -5,7 +5,8 @@ through the kernel. Each pod has a host directory ``<io base>/<pod id>`` bind-mo
 ``/.agola/io`` in container 0 (``IoDir``). To save a directory, the bind-mounted busybox runs
 ``tar c`` into a FIFO there and the executor reads the other end; to restore, the executor writes
 a (filtered) tar into a FIFO that ``tar x`` reads. The tar itself runs as root in the pod, as the
-archive API does.
+archive API does. An engine remapping the containers' root to an unprivileged host user
+(userns-remap) gets no FIFOs: that root could not open them (``root_remapped``).
 
 The io dir is writable from the container, so nothing in it is trusted: FIFOs are created by the
 executor with random names, opened with ``O_NOFOLLOW | O_NONBLOCK`` and checked with ``fstat`` to
@@ -30,12 +31,19 @@ import shutil
 import stat
 import tarfile
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import aiohttp
+from aiodocker.exceptions import DockerError
+
 from agola.errors import BadRequest, NotExist
+from agola.util.log import get_logger
 from agola.util.privatefiles import private_dir
+
+log = get_logger(__name__)
 
 POD_IO_DIR = "/.agola/io"
 MARKER = ".agola-io"  # made by the executor: the pod sees it when the io dir is really shared
@@ -312,14 +320,52 @@ class FifoWriter(_End):
 
 
 async def io_visible(docker: Any, container_id: str) -> bool:
-    """Whether the container sees its io dir (the marker the executor made there): a stat through
-    the archive API, no exec. False with an engine that runs on another machine than the executor."""
+    """Whether the container sees its io dir (the marker the executor made there) and its root may
+    open the executor's FIFOs: a stat through the archive API, no exec. False with an engine that
+    runs on another machine than the executor, or that remaps the containers' root (userns-remap)."""
+    if await root_remapped(docker):
+        return False
     try:
         async with docker._query(f"containers/{container_id}/archive", method="HEAD",
                                  params={"path": posixpath.join(POD_IO_DIR, MARKER)}) as response:
             return bool(response.headers.get("X-Docker-Container-Path-Stat"))
     except Exception:  # noqa: BLE001 - a 404 (aiodocker fails to decode the empty HEAD body), a gone engine
         return False
+
+
+# Per Docker client: whether its engine remaps the containers' root (asked once; see root_remapped).
+_REMAPPED: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+async def root_remapped(docker: Any) -> bool:
+    """Whether the engine runs containers in a user namespace of its own (``dockerd
+    --userns-remap``): their root is then an unprivileged host user, which can stat the io dir but
+    cannot open the executor's 0600 FIFOs (``tar: can't open ...: Permission denied``). Asked once
+    per client (``GET /info``), logged once; an engine that does not answer counts as remapping
+    (the archive API works everywhere)."""
+    known = _REMAPPED.get(docker)
+    if known is not None:
+        return known
+    try:
+        info = await docker.system.info()
+    except (DockerError, aiohttp.ClientError, OSError) as exc:  # OSError: TimeoutError too
+        log.warning("cannot ask the Docker engine whether it remaps users: using the archive API",
+                    error=str(exc))
+        return True
+    remapped = any(_security_option_name(opt) == "userns" for opt in info.get("SecurityOptions") or ())
+    if docker not in _REMAPPED:
+        _REMAPPED[docker] = remapped
+        if remapped:
+            log.info("the Docker engine remaps the containers' root (userns-remap): workspaces, caches "
+                     "and the checkout go through the Docker archive API, not the pods' io dirs",
+                     engine=getattr(docker, "docker_host", ""))
+    return remapped
+
+
+def _security_option_name(option: str) -> str:
+    """``name=seccomp,profile=default`` -> ``seccomp`` (``docker info``'s SecurityOptions)."""
+    fields = dict(part.partition("=")[::2] for part in option.split(","))
+    return fields.get("name", "")
 
 
 async def _capture(pod: Execer, cmd: list[str]) -> tuple[int, str]:
