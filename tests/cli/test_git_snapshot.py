@@ -116,3 +116,23 @@ def test_push_to_a_bare_repository_and_destination_refs(repo: Path, tmp_path: Pa
     assert f"refs/tags/v1 {snap.commit_sha}" in refs
     assert f"refs/pull/1/head {snap.commit_sha}" in refs
     assert _git.repo_push_url("http://gw:8000/", "u1", "abc") == "http://gw:8000/repos/u1/abc.git"
+
+
+def test_an_unchanged_work_tree_gives_the_same_snapshot_and_a_change_a_new_one(repo: Path) -> None:
+    (repo / "tracked.txt").write_text("v2\n")
+    first = _git.save_snapshot(str(repo))
+
+    again = _git.save_snapshot(str(repo))
+    assert again == first  # same tree, parent and message: the commit is reused (a push is a no-op)
+
+    (repo / "tracked.txt").write_text("v3\n")
+    changed = _git.save_snapshot(str(repo))
+    assert changed.commit_sha != first.commit_sha
+    assert sh(repo, "show", f"{changed.commit_sha}:tracked.txt") == "v3\n"
+    assert sh(repo, "rev-parse", _git.SNAPSHOT_REF).strip() == changed.commit_sha
+
+    sh(repo, "commit", "-q", "-am", "second")  # same tree, new HEAD: a new snapshot on top of it
+    on_new_head = _git.save_snapshot(str(repo))
+    assert on_new_head.tree_sha == changed.tree_sha
+    assert on_new_head.parent_sha == sh(repo, "rev-parse", "HEAD").strip() != changed.parent_sha
+    assert sh(repo, "rev-parse", f"{on_new_head.commit_sha}^").strip() == on_new_head.parent_sha
