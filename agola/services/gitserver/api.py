@@ -49,7 +49,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         response = await run_http_backend(request, store.root, _path_info(gp),
                                           request.app[MAX_PUSH_KEY] if push else None)
         if push:
-            await store.fix_head(gp.repo)
+            await store.after_push(gp.repo)
         return response
     if len(rest) >= 2 and rest[0] == "raw" and request.method == "GET":
         return await _raw_file(request, store, gp)

@@ -33,9 +33,11 @@ def cgi_env(request: web.Request, project_root: Path, path_info: str,
     env = git_env()
     if max_push_size is not None:
         # git receive-pack refuses a pack stream over this size itself ("pack exceeds maximum
-        # allowed size"), which the pushing git client prints as a remote error.
-        env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "receive.maxInputSize",
-                    "GIT_CONFIG_VALUE_0": str(max_push_size)})
+        # allowed size"), which the pushing git client prints as a remote error. Its `gc --auto`
+        # would run before the push's answer: the gitserver starts it afterwards, when due.
+        env.update({"GIT_CONFIG_COUNT": "2", "GIT_CONFIG_KEY_0": "receive.maxInputSize",
+                    "GIT_CONFIG_VALUE_0": str(max_push_size),
+                    "GIT_CONFIG_KEY_1": "receive.autogc", "GIT_CONFIG_VALUE_1": "false"})
     env.update({
         "GIT_PROJECT_ROOT": str(project_root),
         "GIT_HTTP_EXPORT_ALL": "1",

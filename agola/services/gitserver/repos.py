@@ -19,6 +19,7 @@ from pathlib import Path
 import attrs
 
 from agola.errors import BadRequest, Internal, NotExist
+from agola.services.gitserver.catfile import CatFilePool
 from agola.util.log import get_logger
 from agola.util.privatefiles import private_dir
 
@@ -126,6 +127,15 @@ class RepoStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self._create_lock = asyncio.Lock()
+        # File reads go through one long-lived `git cat-file --batch` per repository.
+        self.objects = CatFilePool(git_env())
+        self._background: set[asyncio.Task[None]] = set()
+        self._gc_running: set[Path] = set()
+
+    async def close(self) -> None:
+        """End the git processes kept for file reads; wait for background maintenance."""
+        await self.objects.close()
+        await asyncio.gather(*self._background, return_exceptions=True)
 
     def prepare(self) -> None:
         private_dir(self.root)  # users' pushed sources
@@ -175,9 +185,29 @@ class RepoStore:
             log.info("repository created", repo=repo)
         return final
 
+    async def after_push(self, repo: str) -> None:
+        """What a push needs afterwards: HEAD on an existing branch, and a ``git gc --auto`` in the
+        background when the repository looks due for one (receive-pack's own runs inside the
+        push's response: ``receive.autogc`` is off for it, see ``cgi.cgi_env``)."""
+        await self.fix_head(repo)
+        git_dir = self.repo_dir(repo)
+        if git_dir not in self._gc_running and _gc_due(git_dir):
+            self._gc_running.add(git_dir)
+            task = asyncio.create_task(self._gc(git_dir), name="gitserver-gc")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _gc(self, git_dir: Path) -> None:
+        try:
+            await run_git("gc", "--auto", "--quiet", git_dir=git_dir, check=False)
+        finally:
+            self._gc_running.discard(git_dir)
+
     async def fix_head(self, repo: str) -> None:
         """Point HEAD at an existing branch after a push, so clones check something out."""
         git_dir = self.repo_dir(repo)
+        if _head_resolves(git_dir):
+            return  # the usual case, told by the files alone: no git process
         rc, _, _ = await run_git("rev-parse", "--verify", "-q", "HEAD", git_dir=git_dir, check=False)
         if rc == 0:
             return
@@ -191,12 +221,58 @@ class RepoStore:
         """The content of ``file_path`` at ``rev`` as a byte stream; 404 if repo/rev/file is missing."""
         git_dir = self.require(repo)
         spec = f"{check_rev(rev)}:{check_file_path(file_path)}"
-        rc, out, _ = await run_git("cat-file", "-t", spec, git_dir=git_dir, check=False)
-        if rc != 0:
+        found = await self.objects.read(git_dir, spec)
+        if found is None:
             raise NotExist(f"file {'/'.join(file_path)} not found at {rev}")
-        if out.strip() != b"blob":
+        if found.info.type != "blob":
             raise BadRequest(f"{'/'.join(file_path)} is not a file at {rev}")
-        return _stream_git(git_dir, "cat-file", "blob", spec)
+        if found.content is None:  # a big file: streamed by a process of its own
+            return _stream_git(git_dir, "cat-file", "blob", found.info.oid)
+        return _chunks(found.content)
+
+
+def _head_resolves(git_dir: Path) -> bool:
+    """Whether HEAD is a symbolic ref to a branch that exists, read from the ref files (False
+    when unsure: the caller then asks git)."""
+    try:
+        head = (git_dir / "HEAD").read_text()
+    except OSError:
+        return False
+    if not head.startswith("ref: refs/heads/"):
+        return False
+    ref = head[len("ref: "):].strip()
+    if (git_dir / ref).is_file():
+        return True
+    try:
+        packed = (git_dir / "packed-refs").read_text()
+    except OSError:
+        return False
+    return any(line.endswith(" " + ref) for line in packed.splitlines() if not line.startswith(("#", "^")))
+
+
+# git's defaults for `gc --auto` (gc.auto, gc.autoPackLimit): more loose objects than this in
+# objects/17 (1/256 of them, as git estimates), or more packs than this.
+_GC_LOOSE_IN_17 = (6700 + 255) // 256
+_GC_PACKS = 50
+
+
+def _gc_due(git_dir: Path) -> bool:
+    """git's own estimate of whether ``gc --auto`` has work, without starting git."""
+    try:
+        loose = sum(1 for e in os.scandir(git_dir / "objects" / "17") if len(e.name) >= 38)
+    except OSError:
+        loose = 0
+    if loose > _GC_LOOSE_IN_17:
+        return True
+    try:
+        packs = sum(1 for e in os.scandir(git_dir / "objects" / "pack") if e.name.endswith(".pack"))
+    except OSError:
+        packs = 0
+    return packs > _GC_PACKS
+
+
+async def _chunks(content: bytes) -> AsyncIterator[bytes]:
+    yield content
 
 
 async def _stream_git(git_dir: Path, *args: str) -> AsyncIterator[bytes]:

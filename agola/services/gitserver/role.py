@@ -23,8 +23,9 @@ class GitserverRole(Role):
         self.store.prepare()
 
     async def stop(self) -> None:
-        # Stateless beyond the disk: in-flight git processes end with their requests.
-        return None
+        # Stateless beyond the disk: in-flight git processes end with their requests; the ones
+        # kept for file reads end here.
+        await self.store.close()
 
     def web_app(self) -> web.Application:
         return build_app(self.store, api_token=self.config.api_token_for(self.name),
