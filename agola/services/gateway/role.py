@@ -10,6 +10,7 @@ from aiohttp import web
 
 from agola.config import Config
 from agola.roleclients.configstore import ConfigstoreAPI, ConfigstoreClient
+from agola.roleclients.gitserver import GitserverClient
 from agola.roleclients.notification import NotificationClient
 from agola.roleclients.runservice import RunserviceClient
 from agola.services.gateway.actions import Services
@@ -45,6 +46,7 @@ class GatewayRole(Role):
             api_exposed_url=gw.api_exposed_url,
             web_exposed_url=gw.web_exposed_url,
             signer=signer,
+            gitserver=GitserverClient(gw.gitserver_url, token=self._api_token("gitserver")),
         )
         # Run webhook and commit status deliveries live in the notification role.
         self.services.extra["notification"] = NotificationClient(
@@ -59,6 +61,8 @@ class GatewayRole(Role):
         if svc is None:
             return
         await svc.runservice.close()
+        if svc.gitserver is not None:
+            await svc.gitserver.close()
         notification = svc.extra.get("notification")
         if isinstance(notification, NotificationClient):
             await notification.close()

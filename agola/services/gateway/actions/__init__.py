@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 from agola.roleclients.configstore import ConfigstoreAPI
+from agola.roleclients.gitserver import GitserverClient
 from agola.roleclients.runservice import RunserviceClient
 from agola.services.gateway.auth import TokenSigner
 
@@ -29,3 +30,5 @@ class Services:
     gitserver_token: str = attrs.field(default="", repr=False)
     # Raw file fetcher for run creation, overridable in tests; default: the gitserver.
     extra: dict[str, Any] = attrs.field(factory=dict)
+    # The client run creation reads pipeline files with: one session, its connections kept alive.
+    gitserver: GitserverClient | None = attrs.field(default=None, repr=False)

@@ -148,6 +148,8 @@ async def _create(svc: Services, req: RunCreateRequest) -> Run:
 
 def _gitserver_fetcher(svc: Services, repo_path: str, commit_sha: str) -> Any:
     async def fetch(path: str) -> bytes:
+        if svc.gitserver is not None:
+            return await svc.gitserver.read_file(repo_path, commit_sha, path)
         async with GitserverClient(svc.gitserver_url, token=svc.gitserver_token) as client:
             return await client.read_file(repo_path, commit_sha, path)
 
