@@ -155,7 +155,10 @@ async def test_a_slot_frees_when_the_task_ends_not_when_its_pod_is_removed(tmp_p
         await wait_for(lambda: client.heartbeats, 30, message="first heartbeat")
         assert agent.receive(task("a"), data) == "started"
         assert agent.receive(task("b"), data) == "busy"
+        polls = client.polls
         await wait_for(lambda: "a" in client.final, 30, message="a's final status")
+        # b was refused for want of a slot: the freed slot also polls (b waits in the listing).
+        await wait_for(lambda: client.polls > polls, 30, message="a poll when the slot freed")
         # Generous timeouts (conditions, not sleeps): a run at load 15 once missed 5-10 s; the
         # heartbeat interval is an hour, so only the immediate heartbeat can satisfy this.
         await wait_for(lambda: client.heartbeats[-1].active_tasks == 0, 30, message="a heartbeat with a free slot")
@@ -163,5 +166,32 @@ async def test_a_slot_frees_when_the_task_ends_not_when_its_pod_is_removed(tmp_p
         assert agent.receive(task("b"), data) == "started"
     finally:
         driver.removal_allowed.set()
+        await agent.stop()
+        await client.close()
+
+
+async def test_a_freed_slot_polls_only_when_a_task_was_refused_for_want_of_one(tmp_path: Path) -> None:
+    """The runservice pushes the next task when the heartbeat says a slot is free: without a task
+    refused meanwhile, a freed slot costs a heartbeat, not a listing of every task."""
+    from agola.types.runservice import Container, ExecutorTaskSpec, RunStep
+
+    client = RecordingRunservice()
+    agent = ExecutorAgent(
+        AgentSettings(executor_id="ex1", listen_url="http://127.0.0.1:2", data_dir=tmp_path / "data",
+                      active_tasks_limit=1),
+        client=client, driver=HostDriver(HostDriverConfig(base_dir=tmp_path / "pods")),
+        store=LocalArchiveStore(tmp_path / "store"), options=SLOW,
+    )
+    data = ExecutorTaskSpecData(containers=[Container(image="any")], steps=[RunStep(command="true")])
+    try:
+        await agent.start()
+        await wait_for(lambda: client.heartbeats and client.polls == 1, 30, message="first heartbeat and poll")
+        et = ExecutorTask(id="a", spec=ExecutorTaskSpec(executor_id="ex1", run_id="r1"))
+        assert agent.receive(et, data) == "started"
+        await wait_for(lambda: "a" in client.final and client.heartbeats[-1].active_tasks == 0, 30,
+                       message="a's final status and the heartbeat with a free slot")
+        await wait_for(lambda: "a" not in agent.tasks, 30, message="a done and forgotten")
+        assert client.polls == 1  # the heartbeat woke the runservice; no listing was needed
+    finally:
         await agent.stop()
         await client.close()

@@ -5,10 +5,12 @@
 * **heartbeat** every ``heartbeat_interval``: the ``Executor`` record (listen URL, archs, labels,
   privileged allowed, active task limit, active tasks);
 * **task intake**: tasks pushed by the runservice (``POST /api/v1alpha/executor``, see ``api``)
-  and, as a fallback, polled (``GET .../executor/<id>/tasks``) every ``poll_interval`` and as soon
-  as a task slot frees up. At most ``active_tasks_limit`` tasks run at once (a task holds its
-  slot until its final status, not until its pod is removed; a freed slot is announced at once by
-  a heartbeat): a task arriving while the executor is full is left to a later poll. A task the
+  and, as a fallback, polled (``GET .../executor/<id>/tasks``) every ``poll_interval``. At most
+  ``active_tasks_limit`` tasks run at once (a task holds its slot until its final status, not
+  until its pod is removed; a freed slot is announced at once by a heartbeat, so the runservice
+  pushes the next task): a task arriving while the executor is full is refused and left to a poll,
+  made as soon as a slot frees up (only then: a poll lists every task of this executor with its
+  spec data, and the pushes keep the slots full without it). A task the
   runservice believes running but this executor does not know (it restarted) is reported
   ``failed``; a not started task the runservice asks to stop is reported ``cancelled``; a running
   one is stopped;
@@ -157,6 +159,8 @@ class ExecutorAgent:
         self.render_key = render_key
         self.tasks: dict[str, TaskEntry] = {}
         self._forgotten: dict[str, float] = {}
+        # A task was refused for want of a slot since the last poll began: poll when one frees.
+        self._refused_busy = False
         self._background: set[asyncio.Task[Any]] = set()
         self._stopping = False
         o = self.options
@@ -242,12 +246,19 @@ class ExecutorAgent:
     # ------------------------------------------------------------------------------ task intake
 
     def wake_poll(self) -> None:
-        """A poll as soon as the current one (if any) is over (a task slot freed up)."""
+        """A poll as soon as the current one (if any) is over."""
         self._poll.wake()
+
+    def _slot_freed(self) -> None:
+        """A task slot freed up: poll now if a task was refused for want of one (it waits in the
+        runservice's listing); otherwise the runservice pushes the next task itself."""
+        if self._refused_busy:
+            self.wake_poll()
 
     async def poll(self) -> None:
         """Fetch this executor's tasks and act on each; stop the running ones no longer listed."""
         asked_at = time.monotonic()
+        self._refused_busy = False  # a task this listing shows is refused again if still no room
         listed = await self.client.executor_tasks(self.id)
         seen = set()
         for et, data in listed:
@@ -289,6 +300,7 @@ class ExecutorAgent:
         if data is None or self._stopping:
             return "ignored"  # no spec data: its run is gone; stopping: let another executor take it
         if self.active_tasks() >= max(1, self.settings.active_tasks_limit):
+            self._refused_busy = True
             return "busy"  # a later poll (woken when a slot frees) takes it
         self._start(et, data)
         return "started"
@@ -316,7 +328,7 @@ class ExecutorAgent:
             self._forget(task_id)
         else:
             self._status_changed(task_id)  # the final status, if not stored yet
-        self.wake_poll()  # a slot is free: take the next task now
+        self._slot_freed()
 
     # -------------------------------------------------------------------------- status reports
 
@@ -330,7 +342,7 @@ class ExecutorAgent:
             # our heartbeat reports allow) and take a waiting task, instead of at the next passes.
             entry.freed = True
             self.runners["executor-heartbeat"].wake()
-            self.wake_poll()
+            self._slot_freed()
         if entry.sender is None or entry.sender.done():
             entry.sender = asyncio.create_task(self._send(task_id), name=f"executor-report-{task_id}")
             self._background.add(entry.sender)
