@@ -53,13 +53,15 @@ log = get_logger(__name__)
 COORD_PREFIX = "runservice/"
 WATCH_RETRY = 0.5
 
-# The loops a change of a run or an executor task may give work to.
-_WOKEN_BY_CHANGES = {
-    RunsScheduler.name,
-    ExecutorTasksCleaner.name,
-    Fetcher.name,
-    FinishedRunsArchiver.name,
-}
+# The loops a change of a run or an executor task may give work to. The runs scheduler starts
+# tasks: it is woken at once. The others (fetching the logs of finished tasks, archiving finished
+# runs, cleaning up stray executor tasks) are off that path: they are woken at most ``LAZY_WAKE``
+# seconds after a change, so a burst of changes (every status report, every run write) costs them
+# one pass, not one each (each pass takes and releases a coordination lock and lists every active
+# run: with 8 tasks running, these passes were most of the runservice's coordination writes).
+_WOKEN_AT_ONCE = {RunsScheduler.name}
+_WOKEN_LAZILY = {ExecutorTasksCleaner.name, Fetcher.name, FinishedRunsArchiver.name}
+LAZY_WAKE = 0.5
 
 
 class RunserviceRole(StatefulRole[RunReadDB]):
@@ -82,6 +84,7 @@ class RunserviceRole(StatefulRole[RunReadDB]):
         self.core: RunserviceCore | None = None
         self._runners: dict[str, LoopRunner] = {}
         self._watch_changes: asyncio.Task[None] | None = None
+        self._lazy_wake: asyncio.TimerHandle | None = None
         self._app: web.Application | None = None
 
     def web_app(self) -> web.Application:
@@ -142,6 +145,9 @@ class RunserviceRole(StatefulRole[RunReadDB]):
         task, self._watch_changes = self._watch_changes, None
         if task is not None:
             await cancel_and_wait([task])
+        timer, self._lazy_wake = self._lazy_wake, None
+        if timer is not None:
+            timer.cancel()
         runners, self._runners = list(self._runners.values()), {}
         await stop_all(runners)
 
@@ -154,9 +160,20 @@ class RunserviceRole(StatefulRole[RunReadDB]):
     # --- wake-ups -----------------------------------------------------------------------------
 
     def wake(self) -> None:
-        """Something the scheduler loops care about changed: a pass of each soon."""
-        for name, runner in self._runners.items():
-            if name in _WOKEN_BY_CHANGES:
+        """Something the scheduler loops care about changed: a pass of each soon (the runs
+        scheduler's now, the others' within ``LAZY_WAKE``)."""
+        for name in _WOKEN_AT_ONCE:
+            runner = self._runners.get(name)
+            if runner is not None:
+                runner.wake()
+        if self._lazy_wake is None and self._runners:
+            self._lazy_wake = asyncio.get_running_loop().call_later(LAZY_WAKE, self._wake_lazily)
+
+    def _wake_lazily(self) -> None:
+        self._lazy_wake = None
+        for name in _WOKEN_LAZILY:
+            runner = self._runners.get(name)
+            if runner is not None:
                 runner.wake()
 
     async def _follow_changes(self) -> None:

@@ -1,0 +1,53 @@
+"""Which runservice loops a change wakes, and how soon: the runs scheduler (it starts tasks) at
+once for every change, the fetcher, archiver and executor tasks cleaner once per burst of changes
+(``LAZY_WAKE`` later). The loops are real ``LoopRunner``s with counting jobs; no storage."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+
+from agola.config import parse_config
+from agola.services.runservice import role as rs_role
+from agola.services.runservice.loops import ExecutorTasksCleaner, Fetcher, FinishedRunsArchiver, RunsScheduler
+from agola.services.runservice.role import RunserviceRole
+from agola.util.loops import LoopRunner
+from tests.support.waiting import wait_for
+
+
+class CountingJob:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.passes = 0
+
+    async def run_once(self) -> None:
+        self.passes += 1
+
+    def seen(self, passes: int) -> bool:
+        return self.passes == passes
+
+
+async def test_a_burst_of_changes_wakes_the_runs_scheduler_each_time_and_the_others_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rs_role, "LAZY_WAKE", 2.0)  # longer than the burst, even on a loaded machine
+    role = RunserviceRole(parse_config("runservice: {}\n"))
+    names = (RunsScheduler.name, Fetcher.name, FinishedRunsArchiver.name, ExecutorTasksCleaner.name)
+    jobs = {name: CountingJob(name) for name in names}
+    role._runners = {name: LoopRunner(job, 3600) for name, job in jobs.items()}
+    for runner in role._runners.values():
+        runner.start()
+    try:
+        await wait_for(lambda: all(j.passes == 1 for j in jobs.values()), 10, message="the first passes")
+        scheduler = jobs[RunsScheduler.name]
+        for i in range(5):  # five changes, each seen by the runs scheduler before the next
+            role.wake()
+            await wait_for(partial(scheduler.seen, 2 + i), 10, message="a runs scheduler pass per change")
+        lazy = [jobs[n] for n in names[1:]]
+        await wait_for(lambda: all(j.passes >= 2 for j in lazy), 10, message="a pass of each other loop")
+        assert [j.passes for j in lazy] == [2, 2, 2] and scheduler.passes == 6
+        role.wake()  # a later change: another lazy pass
+        await wait_for(lambda: all(j.passes >= 3 for j in lazy), 10, message="one more pass of each")
+        assert [j.passes for j in lazy] == [3, 3, 3]
+    finally:
+        await role.serving_stopping()  # stops the runners and the pending wake-up
