@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -169,6 +170,43 @@ async def test_role_starts_runs_when_pushed_not_only_periodically(rs: tuple[Runs
         stopping = asyncio.ensure_future(role.stop())
         done, _ = await asyncio.wait({stopping}, timeout=5)
         assert done, "the scheduler role did not stop"  # following the events stream must not hang stop()
+
+
+async def test_role_starts_the_next_run_of_a_group_from_listings_and_events_alone(
+        rs: tuple[RunserviceClient, str]) -> None:
+    """Between a run's end and the start of the next queued run of its group, the role reads no
+    run: the run events tell which runs are past queued, the listings at their revision the rest
+    (each read was a request on the way to the next run's start)."""
+    client, url = rs
+    config = parse_config(f"{TOKEN_LINE}scheduler: {{runserviceURL: '{url}', runsPerGroupLimit: 1}}\n")
+    config.validate({"scheduler"})
+    role = SchedulerRole(config, interval=30)
+    await role.start()
+    assert role.client is not None
+    reads: list[str] = []
+    get_run = role.client.get_run
+
+    async def counted_get_run(run_id: str, *args: Any, **kwargs: Any) -> Any:
+        reads.append(run_id)
+        return await get_run(run_id, *args, **kwargs)
+
+    role.client.get_run = counted_get_run  # type: ignore[method-assign]
+    try:
+        first = await _create(client, A)
+        await wait_for(lambda: _is(client, first, "running"), 10)
+        second, third = await _create(client, A), await _create(client, A)
+        await client.stop_run(first)
+        await wait_for(lambda: _is(client, second, "running"), 10)
+        assert await _phase(client, third) == "queued"  # the limit still holds
+        await client.stop_run(second)
+        await wait_for(lambda: _is(client, third, "running"), 10)
+        assert reads == []
+    finally:
+        await role.stop()
+
+
+async def _is(client: RunserviceClient, run_id: str, phase: str) -> bool:
+    return await _phase(client, run_id) == phase
 
 
 async def test_role_reconnects_to_the_events_stream_after_a_runservice_restart(tmp_path: Path) -> None:

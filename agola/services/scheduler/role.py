@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 
 from agola.config import Config
 from agola.errors import BadRequest, Conflict, NotExist
@@ -33,6 +34,9 @@ from agola.util.loops import LoopRunner
 log = get_logger(__name__)
 
 PAGE = 25
+# Runs remembered as past queued (their last run event's revision); enough for every run started
+# between two passes.
+SEEN_RUNS = 1024
 
 
 class Scheduler:
@@ -48,6 +52,23 @@ class Scheduler:
         # The revision of the last run event seen: listings wait until the readdb reached it, so
         # a pass woken by an event sees the run it announced (no wait for the settle pass).
         self.min_revision = 0
+        # run id -> revision of the last event seen of it once past queued: a listing at that
+        # revision or later shows the run as it is (no read of the run to know it).
+        self._past_queued: OrderedDict[str, int] = OrderedDict()
+
+    def run_event(self, run_id: str, phase: RunPhase, revision: int) -> None:
+        """A run event seen on the runservice's stream (revision 0: the server sent none)."""
+        self.min_revision = max(self.min_revision, revision)
+        if revision > 0 and phase != RunPhase.QUEUED:  # a run never goes back to queued
+            self._past_queued[run_id] = revision
+            self._past_queued.move_to_end(run_id)
+            while len(self._past_queued) > SEEN_RUNS:
+                self._past_queued.popitem(last=False)
+
+    def _listed_as_is(self, run_id: str, listed_at: int) -> bool:
+        """Whether a listing at ``listed_at`` or later shows ``run_id`` past queued, as it is."""
+        seen = self._past_queued.get(run_id)
+        return seen is not None and seen <= listed_at
 
     async def _all(self, phase: RunPhase, groups: list[str] | None = None) -> list[Run]:
         out: list[Run] = []
@@ -76,23 +97,27 @@ class Scheduler:
 
         Listings come from the runservice's readdb, which follows writes shortly after: a run
         this scheduler just started may still be listed as queued, and not yet as running. Such
-        runs are remembered (``_started``) and checked with consistent reads until the listings
-        catch up, so the limit holds even while the readdb lags.
+        runs are remembered (``_started``) until a listing shows them running, or shows them as
+        they are (a run event of theirs at or below the listing's revision), or a consistent read
+        finds them over, so the limit holds even while the readdb lags.
         """
         pending = self._started.setdefault(group, set())
+        listed_at = self.min_revision
         running, token = await self.rs.list_runs(phases=[RunPhase.RUNNING.value], groups=[group],
                                                  limit=self.limit + len(pending),
                                                  change_groups=[group_change_group(group)],
-                                                 min_revision=self.min_revision)
+                                                 min_revision=listed_at)
         busy = {r.id for r in running}
         for run_id in sorted(pending):
-            if run_id in busy or await self._phase(run_id) != RunPhase.RUNNING:
-                pending.discard(run_id)  # listed by now, or already over
+            # Listed by now, or the listing shows it as it is (not running), or already over.
+            if (run_id in busy or self._listed_as_is(run_id, listed_at)
+                    or await self._phase(run_id) != RunPhase.RUNNING):
+                pending.discard(run_id)
             else:
                 busy.add(run_id)
         if not group_has_room(len(busy), self.limit):
             return None
-        candidate = await self._oldest_queued(group, len(pending) + 1, queued)
+        candidate = await self._oldest_queued(group, len(pending) + 1, queued, pending)
         if candidate is None:
             return None
         try:
@@ -111,14 +136,19 @@ class Scheduler:
         except NotExist:
             return None
 
-    async def _oldest_queued(self, group: str, lookahead: int, listed: list[str] | None = None) -> str | None:
-        """``listed``: the group's queued run ids as this pass listed them (no listing again)."""
+    async def _oldest_queued(self, group: str, lookahead: int, listed: list[str] | None,
+                             pending: set[str]) -> str | None:
+        """``listed``: the group's queued run ids as this pass listed them (no listing again).
+
+        The listing may still show as queued a run started here (``pending``) or one whose later
+        run event came after it: those are skipped. Another change the listing missed makes the
+        start fail, and its run event wakes another pass."""
         if listed is None:
-            queued, _ = await self.rs.list_runs(phases=[RunPhase.QUEUED.value], groups=[group], limit=lookahead,
-                                                asc=True, min_revision=self.min_revision)
+            queued, _ = await self.rs.list_runs(phases=[RunPhase.QUEUED.value], groups=[group],
+                                                limit=max(lookahead, PAGE), asc=True, min_revision=self.min_revision)
             listed = [run.id for run in queued]
-        for run_id in listed[:lookahead]:
-            if await self._phase(run_id) == RunPhase.QUEUED:
+        for run_id in listed:
+            if run_id not in pending and run_id not in self._past_queued:
                 return run_id
         return None
 
@@ -220,7 +250,7 @@ class SchedulerRole(Role):
                             backoff.reset()
                         log.debug("run event", run=event.run_id, phase=str(event.phase), revision=revision)
                         if self.scheduler is not None:
-                            self.scheduler.min_revision = max(self.scheduler.min_revision, revision)
+                            self.scheduler.run_event(event.run_id, event.phase, revision)
                         self.wake()
                 log.info("scheduler: run events stream ended, reconnecting")
             except asyncio.CancelledError:
