@@ -20,10 +20,10 @@ from agola.storage.datamanager.snapshot import (
     iter_data_file,
     latest_status,
     list_status_seqs,
-    list_storage_wal_seqs,
     merge_entries,
     read_status,
 )
+from agola.storage.datamanager.storagewals import last_storage_wal_seq
 from agola.storage.datamanager.types import (
     CHECKPOINTSEQ_KEY,
     WALS_PREFIX,
@@ -50,9 +50,9 @@ async def fresh_epoch(ost: ObjectStorage, paths: Paths) -> int:
     status = await latest_status(ost, paths)
     if status is not None:
         epoch = max(epoch, seq_epoch(status.data_sequence) + 1, seq_epoch(status.wal_sequence) + 1)
-    wals = await list_storage_wal_seqs(ost, paths)
-    if wals:
-        epoch = max(epoch, seq_epoch(wals[-1]) + 1)
+    last_wal = await last_storage_wal_seq(ost, paths)
+    if last_wal:
+        epoch = max(epoch, seq_epoch(last_wal) + 1)
     return epoch
 
 

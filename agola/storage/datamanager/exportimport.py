@@ -18,12 +18,8 @@ from collections.abc import AsyncIterable, AsyncIterator
 
 from agola.errors import BadRequest, NotExist
 from agola.storage.datamanager.checkpoint import fresh_epoch
-from agola.storage.datamanager.snapshot import (
-    DataFileWriter,
-    iter_status_entries,
-    list_storage_wal_seqs,
-    read_wal_header,
-)
+from agola.storage.datamanager.snapshot import DataFileWriter, iter_status_entries
+from agola.storage.datamanager.storagewals import delete_storage_wals
 from agola.storage.datamanager.types import DataEntry, DataFileRef, DataStatus, Paths, Seq
 from agola.storage.objectstorage.base import ObjectStorage
 from agola.util.log import get_logger
@@ -162,17 +158,6 @@ async def _remove(ost: ObjectStorage, paths: Paths, files: dict[str, list[DataFi
 
 async def delete_storage_wals_upto(ost: ObjectStorage, paths: Paths, last: str) -> int:
     """Remove the storage WALs an import superseded (every one up to ``last``)."""
-    deleted = 0
     if not last:
         return 0
-    for seq in await list_storage_wal_seqs(ost, paths):
-        if seq > last:
-            break
-        try:
-            header = await read_wal_header(ost, paths, seq)
-            await ost.delete(paths.wal_data(header.wal_data_file_id))
-        except NotExist:
-            pass
-        await ost.delete(paths.wal_header(seq))
-        deleted += 1
-    return deleted
+    return await delete_storage_wals(ost, paths, last, inclusive=True)

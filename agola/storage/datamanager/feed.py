@@ -59,12 +59,8 @@ import attrs
 
 from agola.errors import NotExist
 from agola.storage.coord.base import Closed, Compacted, Coordination, Event, KeyValue
-from agola.storage.datamanager.snapshot import (
-    iter_status_entries,
-    latest_status,
-    list_storage_wal_seqs,
-    read_wal_header,
-)
+from agola.storage.datamanager.snapshot import iter_status_entries, latest_status
+from agola.storage.datamanager.storagewals import has_storage_wal, iter_storage_wals
 from agola.storage.datamanager.types import (
     CHANGEGROUPS_PREFIX,
     DM,
@@ -186,7 +182,7 @@ class Feed:
             return True
         if cur in etcd_seqs:
             return False
-        return not await self._ost.exists(self._paths.wal_header(cur))
+        return not await has_storage_wal(self._ost, self._paths, cur)
 
     async def _run(self, cur: str) -> AsyncIterator[FeedBatch]:
         if await self._coord.get(WALSDATA_KEY) is None:
@@ -226,18 +222,22 @@ class Feed:
 
     async def _storage_wals(self, cur: str) -> AsyncIterator[FeedBatch]:
         actions: list[Action] = []
-        for seq in await list_storage_wal_seqs(self._ost, self._paths, start_after=cur):
-            header = await read_wal_header(self._ost, self._paths, seq)
-            if cur and header.previous_wal_sequence != cur:
-                raise CorruptData(
-                    self._paths.wal_header(seq),
-                    f"previous wal sequence {header.previous_wal_sequence!r}, expected {cur!r}",
-                )
+        wals = aiter(iter_storage_wals(self._ost, self._paths, start_after=cur))
+        while True:
             try:
-                actions.extend(await self._wals.actions(header.wal_data_file_id))
+                wal = await anext(wals)
+                if cur and wal.previous_wal_sequence != cur:
+                    raise CorruptData(
+                        self._paths.wal_status_dir,
+                        f"wal {wal.wal_sequence}: previous wal sequence {wal.previous_wal_sequence!r}, "
+                        f"expected {cur!r}",
+                    )
+                actions.extend(await self._wals.storage_wal_actions(wal))
+            except StopAsyncIteration:
+                break
             except NotExist:
-                raise _Resync(f"storage wal {seq} cleaned while reading") from None
-            cur = seq
+                raise _Resync("storage wals cleaned while reading") from None
+            cur = wal.wal_sequence
             if len(actions) >= WAL_BATCH_ACTIONS:
                 yield FeedBatch(actions, cur)
                 actions = []

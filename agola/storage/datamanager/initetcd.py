@@ -13,7 +13,8 @@ import uuid
 from agola.errors import Conflict
 from agola.storage.coord.base import Compare, Coordination, Put
 from agola.storage.datamanager.checkpoint import Checkpointer, fresh_epoch
-from agola.storage.datamanager.snapshot import latest_status, list_storage_wal_seqs, read_wal_header
+from agola.storage.datamanager.snapshot import latest_status
+from agola.storage.datamanager.storagewals import iter_storage_wals
 from agola.storage.datamanager.types import (
     CHANGEGROUPS_MINREV_KEY,
     CHANGEGROUPS_PREFIX,
@@ -91,20 +92,20 @@ async def _rebuild(coord: Coordination, ost: ObjectStorage, paths: Paths) -> Non
     await ensure_minrev(coord)
     status = await latest_status(ost, paths)
     covered = status.wal_sequence if status else ""
-    seqs = await list_storage_wal_seqs(ost, paths, start_after=covered)
-    if seqs and status is None:
-        raise CorruptData(paths.wal_status_dir, "storage WALs exist but no data status")
     prev = covered
-    for seq in seqs:
-        header = await read_wal_header(ost, paths, seq)
-        if prev and header.previous_wal_sequence != prev:
+    reinserted = 0
+    async for stored in iter_storage_wals(ost, paths, start_after=covered):
+        if status is None:
+            raise CorruptData(paths.wal_status_dir, "storage WALs exist but no data status")
+        if prev and stored.previous_wal_sequence != prev:
             raise CorruptData(
-                paths.wal_header(seq),
-                f"previous wal sequence {header.previous_wal_sequence!r}, expected {prev!r}",
+                paths.wal_status_dir,
+                f"wal {stored.wal_sequence}: previous wal sequence {stored.previous_wal_sequence!r}, expected {prev!r}",
             )
-        wal = WalData(header.wal_data_file_id, WalStatus.COMMITTED_STORAGE, seq, header.previous_wal_sequence)
-        await coord.put(wal_key(seq), wal.to_json())
-        prev = seq
+        # Coordination names where the actions are (a segment, or the WAL's own data file).
+        await coord.put(wal_key(stored.wal_sequence), stored.stored(stored.segment).to_json())
+        prev = stored.wal_sequence
+        reinserted += 1
     epoch = await fresh_epoch(ost, paths)
     seq = str(Seq(epoch, 1))
     file_id = uuid.uuid4().hex
@@ -123,4 +124,4 @@ async def _rebuild(coord: Coordination, ost: ObjectStorage, paths: Paths) -> Non
     )
     if not res.succeeded:
         raise Conflict("datamanager walsdata created concurrently during init")
-    log.info("datamanager coordination initialised", base=paths.base, wal_sequence=seq, reinserted=len(seqs))
+    log.info("datamanager coordination initialised", base=paths.base, wal_sequence=seq, reinserted=reinserted)

@@ -10,18 +10,11 @@ process.
 
 from __future__ import annotations
 
-import asyncio
-
-from agola.errors import NotExist
 from agola.storage.coord.base import Compare, Coordination, Delete, KeyValue, Op, Put
 from agola.storage.datamanager.checkpoint import Checkpointer
 from agola.storage.datamanager.guarded import apply_guarded
-from agola.storage.datamanager.snapshot import (
-    list_status_seqs,
-    list_storage_wal_seqs,
-    read_status,
-    read_wal_header,
-)
+from agola.storage.datamanager.snapshot import list_status_seqs, read_status
+from agola.storage.datamanager.storagewals import delete_storage_wals, encode_segment, segment_name
 from agola.storage.datamanager.types import (
     CHANGEGROUPS_MINREV_KEY,
     CHANGEGROUPS_PREFIX,
@@ -31,18 +24,18 @@ from agola.storage.datamanager.types import (
     DataManagerOptions,
     Paths,
     WalData,
-    WalHeader,
     WalStatus,
 )
 from agola.storage.datamanager.wal import WalReader
 from agola.storage.objectstorage.base import ObjectStorage
 
-# Inline WAL data files the sync job writes at once.
-SYNC_PARALLEL = 16
+# WALs per storage segment (and per coordination transaction marking them stored).
+SEGMENT_WALS = 64
 
 
 class SyncJob:
-    """Write the storage header of every ``committed`` WAL, in order; mark it ``committed_storage``."""
+    """Write every ``committed`` WAL to storage, in order, up to ``SEGMENT_WALS`` per segment
+    object; mark them ``committed_storage``."""
 
     name = "sync"
     lock = "synclock"
@@ -66,28 +59,23 @@ class SyncJob:
             todo.append((kv, wal))
         todo.reverse()
         synced = 0
-        for i in range(0, len(todo), SYNC_PARALLEL):
-            chunk = todo[i : i + SYNC_PARALLEL]
-            # Data files first (in parallel: nothing lists them), then headers strictly in order,
-            # so a header in storage always means its data and every earlier WAL are there too.
-            await asyncio.gather(
-                *(
-                    self._ost.write(self._paths.wal_data(wal.wal_data_file_id), wal.inline_data, persist=True)
-                    for _, wal in chunk
-                    if wal.inline_data is not None
-                )
+        for i in range(0, len(todo), SEGMENT_WALS):
+            chunk = todo[i : i + SEGMENT_WALS]
+            # One object (one fsync) for the whole chunk, written strictly after the previous
+            # one, so a WAL in storage always means every earlier WAL is there too. Large WALs
+            # were written to their own data file before their commit: the segment names it.
+            segment = segment_name(chunk[0][1].wal_sequence, chunk[-1][1].wal_sequence)
+            await self._ost.write(
+                self._paths.wal_segment(segment), encode_segment([wal for _, wal in chunk]), persist=True
             )
             if self._wals is not None:
                 for _, wal in chunk:
                     if wal.inline_data is not None:
                         self._wals.remember(wal.wal_data_file_id, wal.inline_data)
-            for _, wal in chunk:
-                header = WalHeader(wal.wal_data_file_id, wal.previous_wal_sequence)
-                await self._ost.write(self._paths.wal_header(wal.wal_sequence), header.to_json(), persist=True)
-            # One transaction marks the whole chunk: far fewer commits under a write burst.
+            # One transaction marks the whole chunk (its ops stay under etcd's 128 per branch).
             res = await self._coord.txn(
                 [Compare.mod(kv.key, "==", kv.mod_revision) for kv, _ in chunk],
-                [Put(kv.key, wal.stored().to_json()) for kv, wal in chunk]
+                [Put(kv.key, wal.stored(segment).to_json()) for kv, wal in chunk]
                 + [Put(LAST_STORAGE_WAL_KEY, chunk[-1][1].wal_sequence.encode())],
             )
             if not res.succeeded:
@@ -160,18 +148,7 @@ class StorageWalCleanJob:
             limit = min(limit, first.kvs[0].key[len(WALS_PREFIX) :])
         if not limit:
             return 0
-        deleted = 0
-        for seq in await list_storage_wal_seqs(self._ost, self._paths):
-            if seq >= limit:
-                break
-            try:
-                header = await read_wal_header(self._ost, self._paths, seq)
-                await self._ost.delete(self._paths.wal_data(header.wal_data_file_id))
-            except NotExist:
-                pass
-            await self._ost.delete(self._paths.wal_header(seq))
-            deleted += 1
-        return deleted
+        return await delete_storage_wals(self._ost, self._paths, limit, inclusive=False)
 
 
 class CompactChangeGroupsJob:

@@ -21,14 +21,12 @@ from agola.storage.datamanager.types import (
     DataFileRef,
     DataStatus,
     Paths,
-    WalHeader,
     decode_index,
     encode_index,
 )
 from agola.storage.objectstorage.base import ObjectStorage
 
 STATUS_SUFFIX = ".status"
-HEADER_SUFFIX = ".committed"
 
 
 async def list_status_seqs(ost: ObjectStorage, paths: Paths) -> list[str]:
@@ -55,23 +53,6 @@ async def latest_status(ost: ObjectStorage, paths: Paths) -> DataStatus | None:
         except NotExist:
             continue
     return None
-
-
-async def list_storage_wal_seqs(ost: ObjectStorage, paths: Paths, start_after: str = "") -> list[str]:
-    """Sequences of WALs committed to storage (``.committed`` headers) after ``start_after``."""
-    prefix = paths.wal_status_dir
-    after = prefix + start_after + HEADER_SUFFIX if start_after else ""
-    seqs = []
-    async for info in ost.list(prefix, start_after=after, recursive=False):
-        name = info.path[len(prefix) :]
-        if not info.is_dir and name.endswith(HEADER_SUFFIX):
-            seqs.append(name[: -len(HEADER_SUFFIX)])
-    return seqs
-
-
-async def read_wal_header(ost: ObjectStorage, paths: Paths, seq: str) -> WalHeader:
-    path = paths.wal_header(seq)
-    return WalHeader.from_json(await ost.read_all(path), path)
 
 
 async def iter_data_file(ost: ObjectStorage, path: str) -> AsyncIterator[DataEntry]:

@@ -112,6 +112,10 @@ class Paths:
     def wal_header(self, seq: str) -> str:
         return f"{self.wal_status_dir}{seq}.committed"
 
+    def wal_segment(self, segment: str) -> str:
+        """A segment of several WALs (``segment`` is ``<last seq>.<first seq>``)."""
+        return f"{self.wal_status_dir}{segment}.segment"
+
     @property
     def data_dir(self) -> str:
         return f"{self.base}data/"
@@ -250,6 +254,9 @@ class WalData:
     # Small WALs travel inside the coordination value until the sync job writes their data file
     # (an extension of the reference shape: one transaction acknowledges the write).
     inline_data: bytes | None = None
+    # The storage segment (``wals/status/<segment>.segment``) holding this WAL's actions, for a
+    # small WAL once synced ("" = inline, or in ``wals/data/<file id>``). An extension too.
+    segment: str = ""
 
     def to_json(self) -> bytes:
         doc = {
@@ -260,11 +267,16 @@ class WalData:
         }
         if self.inline_data is not None:
             doc["Data"] = _b64(self.inline_data)
+        if self.segment:
+            doc["Segment"] = self.segment
         return _dumps(doc)
 
     @classmethod
     def from_json(cls, raw: bytes, where: str) -> WalData:
-        doc = _loads(raw, where)
+        return cls.from_doc(_loads(raw, where), where)
+
+    @classmethod
+    def from_doc(cls, doc: Any, where: str) -> WalData:
         try:
             return cls(
                 str(doc["WalDataFileID"]),
@@ -272,6 +284,7 @@ class WalData:
                 str(doc["WalSequence"]),
                 str(doc.get("PreviousWalSequence") or ""),
                 _unb64(doc["Data"], where) if doc.get("Data") is not None else None,
+                str(doc.get("Segment") or ""),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             raise CorruptData(where, "not a WAL entry") from None
@@ -279,9 +292,11 @@ class WalData:
     def with_status(self, status: WalStatus) -> WalData:
         return attrs.evolve(self, wal_status=status)
 
-    def stored(self) -> WalData:
-        """The value once the data file is in storage (inline data dropped)."""
-        return attrs.evolve(self, wal_status=WalStatus.COMMITTED_STORAGE, inline_data=None)
+    def stored(self, segment: str = "") -> WalData:
+        """The value once the WAL is in storage (inline data dropped; a small WAL names the segment
+        that holds its actions)."""
+        return attrs.evolve(self, wal_status=WalStatus.COMMITTED_STORAGE, inline_data=None,
+                            segment=segment if self.inline_data is not None else self.segment)
 
 
 @attrs.frozen

@@ -27,6 +27,7 @@ import attrs
 
 from agola.errors import BadRequest, Conflict, NotExist
 from agola.storage.coord.base import Compare, Coordination, Get, KeyValue, Op, Put, RangeResult
+from agola.storage.datamanager.storagewals import SEGMENT_SUFFIX, StorageWalObject, read_storage_wal_object
 from agola.storage.datamanager.types import (
     CHANGEGROUPS_MINREV_KEY,
     CHANGEGROUPS_PREFIX,
@@ -35,6 +36,7 @@ from agola.storage.datamanager.types import (
     WALSEQ_KEY,
     Action,
     ChangeGroupsUpdateToken,
+    CorruptData,
     DataManagerOptions,
     NotInitialized,
     Paths,
@@ -93,7 +95,40 @@ class WalReader:
         """The actions of a WAL listed in coordination (inline or in its data file)."""
         if wal.inline_data is not None:
             return decode_wal_data(wal.inline_data, wal_key(wal.wal_sequence))
+        if wal.segment:
+            return await self._segment_actions(wal)
         return await self.actions(wal.wal_data_file_id)
+
+    async def storage_wal_actions(self, wal: WalData) -> list[Action]:
+        """The actions of a WAL read from storage (``iter_storage_wals``)."""
+        if wal.inline_data is not None:
+            cached = self._cache.get(wal.wal_data_file_id)
+            if cached is not None:
+                return cached
+            path = self._paths.wal_segment(wal.segment)
+            actions = decode_wal_data(wal.inline_data, f"{path} ({wal.wal_sequence})")
+            self._keep(wal.wal_data_file_id, actions)
+            return actions
+        return await self.actions(wal.wal_data_file_id)
+
+    async def _segment_actions(self, wal: WalData) -> list[Action]:
+        cached = self._cache.get(wal.wal_data_file_id)
+        if cached is not None:
+            self._cache.move_to_end(wal.wal_data_file_id)
+            return cached
+        last, _, first = wal.segment.partition(".")
+        obj = StorageWalObject(wal.segment + SEGMENT_SUFFIX, first, last)
+        found: list[Action] | None = None
+        for entry in await read_storage_wal_object(self._ost, self._paths, obj):
+            if entry.inline_data is None:
+                continue
+            actions = decode_wal_data(entry.inline_data, f"{self._paths.wal_segment(wal.segment)} ({entry.wal_sequence})")
+            self._keep(entry.wal_data_file_id, actions)
+            if entry.wal_data_file_id == wal.wal_data_file_id:
+                found = actions
+        if found is None:
+            raise CorruptData(self._paths.wal_segment(wal.segment), f"no wal {wal.wal_sequence} in segment")
+        return found
 
     async def actions(self, wal_data_file_id: str) -> list[Action]:
         cached = self._cache.get(wal_data_file_id)

@@ -9,7 +9,8 @@ import pytest
 from agola.errors import Conflict
 from agola.storage.coord.embedded import EmbeddedCoordination
 from agola.storage.datamanager import Action, DataManager
-from agola.storage.datamanager.snapshot import list_status_seqs, list_storage_wal_seqs
+from agola.storage.datamanager.snapshot import list_status_seqs
+from agola.storage.datamanager.storagewals import list_storage_wal_objects
 from agola.storage.datamanager.types import CHANGEGROUPS_PREFIX, WALS_PREFIX
 from agola.storage.objectstorage.posix import PosixObjectStorage
 from tests.storage.datamanager.conftest import DATATYPES, FAST, Stack
@@ -30,7 +31,7 @@ async def test_loops_checkpoint_and_clean_up(stack: Stack) -> None:
     async def bounded() -> bool:
         wals = (await dm.coord.range(WALS_PREFIX)).kvs
         statuses = await list_status_seqs(dm.ost, dm.paths)
-        storage_wals = await list_storage_wal_seqs(dm.ost, dm.paths)
+        storage_wals = await list_storage_wal_objects(dm.ost, dm.paths)
         return len(wals) <= FAST.etcd_wals_keep and len(statuses) <= FAST.keep_data_statuses and len(storage_wals) < 24
 
     await wait_for(bounded, timeout=30, message="WALs checkpointed and cleaned")

@@ -1,0 +1,98 @@
+"""Storage WAL layouts: segments of several WALs (written now) and the reference's one header + one
+data file per WAL (written by earlier versions), read side by side; overlapping segments (a crash
+between a segment's write and its record in coordination) are read once."""
+
+from __future__ import annotations
+
+from agola.storage.coord.base import Compare, Put
+from agola.storage.datamanager import DataManager
+from agola.storage.datamanager.storagewals import (
+    encode_segment,
+    iter_storage_wals,
+    list_storage_wal_objects,
+    read_storage_wal_object,
+    segment_name,
+)
+from agola.storage.datamanager.types import WALS_PREFIX, WalData, WalHeader, WalStatus
+from tests.storage.datamanager.conftest import Stack
+from tests.storage.datamanager.mirror import Mirror
+from tests.storage.datamanager.test_feed import converged, truth, write_some
+from tests.support.waiting import wait_for
+
+
+async def _old_sync(dm: DataManager) -> int:
+    """What the sync job of the reference layout did: per WAL a data file, then its header, then
+    the coordination value without its data."""
+    synced = 0
+    for kv in (await dm.coord.range(WALS_PREFIX)).kvs:
+        wal = WalData.from_json(kv.value, kv.key)
+        if wal.wal_status is not WalStatus.COMMITTED:
+            continue
+        assert wal.inline_data is not None
+        await dm.ost.write(dm.paths.wal_data(wal.wal_data_file_id), wal.inline_data, persist=True)
+        header = WalHeader(wal.wal_data_file_id, wal.previous_wal_sequence)
+        await dm.ost.write(dm.paths.wal_header(wal.wal_sequence), header.to_json(), persist=True)
+        stored = WalData(wal.wal_data_file_id, WalStatus.COMMITTED_STORAGE, wal.wal_sequence, wal.previous_wal_sequence)
+        res = await dm.coord.txn([Compare.mod(kv.key, "==", kv.mod_revision)], [Put(kv.key, stored.to_json())])
+        assert res.succeeded
+        synced += 1
+    return synced
+
+
+async def _rebuild_gives(stack: Stack, expected: dict[tuple[str, str], bytes]) -> None:
+    """A coordination rebuilt from storage alone serves the same data, and a new feed mirrors it."""
+    rebuilt = await stack.open(init=False)
+    assert await rebuilt.init(force=True)
+    assert await truth(rebuilt, rebuilt.datatypes) == expected
+    mirror = Mirror()
+    mirror.start(rebuilt)
+    await wait_for(lambda: converged(mirror, rebuilt), timeout=20, interval=0.1)
+    await mirror.stop()
+
+
+async def test_a_store_of_the_old_layout_is_read_and_continued_in_segments(stack: Stack) -> None:
+    old = await stack.open()
+    await write_some(old, 0, 3)
+    assert await _old_sync(old) == 3
+    mirror = Mirror()
+    mirror.start(old)
+    await wait_for(lambda: converged(mirror, old), timeout=20, interval=0.1)
+    await mirror.stop()
+    await write_some(old, 3, 8)
+    assert await _old_sync(old) == 8
+    await old.checkpointer.checkpoint(force=True)  # old-layout WAL keys point at data files
+    await old.run_job(old.etcd_wal_clean_job)  # the mirror's WAL leaves coordination
+    expected = await truth(old, old.datatypes)
+    objects = await list_storage_wal_objects(old.ost, old.paths)
+    assert objects and not any(o.is_segment for o in objects)
+
+    # A new process on that store: reads, a feed resuming from a WAL only in storage (no reset).
+    dm = await stack.open(init=False)
+    assert await truth(dm, dm.datatypes) == expected
+    mirror.start(dm)
+    await wait_for(lambda: converged(mirror, dm), timeout=20, interval=0.1)
+    assert mirror.resets == 1
+    await mirror.stop()
+
+    # New writes go to segments; a rebuild of coordination reads both layouts.
+    await write_some(dm, 11, 6)
+    assert await dm.run_job(dm.sync_job)
+    objects = await list_storage_wal_objects(dm.ost, dm.paths)
+    assert any(o.is_segment for o in objects) and not all(o.is_segment for o in objects)
+    await _rebuild_gives(stack, await truth(dm, dm.datatypes))
+
+
+async def test_overlapping_segments_are_read_once(embedded_stack: Stack) -> None:
+    dm = await embedded_stack.open()
+    await write_some(dm, 0, 5)
+    await dm.run_job(dm.sync_job)
+    [segment] = [o for o in await list_storage_wal_objects(dm.ost, dm.paths) if o.is_segment]
+    wals = await read_storage_wal_object(dm.ost, dm.paths, segment)
+    assert len(wals) == 5
+    # As if a first pass wrote the first three WALs and crashed before recording them.
+    first = wals[:3]
+    name = segment_name(first[0].wal_sequence, first[-1].wal_sequence)
+    await dm.ost.write(dm.paths.wal_segment(name), encode_segment(first), persist=True)
+    seqs = [w.wal_sequence async for w in iter_storage_wals(dm.ost, dm.paths)]
+    assert seqs == sorted(set(seqs)) and seqs[-5:] == [w.wal_sequence for w in wals]
+    await _rebuild_gives(embedded_stack, await truth(dm, dm.datatypes))
