@@ -9,10 +9,12 @@ parent when there is one) and kept reachable by the hidden ref ``refs/agola/dire
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import subprocess
 import tempfile
+import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
 
@@ -222,13 +224,61 @@ def destination_ref(branch: str = "", tag: str = "", ref: str = "") -> str:
 
 def push_snapshot(root: str, commit_sha: str, url: str, dest_ref: str, token: str = "") -> None:
     """Force-push ``commit_sha`` to ``dest_ref`` of ``url``. The token travels as an HTTP header set
-    through the environment (``GIT_CONFIG_*``), never on the command line where ``ps`` shows it."""
+    through the environment (``GIT_CONFIG_*``), never on the command line where ``ps`` shows it.
+
+    When the remote ref already is ``commit_sha`` (an unchanged work tree pushed again), nothing
+    is pushed: git would only have read the same ref advertisement, at the cost of a git and a
+    git-remote-http process."""
+    if remote_ref_is(url, dest_ref, commit_sha, token):
+        return
     env: dict[str, str] = {}
     if token:
         env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
                     "GIT_CONFIG_VALUE_0": f"Authorization: {authorization(token)}"})
     # --no-verify: the user's pre-push hooks are about their own remotes, not this snapshot.
     git(root, "push", "--quiet", "--no-verify", "--force", url, f"{commit_sha}:{dest_ref}", env=env)
+
+
+def remote_ref_is(url: str, ref: str, commit_sha: str, token: str = "", timeout: float = 10.0) -> bool:
+    """Whether ``ref`` of the smart HTTP remote ``url`` is ``commit_sha``, from the ref
+    advertisement a push starts with. False whenever unsure (not HTTP, an error): git then pushes
+    and reports any problem itself."""
+    if not url.startswith(("http://", "https://")):
+        return False
+    headers = {"Authorization": authorization(token)} if token else {}
+    request = urllib.request.Request(f"{url}/info/refs?service=git-receive-pack", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            if resp.headers.get("Content-Type") != "application/x-git-receive-pack-advertisement":
+                return False
+            body = resp.read(MAX_ADVERTISEMENT + 1)
+    except (OSError, ValueError, http.client.HTTPException):
+        return False  # urllib's errors are OSErrors; ValueError: a malformed URL
+    if len(body) > MAX_ADVERTISEMENT:
+        return False
+    try:
+        return any(line == f"{commit_sha} {ref}" for line in _pkt_lines(body))
+    except ValueError:
+        return False
+
+
+# Enough for the refs of a direct runs repository (branches, tags and PR refs pushed by the CLI).
+MAX_ADVERTISEMENT = 1024 * 1024
+
+
+def _pkt_lines(body: bytes) -> list[str]:
+    """The lines of a pkt-line stream (flushes dropped), each without its capabilities and LF."""
+    lines, pos = [], 0
+    while pos + 4 <= len(body):
+        size = int(body[pos:pos + 4], 16)
+        if size < 4:
+            pos += 4  # flush (0000) or delimiter packets
+            continue
+        if pos + size > len(body):
+            raise ValueError("truncated pkt-line")
+        lines.append(body[pos + 4:pos + size].split(b"\0", 1)[0].rstrip(b"\n").decode())
+        pos += size
+    return lines
 
 
 def repo_push_url(gateway_url: str, user_id: str, uuid_: str) -> str:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agola.cli import _git
+from tests.gitserver.conftest import running_gitserver
 
 
 def sh(repo: Path, *args: str) -> str:
@@ -136,3 +139,35 @@ def test_an_unchanged_work_tree_gives_the_same_snapshot_and_a_change_a_new_one(r
     assert on_new_head.tree_sha == changed.tree_sha
     assert on_new_head.parent_sha == sh(repo, "rev-parse", "HEAD").strip() != changed.parent_sha
     assert sh(repo, "rev-parse", f"{on_new_head.commit_sha}^").strip() == on_new_head.parent_sha
+
+
+async def test_pushing_an_unchanged_snapshot_again_starts_no_git(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with running_gitserver(tmp_path / "gitserver") as server:
+        url = f"{server.url}/repos/u1/r1.git"
+        snap = _git.save_snapshot(str(repo))
+        assert not await asyncio.to_thread(_git.remote_ref_is, url, "refs/heads/main", snap.commit_sha)
+        await asyncio.to_thread(_git.push_snapshot, snap.root, snap.commit_sha, url, "refs/heads/main")
+        assert await asyncio.to_thread(_git.remote_ref_is, url, "refs/heads/main", snap.commit_sha)
+
+        calls: list[tuple[str, ...]] = []
+        real_git = _git.git
+
+        def recording_git(root: str, *args: str, **kwargs: Any) -> str:
+            calls.append(args)
+            return real_git(root, *args, **kwargs)
+
+        monkeypatch.setattr(_git, "git", recording_git)
+        again = _git.save_snapshot(str(repo))
+        calls.clear()
+        await asyncio.to_thread(_git.push_snapshot, again.root, again.commit_sha, url, "refs/heads/main")
+        assert calls == []  # the remote ref already is that commit
+
+        (repo / "tracked.txt").write_text("changed\n")
+        changed = _git.save_snapshot(str(repo))
+        await asyncio.to_thread(_git.push_snapshot, changed.root, changed.commit_sha, url, "refs/heads/main")
+        assert [c[0] for c in calls if c[0] == "push"] == ["push"]
+        assert await asyncio.to_thread(_git.remote_ref_is, url, "refs/heads/main", changed.commit_sha)
+        assert not await asyncio.to_thread(_git.remote_ref_is, url, "refs/heads/other", changed.commit_sha)
+    # Unreachable now: unsure, so git is left to push (and to report the error).
+    assert not await asyncio.to_thread(_git.remote_ref_is, url, "refs/heads/main", changed.commit_sha)
