@@ -158,7 +158,8 @@ class Repo:
 
         snap = _git.save_snapshot(str(self.path), untracked=True, ignored=False)
         url = _git.repo_push_url(self.server.url, self.server.user_id, self.uuid)
-        _git.push_snapshot(str(self.path), snap.commit_sha, url, "refs/heads/master", self.server.token)
+        _git.push_snapshot(str(self.path), snap.commit_sha, url, "refs/heads/master", self.server.token,
+                           maybe_pushed=snap.reused)
         self.commit = snap.commit_sha
 
     async def create_run(self, gw: GatewayClient) -> str:

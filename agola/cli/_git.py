@@ -46,6 +46,7 @@ class Snapshot:
     commit_sha: str
     tree_sha: str
     parent_sha: str  # "" when the repository has no commit yet
+    reused: bool = False  # the last snapshot's commit again (nothing changed): maybe pushed already
 
 
 def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -187,7 +188,7 @@ def save_snapshot(
     parent = head.sha if head is not None else ""
     if (previous is not None and previous.tree == tree and previous.parents == ((parent,) if parent else ())
             and previous.message.strip() == message.strip()):
-        return Snapshot(root=root, commit_sha=previous.sha, tree_sha=tree, parent_sha=parent)
+        return Snapshot(root=root, commit_sha=previous.sha, tree_sha=tree, parent_sha=parent, reused=True)
     commit = _commit_tree(root, tree, parent, message)
     git(root, "update-ref", "-m", "agola direct run", SNAPSHOT_REF, commit)
     return Snapshot(root=root, commit_sha=commit, tree_sha=tree, parent_sha=parent)
@@ -222,14 +223,15 @@ def destination_ref(branch: str = "", tag: str = "", ref: str = "") -> str:
     return f"refs/heads/{branch or 'master'}"
 
 
-def push_snapshot(root: str, commit_sha: str, url: str, dest_ref: str, token: str = "") -> None:
+def push_snapshot(root: str, commit_sha: str, url: str, dest_ref: str, token: str = "", *,
+                  maybe_pushed: bool = True) -> None:
     """Force-push ``commit_sha`` to ``dest_ref`` of ``url``. The token travels as an HTTP header set
     through the environment (``GIT_CONFIG_*``), never on the command line where ``ps`` shows it.
 
     When the remote ref already is ``commit_sha`` (an unchanged work tree pushed again), nothing
     is pushed: git would only have read the same ref advertisement, at the cost of a git and a
-    git-remote-http process."""
-    if remote_ref_is(url, dest_ref, commit_sha, token):
+    git-remote-http process. ``maybe_pushed=False`` (a commit just made) skips that check."""
+    if maybe_pushed and remote_ref_is(url, dest_ref, commit_sha, token):
         return
     env: dict[str, str] = {}
     if token:

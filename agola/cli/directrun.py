@@ -160,7 +160,8 @@ def start(
             snap = await asyncio.to_thread(_git.save_snapshot, root, untracked=untracked, ignored=ignored)
             dest = _git.destination_ref(branch_, tag_, ref_)
             url = _git.repo_push_url(ctx.gateway_url, user.id, uuid_)
-            await asyncio.to_thread(_git.push_snapshot, root, snap.commit_sha, url, dest, ctx.token)
+            await asyncio.to_thread(_git.push_snapshot, root, snap.commit_sha, url, dest, ctx.token,
+                                    maybe_pushed=snap.reused)
         except _git.GitError as exc:
             raise CliError(str(exc)) from None
         message = await asyncio.to_thread(_git.run_message, snap)

@@ -126,11 +126,13 @@ def test_an_unchanged_work_tree_gives_the_same_snapshot_and_a_change_a_new_one(r
     first = _git.save_snapshot(str(repo))
 
     again = _git.save_snapshot(str(repo))
-    assert again == first  # same tree, parent and message: the commit is reused (a push is a no-op)
+    # Same tree, parent and message: the commit is reused (pushing it again is a no-op).
+    assert (again.commit_sha, again.parent_sha, again.reused, first.reused) == (first.commit_sha, first.parent_sha,
+                                                                                 True, False)
 
     (repo / "tracked.txt").write_text("v3\n")
     changed = _git.save_snapshot(str(repo))
-    assert changed.commit_sha != first.commit_sha
+    assert changed.commit_sha != first.commit_sha and not changed.reused
     assert sh(repo, "show", f"{changed.commit_sha}:tracked.txt") == "v3\n"
     assert sh(repo, "rev-parse", _git.SNAPSHOT_REF).strip() == changed.commit_sha
 
