@@ -10,7 +10,7 @@ process.
 
 from __future__ import annotations
 
-from agola.storage.coord.base import Compare, Coordination, Delete, KeyValue, Op, Put
+from agola.storage.coord.base import Compare, Coordination, Delete, Get, KeyValue, Op, Put
 from agola.storage.datamanager.checkpoint import Checkpointer
 from agola.storage.datamanager.guarded import apply_guarded
 from agola.storage.datamanager.snapshot import list_status_seqs, read_status
@@ -21,10 +21,12 @@ from agola.storage.datamanager.types import (
     LAST_STORAGE_WAL_KEY,
     PING_KEY,
     WALS_PREFIX,
+    WALSDATA_KEY,
     DataManagerOptions,
     Paths,
     WalData,
     WalStatus,
+    parse_walsdata,
 )
 from agola.storage.datamanager.wal import WalReader
 from agola.storage.objectstorage.base import ObjectStorage
@@ -47,10 +49,19 @@ class SyncJob:
         self._wals = wals
 
     async def run_once(self) -> int:
-        rr = await self._coord.range(WALS_PREFIX)
+        res = await self._coord.txn([], [Get(LAST_STORAGE_WAL_KEY), Get(WALSDATA_KEY)])
+        stored, walsdata = (r.kvs[0] if r is not None and r.kvs else None for r in res.responses)
+        last_stored = stored.value.decode() if stored is not None else ""
+        last_committed = parse_walsdata(walsdata.value) if walsdata is not None else ""
+        if last_stored and last_stored == last_committed:
+            return 0
+        # Every WAL up to the last stored one is marked stored, so the WALs to sync sort between
+        # it and the last committed one: range only over the prefix they share, not over the
+        # thousands of WAL keys a burst leaves in coordination (a pass runs after each commit).
+        prefix = _shared_prefix(last_stored, last_committed) if last_stored else ""
+        rr = await self._coord.range(WALS_PREFIX + prefix)
         # The WALs to sync are a suffix of the list (every sync marks them in order, and a rebuild
-        # re-inserts only stored ones): decode from the end only, not the thousands of WALs a
-        # burst leaves before it (decoding them was most of this job's event loop time).
+        # re-inserts only stored ones): decode from the end only.
         todo: list[tuple[KeyValue, WalData]] = []
         for kv in reversed(rr.kvs):
             wal = WalData.from_json(kv.value, kv.key)
@@ -65,13 +76,13 @@ class SyncJob:
             # one, so a WAL in storage always means every earlier WAL is there too. Large WALs
             # were written to their own data file before their commit: the segment names it.
             segment = segment_name(chunk[0][1].wal_sequence, chunk[-1][1].wal_sequence)
-            await self._ost.write(
-                self._paths.wal_segment(segment), encode_segment([wal for _, wal in chunk]), persist=True
-            )
+            # The coordination values go in as they are (their status is not read back).
+            path = self._paths.wal_segment(segment)
+            await self._ost.write(path, encode_segment([kv.value for kv, _ in chunk]), persist=True)
             if self._wals is not None:
                 for _, wal in chunk:
                     if wal.inline_data is not None:
-                        self._wals.remember(wal.wal_data_file_id, wal.inline_data)
+                        self._wals.remember(wal.wal_data_file_id, wal.inline_data, f"{path} ({wal.wal_sequence})")
             # One transaction marks the whole chunk (its ops stay under etcd's 128 per branch).
             res = await self._coord.txn(
                 [Compare.mod(kv.key, "==", kv.mod_revision) for kv, _ in chunk],
@@ -82,6 +93,13 @@ class SyncJob:
                 break  # a WAL moved under us (init/import): next round starts over
             synced += len(chunk)
         return synced
+
+
+def _shared_prefix(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
 
 
 class CheckpointJob:

@@ -82,8 +82,9 @@ async def last_storage_wal_seq(ost: ObjectStorage, paths: Paths) -> str:
     return objects[-1].last if objects else ""
 
 
-def encode_segment(wals: list[WalData]) -> bytes:
-    return b"".join(attrs.evolve(w, wal_status=WalStatus.COMMITTED_STORAGE).to_json() + b"\n" for w in wals)
+def encode_segment(wal_values: list[bytes]) -> bytes:
+    """A segment from the WalData JSON of its WALs, in order (their ``WalStatus`` is ignored)."""
+    return b"".join(value + b"\n" for value in wal_values)
 
 
 async def read_storage_wal_object(ost: ObjectStorage, paths: Paths, obj: StorageWalObject) -> list[WalData]:
@@ -99,7 +100,8 @@ async def read_storage_wal_object(ost: ObjectStorage, paths: Paths, obj: Storage
     wals = []
     for n, doc in enumerate(iter_json_docs(raw, path)):
         wal = WalData.from_doc(doc, f"{path} (entry {n})")
-        wals.append(attrs.evolve(wal, segment=name) if wal.inline_data is not None else wal)
+        wals.append(attrs.evolve(wal, wal_status=WalStatus.COMMITTED_STORAGE,
+                                 segment=name if wal.inline_data is not None else ""))
     if not wals or wals[0].wal_sequence != obj.first or wals[-1].wal_sequence != obj.last:
         raise CorruptData(path, "segment does not hold the WALs its name says")
     for prev, wal in itertools.pairwise(wals):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import time
 import uuid
 from collections.abc import Callable
@@ -83,70 +84,73 @@ class _Pending:
 
 
 class WalReader:
-    """Reads WAL data files; they are immutable, so decoded ones are kept in a small LRU."""
+    """Reads WAL actions; WALs are immutable, so they are kept in a small LRU by data file id,
+    decoded on first use (the sync job caches every WAL it writes, most are read once or never)."""
 
     def __init__(self, ost: ObjectStorage, paths: Paths, cache_entries: int = 1024) -> None:
         self._ost = ost
         self._paths = paths
-        self._cache: collections.OrderedDict[str, list[Action]] = collections.OrderedDict()
+        # file id -> decoded actions, or (raw WAL data, where it comes from) not decoded yet
+        self._cache: collections.OrderedDict[str, list[Action] | tuple[bytes, str]] = collections.OrderedDict()
         self._cache_entries = cache_entries
 
     async def wal_actions(self, wal: WalData) -> list[Action]:
-        """The actions of a WAL listed in coordination (inline or in its data file)."""
+        """The actions of a WAL listed in coordination (inline, in a segment or in its data file)."""
         if wal.inline_data is not None:
             return decode_wal_data(wal.inline_data, wal_key(wal.wal_sequence))
         if wal.segment:
-            return await self._segment_actions(wal)
+            cached = self._cached(wal.wal_data_file_id)
+            if cached is not None:
+                return cached
+            last, _, first = wal.segment.partition(".")
+            path = self._paths.wal_segment(wal.segment)
+            for entry in await read_storage_wal_object(self._ost, self._paths,
+                                                       StorageWalObject(wal.segment + SEGMENT_SUFFIX, first, last)):
+                if entry.inline_data is not None:
+                    self._keep(entry.wal_data_file_id, (entry.inline_data, f"{path} ({entry.wal_sequence})"))
+            cached = self._cached(wal.wal_data_file_id)
+            if cached is None:
+                raise CorruptData(path, f"no wal {wal.wal_sequence} in segment")
+            return cached
         return await self.actions(wal.wal_data_file_id)
 
     async def storage_wal_actions(self, wal: WalData) -> list[Action]:
         """The actions of a WAL read from storage (``iter_storage_wals``)."""
         if wal.inline_data is not None:
-            cached = self._cache.get(wal.wal_data_file_id)
+            cached = self._cached(wal.wal_data_file_id)
             if cached is not None:
                 return cached
-            path = self._paths.wal_segment(wal.segment)
-            actions = decode_wal_data(wal.inline_data, f"{path} ({wal.wal_sequence})")
+            actions = decode_wal_data(wal.inline_data, f"{self._paths.wal_segment(wal.segment)} ({wal.wal_sequence})")
             self._keep(wal.wal_data_file_id, actions)
             return actions
         return await self.actions(wal.wal_data_file_id)
 
-    async def _segment_actions(self, wal: WalData) -> list[Action]:
-        cached = self._cache.get(wal.wal_data_file_id)
-        if cached is not None:
-            self._cache.move_to_end(wal.wal_data_file_id)
-            return cached
-        last, _, first = wal.segment.partition(".")
-        obj = StorageWalObject(wal.segment + SEGMENT_SUFFIX, first, last)
-        found: list[Action] | None = None
-        for entry in await read_storage_wal_object(self._ost, self._paths, obj):
-            if entry.inline_data is None:
-                continue
-            actions = decode_wal_data(entry.inline_data, f"{self._paths.wal_segment(wal.segment)} ({entry.wal_sequence})")
-            self._keep(entry.wal_data_file_id, actions)
-            if entry.wal_data_file_id == wal.wal_data_file_id:
-                found = actions
-        if found is None:
-            raise CorruptData(self._paths.wal_segment(wal.segment), f"no wal {wal.wal_sequence} in segment")
-        return found
-
     async def actions(self, wal_data_file_id: str) -> list[Action]:
-        cached = self._cache.get(wal_data_file_id)
+        cached = self._cached(wal_data_file_id)
         if cached is not None:
-            self._cache.move_to_end(wal_data_file_id)
             return cached
         path = self._paths.wal_data(wal_data_file_id)
         actions = decode_wal_data(await self._ost.read_all(path), path)
         self._keep(wal_data_file_id, actions)
         return actions
 
-    def remember(self, wal_data_file_id: str, raw: bytes) -> None:
-        """Cache a WAL data file just written to storage: the checkpoint reads it next, and
-        reading each one back cost more than the sync job's write of it."""
-        self._keep(wal_data_file_id, decode_wal_data(raw, self._paths.wal_data(wal_data_file_id)))
+    def remember(self, wal_data_file_id: str, raw: bytes, where: str) -> None:
+        """Cache a WAL just written to storage: the checkpoint reads it next, and reading each one
+        back cost more than the sync job's write of it."""
+        self._keep(wal_data_file_id, (raw, where))
 
-    def _keep(self, wal_data_file_id: str, actions: list[Action]) -> None:
-        self._cache[wal_data_file_id] = actions
+    def _cached(self, wal_data_file_id: str) -> list[Action] | None:
+        cached = self._cache.get(wal_data_file_id)
+        if cached is None:
+            return None
+        self._cache.move_to_end(wal_data_file_id)
+        if isinstance(cached, tuple):
+            cached = decode_wal_data(*cached)
+            self._cache[wal_data_file_id] = cached
+        return cached
+
+    def _keep(self, wal_data_file_id: str, entry: list[Action] | tuple[bytes, str]) -> None:
+        self._cache[wal_data_file_id] = entry
         self._cache.move_to_end(wal_data_file_id)
         if len(self._cache) > self._cache_entries:
             self._cache.popitem(last=False)
@@ -180,6 +184,10 @@ class WalWriter:
         self._head: _Head | None = None
         self._queue: list[_Pending] = []
         self._committer: asyncio.Task[None] | None = None
+        # WAL data file ids: a random prefix per writer and a counter (uuid4 per write, a getrandom
+        # syscall each, was ~9% of the write's event loop time).
+        self._id_prefix = uuid.uuid4().hex[:16]
+        self._ids = itertools.count()
 
     def forget_head(self) -> None:
         """Drop the cached head (after init/import rewrote the WAL keys)."""
@@ -201,7 +209,7 @@ class WalWriter:
     ) -> ChangeGroupsUpdateToken:
         token = token or ChangeGroupsUpdateToken(0, {})
         self._validate(actions, token)
-        file_id = uuid.uuid4().hex
+        file_id = f"{self._id_prefix}{next(self._ids):016x}"
         data = encode_wal_data(actions)
         inline: bytes | None = data
         if len(data) > self._options.inline_wal_max_bytes:
@@ -211,8 +219,10 @@ class WalWriter:
         self._queue.append(pending)
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_loop(), name="datamanager-wal-commit")
+        # Not shielded: the committer only completes futures still pending, and a cancelled write
+        # may still commit (the outcome of a cancelled write is unknown, as with etcd).
         try:
-            revision = await asyncio.shield(pending.future)
+            revision = await pending.future
         except Conflict:
             if inline is None:
                 await self._forget_orphan(file_id)

@@ -92,7 +92,7 @@ async def test_overlapping_segments_are_read_once(embedded_stack: Stack) -> None
     # As if a first pass wrote the first three WALs and crashed before recording them.
     first = wals[:3]
     name = segment_name(first[0].wal_sequence, first[-1].wal_sequence)
-    await dm.ost.write(dm.paths.wal_segment(name), encode_segment(first), persist=True)
+    await dm.ost.write(dm.paths.wal_segment(name), encode_segment([w.to_json() for w in first]), persist=True)
     seqs = [w.wal_sequence async for w in iter_storage_wals(dm.ost, dm.paths)]
     assert seqs == sorted(set(seqs)) and seqs[-5:] == [w.wal_sequence for w in wals]
     await _rebuild_gives(embedded_stack, await truth(dm, dm.datatypes))
