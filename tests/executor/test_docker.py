@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +226,57 @@ async def test_task_with_a_service_container(docker_driver: DockerDriver, data_d
     assert phases(status) == ["success"], step_log(data_dir, "t-service", 0)
     assert "root:x:0:" in step_log(data_dir, "t-service", 0)
     assert await docker_driver.list_pods(EXECUTOR_ID) == []
+
+
+async def _container_events(driver: DockerDriver, task_id: str, seen: list[tuple[str, str, dict[str, str]]]) -> None:
+    """Follow the engine's events of a task's containers: (action, container index, attributes)."""
+    filters = json.dumps({"type": ["container"], "label": [f"agola.io/taskid={task_id}"]})
+    async with driver.docker._query("events", params={"filters": filters}, timeout=None) as response:
+        async for line in response.content:
+            event = json.loads(line)
+            attrs = event.get("Actor", {}).get("Attributes", {})
+            seen.append((event.get("Action", ""), attrs.get("agola.io/containerindex", ""), attrs))
+
+
+async def test_a_finished_pod_ends_by_itself_and_a_stopped_one_is_killed(
+    docker_driver: DockerDriver, data_dir: Path, store: LocalArchiveStore,
+) -> None:
+    # At the end of a task container 0's pid 1 exits 0 when the executor closes its stdin (no
+    # kill, whatever the steps left running or killed); the service container is removed first.
+    task_id = f"t-end-{uuid.uuid4().hex[:8]}"
+    task = spec(
+        task_id,
+        # pid 1 shrugs off TERM and KILL (pid namespace init); its `cat` of stdin is restarted.
+        RunStep(command="sleep 1000 >/dev/null 2>&1 & kill -TERM 1; kill -KILL 1 || :; for s in TERM KILL; do "
+                        "kill -$s $(ps -o pid,args | awk '/[b]usybox cat/ {print $1}') || :; done; echo left"),
+        RunStep(command="ps -o args | grep -c '[b]usybox cat'"),
+        containers=[Container(image=BUSYBOX_IMAGE), Container(image=BUSYBOX_IMAGE, entrypoint="sleep 1000")],
+    )
+    seen: list[tuple[str, str, dict[str, str]]] = []
+    follower = asyncio.create_task(_container_events(docker_driver, task_id, seen))
+    try:
+        await asyncio.sleep(0)
+        status = await runner(task, docker_driver, data_dir, store).run()
+        assert phases(status) == ["success", "success"], step_log(data_dir, task_id, 1)
+        assert int(step_log(data_dir, task_id, 1)) >= 1
+        await wait_for(lambda: ("destroy", "0") in [(a, i) for a, i, _ in seen], timeout=30)
+        main = [(a, attrs.get("exitCode")) for a, i, attrs in seen if i == "0" and a in ("kill", "die", "destroy")]
+        assert main == [("die", "0"), ("destroy", None)], seen
+        assert [a for a, i, _ in seen if i == "1" and a in ("kill", "die", "destroy")][-1] == "destroy"
+        assert await docker_driver.list_pods(EXECUTOR_ID) == []
+
+        # A stopped task's pod is killed at once, the running step with it.
+        seen.clear()
+        stopped = runner(spec(task_id, RunStep(command="echo started; sleep 1000")), docker_driver, data_dir, store)
+        run = asyncio.create_task(stopped.run())
+        await wait_for(lambda: "started" in step_log(data_dir, task_id, 0), timeout=30)
+        stopped.stop()
+        status = await run
+        assert (status.phase.value, phases(status)) == ("stopped", ["stopped"])
+        await wait_for(lambda: ("destroy", "0") in [(a, i) for a, i, _ in seen], timeout=30)
+        assert ("kill", "0") in [(a, i) for a, i, _ in seen]
+    finally:
+        follower.cancel()
 
 
 @pytest.mark.parametrize(

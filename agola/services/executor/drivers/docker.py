@@ -2,12 +2,13 @@
 
 Container 0 must run any image, even one with no shell and no tools. The host's *static* busybox
 (Debian's ``busybox-static``, path from config) is bind-mounted read-only at
-``/.agola/bin/busybox`` and, unless the task gives container 0 an entrypoint, runs as its pid 1 in
-a ``sleep & wait`` loop: ash's ``wait`` reaps every child, including orphans re-parented to pid 1,
-so zombies do not pile up. Every helper the executor needs inside the pod (``mkdir -p``, ``$HOME``
-lookup, file digests for cache keys) is run with that busybox through ``docker exec``; files go in
-and out as tar streams of that busybox through FIFOs in the pod's io dir (``dockerio``, a host dir
-bind-mounted at ``/.agola/io``), or with the archive API, never through the image's tools.
+``/.agola/bin/busybox`` and, unless the task gives container 0 an entrypoint, runs as its pid 1: a
+shell waiting on its stdin (``dockerstart``; the executor closes it to end the pod, ``dockerend``)
+whose ``wait`` reaps every child, including orphans re-parented to pid 1, so zombies do not pile
+up. Every helper the executor needs inside the pod (``mkdir -p``, ``$HOME`` lookup, file digests
+for cache keys) is run with that busybox through ``docker exec``; files go in and out as tar
+streams of that busybox through FIFOs in the pod's io dir (``dockerio``, a host dir bind-mounted
+at ``/.agola/io``), or with the archive API, never through the image's tools.
 
 Service containers (index > 0) join container 0's network namespace (``container:<id0>``), so they
 are reachable on ``localhost``. Labels identify executor, pod, task and container index.
@@ -48,6 +49,7 @@ from agola.services.executor.drivers.base import (
     host_arch,
     split_entrypoint,
 )
+from agola.services.executor.drivers.dockerend import STDIN_CONFIG, end_by_itself
 from agola.services.executor.drivers.dockerio import POD_IO_DIR, IoDir
 from agola.services.executor.drivers.dockerpod import BUSYBOX, SCRIPT_DIR, SCRIPT_TMPFS_SIZE, DockerPod
 from agola.services.executor.drivers.dockerstart import read_workdir, sleeper
@@ -264,6 +266,7 @@ class DockerDriver(Driver):
                 host_config["NetworkMode"] = self.config.network
             if entrypoint is None:
                 entrypoint = sleeper(workdir)
+                config.update(STDIN_CONFIG)
         else:
             host_config["NetworkMode"] = f"container:{main_id}"
         if entrypoint is not None:
@@ -322,6 +325,18 @@ class DockerDriver(Driver):
         # Service containers first: they depend on container 0's network namespace.
         containers.sort(key=lambda c: -int(_labels(c).get(LABEL_CONTAINER_INDEX, "0") or 0))
         await self._remove_containers(containers)
+        if self.uses_io_dir():
+            await asyncio.to_thread(IoDir.remove, self.io_base, pod_id)
+
+    async def remove_known_pod(
+        self, pod_id: str, containers: list[aiodocker.containers.DockerContainer], *, end_main: bool
+    ) -> None:
+        """``remove_pod`` of a pod whose containers are known (no listing); with ``end_main``,
+        container 0 (the sleeper) first ends by itself instead of being killed (``dockerend``)."""
+        await self._remove_containers(containers[:0:-1])  # services first: they use its netns
+        if end_main:
+            await end_by_itself(self.docker, containers[0].id)  # else the delete below kills it
+        await self._remove_containers(containers[:1])
         if self.uses_io_dir():
             await asyncio.to_thread(IoDir.remove, self.io_base, pod_id)
 

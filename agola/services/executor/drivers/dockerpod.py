@@ -62,6 +62,8 @@ class DockerPod(Pod):
         # (working dir asked, container 0's report of it): see dockerstart.
         self._workdir_probe = workdir_probe
         self._workdir_user = spec.exec_user
+        # Container 0's pid 1 is the sleeper: at the end it exits when told (dockerend), unless killed.
+        self._ends_itself = spec.containers[0].entrypoint is None
 
     @property
     def script_dir(self) -> str:
@@ -313,6 +315,7 @@ class DockerPod(Pod):
             raise
 
     async def stop(self) -> None:
+        self._ends_itself = False
         for container in reversed(self.containers):
             try:
                 await container.kill(signal="SIGKILL")
@@ -323,7 +326,7 @@ class DockerPod(Pod):
         probe, self._workdir_probe = self._workdir_probe, None
         if probe is not None:
             probe[1].cancel()
-        await self._driver.remove_pod(self.id)
+        await self._driver.remove_known_pod(self.id, self.containers, end_main=self._ends_itself)
 
 
 def _rewrite_owner(src: Path, dst: Path, owner: tuple[int, int]) -> None:

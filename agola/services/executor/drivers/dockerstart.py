@@ -1,4 +1,4 @@
-"""Container 0's startup: its pid 1 creates the task's working dir before it starts sleeping.
+"""Container 0's startup: its pid 1 creates the task's working dir before it starts waiting.
 
 A ``docker exec`` costs three API round trips and a runc process setup (50-150 ms): the pod setup
 used to pay one only to ``mkdir -p`` the working dir. Container 0 runs our busybox as pid 1 anyway
@@ -31,8 +31,14 @@ log = get_logger(__name__)
 
 HELPER_DIR = "/.agola"
 BUSYBOX = f"{HELPER_DIR}/bin/busybox"
-# pid 1 of container 0: never exits on its own, ignores TERM/INT, reaps zombies in `wait`.
-SLEEP_LOOP = f"trap : TERM INT; while :; do {BUSYBOX} sleep 3600 & wait; done"
+# pid 1 of container 0: ignores TERM/INT, reaps zombies in `wait` (ash waits for any child), and
+# exits 0 when its stdin ends: the executor closes it at the end of the task (``dockerend``).
+# Background commands get /dev/null as stdin, hence fd 3. A `cat` killed by a step is restarted;
+# one failing otherwise is retried once a second (no busy loop).
+SLEEP_LOOP = (
+    f"trap : TERM INT; exec 3<&0; while :; do {BUSYBOX} cat <&3 >/dev/null & wait $!; s=$?; "
+    f'[ $s = 0 ] && exit 0; [ $s -gt 128 ] || {BUSYBOX} sleep 1; done'
+)
 SLEEPER = (BUSYBOX, "sh", "-c", SLEEP_LOOP)
 WORKDIR_MARK = b"agola-workdir:"
 WORKDIR_TIMEOUT = 10.0
