@@ -29,6 +29,8 @@ log = get_logger(__name__)
 
 INLINE_MAX = 1024 * 1024
 READ_TIMEOUT = 30.0
+# Killed processes being waited for (a task nobody references could be collected mid-wait).
+_reaping: set[asyncio.Future[int]] = set()
 _HEADER_RE = re.compile(rb"^([0-9a-f]{40}|[0-9a-f]{64}) (blob|tree|commit|tag) (\d+)\n$")
 
 
@@ -105,6 +107,10 @@ class CatFile:
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
+            # Reaped in the background: its pipes close once it is gone.
+            task = asyncio.ensure_future(proc.wait())
+            _reaping.add(task)
+            task.add_done_callback(_reaping.discard)
 
     async def close(self) -> None:
         """End the process (waits for a request in progress)."""
