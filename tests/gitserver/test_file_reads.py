@@ -3,6 +3,7 @@ see later pushes and repacks, stream big files, and the processes end when idle.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -97,3 +98,27 @@ async def test_idle_readers_end_and_at_most_max_processes_live(tmp_path: Path) -
     finally:
         await pool.close()
     assert not cat_files(tmp_path)
+
+
+async def test_the_push_ref_advertisement_is_what_http_backend_sends(gitserver: Gitserver, worktree: WorkTree) -> None:
+    """Answered by `git receive-pack` alone (one git process instead of two), byte for byte what
+    `git http-backend` answers, in protocol v0 and v1."""
+    remote = f"{gitserver.url}/repos/u/adv.git"
+    await worktree.commit({"a": "1"})
+    await git("push", "-q", remote, "main", cwd=worktree.path)
+    await git("push", "-q", remote, "main:refs/heads/other", cwd=worktree.path)
+    for protocol in ("", "version=1"):
+        async with aiohttp.ClientSession() as session:
+            headers = {"Git-Protocol": protocol} if protocol else {}
+            async with session.get(f"{remote}/info/refs?service=git-receive-pack", headers=headers) as resp:
+                ours, content_type = await resp.read(), resp.headers["Content-Type"]
+        env = {"GIT_PROJECT_ROOT": str(gitserver.data_dir), "GIT_HTTP_EXPORT_ALL": "1", "REQUEST_METHOD": "GET",
+               "PATH_INFO": "/u/adv.git/info/refs", "QUERY_STRING": "service=git-receive-pack",
+               "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "PATH": os.environ["PATH"]}
+        if protocol:
+            env["GIT_PROTOCOL"] = protocol
+        proc = await asyncio.create_subprocess_exec("git", "http-backend", env=env, stdout=asyncio.subprocess.PIPE)
+        out, _ = await proc.communicate()
+        cgi_headers, _, theirs = out.partition(b"\r\n\r\n")
+        assert ours == theirs and b"refs/heads/other" in ours
+        assert f"Content-Type: {content_type}".encode() in cgi_headers

@@ -12,7 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from agola.errors import BadRequest, NotExist
-from agola.services.gitserver.cgi import run_http_backend
+from agola.services.gitserver.cgi import advertise_receive_pack, can_advertise_receive_pack, run_http_backend
 from agola.services.gitserver.repos import GIT_SERVICES, GitPath, RepoStore, parse_request_path
 from agola.util.http import make_app
 
@@ -41,7 +41,10 @@ async def handle(request: web.Request) -> web.StreamResponse:
         service = request.query.get("service", "")
         if service not in GIT_SERVICES:
             raise BadRequest("only the smart HTTP protocol is served (service=git-upload-pack|git-receive-pack)")
-        await _open(store, gp, push=service == "git-receive-pack")
+        push = service == "git-receive-pack"
+        await _open(store, gp, push=push)
+        if push and can_advertise_receive_pack(request):
+            return await advertise_receive_pack(request, store.repo_dir(gp.repo))
         return await run_http_backend(request, store.root, _path_info(gp))
     if len(rest) == 1 and rest[0] in GIT_SERVICES and request.method == "POST":
         push = rest[0] == "git-receive-pack"

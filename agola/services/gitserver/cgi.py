@@ -105,6 +105,56 @@ async def run_http_backend(request: web.Request, project_root: Path, path_info: 
                     await task
 
 
+# What `git http-backend` sends before a ref advertisement (and its no-cache headers).
+_RECEIVE_PACK_SERVICE_LINE = b"001f# service=git-receive-pack\n0000"
+_NO_CACHE = {"Expires": "Fri, 01 Jan 1980 00:00:00 GMT", "Pragma": "no-cache",
+             "Cache-Control": "no-cache, max-age=0, must-revalidate"}
+
+
+def can_advertise_receive_pack(request: web.Request) -> bool:
+    """Whether ``advertise_receive_pack`` answers this request as http-backend would: protocol v0
+    or v1 (pushes never speak v2; a client asking for it gets http-backend's own answer)."""
+    return "version=2" not in request.headers.get("Git-Protocol", "")
+
+
+async def advertise_receive_pack(request: web.Request, git_dir: Path) -> web.StreamResponse:
+    """``GET info/refs?service=git-receive-pack`` (the start of every push) answered by
+    ``git receive-pack --http-backend-info-refs`` alone, the command http-backend runs for it:
+    one git process instead of two. The repository is one of ours (push enabled)."""
+    env = git_env()
+    if (protocol := request.headers.get("Git-Protocol")) is not None:
+        env["GIT_PROTOCOL"] = protocol
+    proc = await asyncio.create_subprocess_exec(
+        "git", "receive-pack", "--http-backend-info-refs", ".", cwd=git_dir,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    stderr = asyncio.create_task(_drain_tail(proc.stderr))
+    try:
+        first = await proc.stdout.read(CHUNK)
+        if not first:
+            rc = await proc.wait()
+            log.warning("git receive-pack advertisement failed", repo=str(git_dir), rc=rc, stderr=(await stderr)[-500:])
+            raise Internal("git receive-pack failed")
+        response = web.StreamResponse(headers={"Content-Type": "application/x-git-receive-pack-advertisement",
+                                               **_NO_CACHE})
+        await response.prepare(request)
+        await response.write(_RECEIVE_PACK_SERVICE_LINE + first)
+        while chunk := await proc.stdout.read(CHUNK):
+            await response.write(chunk)
+        if (rc := await proc.wait()) != 0:
+            log.warning("git receive-pack advertisement failed", repo=str(git_dir), rc=rc, stderr=(await stderr)[-500:])
+        await response.write_eof()
+        return response
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        if not stderr.done():
+            stderr.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stderr
+
+
 async def _feed(request: web.Request, stdin: asyncio.StreamWriter | None, limit: int | None) -> None:
     assert stdin is not None
     sent = 0
