@@ -1,10 +1,13 @@
 """Which runservice loops a change wakes, and how soon: the runs scheduler (it starts tasks) at
-once for every change, the fetcher, archiver and executor tasks cleaner once per burst of changes
-(``LAZY_WAKE`` later). The loops are real ``LoopRunner``s with counting jobs; no storage."""
+once for every change of a run, the fetcher, archiver and executor tasks cleaner once per burst of
+changes (``LAZY_WAKE`` later). The loops are real ``LoopRunner``s with counting jobs; the changes
+are writes to an embedded coordination, seen through the role's watch."""
 
 from __future__ import annotations
 
+import asyncio
 from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +15,9 @@ from agola.config import parse_config
 from agola.services.runservice import role as rs_role
 from agola.services.runservice.loops import ExecutorTasksCleaner, Fetcher, FinishedRunsArchiver, RunsScheduler
 from agola.services.runservice.role import RunserviceRole
+from agola.services.runservice.store import RUNS_PREFIX, TASKS_PREFIX
+from agola.storage.coord.embedded import EmbeddedCoordination
+from agola.util.aio import cancel_and_wait
 from agola.util.loops import LoopRunner
 from tests.support.waiting import wait_for
 
@@ -28,15 +34,23 @@ class CountingJob:
         return self.passes == passes
 
 
-async def test_a_burst_of_changes_wakes_the_runs_scheduler_each_time_and_the_others_once(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rs_role, "LAZY_WAKE", 2.0)  # longer than the burst, even on a loaded machine
+NAMES = (RunsScheduler.name, Fetcher.name, FinishedRunsArchiver.name, ExecutorTasksCleaner.name)
+
+
+def counting_role() -> tuple[RunserviceRole, dict[str, CountingJob]]:
     role = RunserviceRole(parse_config("runservice: {}\n"))
-    names = (RunsScheduler.name, Fetcher.name, FinishedRunsArchiver.name, ExecutorTasksCleaner.name)
-    jobs = {name: CountingJob(name) for name in names}
+    jobs = {name: CountingJob(name) for name in NAMES}
     role._runners = {name: LoopRunner(job, 3600) for name, job in jobs.items()}
     for runner in role._runners.values():
         runner.start()
+    return role, jobs
+
+
+async def test_a_burst_of_changes_wakes_the_runs_scheduler_each_time_and_the_others_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rs_role, "LAZY_WAKE", 2.0)  # longer than the burst, even on a loaded machine
+    role, jobs = counting_role()
+    names = NAMES
     try:
         await wait_for(lambda: all(j.passes == 1 for j in jobs.values()), 10, message="the first passes")
         scheduler = jobs[RunsScheduler.name]
@@ -51,3 +65,25 @@ async def test_a_burst_of_changes_wakes_the_runs_scheduler_each_time_and_the_oth
         assert [j.passes for j in lazy] == [3, 3, 3]
     finally:
         await role.serving_stopping()  # stops the runners and the pending wake-up
+
+
+async def test_executor_task_writes_wake_the_lazy_loops_run_writes_the_runs_scheduler_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rs_role, "LAZY_WAKE", 0.05)
+    role, jobs = counting_role()
+    coord = await EmbeddedCoordination.open(tmp_path / "coord", "runservice/")
+    role.coord = coord
+    follower = asyncio.create_task(role._follow_changes())
+    scheduler, fetcher = jobs[RunsScheduler.name], jobs[Fetcher.name]
+    try:
+        await wait_for(lambda: all(j.passes == 1 for j in jobs.values()), 10, message="the first passes")
+        await coord.put(RUNS_PREFIX + "r1", b"{}")  # (also proves that the watch is in place)
+        await wait_for(partial(scheduler.seen, 2), 10, message="a runs scheduler pass for the run write")
+        await wait_for(partial(fetcher.seen, 2), 10, message="and a fetcher pass")
+        await coord.put(TASKS_PREFIX + "t1", b"{}")  # a task status stored: its run write follows
+        await wait_for(partial(fetcher.seen, 3), 10, message="a fetcher pass for the task write")
+        assert scheduler.passes == 2  # woken, it would have run before the lazy pass
+    finally:
+        await cancel_and_wait([follower])
+        await role.serving_stopping()
+        await coord.close()

@@ -166,6 +166,9 @@ class RunserviceRole(StatefulRole[RunReadDB]):
             runner = self._runners.get(name)
             if runner is not None:
                 runner.wake()
+        self._wake_lazy_loops()
+
+    def _wake_lazy_loops(self) -> None:
         if self._lazy_wake is None and self._runners:
             self._lazy_wake = asyncio.get_running_loop().call_later(LAZY_WAKE, self._wake_lazily)
 
@@ -178,15 +181,20 @@ class RunserviceRole(StatefulRole[RunReadDB]):
 
     async def _follow_changes(self) -> None:
         """Push-based scheduling: any change of a run, executor task or executor wakes the loops
-        (lock keys and sequences, also under ``scheduler/``, are ignored)."""
+        (lock keys and sequences, also under ``scheduler/``, are ignored). A change of an executor
+        task does not wake the runs scheduler: what it decides on comes with the run write that
+        follows (a status is copied onto the run task) or is its own write (tasks it created,
+        stopped), and finished tasks are only deleted."""
         assert self.coord is not None
         while True:
             try:
                 async with self.coord.watch(SCHEDULER) as watcher:
                     async for ev in watcher:
                         key = ev.kv.key
-                        if key.startswith((RUNS_PREFIX, TASKS_PREFIX)):
+                        if key.startswith(RUNS_PREFIX):
                             self.wake()
+                        elif key.startswith(TASKS_PREFIX):
+                            self._wake_lazy_loops()
                         elif key.startswith(EXECUTORS_PREFIX):
                             runner = self._runners.get(RunsScheduler.name)
                             if runner is not None:
