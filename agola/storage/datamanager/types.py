@@ -295,8 +295,9 @@ class WalData:
     def stored(self, segment: str = "") -> WalData:
         """The value once the WAL is in storage (inline data dropped; a small WAL names the segment
         that holds its actions)."""
-        return attrs.evolve(self, wal_status=WalStatus.COMMITTED_STORAGE, inline_data=None,
-                            segment=segment if self.inline_data is not None else self.segment)
+        # The constructor, not attrs.evolve: the sync job calls this for every WAL.
+        return WalData(self.wal_data_file_id, WalStatus.COMMITTED_STORAGE, self.wal_sequence,
+                       self.previous_wal_sequence, None, segment if self.inline_data is not None else self.segment)
 
 
 @attrs.frozen
