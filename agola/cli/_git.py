@@ -115,28 +115,51 @@ def _parse_commit(sha: str, body: bytes) -> _Commit:
     return _Commit(sha=sha, tree=tree, parents=tuple(parents), message=message)
 
 
-def _read_commits(root: str, *revs: str) -> list[_Commit | None]:
-    """The commits ``revs`` name (None for a missing one), all read by one ``git cat-file``."""
-    try:
-        proc = subprocess.run(["git", "-C", root, "cat-file", "--batch"], env=_env(), capture_output=True,
-                              input="".join(f"{rev}^{{commit}}\n" for rev in revs).encode())
-    except FileNotFoundError:
-        raise GitError("git is not installed (or not on PATH)") from None
-    if proc.returncode != 0:
-        raise GitError(f"git cat-file: {proc.stderr.decode(errors='replace').strip()}")
-    out, pos = proc.stdout, 0
-    commits: list[_Commit | None] = []
-    for _ in revs:
-        end = out.index(b"\n", pos)
-        header = out[pos:end].split()
-        pos = end + 1
-        if len(header) != 3 or header[1] != b"commit":
-            commits.append(None)  # "<rev> missing"
-            continue
-        size = int(header[2])
-        commits.append(_parse_commit(header[0].decode(), out[pos:pos + size]))
-        pos += size + 1
-    return commits
+class _CommitReader:
+    """One ``git cat-file --batch`` reading the commits ``revs`` name, started at once and collected
+    by ``result()``: it runs while the snapshot stages the work tree (it needs neither)."""
+
+    def __init__(self, path: str, *revs: str) -> None:
+        self.revs = revs
+        try:
+            self.proc = subprocess.Popen(["git", "-C", path, "cat-file", "--batch"], env=_env(),
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except FileNotFoundError:
+            raise GitError("git is not installed (or not on PATH)") from None
+        assert self.proc.stdin is not None
+        try:  # a few short lines: they fit in the pipe, this never blocks
+            self.proc.stdin.write("".join(f"{rev}^{{commit}}\n" for rev in revs).encode())
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass  # it failed at once: result() says why
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        self.proc.wait()
+
+    def result(self) -> list[_Commit | None]:
+        """The commits (None for a missing one)."""
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        out, err = self.proc.stdout.read(), self.proc.stderr.read()  # stderr: a line at most
+        if self.proc.wait() != 0:
+            raise GitError(f"git cat-file: {err.decode(errors='replace').strip()}")
+        pos = 0
+        commits: list[_Commit | None] = []
+        for _ in self.revs:
+            end = out.index(b"\n", pos)
+            header = out[pos:end].split()
+            pos = end + 1
+            if len(header) != 3 or header[1] != b"commit":
+                commits.append(None)  # "<rev> missing"
+                continue
+            size = int(header[2])
+            commits.append(_parse_commit(header[0].decode(), out[pos:pos + size]))
+            pos += size + 1
+        return commits
 
 
 def _commit_tree(root: str, tree: str, parent: str, message: str) -> str:
@@ -161,8 +184,26 @@ def save_snapshot(
     When nothing changed since the last snapshot (same tree, same parent, same message), that
     snapshot's commit is the result again: pushing it is then a no-op for the server (one ref
     advertisement, no pack). Each git process costs a few milliseconds, so this takes four of them
-    when nothing changed and six otherwise.
+    when nothing changed and six otherwise, the one reading HEAD and the last snapshot running
+    while the work tree is staged.
     """
+    commits = _CommitReader(path, "HEAD", SNAPSHOT_REF)
+    try:
+        tree, root = _write_tree(path, untracked=untracked, ignored=ignored)
+        head, previous = commits.result()
+    finally:
+        commits.close()
+    parent = head.sha if head is not None else ""
+    if (previous is not None and previous.tree == tree and previous.parents == ((parent,) if parent else ())
+            and previous.message.strip() == message.strip()):
+        return Snapshot(root=root, commit_sha=previous.sha, tree_sha=tree, parent_sha=parent, reused=True)
+    commit = _commit_tree(root, tree, parent, message)
+    git(root, "update-ref", "-m", "agola direct run", SNAPSHOT_REF, commit)
+    return Snapshot(root=root, commit_sha=commit, tree_sha=tree, parent_sha=parent)
+
+
+def _write_tree(path: str, *, untracked: bool, ignored: bool) -> tuple[str, str]:
+    """The tree of the work tree as ``save_snapshot`` takes it, and the work tree's root."""
     try:
         root, git_dir, real_index = git(path, "rev-parse", "--show-toplevel", "--absolute-git-dir",
                                         "--path-format=absolute", "--git-path", "index").split("\n")
@@ -184,14 +225,7 @@ def save_snapshot(
     finally:
         if os.path.exists(tmp_index):
             os.unlink(tmp_index)
-    head, previous = _read_commits(root, "HEAD", SNAPSHOT_REF)
-    parent = head.sha if head is not None else ""
-    if (previous is not None and previous.tree == tree and previous.parents == ((parent,) if parent else ())
-            and previous.message.strip() == message.strip()):
-        return Snapshot(root=root, commit_sha=previous.sha, tree_sha=tree, parent_sha=parent, reused=True)
-    commit = _commit_tree(root, tree, parent, message)
-    git(root, "update-ref", "-m", "agola direct run", SNAPSHOT_REF, commit)
-    return Snapshot(root=root, commit_sha=commit, tree_sha=tree, parent_sha=parent)
+    return tree, root
 
 
 def current_branch(root: str) -> str:
