@@ -37,6 +37,9 @@ PAGE = 25
 # Runs remembered as past queued (their last run event's revision); enough for every run started
 # between two passes.
 SEEN_RUNS = 1024
+# Groups a pass woken by a queued run lists the running runs of along with the queued runs (not
+# after): the groups where this scheduler started runs last, the likeliest to have the new one.
+PREFETCH_GROUPS = 4
 
 
 class Scheduler:
@@ -55,10 +58,14 @@ class Scheduler:
         # run id -> revision of the last event seen of it once past queued: a listing at that
         # revision or later shows the run as it is (no read of the run to know it).
         self._past_queued: OrderedDict[str, int] = OrderedDict()
+        self._recent_groups: OrderedDict[str, None] = OrderedDict()  # where runs were started last
+        self._queued_event = False  # a run was queued since the last pass began
 
     def run_event(self, run_id: str, phase: RunPhase, revision: int) -> None:
         """A run event seen on the runservice's stream (revision 0: the server sent none)."""
         self.min_revision = max(self.min_revision, revision)
+        if phase == RunPhase.QUEUED:
+            self._queued_event = True
         if revision > 0 and phase != RunPhase.QUEUED:  # a run never goes back to queued
             self._past_queued[run_id] = revision
             self._past_queued.move_to_end(run_id)
@@ -92,8 +99,20 @@ class Scheduler:
             groups.setdefault(run.group, []).append(run.id)
         return groups
 
-    async def schedule_group(self, group: str, queued: list[str] | None = None) -> Run | None:
+    async def _running(self, group: str) -> tuple[int, list[Run], str]:
+        """The revision listed at, the running runs of ``group`` and the token of its change group
+        (taken before the listing: it protects what the listing shows)."""
+        listed_at = self.min_revision
+        running, token = await self.rs.list_runs(phases=[RunPhase.RUNNING.value], groups=[group],
+                                                 limit=self.limit + len(self._started.get(group, ())),
+                                                 change_groups=[group_change_group(group)],
+                                                 min_revision=listed_at)
+        return listed_at, running, token
+
+    async def schedule_group(self, group: str, queued: list[str] | None = None,
+                             listing: tuple[int, list[Run], str] | None = None) -> Run | None:
         """Start the oldest queued run of ``group`` if the group has room; the started run or None.
+        ``listing``: ``_running(group)`` already asked for in this pass.
 
         Listings come from the runservice's readdb, which follows writes shortly after: a run
         this scheduler just started may still be listed as queued, and not yet as running. Such
@@ -102,11 +121,7 @@ class Scheduler:
         finds them over, so the limit holds even while the readdb lags.
         """
         pending = self._started.setdefault(group, set())
-        listed_at = self.min_revision
-        running, token = await self.rs.list_runs(phases=[RunPhase.RUNNING.value], groups=[group],
-                                                 limit=self.limit + len(pending),
-                                                 change_groups=[group_change_group(group)],
-                                                 min_revision=listed_at)
+        listed_at, running, token = listing if listing is not None else await self._running(group)
         busy = {r.id for r in running}
         for run_id in sorted(pending):
             # Listed by now, or the listing shows it as it is (not running), or already over.
@@ -127,6 +142,10 @@ class Scheduler:
             log.debug("run not started", run=candidate, error=exc.message)
             return None
         pending.add(started.id)
+        self._recent_groups[group] = None
+        self._recent_groups.move_to_end(group)
+        while len(self._recent_groups) > PREFETCH_GROUPS:
+            self._recent_groups.popitem(last=False)
         log.info("run started", run=started.id, group=group)
         return started
 
@@ -154,14 +173,24 @@ class Scheduler:
 
     async def schedule(self) -> list[Run]:
         started = []
-        for group, queued in (await self._queued_by_group()).items():
-            # One start per transaction (each consumes the group's change group token). The first
-            # uses the queued runs just listed; the next ones list again (the first one started).
-            for attempt in range(self.limit):
-                run = await self.schedule_group(group, queued if attempt == 0 else None)
-                if run is None:
-                    break
-                started.append(run)
+        prefetch: dict[str, asyncio.Task[tuple[int, list[Run], str]]] = {}
+        if self._queued_event:  # woken by a new run: its group is likely one of the last ones
+            self._queued_event = False
+            prefetch = {g: asyncio.create_task(self._running(g)) for g in self._recent_groups}
+        try:
+            for group, queued in (await self._queued_by_group()).items():
+                # One start per transaction (each consumes the group's change group token). The
+                # first uses the queued runs just listed; the next ones list again.
+                for attempt in range(self.limit):
+                    listing = await prefetch.pop(group) if attempt == 0 and group in prefetch else None
+                    run = await self.schedule_group(group, queued if attempt == 0 else None, listing)
+                    if run is None:
+                        break
+                    started.append(run)
+        finally:
+            for task in prefetch.values():
+                task.cancel()
+            await asyncio.gather(*prefetch.values(), return_exceptions=True)
         return started
 
     async def approve(self) -> list[tuple[str, str]]:
