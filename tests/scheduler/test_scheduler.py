@@ -205,6 +205,40 @@ async def test_role_starts_the_next_run_of_a_group_from_listings_and_events_alon
         await role.stop()
 
 
+async def test_a_queued_run_of_a_recent_group_has_its_group_listed_with_the_queued_runs(
+        rs: tuple[RunserviceClient, str]) -> None:
+    """A pass woken by a queued run asks for the running runs of the groups where runs were
+    started last while it lists the queued runs, not after (one listing less in a row)."""
+    client, url = rs
+    config = parse_config(f"{TOKEN_LINE}scheduler: {{runserviceURL: '{url}', runsPerGroupLimit: 1}}\n")
+    config.validate({"scheduler"})
+    role = SchedulerRole(config, interval=30)
+    await role.start()
+    assert role.client is not None
+    calls: list[str] = []
+    list_runs = role.client.list_runs
+
+    async def recorded_list_runs(*args: Any, phases: list[str], **kwargs: Any) -> Any:
+        calls.append(f"start {phases[0]}")
+        try:
+            return await list_runs(*args, phases=phases, **kwargs)
+        finally:
+            calls.append(f"end {phases[0]}")
+
+    role.client.list_runs = recorded_list_runs  # type: ignore[method-assign, assignment]
+    try:
+        first = await _create(client, A)
+        await wait_for(lambda: _is(client, first, "running"), 10)
+        await client.stop_run(first)
+        await wait_for(lambda: _is(client, first, "finished"), 10)
+        calls.clear()
+        second = await _create(client, A)
+        await wait_for(lambda: _is(client, second, "running"), 10)
+        assert calls[:3] == ["start queued", "start running", "end queued"], calls
+    finally:
+        await role.stop()
+
+
 async def _is(client: RunserviceClient, run_id: str, phase: str) -> bool:
     return await _phase(client, run_id) == phase
 
