@@ -3,8 +3,9 @@
 Removing a running container (``DELETE ?force=1``, or a kill) makes the engine run ``runc kill``,
 one more runc process per pod on top of the exit handling every container pays (shim, ``runc
 delete``, unmounts). Measured on a private engine (Docker CPU = dockerd, containerd, shims and runc
-from their cgroup), a one-step echo task: 367-368 ms per task with the listing and force delete,
-324-337 ms with this end (``docker run --rm``: 283-288 ms); see docs/executor.md.
+from their cgroup, ``bench/tools/dockercpu.py``): the end of a running container 0 by force delete
+76-79 ms, by itself then delete 66-70 ms; a one-step echo task, interleaved task by task, 356 ms
+before (with the listing by label), 336 ms now, ``docker run --rm`` 292 ms; see docs/executor.md.
 
 So container 0's pid 1 (``dockerstart.sleeper``) waits on its stdin, which the engine keeps open
 (``OpenStdin``) until an attach closes it (``StdinOnce``): at the normal end of a task the executor
