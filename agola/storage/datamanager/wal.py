@@ -287,7 +287,11 @@ class WalWriter:
         cmp = [
             Compare.mod(WALSEQ_KEY, "==", head.walseq_mod),
             Compare.mod(WALSDATA_KEY, "==", head.walsdata_mod),
-        ] + [Compare.version(wal_key(seq), "==", 0) for seq in seqs]
+        ]
+        if head.walseq_mod == 0:
+            # No walseq to guard the new WAL keys (every transaction creating one also moves
+            # walseq, so an unchanged walseq means they are free): check each key is new.
+            cmp += [Compare.version(wal_key(seq), "==", 0) for seq in seqs]
         for p in batch:
             for name, rev in sorted(p.token.change_groups_revisions.items()):
                 key = CHANGEGROUPS_PREFIX + name
