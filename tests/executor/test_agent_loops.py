@@ -8,7 +8,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import attrs
 import pytest
 
 from agola.roleclients.runservice import RunserviceClient
@@ -121,7 +120,6 @@ class RecordingRunservice(FakeRunservice):
     def __init__(self) -> None:
         super().__init__()
         self.final: set[str] = set()
-        self.reports: list[ExecutorTask] = []
         self.assigned: list[tuple[ExecutorTask, ExecutorTaskSpecData | None]] = []
 
     async def executor_tasks(self, executor_id: str) -> list[tuple[ExecutorTask, ExecutorTaskSpecData | None]]:
@@ -129,7 +127,6 @@ class RecordingRunservice(FakeRunservice):
         return list(self.assigned)
 
     async def update_executor_task_status(self, executor_id: str, et: ExecutorTask) -> None:
-        self.reports.append(et)
         if et.status.phase.is_finished:
             self.final.add(et.id)
 
@@ -195,37 +192,6 @@ async def test_a_freed_slot_polls_only_when_a_task_was_refused_for_want_of_one(t
                        message="a's final status and the heartbeat with a free slot")
         await wait_for(lambda: "a" not in agent.tasks, 30, message="a done and forgotten")
         assert client.polls == 1  # the heartbeat woke the runservice; no listing was needed
-    finally:
-        await agent.stop()
-        await client.close()
-
-
-async def test_a_tasks_start_and_end_are_reported_at_once_the_changes_between_with_the_next_report(
-        tmp_path: Path) -> None:
-    """The runservice sees the task start at once (it accepts a final status only after it), and
-    the setup's end and the steps' start and end, within ``report_delay``, with the next report:
-    here the final one, as the task ends first."""
-    from agola.types.runservice import Container, ExecutorTaskPhase, ExecutorTaskSpec, RunStep
-
-    client = RecordingRunservice()
-    agent = ExecutorAgent(
-        AgentSettings(executor_id="ex1", listen_url="http://127.0.0.1:2", data_dir=tmp_path / "data"),
-        client=client, driver=HostDriver(HostDriverConfig(base_dir=tmp_path / "pods")),
-        store=LocalArchiveStore(tmp_path / "store"), options=attrs.evolve(SLOW, report_delay=3600),
-    )
-    data = ExecutorTaskSpecData(containers=[Container(image="any")],
-                                steps=[RunStep(command="true"), RunStep(command="true")])
-    try:
-        await agent.start()
-        et = ExecutorTask(id="a", spec=ExecutorTaskSpec(executor_id="ex1", run_id="r1"))
-        client.assigned.append((et, None))  # listed: a poll does not stop it
-        assert agent.receive(et, data) == "started"
-        await wait_for(lambda: "a" in client.final, 30, message="a's final status")
-        # (The status loop's first pass may also have sent it as not started yet.)
-        first, last = (r.status for r in client.reports if r.status.phase is not ExecutorTaskPhase.NOT_STARTED)
-        assert first.phase is ExecutorTaskPhase.RUNNING and first.setup_step.phase is ExecutorTaskPhase.RUNNING
-        assert last.phase is ExecutorTaskPhase.SUCCESS
-        assert [s.phase for s in last.steps] == [ExecutorTaskPhase.SUCCESS] * 2
     finally:
         await agent.stop()
         await client.close()

@@ -14,12 +14,8 @@
   runservice believes running but this executor does not know (it restarted) is reported
   ``failed``; a not started task the runservice asks to stop is reported ``cancelled``; a running
   one is stopped;
-* **status reports**: a task's first status (it started: the runservice accepts a final status
-  only after it) and its final status are sent at once, its other changes (a step started or
-  ended) ``report_delay`` later with what changed meanwhile, without holding the task up (a final
-  status coming during the delay is sent at once with them; a failed send is retried every
-  ``status_interval``). The end of the setup and a fast step's end then cost one report, not two:
-  each report is a task write, a run write and a scheduling pass for the runservice. A task is
+* **status reports**: each status change of a task is sent at once, without holding the task up
+  (reports are coalesced per task; a failed send is retried every ``status_interval``). A task is
   forgotten once its final status is stored by the runservice;
 * **orphan pods**: pods labelled with this executor's id whose task is not running here are
   removed at start and every ``orphans_interval``;
@@ -80,8 +76,6 @@ class AgentOptions:
     heartbeat_interval: float = 2.0
     poll_interval: float = 2.0
     status_interval: float = 2.0
-    # A status change other than the final one is reported this much later, with those meanwhile.
-    report_delay: float = 0.5
     orphans_interval: float = 5.0
     data_clean_interval: float = 60.0
     # On a graceful stop, running tasks are stopped and get this long to report it.
@@ -128,8 +122,6 @@ class TaskEntry:
     final_sent: bool = False
     freed: bool = False  # its slot was announced free (heartbeat and poll woken)
     sender: asyncio.Task[None] | None = None
-    reported: bool = False  # the runservice stored it as started
-    delaying: bool = False  # the sender waits for ``report_delay`` (nothing sent yet)
     lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
 
     @property
@@ -351,27 +343,15 @@ class ExecutorAgent:
             entry.freed = True
             self.runners["executor-heartbeat"].wake()
             self._slot_freed()
-        final = not entry.active
-        if final and entry.delaying and entry.sender is not None:
-            entry.sender.cancel()  # still waiting: send the final status (with the rest) now
-            entry.delaying = False
-        elif entry.sender is not None and not entry.sender.done():
-            return  # the sender in flight sends this change too
-        delay = self.options.report_delay if entry.reported and not final else 0.0
-        entry.sender = asyncio.create_task(self._send(task_id, delay), name=f"executor-report-{task_id}")
-        self._background.add(entry.sender)
-        entry.sender.add_done_callback(self._background.discard)
+        if entry.sender is None or entry.sender.done():
+            entry.sender = asyncio.create_task(self._send(task_id), name=f"executor-report-{task_id}")
+            self._background.add(entry.sender)
+            entry.sender.add_done_callback(self._background.discard)
 
-    async def _send(self, task_id: str, delay: float = 0.0) -> None:
+    async def _send(self, task_id: str) -> None:
         entry = self.tasks.get(task_id)
         if entry is None:
             return
-        if delay > 0:
-            entry.delaying = True
-            try:
-                await asyncio.sleep(delay)
-            finally:
-                entry.delaying = False
         async with entry.lock:
             while entry.dirty:
                 entry.dirty = False
@@ -393,7 +373,6 @@ class ExecutorAgent:
                     log.info("task status report failed (will retry)", task=task_id, error=repr(exc))
                     return
                 entry.final_sent = entry.final_sent or final
-                entry.reported = entry.reported or status.phase is not ExecutorTaskPhase.NOT_STARTED
         if entry.settled:
             self._forget(task_id)
 
