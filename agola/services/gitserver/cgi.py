@@ -119,13 +119,14 @@ def can_advertise_receive_pack(request: web.Request) -> bool:
 
 async def advertise_receive_pack(request: web.Request, git_dir: Path) -> web.StreamResponse:
     """``GET info/refs?service=git-receive-pack`` (the start of every push) answered by
-    ``git receive-pack --http-backend-info-refs`` alone, the command http-backend runs for it:
-    one git process instead of two. The repository is one of ours (push enabled)."""
+    ``git receive-pack --stateless-rpc --advertise-refs`` alone, what http-backend runs for it
+    (``--http-backend-info-refs``, its newer name, since git 2.34): one git process instead of
+    two. The repository is one of ours (push enabled)."""
     env = git_env()
     if (protocol := request.headers.get("Git-Protocol")) is not None:
         env["GIT_PROTOCOL"] = protocol
     proc = await asyncio.create_subprocess_exec(
-        "git", "receive-pack", "--http-backend-info-refs", ".", cwd=git_dir,
+        "git", "receive-pack", "--stateless-rpc", "--advertise-refs", ".", cwd=git_dir,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
     assert proc.stdout is not None and proc.stderr is not None
     stderr = asyncio.create_task(_drain_tail(proc.stderr))
