@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import attrs
 import pytest
 
 from agola.services.executor import gitclone
@@ -115,3 +116,58 @@ async def test_clone_with_submodules_over_git_protocol(tmp_path: Path) -> None:
     finally:
         daemon.terminate()
         daemon.wait()
+
+
+async def test_clone_over_ssh_with_a_deploy_key_checks_the_host_key(tmp_path: Path) -> None:
+    """A clone from a forge's sshd (the Gitea emulator's, a real OpenSSH) with a read-only deploy
+    key: the host key given is checked (another one is refused), the key exchange preference this
+    ssh gets is one it accepts, and the private key never reaches the step log."""
+    import subprocess
+
+    from tests.forges.conftest import git, work_tree
+    from tests.support.forge import GiteaEmulator, ssh_available
+    from tests.support.forge.app import add_key
+
+    if not ssh_available():
+        pytest.skip("needs openssh-server (sshd) and git-shell")
+    emulator = GiteaEmulator(tmp_path / "gitea").start()
+    try:
+        emulator.add_user("dev", "pw")
+        repo = emulator.create_repo("dev", "app")
+        tree = work_tree(tmp_path / "tree", {"app.txt": "hello\n"})
+        git("push", "-q", emulator.http_url("dev/app", "dev"), "main", cwd=tree)
+        sha = emulator.run_git_rev("dev/app", "main")
+        key = tmp_path / "deploy"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        add_key(emulator.forge, repo, "deploy", key.with_suffix(".pub").read_text(), True)
+        source = gitclone.CloneSource(
+            repository_url=f"ssh://{emulator.forge.ssh_user}@127.0.0.1:{emulator.forge.ssh_port}/dev/app.git",
+            ref="refs/heads/main", commit_sha=sha, ssh_private_key=key.read_text(), ssh_host_key=emulator.ssh_host_key)
+        kex = await gitclone.ssh_kex_preference()
+        assert kex in ("", f"^{gitclone.CLASSIC_KEX}")
+        log = bytearray()
+
+        async def sink(data: bytes) -> None:
+            log.extend(data)
+
+        assert await gitclone.checkout(source, tmp_path / "ok", out=sink) == sha
+        assert (tmp_path / "ok" / "app.txt").read_text() == "hello\n"
+        assert "PRIVATE KEY" not in log.decode()
+
+        other = tmp_path / "other_host_key"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+        host = emulator.ssh_host_key.split()[0]
+        wrong = attrs.evolve(source, ssh_host_key=f"{host} {' '.join(other.with_suffix('.pub').read_text().split()[:2])}")
+        log.clear()
+        with pytest.raises(gitclone.CloneError):
+            await gitclone.checkout(wrong, tmp_path / "refused", out=sink)
+        assert "Host key verification failed" in log.decode()
+    finally:
+        emulator.stop()
+
+
+def test_the_key_exchange_preference_reaches_ssh(tmp_path: Path) -> None:
+    source = gitclone.CloneSource(repository_url="ssh://git@example.invalid/r.git", ssh_host_key="example.invalid ssh-ed25519 AAAA")
+    env = gitclone._git_env(source, tmp_path, kex=f"^{gitclone.CLASSIC_KEX}")
+    assert "KexAlgorithms=^curve25519-sha256" in env["GIT_SSH_COMMAND"]
+    assert "KexAlgorithms" not in gitclone._git_env(source, tmp_path)["GIT_SSH_COMMAND"]
