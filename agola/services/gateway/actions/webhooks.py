@@ -21,12 +21,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 
 import attrs
 
 from agola.errors import BadRequest, NotExist
 from agola.forges import EventKind, ForgeDriver, WebhookEvent, driver_for
+from agola.pipeline import CONFIG_PATHS
 from agola.services.configstore.tree import RunRef, run_variables
 from agola.services.gateway.actions import Services
 from agola.services.gateway.actions.linkedaccounts import account_driver
@@ -104,14 +105,15 @@ async def handle_webhook(svc: Services, project_id: str, headers: Mapping[str, s
     if not _same_repository(project, event):
         # A hook's URL (and secret) copied to another repository, or a payload made for one.
         raise BadRequest(f"the delivery is for repository {event.repo_path!r}, not this project's")
-    _, user, la = await project_account(svc, project)
     src = _run_source(project, rs, event)
     # The delivery id header is not signed: a replayed body under a new id is the same payload.
     marks = {PAYLOAD_ANNOTATION: hashlib.sha256(body).hexdigest()}
     if event.delivery_id:
         marks[DELIVERY_ANNOTATION] = event.delivery_id
     async with _IN_FLIGHT.lock(marks[PAYLOAD_ANNOTATION]):
-        if await _already_built(svc, src, marks):
+        # Independent reads, at once: the account the forge is called with, and the runs already built.
+        (_, user, la), built = await asyncio.gather(project_account(svc, project), _already_built(svc, src, marks))
+        if built:
             log.info("webhook delivery already built", project=project.id, delivery=event.delivery_id)
             return WebhookResult(note="delivery already built")
         return await _build(svc, project, src, event, await account_driver(svc, rs, user.id, la), marks)
@@ -132,11 +134,10 @@ async def _already_built(svc: Services, src: RunSource, marks: Mapping[str, str]
 
 async def _build(svc: Services, project: Project, src: RunSource, event: WebhookEvent,
                  forge: ForgeDriver, marks: Mapping[str, str] | None = None) -> WebhookResult:
-    async with forge:
+    async with forge, _PipelineReads(forge, project.repository_path, event.commit_sha) as reads:
+        # The pipeline file candidates are read meanwhile (one forge round trip, not one per name).
         src = attrs.evolve(src, variables=await _variables(svc, project, src, event))
-
-        async def fetch(path: str) -> bytes:
-            return await forge.get_file(project.repository_path, event.commit_sha, path)
+        fetch = reads.fetch
 
         async def create(req: RunCreateRequest) -> Run:
             if marks:
@@ -149,6 +150,32 @@ async def _build(svc: Services, project: Project, src: RunSource, event: Webhook
     log.info("webhook built", project=project.id, event=str(event.kind), ref=event.ref, runs=len(runs),
              delivery=event.delivery_id)
     return WebhookResult(runs=runs)
+
+
+class _PipelineReads:
+    """The reads of every pipeline file name (``CONFIG_PATHS``) at a commit, started at once:
+    ``create_runs`` still takes the first present in order, each answer as the forge gave it (a
+    missing file NotExist, a failed read its error). Reads not awaited are cancelled at exit."""
+
+    def __init__(self, forge: ForgeDriver, repo_path: str, commit_sha: str) -> None:
+        self._forge, self._repo, self._sha = forge, repo_path, commit_sha
+        self._reads: dict[str, asyncio.Task[bytes]] = {}
+
+    async def __aenter__(self) -> _PipelineReads:
+        self._reads = {path: asyncio.ensure_future(self._read(path)) for path in CONFIG_PATHS}
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self._reads.values():
+            task.cancel()
+        await asyncio.gather(*self._reads.values(), return_exceptions=True)
+
+    def _read(self, path: str) -> Awaitable[bytes]:
+        return self._forge.get_file(self._repo, self._sha, path)
+
+    async def fetch(self, path: str) -> bytes:
+        task = self._reads.get(path)
+        return await (task if task is not None else self._read(path))
 
 
 async def _variables(svc: Services, project: Project, src: RunSource, event: WebhookEvent) -> dict[str, str]:
