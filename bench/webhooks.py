@@ -119,18 +119,21 @@ async def w1_latency(n: int) -> BenchRow:
                 tree = await asyncio.to_thread(work_tree, work / "tree", {".agola/config.yml": pipe}, "w1")
                 direct = Repo(server, work / "direct", pipe)
 
-                async def step_start(run_id: str) -> float:
+                async def step_start(run_id: str) -> tuple[float, float]:
+                    """When the first step (the clone) started, and when it ended."""
                     from bench.e2e import wait_finished
 
                     await wait_finished(gw, run_id)
                     run = await gw.get_run(run_id)
                     [task] = run.tasks.values()
                     t = await gw.get_task(run_id, task.id)
-                    return datetime.fromisoformat(str(t.steps[0].start_time)).timestamp()
+                    clone = t.steps[0]
+                    return (datetime.fromisoformat(str(clone.start_time)).timestamp(),
+                            datetime.fromisoformat(str(clone.end_time)).timestamp())
 
                 seen: set[str] = set()
 
-                async def webhook_once(i: int) -> float:
+                async def webhook_once(i: int) -> tuple[float, float]:
                     await asyncio.to_thread(commit, tree, {"n": str(i)}, f"change {i}")
                     t0 = time.time()
                     await asyncio.to_thread(git, "push", "-q", emulator.http_url("bench/app", "bench"), "main", cwd=tree)
@@ -138,24 +141,31 @@ async def w1_latency(n: int) -> BenchRow:
                         rows = [r for r in await gw.list_runs(f"/project/{project.id}", limit=5) if r.id not in seen]
                         if rows:
                             seen.add(rows[0].id)
-                            return await step_start(rows[0].id) - t0
+                            start, end = await step_start(rows[0].id)
+                            return start - t0, end - t0
                         await asyncio.sleep(0.01)
 
-                async def direct_once(i: int) -> float:
+                async def direct_once(i: int) -> tuple[float, float]:
                     (direct.path / "n").write_text(str(i))
                     t0 = time.time()
                     await asyncio.to_thread(direct.push)
-                    return await step_start(await direct.create_run(gw)) - t0
+                    start, end = await step_start(await direct.create_run(gw))
+                    return start - t0, end - t0
 
                 await webhook_once(-1)
                 await direct_once(-1)
-                ours, base = [], []
+                ours: list[tuple[float, float]] = []
+                base: list[tuple[float, float]] = []
                 for i in range(n):
                     ours.append(await webhook_once(i))
                     base.append(await direct_once(i))
         finally:
             server.stop()
             emulator.stop()
-    o, b = statistics.median(ours), statistics.median(base)
+    o, b = statistics.median(s for s, _ in ours), statistics.median(s for s, _ in base)
+    # The clone step itself (SSH from the forge's sshd vs HTTP from the gitserver) is after the
+    # measured point; what it adds is said beside.
+    oe, be = statistics.median(e for _, e in ours), statistics.median(e for _, e in base)
     return BenchRow("W1", "push -> first step started: Gitea webhook (clone over SSH) vs direct run",
-                    o, b, "s", "<= 1.2x baseline", o <= 1.2 * b, f"median of {n}")
+                    o, b, "s", "<= 1.2x baseline", o <= 1.2 * b,
+                    f"median of {n}; push -> clone step ended {oe:.3f} s vs {be:.3f} s")
