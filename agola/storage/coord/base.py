@@ -166,7 +166,8 @@ class Lease(abc.ABC):
 
 
 class Mutex(abc.ABC):
-    """A distributed mutex (etcd clientv3 concurrency style: queued by create revision)."""
+    """A mutex shared by every process of the coordination, served in arrival order (etcd:
+    clientv3's queued mutex on lease keys; embedded: an in-process table, no store write)."""
 
     @abc.abstractmethod
     async def try_lock(self) -> bool:
@@ -180,10 +181,24 @@ class Mutex(abc.ABC):
     async def unlock(self) -> None: ...
 
     @property
+    @abc.abstractmethod
+    def held(self) -> bool:
+        """True between a successful ``try_lock``/``lock`` and ``unlock``."""
+
+    @property
+    @abc.abstractmethod
+    def waiting(self) -> bool:
+        """True while a ``lock()`` call of this object waits in line."""
+
+    @property
     def lost(self) -> bool:
         """True once the session of the held lock was lost (another locker may own it now):
         work done under the lock must stop. False when the lock is not held."""
         return False
+
+    @abc.abstractmethod
+    async def wait_lost(self) -> None:
+        """Return once ``lost`` turns true (never, while the lock stays healthy)."""
 
     async def __aenter__(self) -> Mutex:
         await self.lock()

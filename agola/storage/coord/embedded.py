@@ -13,6 +13,8 @@ deletes their keys and emits delete events. On reopen, persisted leases get a fu
 (etcd does the same on leader change).
 
 Several handles in one process on the same directory (different prefixes) share one store.
+Mutexes are not stored: the store's ``LockTable`` (``localmutex``), shared by those handles, is
+exclusive because no other process can open the directory.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from agola.storage.coord.base import (
 )
 from agola.storage.coord.damage import CorruptStore, check_wal_header
 from agola.storage.coord.lease import KeepaliveLease
-from agola.storage.coord.mutex import QueuedMutex
+from agola.storage.coord.localmutex import LocalMutex, LockTable
 from agola.util.log import get_logger
 from agola.util.privatefiles import private_dir
 
@@ -139,6 +141,8 @@ class _Store:
         self._rev = 0
         self.compact_revision = 0
         self._leases: dict[int, list[float]] = {}  # id -> [ttl, monotonic deadline]
+        # The mutexes of every handle: in memory, since only this process can open the store.
+        self.locks = LockTable()
         self._lease_cond = threading.Condition()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._waiters_lock = threading.Lock()
@@ -677,12 +681,19 @@ class EmbeddedCoordination(Coordination):
         return lease
 
     def mutex(self, key: str, *, ttl: float = 5.0) -> Mutex:
-        return QueuedMutex(self, key, ttl)
+        """An in-process mutex (``agola.storage.coord.localmutex``): no store write, no session,
+        so ``ttl`` is unused; shared by every handle of this process on the same directory."""
+        return LocalMutex(self._store.locks, self, self._prefix + (key.rstrip("/") + "/").encode())
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._store.closed
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self._store.locks.drop_owner(self)
         for lease in list(self._leases):
             await lease.close()
         await asyncio.to_thread(_release_store, self._store)

@@ -33,6 +33,10 @@ class QueuedMutex(Mutex):
         return self._held
 
     @property
+    def waiting(self) -> bool:
+        return self._my_rev != 0 and not self._held
+
+    @property
     def lost(self) -> bool:
         """True when the session of the held lock was lost: another locker may own it now."""
         return self._held and self._lease is not None and self._lease.lost
