@@ -47,9 +47,11 @@ def webhook_url(svc: Services, project_id: str) -> str:
     return f"{svc.api_exposed_url.rstrip('/')}/webhooks?{urlencode({'projectid': project_id})}"
 
 
-async def project_account(svc: Services, project: Project) -> tuple[RemoteSource, User, LinkedAccount]:
-    """The remote source, user and linked account a project's forge calls are made with."""
-    rs: RemoteSource = await svc.configstore.get_remote_source(project.remote_source_id)
+async def project_account(svc: Services, project: Project,
+                          rs: RemoteSource | None = None) -> tuple[RemoteSource, User, LinkedAccount]:
+    """The remote source (read unless given), user and linked account a project's forge calls are made with."""
+    if rs is None:
+        rs = await svc.configstore.get_remote_source(project.remote_source_id)
     user: User = await svc.configstore.get_user_by_linked_account(project.linked_account_id)
     la = user.linked_accounts.get(project.linked_account_id)
     if la is None:

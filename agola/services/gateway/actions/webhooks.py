@@ -112,7 +112,8 @@ async def handle_webhook(svc: Services, project_id: str, headers: Mapping[str, s
         marks[DELIVERY_ANNOTATION] = event.delivery_id
     async with _IN_FLIGHT.lock(marks[PAYLOAD_ANNOTATION]):
         # Independent reads, at once: the account the forge is called with, and the runs already built.
-        (_, user, la), built = await asyncio.gather(project_account(svc, project), _already_built(svc, src, marks))
+        (_, user, la), built = await asyncio.gather(project_account(svc, project, rs),
+                                                   _already_built(svc, src, marks))
         if built:
             log.info("webhook delivery already built", project=project.id, delivery=event.delivery_id)
             return WebhookResult(note="delivery already built")
@@ -183,8 +184,8 @@ async def _variables(svc: Services, project: Project, src: RunSource, event: Web
                  pull_request_from_same_repo=not event.from_fork)
     if run.ref_type == RefType.PULL_REQUEST and event.from_fork and not project.pass_vars_to_forked_pr:
         return {}  # an outsider's pull request never sees the project's secrets
-    variables = await svc.configstore.get_variables("project", project.id, True)
-    secrets = await svc.configstore.get_secrets("project", project.id, True)
+    variables, secrets = await asyncio.gather(svc.configstore.get_variables("project", project.id, True),
+                                              svc.configstore.get_secrets("project", project.id, True))
     return run_variables(project, variables, secrets, run)
 
 
