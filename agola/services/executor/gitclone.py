@@ -63,32 +63,7 @@ def mask_url(text: str) -> str:
     return re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", text)
 
 
-# Key exchanges OpenSSH >= 9.9 puts first: a post-quantum hybrid as fast as curve25519.
-FAST_HYBRID_KEX = "mlkem768x25519-sha256"
-# What an older ssh (9.0-9.8: sntrup761x25519 first, ~60-100 ms of the client's CPU per connection
-# here) is asked to prefer: the classic X25519 exchange; its other algorithms stay after it.
-CLASSIC_KEX = "curve25519-sha256"
-_kex_preference: str | None = None
-
-
-async def ssh_kex_preference() -> str:
-    """The ``KexAlgorithms`` option of clones over SSH ("" to keep ssh's own order), from ``ssh -Q
-    kex`` once per process: nothing when ssh has the fast hybrid, else X25519 first."""
-    global _kex_preference
-    if _kex_preference is None:
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                "ssh", "-Q", "kex", stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL)
-            out, _ = await proc.communicate()
-        except OSError:
-            return ""  # no ssh here: only HTTP clones work, asked again next time
-        names = out.decode(errors="replace").split() if proc.returncode == 0 else []
-        _kex_preference = f"^{CLASSIC_KEX}" if CLASSIC_KEX in names and FAST_HYBRID_KEX not in names else ""
-    return _kex_preference
-
-
-def _git_env(source: CloneSource, secrets_dir: Path, *, kex: str = "") -> dict[str, str]:
+def _git_env(source: CloneSource, secrets_dir: Path) -> dict[str, str]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(secrets_dir),  # no user/global git config of the executor leaks in
@@ -97,8 +72,6 @@ def _git_env(source: CloneSource, secrets_dir: Path, *, kex: str = "") -> dict[s
         "LC_ALL": "C",
     }
     ssh = ["ssh", "-o", "BatchMode=yes", "-o", "PasswordAuthentication=no"]
-    if kex:
-        ssh += ["-o", f"KexAlgorithms={kex}"]
     if source.ssh_private_key:
         key = secrets_dir / "id_key"
         key.write_text(source.ssh_private_key.rstrip("\n") + "\n")
@@ -154,7 +127,7 @@ async def checkout(
     """Check out ``source`` at its commit (or ref) into the empty/new dir ``dest``; returns the sha."""
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="agola-git-") as tmp:
-        env = _git_env(source, Path(tmp), kex=await ssh_kex_preference())
+        env = _git_env(source, Path(tmp))
 
         async def git(*args: str, echo: bool = True) -> None:
             rc = await _git(list(args), cwd=dest, env=env, out=out, echo=echo)
