@@ -113,12 +113,13 @@ async def test_a_corrupt_coordination_file_stops_the_start_naming_it(site: Site)
 
 async def test_a_corrupt_datamanager_file_stops_the_role_naming_it_and_health_says_why(site: Site) -> None:
     # The readdb must rebuild from storage (a new install of the same data), and every snapshot
-    # data file and WAL file (the users' objects, base64 in them) is damaged.
+    # data file and WAL file (the users' objects, base64 in them) is damaged: WALs are in storage
+    # segments (`wals/status/<last>.<first>.segment`) or, from an older layout, `wals/data/<id>`.
     for path in (site.data / "readdb").iterdir():
         path.unlink()
     objects = site.ost / "data"  # the posix object storage's root of object keys
     damaged = sorted(str(p.relative_to(objects)) for p in objects.rglob("*") if p.is_file() and p.stat().st_size
-                     and (p.suffix == ".data" or (p.parent.parent.name == "wals" and p.parent.name == "data")))
+                     and (p.suffix in (".data", ".segment") or (p.parent.parent.name == "wals" and p.parent.name == "data")))
     assert len(damaged) >= 3
     for name in damaged:
         (objects / name).write_bytes(b'{"ActionType": "put", "DataT')
