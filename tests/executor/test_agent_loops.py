@@ -121,13 +121,22 @@ class RecordingRunservice(FakeRunservice):
         super().__init__()
         self.final: set[str] = set()
         self.assigned: list[tuple[ExecutorTask, ExecutorTaskSpecData | None]] = []
+        self.calls: list[str] = []  # "final <task id>" and "heartbeat <active tasks>", in order
+        self.final_gate = asyncio.Event()
+        self.final_gate.set()
 
     async def executor_tasks(self, executor_id: str) -> list[tuple[ExecutorTask, ExecutorTaskSpecData | None]]:
         self.polls += 1
         return list(self.assigned)
 
+    async def executor_heartbeat(self, executor: Executor) -> Executor:
+        self.calls.append(f"heartbeat {executor.active_tasks}")
+        return await super().executor_heartbeat(executor)
+
     async def update_executor_task_status(self, executor_id: str, et: ExecutorTask) -> None:
         if et.status.phase.is_finished:
+            self.calls.append(f"final {et.id}")
+            await self.final_gate.wait()  # a runservice still writing the run's end
             self.final.add(et.id)
 
 
@@ -166,6 +175,40 @@ async def test_a_slot_frees_when_the_task_ends_not_when_its_pod_is_removed(tmp_p
         assert agent.receive(task("b"), data) == "started"
     finally:
         driver.removal_allowed.set()
+        await agent.stop()
+        await client.close()
+
+
+async def test_the_heartbeat_of_a_freed_slot_follows_the_final_report(tmp_path: Path) -> None:
+    """The runservice writes the run's end on the final report: the heartbeat saying the slot is
+    free comes right after it, not alongside it (where its writes delayed the run's end)."""
+    from agola.types.runservice import Container, ExecutorTaskSpec, RunStep
+
+    client = RecordingRunservice()
+    agent = ExecutorAgent(
+        AgentSettings(executor_id="ex1", listen_url="http://127.0.0.1:2", data_dir=tmp_path / "data"),
+        client=client, driver=HostDriver(HostDriverConfig(base_dir=tmp_path / "pods")),
+        store=LocalArchiveStore(tmp_path / "store"), options=SLOW,
+    )
+    data = ExecutorTaskSpecData(containers=[Container(image="any")], steps=[RunStep(command="echo hi")])
+    try:
+        await agent.start()
+        await wait_for(lambda: client.heartbeats, 30, message="first heartbeat")
+        et = ExecutorTask(id="a", spec=ExecutorTaskSpec(executor_id="ex1", run_id="r1"))
+        client.assigned.append((et, None))
+        client.final_gate.clear()
+        assert agent.receive(et, data) == "started"
+        await wait_for(lambda: "final a" in client.calls, 30, message="the final report sent")
+        job = agent.tasks["a"].job
+        await wait_for(lambda: job is not None and job.done(), 30, message="the task's job over (pod removed)")
+        for _ in range(50):  # the agent's other tasks get their turns (no wall time involved)
+            await asyncio.sleep(0)
+        assert "heartbeat 0" not in client.calls[1:]  # none while the report is being stored
+        client.final_gate.set()
+        await wait_for(lambda: "heartbeat 0" in client.calls[1:], 30, message="the heartbeat of the freed slot")
+        # (The final status may go twice: once more as the task's job ended meanwhile.)
+        assert client.calls[1:-1] in (["final a"], ["final a", "final a"]) and client.calls[-1] == "heartbeat 0"
+    finally:
         await agent.stop()
         await client.close()
 

@@ -121,6 +121,7 @@ class TaskEntry:
     dirty: bool = True  # a status change not yet stored by the runservice
     final_sent: bool = False
     freed: bool = False  # its slot was announced free (heartbeat and poll woken)
+    heartbeat_due: bool = False  # the heartbeat announcing its free slot follows its final report
     sender: asyncio.Task[None] | None = None
     lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
 
@@ -340,8 +341,11 @@ class ExecutorAgent:
         if not entry.active and not entry.freed:
             # A slot is free: say so now (the runservice assigns no more than the active tasks
             # our heartbeat reports allow) and take a waiting task, instead of at the next passes.
+            # The heartbeat goes right after the final report, not alongside it: the run's end is
+            # written on that report, and a heartbeat (an executor write and a runs scheduler pass
+            # in the runservice) in between only delayed it.
             entry.freed = True
-            self.runners["executor-heartbeat"].wake()
+            entry.heartbeat_due = True
             self._slot_freed()
         if entry.sender is None or entry.sender.done():
             entry.sender = asyncio.create_task(self._send(task_id), name=f"executor-report-{task_id}")
@@ -352,6 +356,16 @@ class ExecutorAgent:
         entry = self.tasks.get(task_id)
         if entry is None:
             return
+        try:
+            await self._send_dirty(task_id, entry)
+        finally:
+            if entry.heartbeat_due:  # sent, refused or failed: the slot is free all the same
+                entry.heartbeat_due = False
+                self.runners["executor-heartbeat"].wake()
+        if entry.settled:
+            self._forget(task_id)
+
+    async def _send_dirty(self, task_id: str, entry: TaskEntry) -> None:
         async with entry.lock:
             while entry.dirty:
                 entry.dirty = False
@@ -373,8 +387,6 @@ class ExecutorAgent:
                     log.info("task status report failed (will retry)", task=task_id, error=repr(exc))
                     return
                 entry.final_sent = entry.final_sent or final
-        if entry.settled:
-            self._forget(task_id)
 
     def _forget(self, task_id: str) -> None:
         self.tasks.pop(task_id, None)
