@@ -19,7 +19,7 @@ from agola.errors import AgolaError, BadRequest, Conflict, NotExist, Unavailable
 from agola.roleclients.executor import ExecutorClient
 from agola.services.runservice import logic
 from agola.services.runservice.logic.executors import HEARTBEAT_EXPIRY
-from agola.services.runservice.store import RunChangeGroupsToken, RunStore
+from agola.services.runservice.store import RunChangeGroupsToken, RunStore, StoredRun
 from agola.storage.datamanager import DataManagerOptions
 from agola.storage.objectstorage.base import ObjectStorage
 from agola.types.runservice import (
@@ -111,8 +111,8 @@ class RunserviceCore:
             logic.validate_new_run_request(req)
             run_id = await self.store.new_run_id()
             run, rc = logic.build_new_run(req, run_id, 0, now)
+        # No wake-up: a queued run is the scheduler role's business until it starts.
         run = await self.store.create_run(run, rc)
-        self.wake()
         return run, rc
 
     async def update_run(
@@ -209,34 +209,54 @@ class RunserviceCore:
                 return False
             if new == stored.run:
                 return True
+            ended = new.tasks_finished and not new.phase.is_finished
+            active: set[str] | None = None
+            rc = await self.store.get_run_config(new.id) if ended else None
+            if rc is not None:
+                # The last task ended: the run's result goes with its status, in one write (and
+                # one run event), not in a write of its own after it.
+                active = await self._active_task_ids(new.id)
+                new = logic.advance_run(new, rc, active, self.now())
             try:
-                await self.store.put_run(new, stored.revision)
+                revision = await self.store.put_run(new, stored.revision, event=logic.run_event_needed(stored.run, new))
             except Conflict:
                 continue
-            if new.tasks_finished and not new.phase.is_finished:
-                await self.advance_ended_run(new.id)
+            if ended:
+                await self.advance_ended_run(new.id, StoredRun(new, revision), active)
             self.wake()
             return True
         return False
 
-    async def advance_ended_run(self, run_id: str) -> None:
+    async def _active_task_ids(self, run_id: str) -> set[str]:
+        """Ids of the run's executor tasks not finished yet."""
+        return {et.id for et, _ in await self.store.list_executor_tasks()
+                if et.spec.run_id == run_id and not et.status.phase.is_finished}
+
+    async def advance_ended_run(self, run_id: str, known: StoredRun | None = None,
+                                active: set[str] | None = None) -> None:
         """The last task of a run ended: set its result, then finish it (two run events, as the
-        scheduler's passes do) now, rather than two scheduler passes later. No executor is
-        chosen here, so the scheduler's lock is not needed; a conflict leaves it to the passes."""
+        scheduler's passes do) now, rather than two scheduler passes later. ``known``: the run as
+        just written, with the ``active`` task ids it was decided on (no read again; each step
+        goes on from the run it wrote). No executor is chosen here, so the scheduler's lock is not
+        needed; after a conflict (a scheduler pass wrote the run meanwhile) the run is read again,
+        so the report is answered once the run's end is written, by us or by the pass."""
         for _ in range(3):
-            stored = await self.store.get_active_run(run_id)
+            stored, known = known or await self.store.get_active_run(run_id), None
             rc = await self.store.get_run_config(run_id)
             if stored is None or rc is None:
                 return
-            active = {et.id for et, _ in await self.store.list_executor_tasks()
-                      if et.spec.run_id == run_id and not et.status.phase.is_finished}
+            if active is None:
+                active = await self._active_task_ids(run_id)
             new = logic.advance_run(stored.run, rc, active, self.now())
             if new == stored.run:
                 return
             try:
-                await self.store.put_run(new, stored.revision, event=logic.run_event_needed(stored.run, new))
-            except Conflict:
-                return
+                revision = await self.store.put_run(new, stored.revision, event=logic.run_event_needed(stored.run, new))
+            except Conflict:  # a scheduler pass wrote it meanwhile: see what it did
+                active = None
+                continue
+            # Its executor tasks only ever finish: the ones seen finished stay so for the next step.
+            known = StoredRun(new, revision)
 
     async def executor_task_update(self, executor_id: str, received: ExecutorTask) -> None:
         """An executor reports a task status: store it (keeping our spec), then update the run."""
