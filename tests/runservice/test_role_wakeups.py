@@ -1,6 +1,6 @@
 """Which runservice loops a change wakes, and how soon: the runs scheduler (it starts tasks) at
-once for every change of a run, the fetcher, archiver and executor tasks cleaner once per burst of
-changes (``LAZY_WAKE`` later). The loops are real ``LoopRunner``s with counting jobs; the changes
+once for every change of a run (not for a new queued run), the fetcher, archiver and executor
+tasks cleaner once per burst of changes (``LAZY_WAKE`` later). The loops are real ``LoopRunner``s with counting jobs; the changes
 are writes to an embedded coordination, seen through the role's watch."""
 
 from __future__ import annotations
@@ -67,6 +67,12 @@ async def test_a_burst_of_changes_wakes_the_runs_scheduler_each_time_and_the_oth
         await role.serving_stopping()  # stops the runners and the pending wake-up
 
 
+def queued_run(run_id: str) -> bytes:
+    from agola.types.runservice import Run, RunPhase
+
+    return Run(id=run_id, name="run", group="/project/p1/branch/master", phase=RunPhase.QUEUED).to_json_bytes()
+
+
 async def test_executor_task_writes_wake_the_lazy_loops_run_writes_the_runs_scheduler_too(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rs_role, "LAZY_WAKE", 0.05)
@@ -74,14 +80,19 @@ async def test_executor_task_writes_wake_the_lazy_loops_run_writes_the_runs_sche
     coord = await EmbeddedCoordination.open(tmp_path / "coord", "runservice/")
     role.coord = coord
     follower = asyncio.create_task(role._follow_changes())
+    await asyncio.sleep(0)  # its first step opens the watch ("from now on"), before our first write
     scheduler, fetcher = jobs[RunsScheduler.name], jobs[Fetcher.name]
     try:
         await wait_for(lambda: all(j.passes == 1 for j in jobs.values()), 10, message="the first passes")
-        await coord.put(RUNS_PREFIX + "r1", b"{}")  # (also proves that the watch is in place)
+        # A new queued run: nothing for the runs scheduler until it starts (lazy loops only).
+        await coord.put(RUNS_PREFIX + "r1", queued_run("r1"))  # (also proves that the watch is in place)
+        await wait_for(partial(fetcher.seen, 2), 10, message="a fetcher pass for the new run")
+        assert scheduler.passes == 1  # woken, it would have run before the lazy pass
+        await coord.put(RUNS_PREFIX + "r1", b"{}")  # a change of the run (e.g. its start)
         await wait_for(partial(scheduler.seen, 2), 10, message="a runs scheduler pass for the run write")
-        await wait_for(partial(fetcher.seen, 2), 10, message="and a fetcher pass")
+        await wait_for(partial(fetcher.seen, 3), 10, message="and a fetcher pass")
         await coord.put(TASKS_PREFIX + "t1", b"{}")  # a task status stored: its run write follows
-        await wait_for(partial(fetcher.seen, 3), 10, message="a fetcher pass for the task write")
+        await wait_for(partial(fetcher.seen, 4), 10, message="a fetcher pass for the task write")
         assert scheduler.passes == 2  # woken, it would have run before the lazy pass
     finally:
         await cancel_and_wait([follower])

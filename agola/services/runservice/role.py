@@ -42,8 +42,9 @@ from agola.services.runservice.store import (
     utcnow,
 )
 from agola.services.stateful import StatefulRole
-from agola.storage.coord.base import Compacted
+from agola.storage.coord.base import Compacted, KeyValue
 from agola.storage.datamanager import DataManager
+from agola.types.runservice import Run, RunPhase
 from agola.util.aio import cancel_and_wait
 from agola.util.log import get_logger
 from agola.util.loops import LockedJob, LoopRunner, stop_all
@@ -184,7 +185,9 @@ class RunserviceRole(StatefulRole[RunReadDB]):
         (lock keys and sequences, also under ``scheduler/``, are ignored). A change of an executor
         task does not wake the runs scheduler: what it decides on comes with the run write that
         follows (a status is copied onto the run task) or is its own write (tasks it created,
-        stopped), and finished tasks are only deleted."""
+        stopped), and finished tasks are only deleted. Nor does a new queued run: there is
+        nothing to do for it until it starts (a pass then would only delay the one its start
+        wakes)."""
         assert self.coord is not None
         while True:
             try:
@@ -192,7 +195,10 @@ class RunserviceRole(StatefulRole[RunReadDB]):
                     async for ev in watcher:
                         key = ev.kv.key
                         if key.startswith(RUNS_PREFIX):
-                            self.wake()
+                            if _queued_run_created(ev.kv):
+                                self._wake_lazy_loops()  # the scheduler role starts it; then we act
+                            else:
+                                self.wake()
                         elif key.startswith(TASKS_PREFIX):
                             self._wake_lazy_loops()
                         elif key.startswith(EXECUTORS_PREFIX):
@@ -206,3 +212,14 @@ class RunserviceRole(StatefulRole[RunReadDB]):
             except Exception as exc:  # noqa: BLE001 - the periodic passes cover the gap
                 log.warning("scheduler watch failed", error=repr(exc))
                 await asyncio.sleep(WATCH_RETRY)
+
+
+def _queued_run_created(kv: KeyValue) -> bool:
+    """The first version of a run key, a queued run (runs are created queued or, with setup
+    errors, already finished: those the runs scheduler marks fetched)."""
+    if kv.version != 1:
+        return False
+    try:
+        return Run.from_json(kv.value).phase is RunPhase.QUEUED
+    except ValueError:  # not a run we wrote: wake as for any change
+        return False
