@@ -231,10 +231,11 @@ async def test_a_queued_run_of_a_recent_group_has_its_group_listed_with_the_queu
         await wait_for(lambda: _is(client, first, "running"), 10)
         await client.stop_run(first)
         await wait_for(lambda: _is(client, first, "finished"), 10)
-        calls.clear()
+        calls.clear()  # (the pass woken by first's end may still be listing)
         second = await _create(client, A)
         await wait_for(lambda: _is(client, second, "running"), 10)
-        assert calls[:3] == ["start queued", "start running", "end queued"], calls
+        woken = ["start queued", "start running", "end queued"]
+        assert any(calls[i:i + 3] == woken for i in range(len(calls))), calls
     finally:
         await role.stop()
 

@@ -224,14 +224,16 @@ class Scheduler:
 class SchedulerRole(Role):
     """Runs ``Scheduler.run_once()`` when pushed, with a periodic pass as the safety net.
 
-    A background task follows the runservice's run events stream (``/runs/events``): every event
-    (a run queued, started or finished: a finished run frees a slot in its group) wakes the loop
+    A background task follows the runservice's run events stream (``/runs/events``): an event of
+    a run queued or finished (a finished run frees a slot in its group) wakes the loop
     (``agola.util.loops.LoopRunner``), so a burst of events causes at most one extra pass at a
     time. The readdb the passes list from follows the same writes a moment later: each event
     carries its coordination revision and the pass lists at that revision (``minrevision``), so
     it sees the run the event announced; one more pass ``settle`` seconds later stays as a margin. When the stream breaks (runservice
     restarting) it reconnects with backoff and wakes a pass on every (re)connection, as events
-    are not replayed. Approvals emit no run event: they are picked up by the periodic pass.
+    are not replayed. Approvals emit no run event: they are picked up by the periodic pass. The
+    events of a run still running (started, its result decided) wake no pass: they free no slot,
+    and the listings of such a pass only competed with the run's first task for the CPU.
     """
 
     name = "scheduler"
@@ -280,7 +282,8 @@ class SchedulerRole(Role):
                         log.debug("run event", run=event.run_id, phase=str(event.phase), revision=revision)
                         if self.scheduler is not None:
                             self.scheduler.run_event(event.run_id, event.phase, revision)
-                        self.wake()
+                        if event.phase is not RunPhase.RUNNING:  # a start (or a result) frees no slot
+                            self.wake()
                 log.info("scheduler: run events stream ended, reconnecting")
             except asyncio.CancelledError:
                 raise
