@@ -238,36 +238,46 @@ async def p1_latency(server: Server, tmp: Path, n: int) -> list[BenchRow]:
     """P1: submit -> finished of an unchanged work tree (the snapshot's commit is reused and the
     gitserver already has it: no pack is pushed), and P1-edit: the same with a file of the work
     tree changed before each submit (a new snapshot commit and a real ``git push``), both
-    interleaved with ``docker run --rm``."""
+    interleaved with ``docker run --rm``. The end is seen as ``directrun start --follow`` and the
+    web UI see it: on the run events stream (not by polling the run)."""
     repo = Repo(server, tmp / "p1", pipeline({"echo": [ECHO]}))
     await asyncio.to_thread(repo.push)
     async with server.client() as gw:
-        await wait_finished(gw, await repo.create_run(gw))  # warm-up: first pod, first archive dirs
+        finished = FinishedRuns(gw)
+        try:
+            return await _p1_rounds(gw, repo, finished, n)
+        finally:
+            await finished.close()
 
-        last: dict[bool, list[Any]] = {False: [], True: []}
-        edits = iter(range(1_000_000))
 
-        async def ours(edit: bool) -> None:
-            if edit:
-                (repo.path / "edited.txt").write_text(f"edit {next(edits)}\n")
-            submitted = time.time()
-            await asyncio.to_thread(repo.push)  # what `directrun start` does: snapshot, push, then createrun
-            run_id = await repo.create_run(gw)
-            await wait_finished(gw, run_id)
-            last[edit][:] = [run_id, submitted, time.time()]
+async def _p1_rounds(gw: GatewayClient, repo: Repo, finished: FinishedRuns, n: int) -> list[BenchRow]:
+    """P1's rounds, the run events stream open (``finished``)."""
+    await finished.wait([await repo.create_run(gw)])  # warm-up: first pod, first archive dirs
 
-        async def bare() -> None:
-            await docker("run", "--rm", "--network", "none", IMAGE, "echo", "hello")
+    last: dict[bool, list[Any]] = {False: [], True: []}
+    edits = iter(range(1_000_000))
 
-        await bare()
-        t_same: list[float] = []
-        t_edit: list[float] = []
-        t_base: list[float] = []
-        for _ in range(n):
-            t_same.append(await timed(lambda: ours(False)))
-            t_base.append(await timed(bare))
-            t_edit.append(await timed(lambda: ours(True)))
-        detail = {edit: await breakdown(gw, *last[edit]) for edit in (False, True)}
+    async def ours(edit: bool) -> None:
+        if edit:
+            (repo.path / "edited.txt").write_text(f"edit {next(edits)}\n")
+        submitted = time.time()
+        await asyncio.to_thread(repo.push)  # what `directrun start` does: snapshot, push, then createrun
+        run_id = await repo.create_run(gw)
+        await finished.wait([run_id])
+        last[edit][:] = [run_id, submitted, time.time()]
+
+    async def bare() -> None:
+        await docker("run", "--rm", "--network", "none", IMAGE, "echo", "hello")
+
+    await bare()
+    t_same: list[float] = []
+    t_edit: list[float] = []
+    t_base: list[float] = []
+    for _ in range(n):
+        t_same.append(await timed(lambda: ours(False)))
+        t_base.append(await timed(bare))
+        t_edit.append(await timed(lambda: ours(True)))
+    detail = {edit: await breakdown(gw, *last[edit]) for edit in (False, True)}
     b = statistics.median(t_base)
     rows = []
     for edit, times in ((False, t_same), (True, t_edit)):
