@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -95,14 +96,7 @@ async def run_http_backend(request: web.Request, project_root: Path, path_info: 
         await response.write_eof()
         return response
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        for task in (feeder, stderr):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await _end(proc, feeder, stderr)
 
 
 # What `git http-backend` sends before a ref advertisement (and its no-cache headers).
@@ -147,13 +141,7 @@ async def advertise_receive_pack(request: web.Request, git_dir: Path) -> web.Str
         await response.write_eof()
         return response
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        if not stderr.done():
-            stderr.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await stderr
+        await _end(proc, stderr)
 
 
 async def _feed(request: web.Request, stdin: asyncio.StreamWriter | None, limit: int | None) -> None:
@@ -173,6 +161,19 @@ async def _feed(request: web.Request, stdin: asyncio.StreamWriter | None, limit:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             stdin.close()
             await stdin.wait_closed()
+
+
+async def _end(proc: asyncio.subprocess.Process, *tasks: asyncio.Task[Any] | None) -> None:
+    """After a request: kill the git process if it still runs (the client went away, an error) and
+    cancel the tasks feeding it or draining its stderr."""
+    if proc.returncode is None:
+        proc.kill()
+        await proc.wait()
+    for task in tasks:
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 async def _drain_tail(stream: asyncio.StreamReader) -> str:
