@@ -322,17 +322,15 @@ class DockerDriver(Driver):
     async def remove_pod(self, pod_id: str) -> None:
         await self.setup()
         containers = await self._containers(f"{LABEL_POD_ID}={pod_id}")
-        # Service containers first: they depend on container 0's network namespace.
-        containers.sort(key=lambda c: -int(_labels(c).get(LABEL_CONTAINER_INDEX, "0") or 0))
-        await self._remove_containers(containers)
-        if self.uses_io_dir():
-            await asyncio.to_thread(IoDir.remove, self.io_base, pod_id)
+        containers.sort(key=lambda c: int(_labels(c).get(LABEL_CONTAINER_INDEX, "0") or 0))
+        await self.remove_known_pod(pod_id, containers, end_main=False)
 
     async def remove_known_pod(
         self, pod_id: str, containers: list[aiodocker.containers.DockerContainer], *, end_main: bool
     ) -> None:
-        """``remove_pod`` of a pod whose containers are known (no listing); with ``end_main``,
-        container 0 (the sleeper) first ends by itself instead of being killed (``dockerend``)."""
+        """Remove a pod whose containers are known (in index order: no listing); with
+        ``end_main``, container 0 (the sleeper) first ends by itself instead of being killed
+        (``dockerend``)."""
         await self._remove_containers(containers[:0:-1])  # services first: they use its netns
         if end_main:
             await end_by_itself(self.docker, containers[0].id)  # else the delete below kills it
