@@ -222,7 +222,7 @@ class RunserviceCore:
             except Conflict:
                 continue
             if ended:
-                await self.advance_ended_run(new.id, StoredRun(new, revision), active)
+                await self.advance_ended_run(new.id, StoredRun(new, revision), active, rc)
             self.wake()
             return True
         return False
@@ -233,17 +233,20 @@ class RunserviceCore:
                 if et.spec.run_id == run_id and not et.status.phase.is_finished}
 
     async def advance_ended_run(self, run_id: str, known: StoredRun | None = None,
-                                active: set[str] | None = None) -> None:
+                                active: set[str] | None = None, rc: RunConfig | None = None) -> None:
         """The last task of a run ended: set its result, then finish it (two run events, as the
         scheduler's passes do) now, rather than two scheduler passes later. ``known``: the run as
-        just written, with the ``active`` task ids it was decided on (no read again; each step
-        goes on from the run it wrote). No executor is chosen here, so the scheduler's lock is not
+        just written, with the ``active`` task ids it was decided on and its config ``rc`` (no
+        read again; each step goes on from the run it wrote). No executor is chosen here, so the scheduler's lock is not
         needed; after a conflict (a scheduler pass wrote the run meanwhile) the run is read again,
         so the report is answered once the run's end is written, by us or by the pass."""
+        if rc is None:
+            rc = await self.store.get_run_config(run_id)  # a run's config never changes
+            if rc is None:
+                return
         for _ in range(3):
             stored, known = known or await self.store.get_active_run(run_id), None
-            rc = await self.store.get_run_config(run_id)
-            if stored is None or rc is None:
+            if stored is None:
                 return
             if active is None:
                 active = await self._active_task_ids(run_id)
