@@ -127,9 +127,10 @@ async def test_clone_over_ssh_with_a_deploy_key_checks_the_host_key(tmp_path: Pa
     from tests.forges.conftest import git, work_tree
     from tests.support.forge import GiteaEmulator, ssh_available
     from tests.support.forge.app import add_key
+    from tests.support.services import missing
 
     if not ssh_available():
-        pytest.skip("needs openssh-server (sshd) and git-shell")
+        missing("openssh-server (sshd) and git-shell, for the Gitea emulator's SSH")
     emulator = GiteaEmulator(tmp_path / "gitea").start()
     try:
         emulator.add_user("dev", "pw")

@@ -30,7 +30,7 @@ from agola.types.runservice import (
 from tests.executor.helpers import EXECUTOR_ID, phases, runner, spec, step_log
 from tests.executor.test_dockerio import CHECK_TREE, MAKE_TREE, expect_tree
 from tests.support.logs import logged
-from tests.support.services import BUSYBOX_BIN
+from tests.support.services import BUSYBOX_BIN, missing
 from tests.support.usernsdockerd import UsernsDockerd, unsupported_reason
 
 REMAPPED = ("the Docker engine remaps the containers' root (userns-remap): workspaces, caches and the checkout "
@@ -41,7 +41,7 @@ REMAPPED = ("the Docker engine remaps the containers' root (userns-remap): works
 def userns_engine() -> Iterator[UsernsDockerd]:
     reason = unsupported_reason()
     if reason:
-        pytest.skip(reason)
+        missing(reason)
     engine = UsernsDockerd()
     try:
         engine.start()
