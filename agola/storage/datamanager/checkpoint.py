@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from agola.errors import NotExist
-from agola.storage.coord.base import Coordination, Put
+from agola.storage.coord.base import Coordination, Get, Op, Put
 from agola.storage.coord.sequence import next_sequence
 from agola.storage.datamanager.guarded import apply_guarded
 from agola.storage.datamanager.snapshot import (
@@ -23,9 +23,10 @@ from agola.storage.datamanager.snapshot import (
     merge_entries,
     read_status,
 )
-from agola.storage.datamanager.storagewals import last_storage_wal_seq
+from agola.storage.datamanager.storagewals import SEGMENT_SUFFIX, last_storage_wal_seq, list_storage_wal_objects
 from agola.storage.datamanager.types import (
     CHECKPOINTSEQ_KEY,
+    LAST_STORAGE_WAL_KEY,
     WALS_PREFIX,
     Action,
     DataFileRef,
@@ -75,13 +76,17 @@ class Checkpointer:
 
     async def checkpoint(self, force: bool = False) -> bool:
         """Snapshot the WALs committed to storage; True if a new data status was written."""
-        rr = await self._coord.range(WALS_PREFIX)
+        # One read for both: every WAL up to lastcommittedstoragewalseq is in storage (the sync
+        # job moves that key, not the WAL keys); an earlier version marked each key instead.
+        res = await self._coord.txn([], [Get(WALS_PREFIX, prefix=True), Get(LAST_STORAGE_WAL_KEY)])
+        rr, stored_rr = res.responses
+        stored = stored_rr.kvs[0].value.decode() if stored_rr is not None and stored_rr.kvs else ""
         todo: list[tuple[int, WalData]] = []
-        for kv in rr.kvs:
+        for kv in rr.kvs if rr is not None else []:
             wal = WalData.from_json(kv.value, kv.key)
             if wal.wal_status is WalStatus.CHECKPOINTED:
                 continue
-            if wal.wal_status is WalStatus.COMMITTED:
+            if wal.wal_status is WalStatus.COMMITTED and not (stored and wal.wal_sequence <= stored):
                 break  # not in storage yet: later WALs must wait for it
             todo.append((kv.mod_revision, wal))
         if not todo or (len(todo) < self._options.min_checkpoint_wals and not force):
@@ -93,15 +98,35 @@ class Checkpointer:
         if fresh:
             await self._write_snapshot(status, fresh)
             written = True
-        await apply_guarded(
-            self._coord,
-            [
-                (WALS_PREFIX + wal.wal_sequence, mod, Put(WALS_PREFIX + wal.wal_sequence,
-                                                          wal.with_status(WalStatus.CHECKPOINTED).to_json()))
-                for mod, wal in todo
-            ],
-        )
+        segments = await self._segments([wal for _, wal in todo if wal.inline_data is not None])
+        updates: list[tuple[str, int, Op]] = []
+        for mod, wal in todo:
+            segment = segments.get(wal.wal_sequence, "")
+            # A WAL still holding its actions gives them up for the segment that has them (kept
+            # if none is found: a store written by hand, say).
+            done = (wal.stored(segment, WalStatus.CHECKPOINTED) if segment or wal.inline_data is None
+                    else wal.with_status(WalStatus.CHECKPOINTED))
+            updates.append((WALS_PREFIX + wal.wal_sequence, mod, Put(WALS_PREFIX + wal.wal_sequence, done.to_json())))
+        await apply_guarded(self._coord, updates)
         return written
+
+    async def _segments(self, wals: list[WalData]) -> dict[str, str]:
+        """The storage segment holding each of these WALs (in order), by sequence."""
+        if not wals:
+            return {}
+        found: dict[str, str] = {}
+        objects = await list_storage_wal_objects(self._ost, self._paths, wals[0].previous_wal_sequence)
+        i = 0
+        for obj in objects:
+            while i < len(wals) and wals[i].wal_sequence < obj.first:
+                i += 1  # in no object (found by an earlier, overlapping one, or missing)
+            while i < len(wals) and wals[i].wal_sequence <= obj.last:
+                if obj.is_segment:
+                    found.setdefault(wals[i].wal_sequence, obj.name[: -len(SEGMENT_SUFFIX)])
+                i += 1
+            if i >= len(wals):
+                break
+        return found
 
     async def _write_snapshot(self, status: DataStatus | None, wals: list[WalData]) -> DataStatus:
         data_seq = str(await next_sequence(self._coord, CHECKPOINTSEQ_KEY))

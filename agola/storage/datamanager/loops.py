@@ -28,7 +28,7 @@ from agola.storage.datamanager.types import (
     WalStatus,
     parse_walsdata,
 )
-from agola.storage.datamanager.wal import WalReader
+from agola.storage.datamanager.wal import RecentWals, WalReader
 from agola.storage.objectstorage.base import ObjectStorage
 
 # WALs per storage segment (and per coordination transaction marking them stored).
@@ -36,17 +36,24 @@ SEGMENT_WALS = 64
 
 
 class SyncJob:
-    """Write every ``committed`` WAL to storage, in order, up to ``SEGMENT_WALS`` per segment
-    object; mark them ``committed_storage``."""
+    """Write every WAL committed after ``lastcommittedstoragewalseq`` to storage, in order, up to
+    ``SEGMENT_WALS`` per segment object, and move ``lastcommittedstoragewalseq`` past them.
+
+    The WAL keys themselves are not rewritten: a WAL up to ``lastcommittedstoragewalseq`` is in
+    storage whatever its status says (the checkpoint rewrites each key once, straight to
+    ``checkpointed``). Rewriting every key here cost as much as the write itself, and the sync
+    runs while the writes go on."""
 
     name = "sync"
     lock = "synclock"
 
-    def __init__(self, coord: Coordination, ost: ObjectStorage, paths: Paths, wals: WalReader | None = None) -> None:
+    def __init__(self, coord: Coordination, ost: ObjectStorage, paths: Paths, wals: WalReader | None = None,
+                 recent: RecentWals | None = None) -> None:
         self._coord = coord
         self._ost = ost
         self._paths = paths
         self._wals = wals
+        self._recent = recent
 
     async def run_once(self) -> int:
         res = await self._coord.txn([], [Get(LAST_STORAGE_WAL_KEY), Get(WALSDATA_KEY)])
@@ -55,20 +62,13 @@ class SyncJob:
         last_committed = parse_walsdata(walsdata.value) if walsdata is not None else ""
         if last_stored and last_stored == last_committed:
             return 0
-        # Every WAL up to the last stored one is marked stored, so the WALs to sync sort between
-        # it and the last committed one: range only over the prefix they share, not over the
-        # thousands of WAL keys a burst leaves in coordination (a pass runs after each commit).
-        prefix = _shared_prefix(last_stored, last_committed) if last_stored else ""
-        rr = await self._coord.range(WALS_PREFIX + prefix)
-        # The WALs to sync are a suffix of the list (every sync marks them in order, and a rebuild
-        # re-inserts only stored ones): decode from the end only.
-        todo: list[tuple[KeyValue, WalData]] = []
-        for kv in reversed(rr.kvs):
-            wal = WalData.from_json(kv.value, kv.key)
-            if wal.wal_status is not WalStatus.COMMITTED:
-                break
-            todo.append((kv, wal))
-        todo.reverse()
+        todo = self._recent.after(last_stored) if self._recent is not None else None
+        if todo is None:
+            todo = await self._read_todo(last_stored, last_committed)
+        # Each segment's transaction moves the key only if nothing else did since it was read (an
+        # init or import rewrites it) and the chunk's last WAL is still the one written.
+        guard = (Compare.mod(LAST_STORAGE_WAL_KEY, "==", stored.mod_revision) if stored is not None
+                 else Compare.create(LAST_STORAGE_WAL_KEY, "==", 0))
         synced = 0
         for i in range(0, len(todo), SEGMENT_WALS):
             chunk = todo[i : i + SEGMENT_WALS]
@@ -83,16 +83,36 @@ class SyncJob:
                 for _, wal in chunk:
                     if wal.inline_data is not None:
                         self._wals.remember(wal.wal_data_file_id, wal.inline_data, f"{path} ({wal.wal_sequence})")
-            # One transaction marks the whole chunk (its ops stay under etcd's 128 per branch).
+            last_kv = chunk[-1][0]
             res = await self._coord.txn(
-                [Compare.mod(kv.key, "==", kv.mod_revision) for kv, _ in chunk],
-                [Put(kv.key, wal.stored(segment).to_json()) for kv, wal in chunk]
-                + [Put(LAST_STORAGE_WAL_KEY, chunk[-1][1].wal_sequence.encode())],
+                [guard, Compare.mod(last_kv.key, "==", last_kv.mod_revision)],
+                [Put(LAST_STORAGE_WAL_KEY, chunk[-1][1].wal_sequence.encode())],
             )
             if not res.succeeded:
-                break  # a WAL moved under us (init/import): next round starts over
+                break  # init/import rewrote coordination: the next round starts over
+            guard = Compare.mod(LAST_STORAGE_WAL_KEY, "==", res.revision)
             synced += len(chunk)
         return synced
+
+    async def _read_todo(self, last_stored: str, last_committed: str) -> list[tuple[KeyValue, WalData]]:
+        # Every WAL up to the last stored one is in storage, so the WALs to sync sort between it
+        # and the last committed one: range only over the prefix they share, not over the
+        # thousands of WAL keys a burst leaves in coordination.
+        prefix = _shared_prefix(last_stored, last_committed) if last_stored else ""
+        rr = await self._coord.range(WALS_PREFIX + prefix)
+        # The WALs to sync are a suffix of the list: decode from the end only, down to the last
+        # stored one (or to a WAL an earlier version marked stored without moving the key).
+        todo: list[tuple[KeyValue, WalData]] = []
+        after = WALS_PREFIX + last_stored
+        for kv in reversed(rr.kvs):
+            if last_stored and kv.key <= after:
+                break
+            wal = WalData.from_json(kv.value, kv.key)
+            if wal.wal_status is not WalStatus.COMMITTED:
+                break
+            todo.append((kv, wal))
+        todo.reverse()
+        return todo
 
 
 def _shared_prefix(a: str, b: str) -> str:

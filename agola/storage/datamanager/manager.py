@@ -81,7 +81,7 @@ class DataManager:
         self._reader = Reader(coord, ost, self.paths, self.wal_reader, self.options.read_cache_bytes)
         self.checkpointer = Checkpointer(coord, ost, self.paths, self.datatypes, self.wal_reader, self.options)
         o = self.options
-        self.sync_job = SyncJob(coord, ost, self.paths, self.wal_reader)
+        self.sync_job = SyncJob(coord, ost, self.paths, self.wal_reader, self._writer.recent)
         self.checkpoint_job = CheckpointJob(self.checkpointer)
         self.checkpoint_clean_job = CheckpointCleanJob(self.checkpointer)
         self.etcd_wal_clean_job = EtcdWalCleanJob(coord, o)

@@ -292,11 +292,11 @@ class WalData:
     def with_status(self, status: WalStatus) -> WalData:
         return attrs.evolve(self, wal_status=status)
 
-    def stored(self, segment: str = "") -> WalData:
+    def stored(self, segment: str = "", status: WalStatus = WalStatus.COMMITTED_STORAGE) -> WalData:
         """The value once the WAL is in storage (inline data dropped; a small WAL names the segment
         that holds its actions)."""
-        # The constructor, not attrs.evolve: the sync job calls this for every WAL.
-        return WalData(self.wal_data_file_id, WalStatus.COMMITTED_STORAGE, self.wal_sequence,
+        # The constructor, not attrs.evolve: the checkpoint calls this for every WAL.
+        return WalData(self.wal_data_file_id, status, self.wal_sequence,
                        self.previous_wal_sequence, None, segment if self.inline_data is not None else self.segment)
 
 

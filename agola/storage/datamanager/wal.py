@@ -83,6 +83,35 @@ class _Pending:
     future: asyncio.Future[int]
 
 
+class RecentWals:
+    """The WALs this process committed and the sync job has not stored yet, as committed (key,
+    value, revision): the sync job takes them from here instead of ranging over coordination and
+    decoding what it wrote. Only a run contiguous from the last stored WAL is handed out (another
+    instance's commits leave gaps: the sync job then reads coordination)."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._wals: collections.deque[tuple[KeyValue, WalData]] = collections.deque(maxlen=max_entries)
+
+    def add(self, kv: KeyValue, wal: WalData) -> None:
+        self._wals.append((kv, wal))
+
+    def clear(self) -> None:
+        self._wals.clear()
+
+    def after(self, last_stored: str) -> list[tuple[KeyValue, WalData]] | None:
+        """The WALs committed after ``last_stored``, in order; None if they are not all known."""
+        wals = self._wals
+        while wals and wals[0][1].wal_sequence <= last_stored:
+            wals.popleft()
+        if not wals or not last_stored or wals[0][1].previous_wal_sequence != last_stored:
+            return None
+        run = list(wals)
+        for (_, prev), (_, wal) in itertools.pairwise(run):
+            if wal.previous_wal_sequence != prev.wal_sequence:
+                return None
+        return run
+
+
 class WalReader:
     """Reads WAL actions; WALs are immutable, so they are kept in a small LRU by data file id,
     decoded on first use (the sync job caches every WAL it writes, most are read once or never)."""
@@ -182,6 +211,7 @@ class WalWriter:
         self._options = options
         self._on_commit = on_commit
         self._head: _Head | None = None
+        self.recent = RecentWals()
         self._queue: list[_Pending] = []
         self._committer: asyncio.Task[None] | None = None
         # WAL data file ids: a random prefix per writer and a counter (uuid4 per write, a getrandom
@@ -192,6 +222,7 @@ class WalWriter:
     def forget_head(self) -> None:
         """Drop the cached head (after init/import rewrote the WAL keys)."""
         self._head = None
+        self.recent.clear()
 
     def _validate(self, actions: list[Action], token: ChangeGroupsUpdateToken) -> None:
         if not actions:
@@ -310,9 +341,12 @@ class WalWriter:
             names = sorted({name for p in batch for name in p.token.change_groups_revisions})
             success: list[Op] = [Put(WALSEQ_KEY, last.to_json()), Put(WALSDATA_KEY, walsdata_json(seqs[-1]))]
             previous = head.last_committed
+            wals: list[tuple[str, bytes, WalData]] = []
             for p, seq in zip(batch, seqs):
                 wal = WalData(p.file_id, WalStatus.COMMITTED, seq, previous, p.inline)
-                success.append(Put(wal_key(seq), wal.to_json()))
+                key, value = wal_key(seq), wal.to_json()
+                success.append(Put(key, value))
+                wals.append((key, value, wal))
                 previous = seq
             # WAL keys come before the change groups: a feed that splits this revision's events
             # never shows fresh change group revisions with stale data.
@@ -322,6 +356,8 @@ class WalWriter:
             res = await self._coord.txn(self._compares(head, seqs, batch), success, failure)
             if res.succeeded:
                 self._head = _Head(last, res.revision, seqs[-1], res.revision)
+                for key, value, wal in wals:
+                    self.recent.add(KeyValue(key, value, res.revision, res.revision, 1), wal)
                 for p in batch:
                     if not p.future.done():
                         p.future.set_result(res.revision)

@@ -13,7 +13,7 @@ from agola.storage.datamanager.storagewals import (
     read_storage_wal_object,
     segment_name,
 )
-from agola.storage.datamanager.types import WALS_PREFIX, WalData, WalHeader, WalStatus
+from agola.storage.datamanager.types import LAST_STORAGE_WAL_KEY, WALS_PREFIX, WalData, WalHeader, WalStatus
 from tests.storage.datamanager.conftest import Stack
 from tests.storage.datamanager.mirror import Mirror
 from tests.storage.datamanager.test_feed import converged, truth, write_some
@@ -96,3 +96,55 @@ async def test_overlapping_segments_are_read_once(embedded_stack: Stack) -> None
     seqs = [w.wal_sequence async for w in iter_storage_wals(dm.ost, dm.paths)]
     assert seqs == sorted(set(seqs)) and seqs[-5:] == [w.wal_sequence for w in wals]
     await _rebuild_gives(embedded_stack, await truth(dm, dm.datatypes))
+
+
+async def _wal_keys(dm: DataManager) -> dict[str, tuple[int, WalData]]:
+    return {kv.key: (kv.mod_revision, WalData.from_json(kv.value, kv.key))
+            for kv in (await dm.coord.range(WALS_PREFIX)).kvs}
+
+
+async def test_sync_moves_the_stored_mark_and_the_checkpoint_rewrites_each_wal_once(stack: Stack) -> None:
+    """The sync job stores WALs without rewriting their keys (lastcommittedstoragewalseq says how
+    far storage goes), from what this process committed or, when another instance's commits are
+    interleaved, from coordination; the checkpoint then marks each key checkpointed, naming its
+    segment, and every reader still finds the data."""
+    dm, other = await stack.open(), await stack.open()
+    await write_some(dm, 0, 4)
+    await write_some(other, 4, 2)  # dm's own record of its commits now has a gap
+    await write_some(dm, 6, 3)
+    before = await _wal_keys(dm)
+    assert await dm.run_job(dm.sync_job)
+    after = await _wal_keys(dm)
+    assert after == before  # no WAL key rewritten
+    last = max(wal.wal_sequence for _, wal in after.values())
+    stored = await dm.coord.get(LAST_STORAGE_WAL_KEY)
+    assert stored is not None and stored.value.decode() == last
+    in_storage = [w.wal_sequence async for w in iter_storage_wals(dm.ost, dm.paths)]
+    assert in_storage == sorted(wal.wal_sequence for _, wal in after.values())  # the init's marker first
+
+    await write_some(dm, 9, 5)  # contiguous: from dm's own record this time
+    assert await dm.run_job(dm.sync_job)
+    await write_some(dm, 14, 1)  # committed, not stored: the checkpoint stops before it
+    expected = await truth(dm, dm.datatypes)
+    await dm.checkpointer.checkpoint()
+    wals = {wal.wal_sequence: wal for _, wal in (await _wal_keys(dm)).values()}
+    newest = max(wals)
+    assert wals[newest].wal_status is WalStatus.COMMITTED and wals[newest].inline_data is not None
+    for seq, wal in wals.items():
+        if seq != newest and wal.wal_status is not WalStatus.CHECKPOINTED:
+            assert wal.wal_status is WalStatus.COMMITTED_STORAGE  # the init's marker
+        if wal.wal_status is WalStatus.CHECKPOINTED:
+            assert wal.inline_data is None
+            # Small WALs name their segment; larger ones were written to their own data file.
+            assert wal.segment or await dm.ost.exists(dm.paths.wal_data(wal.wal_data_file_id))
+
+    # A fresh instance (nothing cached) reads the WALs from their segments; a rebuild from storage
+    # and a new feed agree.
+    fresh = await stack.open(init=False)
+    assert await truth(fresh, fresh.datatypes) == expected
+    mirror = Mirror()
+    mirror.start(fresh)
+    await wait_for(lambda: converged(mirror, fresh), timeout=20, interval=0.1)
+    await mirror.stop()
+    assert await dm.run_job(dm.sync_job)
+    await _rebuild_gives(stack, expected)
