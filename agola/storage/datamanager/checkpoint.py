@@ -36,6 +36,7 @@ from agola.storage.datamanager.types import (
     WalData,
     WalStatus,
     data_seq_of_file,
+    is_checkpointed,
     seq_epoch,
 )
 from agola.storage.datamanager.wal import WalReader
@@ -83,9 +84,9 @@ class Checkpointer:
         stored = stored_rr.kvs[0].value.decode() if stored_rr is not None and stored_rr.kvs else ""
         todo: list[tuple[int, WalData]] = []
         for kv in rr.kvs if rr is not None else []:
-            wal = WalData.from_json(kv.value, kv.key)
-            if wal.wal_status is WalStatus.CHECKPOINTED:
+            if is_checkpointed(kv.value):
                 continue
+            wal = WalData.from_json(kv.value, kv.key)
             if wal.wal_status is WalStatus.COMMITTED and not (stored and wal.wal_sequence <= stored):
                 break  # not in storage yet: later WALs must wait for it
             todo.append((kv.mod_revision, wal))

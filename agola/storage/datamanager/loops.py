@@ -26,6 +26,7 @@ from agola.storage.datamanager.types import (
     Paths,
     WalData,
     WalStatus,
+    is_checkpointed,
     parse_walsdata,
 )
 from agola.storage.datamanager.wal import RecentWals, WalReader
@@ -158,8 +159,7 @@ class EtcdWalCleanJob:
         rr = await self._coord.range(WALS_PREFIX)
         drop: list[tuple[str, int, Op]] = []
         for kv in rr.kvs[: max(0, len(rr.kvs) - self._keep)]:
-            wal = WalData.from_json(kv.value, kv.key)
-            if wal.wal_status is not WalStatus.CHECKPOINTED:
+            if not is_checkpointed(kv.value):
                 break
             drop.append((kv.key, kv.mod_revision, Delete(kv.key)))
         return await apply_guarded(self._coord, drop)

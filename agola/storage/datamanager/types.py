@@ -321,6 +321,16 @@ class WalHeader:
             raise CorruptData(where, "not a WAL header") from None
 
 
+_CHECKPOINTED_MARK = b'"WalStatus":"checkpointed"'
+
+
+def is_checkpointed(raw: bytes) -> bool:
+    """Whether a WAL's coordination value (as ``WalData.to_json`` writes it) says checkpointed,
+    without decoding it: the checkpoint and the WAL cleaner skip thousands of those after a burst.
+    (No other field can hold that text: the actions are base64, ids and sequences have no quotes.)"""
+    return _CHECKPOINTED_MARK in raw
+
+
 def walsdata_json(last_committed: str) -> bytes:
     return _dumps({"LastCommittedWalSequence": last_committed})
 

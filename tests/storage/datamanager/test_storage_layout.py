@@ -13,7 +13,16 @@ from agola.storage.datamanager.storagewals import (
     read_storage_wal_object,
     segment_name,
 )
-from agola.storage.datamanager.types import LAST_STORAGE_WAL_KEY, WALS_PREFIX, WalData, WalHeader, WalStatus
+from agola.storage.datamanager.types import (
+    LAST_STORAGE_WAL_KEY,
+    WALS_PREFIX,
+    Action,
+    WalData,
+    WalHeader,
+    WalStatus,
+    encode_wal_data,
+    is_checkpointed,
+)
 from tests.storage.datamanager.conftest import Stack
 from tests.storage.datamanager.mirror import Mirror
 from tests.storage.datamanager.test_feed import converged, truth, write_some
@@ -148,3 +157,11 @@ async def test_sync_moves_the_stored_mark_and_the_checkpoint_rewrites_each_wal_o
     await mirror.stop()
     assert await dm.run_job(dm.sync_job)
     await _rebuild_gives(stack, expected)
+
+
+def test_checkpointed_is_told_from_the_raw_value() -> None:
+    # Actions whose text is the marker itself: inline data is base64, so it never shows.
+    data = encode_wal_data([Action.put("user", "u1", b'{"WalStatus":"checkpointed"}')])
+    for status in WalStatus:
+        for wal in (WalData("f1", status, "s2", "s1", data), WalData("f1", status, "s2", "s1", None, "s2.s1")):
+            assert is_checkpointed(wal.to_json()) is (status is WalStatus.CHECKPOINTED)
