@@ -64,18 +64,16 @@ async def iter_data_file(ost: ObjectStorage, path: str) -> AsyncIterator[DataEnt
 
 
 async def _lines(chunks: AsyncIterable[bytes], path: str) -> AsyncIterator[bytes]:
-    buf = b""
+    # One split per chunk: slicing the rest of the buffer after each line copied it once per line.
+    rest = b""
     async for chunk in chunks:
-        buf += chunk
-        while True:
-            nl = buf.find(b"\n")
-            if nl < 0:
-                break
-            line, buf = buf[:nl], buf[nl + 1 :]
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
             if line.strip():
                 yield line
-    if buf.strip():
-        yield buf
+    if rest.strip():
+        yield rest
 
 
 async def iter_status_entries(

@@ -321,6 +321,15 @@ class WalHeader:
             raise CorruptData(where, "not a WAL header") from None
 
 
+def committed_wal_json(file_id: str, seq: str, previous: str, inline: bytes | None) -> bytes:
+    """``WalData(file_id, COMMITTED, seq, previous, inline).to_json()``, formatted directly for the
+    writer's own file ids (hex) and sequences (base 32), which JSON never escapes: a quarter of the
+    time, for every write."""
+    data = b',"Data":"%s"' % base64.b64encode(inline) if inline is not None else b""
+    return b'{"WalDataFileID":"%s","WalStatus":"committed","WalSequence":"%s","PreviousWalSequence":"%s"%s}' % (
+        file_id.encode(), seq.encode(), previous.encode(), data)
+
+
 _CHECKPOINTED_MARK = b'"WalStatus":"checkpointed"'
 
 

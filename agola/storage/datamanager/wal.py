@@ -44,6 +44,7 @@ from agola.storage.datamanager.types import (
     Seq,
     WalData,
     WalStatus,
+    committed_wal_json,
     decode_wal_data,
     encode_wal_data,
     parse_walsdata,
@@ -344,7 +345,7 @@ class WalWriter:
             wals: list[tuple[str, bytes, WalData]] = []
             for p, seq in zip(batch, seqs):
                 wal = WalData(p.file_id, WalStatus.COMMITTED, seq, previous, p.inline)
-                key, value = wal_key(seq), wal.to_json()
+                key, value = wal_key(seq), committed_wal_json(p.file_id, seq, previous, p.inline)
                 success.append(Put(key, value))
                 wals.append((key, value, wal))
                 previous = seq

@@ -20,6 +20,7 @@ from agola.storage.datamanager.types import (
     WalData,
     WalHeader,
     WalStatus,
+    committed_wal_json,
     encode_wal_data,
     is_checkpointed,
 )
@@ -165,3 +166,11 @@ def test_checkpointed_is_told_from_the_raw_value() -> None:
     for status in WalStatus:
         for wal in (WalData("f1", status, "s2", "s1", data), WalData("f1", status, "s2", "s1", None, "s2.s1")):
             assert is_checkpointed(wal.to_json()) is (status is WalStatus.CHECKPOINTED)
+
+
+def test_the_writer_formats_wal_values_as_waldata_does() -> None:
+    data = encode_wal_data([Action.put("user", "u\"1", "é".encode())])
+    for inline in (data, b"", None):
+        for previous in ("", "0000001lh2c7a-0000000000009"):
+            wal = WalData("0123abcd", WalStatus.COMMITTED, "0000001lh2c7a-000000000000a", previous, inline)
+            assert committed_wal_json(wal.wal_data_file_id, wal.wal_sequence, previous, inline) == wal.to_json()
