@@ -121,6 +121,8 @@ async def test_a_pod_replacing_its_fifo_with_a_link_to_a_host_file_is_refused(
 
     def make_and_replace(io: dockerio.IoDir, prefix: str) -> dockerio.Fifo:
         fifo = make_fifo(io, prefix)
+        if prefix not in ("in", "out"):  # the step runner's, made before the pod starts
+            return fifo
         # What a process of the pod can do in /.agola/io (the same directory, bind-mounted).
         os.unlink(fifo.host)
         os.symlink(host_file, fifo.host)

@@ -50,9 +50,10 @@ from agola.services.executor.drivers.base import (
     split_entrypoint,
 )
 from agola.services.executor.drivers.dockerend import STDIN_CONFIG, end_by_itself
-from agola.services.executor.drivers.dockerio import POD_IO_DIR, IoDir
+from agola.services.executor.drivers.dockerio import POD_IO_DIR, IoDir, root_remapped
 from agola.services.executor.drivers.dockerpod import BUSYBOX, SCRIPT_DIR, SCRIPT_TMPFS_SIZE, DockerPod
-from agola.services.executor.drivers.dockerstart import read_workdir, sleeper
+from agola.services.executor.drivers.dockerrunner import StepRunner
+from agola.services.executor.drivers.dockerstart import read_workdir, runner, sleeper
 from agola.util.aio import cancel_and_wait
 from agola.util.log import get_logger
 
@@ -151,18 +152,27 @@ class DockerDriver(Driver):
             raise PodSetupError(
                 f"the executor's static busybox {self.config.busybox_path!r} is missing (install busybox-static)"
             )
-        # Container 0's pid 1 creates the working dir when the steps run as its own user.
+        # Container 0's pid 1 creates the working dir when the steps run as its own user, and runs
+        # them itself when the pod sees its io dir (dockerrunner).
         main = spec.containers[0]
-        workdir = spec.working_dir if main.entrypoint is None and spec.exec_user == main.user else ""
+        own_user = main.entrypoint is None and spec.exec_user == main.user
+        workdir = spec.working_dir if own_user else ""
+        io = IoDir.create(self.io_base, spec.pod_id) if self.uses_io_dir() else None
+        steps: StepRunner | None = None
+        if io is not None and own_user and not await root_remapped(self.docker):
+            steps = StepRunner(io)
         created: list[aiodocker.containers.DockerContainer] = []
         probe: asyncio.Task[str | None] | None = None
         try:
-            c0 = await self._create(self._container_config(spec, 0, main, "", workdir), main.image,
+            c0 = await self._create(self._container_config(spec, 0, main, "", workdir, io, steps), main.image,
                                     spec.registry_auth, out)
             created.append(c0)
+            if steps is not None:
+                steps.start()
             await c0.start()
             if workdir:
-                probe = asyncio.create_task(read_workdir(self.docker, c0.id), name=f"pod-workdir-{spec.pod_id}")
+                read = steps.workdir() if steps is not None else read_workdir(self.docker, c0.id)
+                probe = asyncio.create_task(read, name=f"pod-workdir-{spec.pod_id}")
             # Service containers only depend on container 0 (its network namespace): all at once.
             services = await asyncio.gather(
                 *(self._create_and_start(spec, index, c, c0.id, out)
@@ -174,12 +184,13 @@ class DockerDriver(Driver):
                 if isinstance(failure, BaseException):
                     raise failure
         except DockerError as exc:
-            await self._abandon(created, probe)
+            await self._abandon(created, probe, steps)
             raise PodSetupError(f"cannot start container {len(created)}: {exc.message}") from exc
         except BaseException:
-            await self._abandon(created, probe)
+            await self._abandon(created, probe, steps)
             raise
-        return DockerPod(self, spec, created, workdir_probe=(workdir, probe) if probe is not None else None)
+        return DockerPod(self, spec, created, workdir_probe=(workdir, probe) if probe is not None else None,
+                         runner=steps)
 
     async def _create_and_start(
         self, spec: PodSpec, index: int, c: ContainerSpec, main_id: str, out: Sink
@@ -221,14 +232,18 @@ class DockerDriver(Driver):
             raise
 
     async def _abandon(
-        self, created: list[aiodocker.containers.DockerContainer], probe: asyncio.Task[str | None] | None
+        self, created: list[aiodocker.containers.DockerContainer], probe: asyncio.Task[str | None] | None,
+        steps: StepRunner | None,
     ) -> None:
         if probe is not None:
             await cancel_and_wait([probe])
+        if steps is not None:
+            steps.close()
         await self._remove_containers(created[1:] + created[:1])  # services first: they use its netns
 
     def _container_config(
-        self, spec: PodSpec, index: int, c: ContainerSpec, main_id: str, workdir: str = ""
+        self, spec: PodSpec, index: int, c: ContainerSpec, main_id: str, workdir: str = "", io: IoDir | None = None,
+        steps: StepRunner | None = None,
     ) -> dict[str, Any]:
         labels = {
             **spec.labels,
@@ -256,16 +271,17 @@ class DockerDriver(Driver):
         entrypoint = c.entrypoint
         if index == 0:
             host_config["Binds"] = [f"{self.config.busybox_path}:{BUSYBOX}:ro"]
-            if self.uses_io_dir():
-                io = IoDir.create(self.io_base, spec.pod_id)
+            if io is not None:
                 host_config["Binds"].append(f"{io.host}:{POD_IO_DIR}:rw")
+            if steps is not None:
+                host_config["Binds"].extend(steps.binds())
             host_config["Mounts"].append(
                 {"Type": "tmpfs", "Target": SCRIPT_DIR, "TmpfsOptions": {"SizeBytes": SCRIPT_TMPFS_SIZE, "Mode": 0o1777}}
             )
             if self.config.network:
                 host_config["NetworkMode"] = self.config.network
             if entrypoint is None:
-                entrypoint = sleeper(workdir)
+                entrypoint = runner(workdir, *steps.names) if steps is not None else sleeper(workdir)
                 config.update(STDIN_CONFIG)
         else:
             host_config["NetworkMode"] = f"container:{main_id}"
@@ -326,14 +342,20 @@ class DockerDriver(Driver):
         await self.remove_known_pod(pod_id, containers, end_main=False)
 
     async def remove_known_pod(
-        self, pod_id: str, containers: list[aiodocker.containers.DockerContainer], *, end_main: bool
+        self, pod_id: str, containers: list[aiodocker.containers.DockerContainer], *, end_main: bool,
+        steps: StepRunner | None = None,
     ) -> None:
         """Remove a pod whose containers are known (in index order: no listing); with
-        ``end_main``, container 0 (the sleeper) first ends by itself instead of being killed
-        (``dockerend``)."""
+        ``end_main``, container 0 (the sleeper, or the step runner ``steps``) first ends by itself
+        instead of being killed (``dockerend``)."""
         await self._remove_containers(containers[:0:-1])  # services first: they use its netns
-        if end_main:
-            await end_by_itself(self.docker, containers[0].id)  # else the delete below kills it
+        if end_main and steps is not None and await steps.hello() is not None:
+            if steps.request_exit():  # else it still runs a command: the delete below kills it
+                await end_by_itself(self.docker, containers[0].id, close_stdin=False)
+        elif end_main:  # the sleeper (or a runner that never started): else the delete kills it
+            await end_by_itself(self.docker, containers[0].id)
+        if steps is not None:
+            steps.close()
         await self._remove_containers(containers[:1])
         if self.uses_io_dir():
             await asyncio.to_thread(IoDir.remove, self.io_base, pod_id)

@@ -37,19 +37,23 @@ STDIN_CONFIG: dict[str, Any] = {"OpenStdin": True, "StdinOnce": True, "AttachStd
 END_TIMEOUT = 10.0
 
 
-async def end_by_itself(docker: aiodocker.Docker, container_id: str, timeout: float = END_TIMEOUT) -> bool:
-    """Close the stdin of container 0 and wait until its pid 1 has exited; False if it did not."""
+async def end_by_itself(
+    docker: aiodocker.Docker, container_id: str, timeout: float = END_TIMEOUT, *, close_stdin: bool = True
+) -> bool:
+    """Close the stdin of container 0 (unless its pid 1 was already told to exit: a step runner,
+    ``dockerrunner``) and wait until its pid 1 has exited; False if it did not."""
 
     async def setup() -> tuple[URL, bytes | None, bool]:
         return URL(f"containers/{container_id}/attach").with_query({"stdin": "1", "stream": "1"}), None, False
 
     try:
         async with asyncio.timeout(timeout):
-            stream = Stream(docker, setup)
-            try:
-                await stream._init()  # the hijacked attach; closing it closes the container's stdin
-            finally:
-                await stream.close()
+            if close_stdin:
+                stream = Stream(docker, setup)
+                try:
+                    await stream._init()  # the hijacked attach; closing it closes the container's stdin
+                finally:
+                    await stream.close()
             async with docker._query(
                 f"containers/{container_id}/wait", method="POST", params={"condition": "not-running"}, timeout=None
             ) as response:

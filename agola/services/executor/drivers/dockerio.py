@@ -122,7 +122,10 @@ class IoDir:
 
     def make_fifo(self, prefix: str) -> Fifo:
         """A new FIFO with an unguessable name, readable and writable by root in the pod only."""
-        name = f"{prefix}-{secrets.token_hex(8)}"
+        return self.make_fifo_named(f"{prefix}-{secrets.token_hex(8)}")
+
+    def make_fifo_named(self, name: str) -> Fifo:
+        """A new FIFO named ``name`` (the caller makes it unguessable); fails if it exists."""
         path = self.host / name
         os.mkfifo(path, 0o600)
         st = os.lstat(path)
@@ -155,6 +158,10 @@ class Fifo:
             kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "another file"
             raise IoRefused(f"the pod replaced the executor's FIFO {self.pod_path} with {kind}")
         return fd
+
+    def open_fd(self, flags: int) -> int:
+        """The FIFO opened with ``flags`` (with ``O_NONBLOCK``: never waits), its pipe enlarged."""
+        return _sized(self._open(flags))
 
     def open_reader(self) -> FifoReader:
         return FifoReader(_sized(self._open(os.O_RDONLY | os.O_NONBLOCK)))

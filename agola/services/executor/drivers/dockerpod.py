@@ -24,6 +24,7 @@ from aiodocker.exceptions import DockerError
 from agola.errors import BadRequest, NotExist
 from agola.services.executor.drivers import dockerio
 from agola.services.executor.drivers.base import Pod, PodSpec, Producer, Sink, discard
+from agola.services.executor.drivers.dockerrunner import StepRunner
 from agola.services.executor.drivers.dockerstart import BUSYBOX, HELPER_DIR, workdir_args
 from agola.services.executor.drivers.dockerstream import open_exec_stream
 from agola.util import tarsafe, tarstream
@@ -37,6 +38,7 @@ SCRIPT_DIR = f"{HELPER_DIR}/tmp"  # a small tmpfs, mode 1777, in container 0
 SCRIPT_TMPFS_SIZE = 16 << 20
 INLINE_SCRIPT_MAX = 64 * 1024
 PRIVILEGED_REFUSED = "Executor doesn't allow executing privileged containers."
+ROOT_USERS = frozenset({"0", "root", "0:0", "root:root", "root:0", "0:root"})
 
 
 class DockerPod(Pod):
@@ -47,6 +49,7 @@ class DockerPod(Pod):
         containers: list[aiodocker.containers.DockerContainer],
         *,
         workdir_probe: tuple[str, asyncio.Task[str | None]] | None = None,
+        runner: StepRunner | None = None,
     ) -> None:
         self._driver = driver
         self._docker = driver.docker
@@ -64,6 +67,9 @@ class DockerPod(Pod):
         self._workdir_user = spec.exec_user
         # Container 0's pid 1 is the sleeper: at the end it exits when told (dockerend), unless killed.
         self._ends_itself = spec.containers[0].entrypoint is None
+        # ... or the step runner: commands of container 0's user (or root) go through it.
+        self._runner = runner
+        self._main_user = spec.containers[0].user
 
     @property
     def script_dir(self) -> str:
@@ -84,6 +90,11 @@ class DockerPod(Pod):
         tty: bool = False,
         stdout: Sink = discard,
     ) -> int:
+        runner = await self._runner_for(user, env, tty)
+        if runner is not None and len(script) <= INLINE_SCRIPT_MAX and b"\0" not in script:
+            path = f"{SCRIPT_DIR}/{name}"
+            return await runner.run(shell + [path], env=env or {}, working_dir=working_dir, tty=tty, stdout=stdout,
+                                    stderr=None, script=(path, script))
         if len(script) > INLINE_SCRIPT_MAX or b"\0" in script:
             # Too big for an argument: copied in as root through the archive API.
             path = await self.write_file(HELPER_DIR, name, script)
@@ -106,6 +117,10 @@ class DockerPod(Pod):
         stdout: Sink = discard,
         stderr: Sink | None = None,
     ) -> int:
+        runner = await self._runner_for(user, env, tty)
+        if runner is not None:
+            return await runner.run(cmd, env=env or {}, working_dir=working_dir, tty=tty, stdout=stdout,
+                                    stderr=stderr)
         ex = await self.main.exec(
             cmd, stdout=True, stderr=True, tty=tty, user=user, environment=dict(env or {}), workdir=working_dir or None
         )
@@ -116,6 +131,20 @@ class DockerPod(Pod):
                 else:
                     await stdout(msg.data)
         return await self._exit_code(ex)
+
+    async def _runner_for(self, user: str, env: Mapping[str, str] | None, tty: bool) -> StepRunner | None:
+        """The step runner when this command can go through it (``dockerrunner``), else None."""
+        if self._runner is None:
+            return None
+        if user in ("", self._main_user):
+            root = False
+        elif user in ROOT_USERS:
+            root = True
+        else:
+            return None
+        if await self._runner.hello() is None:
+            return None
+        return self._runner if self._runner.accepts(root=root, env=env or {}, tty=tty) else None
 
     async def _exit_code(self, ex: Any) -> int:
         # At the end of the output stream the exec may not be marked finished yet.
@@ -326,7 +355,8 @@ class DockerPod(Pod):
         probe, self._workdir_probe = self._workdir_probe, None
         if probe is not None:
             probe[1].cancel()
-        await self._driver.remove_known_pod(self.id, self.containers, end_main=self._ends_itself)
+        await self._driver.remove_known_pod(self.id, self.containers, end_main=self._ends_itself,
+                                            steps=self._runner)
 
 
 def _rewrite_owner(src: Path, dst: Path, owner: tuple[int, int]) -> None:

@@ -14,6 +14,11 @@ Docker gives pid 1, the same a step exec of the same user gets, so this is only 
 steps run as container 0's own user; otherwise, or on any doubt (a failure line, no line within
 ``WORKDIR_TIMEOUT``, a log driver that cannot be read), ``DockerPod.make_working_dir`` falls back
 to its exec, which also knows how to create a dir the user may not create itself.
+
+With a step runner (``dockerrunner``), pid 1 is that runner: it opens the request and status FIFOs
+the executor made in the pod's io dir, creates the working dir the same way, says ``hello <uid>
+<working dir>`` on the status FIFO (no log stream to read), then runs one request at a time. If it
+cannot open the FIFOs it goes on as the plain sleeper above.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import posixpath
 import aiodocker
 from aiodocker.exceptions import DockerError
 
+from agola.services.executor.drivers.dockerio import POD_IO_DIR
 from agola.services.executor.drivers.dockerstream import FRAME_HEADER
 from agola.util.log import get_logger
 
@@ -51,6 +57,29 @@ _MKDIR_WORKDIR = (
 )
 
 
+# pid 1 as the step runner; $1 = "1" if a working dir is asked, $2 $3 = workdir_args, $4 $5 = the
+# request and status FIFOs (names in the io dir). A request is a line "<id> <mode>": the subshell
+# (a fork of pid 1, so the step gets default signal dispositions, unlike a background job) sources
+# the executor's code from the FIFO <id>.c, which ends by exec'ing the step's command; its output
+# goes to the pod's tty (mode t), the FIFO <id>.o (o), or <id>.o and <id>.e (e). Mode x: exit 0.
+# The status line "<id> <exit status>" goes back once the subshell has ended; waiting for it also
+# reaps the orphans the steps left to pid 1.
+TTY_PATH = f"{HELPER_DIR}/tty"  # the host pty's slave, bind-mounted (dockerrunner)
+RUNNER_SCRIPT = (
+    f"trap : TERM INT; R={POD_IO_DIR}; "
+    'if { command exec 4<>"$R/$4" 5<>"$R/$5"; } 2>/dev/null; then '
+    'w=-; if [ -n "$1" ]; then if [ "$2" = "~" ]; then d="$HOME$3"; else d="$3"; fi; '
+    f'if {BUSYBOX} mkdir -p "$d" 2>/dev/null; then w="$d"; else w="!"; fi; fi; '
+    f'echo "hello $({BUSYBOX} id -u) $w" >&5; '
+    'while :; do read -r i m <&4 || continue; f="$R/$i"; case $m in '
+    f't) ( exec 3<&- 4<&- 5<&-; . "$f.c" ) <{TTY_PATH} >{TTY_PATH} 2>&1;; '
+    'o) ( exec 3<&- 4<&- 5<&-; . "$f.c" ) </dev/null >"$f.o" 2>&1;; '
+    'e) ( exec 3<&- 4<&- 5<&-; . "$f.c" ) </dev/null >"$f.o" 2>"$f.e";; '
+    "x) exit 0;; *) continue;; esac; "
+    'echo "$i $?" >&5; done; fi; shift; '
+)
+
+
 def workdir_args(path: str) -> tuple[str, str]:
     """``(mode, rest)`` for the startup script: ``("~", "/project")`` for ``~/project``."""
     if path == "~" or path.startswith("~/"):
@@ -64,6 +93,15 @@ def sleeper(workdir: str = "") -> tuple[str, ...]:
         return SLEEPER
     mode, rest = workdir_args(workdir)
     return (BUSYBOX, "sh", "-c", "trap : TERM INT; " + _MKDIR_WORKDIR + SLEEP_LOOP, "agola-init", mode, rest)
+
+
+def runner(workdir: str, request: str, status: str) -> tuple[str, ...]:
+    """Container 0's entrypoint as the step runner (``request``/``status``: FIFO names in the io
+    dir); the plain sleeper (``sleeper``) when it cannot open them."""
+    mode, rest = workdir_args(workdir) if workdir else ("", "")
+    # Then as the plain sleeper (after the `shift`, $1 $2 are workdir_args).
+    script = RUNNER_SCRIPT + (_MKDIR_WORKDIR if workdir else "") + SLEEP_LOOP
+    return (BUSYBOX, "sh", "-c", script, "agola-init", "1" if workdir else "", mode, rest, request, status)
 
 
 async def read_workdir(docker: aiodocker.Docker, container_id: str, timeout: float = WORKDIR_TIMEOUT) -> str | None:
@@ -91,4 +129,4 @@ async def _first_line(docker: aiodocker.Docker, container_id: str) -> bytes:
     return bytes(line.split(b"\n", 1)[0])
 
 
-__all__ = ["BUSYBOX", "HELPER_DIR", "SLEEPER", "read_workdir", "sleeper", "workdir_args"]
+__all__ = ["BUSYBOX", "HELPER_DIR", "SLEEPER", "TTY_PATH", "read_workdir", "runner", "sleeper", "workdir_args"]

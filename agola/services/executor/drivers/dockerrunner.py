@@ -1,0 +1,393 @@
+"""Steps run by container 0's pid 1 (the *step runner*) instead of one ``docker exec`` each.
+
+A ``docker exec`` costs three API round trips and, in the engine, two runc processes, the shim's
+io setup and dockerd's bookkeeping: ~72 ms of Docker's CPU per step beyond what ``docker run``
+costs (measured with ``bench/tools/dockercpu.py``, docs/executor.md), most of what separated P2
+from ``xargs docker run``. With a tty (Agola's default) the output also goes through dockerd and
+the shim (``docker exec -t`` of 100 MB: 6.5 s of their CPU). So when container 0 runs our busybox
+as pid 1 and the pod sees its io dir, that pid 1 is a small runner (``dockerstart.RUNNER_SCRIPT``)
+and a step goes through the kernel only:
+
+- the executor makes FIFOs in the io dir: ``<id>.c`` holding the step's shell code (its
+  environment as ``export`` lines, ``cd``, the script written to the pod's tmpfs, then ``exec``
+  of the command: secrets go through a pipe, never to a disk), ``<id>.o`` (and ``<id>.e``) for its
+  output, then writes ``<id> <mode>`` to the request FIFO;
+- pid 1 forks a subshell that sources ``<id>.c`` with its output on the FIFO or, for a tty step,
+  on the pod's tty: the slave of a pty the executor opened on the host and bind-mounted at
+  ``/.agola/tty`` (the step becomes a session leader with it as controlling terminal, through
+  busybox ``setsid -c``, as ``docker exec -t`` makes it); the executor reads the pty's master;
+- pid 1 writes ``<id> <exit status>`` to the status FIFO when the subshell has ended; the executor
+  then reads what is left of the output (a pipe or pty holds everything a finished process wrote)
+  and returns. The status FIFO ending (every writer gone) means pid 1 is gone: the pod was killed.
+
+What is kept from ``docker exec``: the step's user (only steps of container 0's own user go this
+way, and only when that user is root or the executor's own), its environment (the container's,
+plus the step's), working dir, exit status, default signal dispositions, stdin (``/dev/null``,
+or the tty), a tty's ``\\r\\n``. Anything else (another user, an environment name the shell
+cannot export, a second command while one runs, no hello from pid 1) goes through ``docker
+exec`` as before. Nothing in the io dir is trusted (``dockerio``): FIFOs are opened with
+``O_NOFOLLOW`` and checked to be the ones the executor made; pid 1 and the steps are the task's
+own processes, so what they could forge (a status line) only concerns their own task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import re
+import secrets
+import shlex
+import termios
+from collections.abc import Mapping
+
+import attrs
+
+from agola.services.executor.drivers.base import Sink
+from agola.services.executor.drivers.dockerio import IoDir
+from agola.services.executor.drivers.dockerstart import BUSYBOX, TTY_PATH
+from agola.util.log import get_logger
+
+log = get_logger(__name__)
+
+HELLO_TIMEOUT = 10.0
+KILLED_STATUS = 137  # as docker exec reports a command killed with its container
+_READ_MAX = 1 << 20
+_DRAIN_MAX = 16 << 20  # read after a command's end: what it left in the pipe is at most a pipe's size
+_LINE_MAX = 4096
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# Names the shell gives a meaning of its own: such a step goes through docker exec.
+_SHELL_NAMES = frozenset({"CDPATH", "ENV", "FUNCNAME", "HISTFILE", "HISTFILESIZE", "IFS", "LINENO", "MAIL",
+                          "MAILCHECK", "MAILPATH", "OPTARG", "OPTIND", "PPID", "PS1", "PS2", "PS4", "RANDOM",
+                          "SECONDS", "SHLVL"})
+
+
+@attrs.frozen
+class Hello:
+    uid: int
+    workdir: str  # "-" not asked, "!" failed, else the absolute path created
+
+
+class PodTty:
+    """A pty on the host whose slave is bind-mounted in the pod; the executor reads the master.
+
+    The executor keeps a slave fd open too, so the master never reports a hang-up between steps;
+    a step's end is its status, then what is buffered is read (a read that finds nothing first
+    flushes the kernel's pending tty work, so nothing written before the exit is missed)."""
+
+    def __init__(self) -> None:
+        self.master, self._slave = os.openpty()
+        os.set_blocking(self.master, False)
+        self.path = os.ttyname(self._slave)
+        self._attrs = termios.tcgetattr(self._slave)
+
+    def reset(self) -> None:
+        """Before a step: what earlier steps left running wrote is dropped, modes set back."""
+        while _read_some(self.master)[0]:
+            pass
+        termios.tcsetattr(self._slave, termios.TCSANOW, self._attrs)
+
+    def close(self) -> None:
+        for fd in (self.master, self._slave):
+            os.close(fd)
+        self.master = self._slave = -1
+
+
+class StepRunner:
+    """The executor's side of a pod's step runner (see the module doc)."""
+
+    def __init__(self, io: IoDir) -> None:
+        self._io = io
+        self._request = io.make_fifo("req")
+        self._status = io.make_fifo("st")
+        self.tty: PodTty | None = None
+        try:
+            self.tty = PodTty()
+        except OSError as exc:  # no pty left: tty steps go through docker exec
+            log.info("no pty for the pod's tty steps", error=str(exc))
+        self._request_fd = -1
+        self._status_fd = -1
+        self._hello: asyncio.Future[Hello | None] | None = None
+        self._pending: dict[str, asyncio.Future[int]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._busy = False
+        self._broken = False
+        self._gone = False
+
+    @property
+    def names(self) -> tuple[str, str]:
+        """The request and status FIFOs' names in the io dir (pid 1's arguments)."""
+        return os.path.basename(self._request.pod_path), os.path.basename(self._status.pod_path)
+
+    def binds(self) -> list[str]:
+        return [f"{self.tty.path}:{TTY_PATH}:rw"] if self.tty is not None else []
+
+    def start(self) -> None:
+        """Open the executor's ends, before container 0 starts (neither open waits; the status
+        FIFO read end must predate pid 1's write end for pid 1's exit to show as a hang-up)."""
+        loop = asyncio.get_running_loop()
+        self._hello = loop.create_future()
+        self._status_fd = self._status.open_fd(os.O_RDONLY | os.O_NONBLOCK)
+        self._request_fd = self._request.open_fd(os.O_RDWR | os.O_NONBLOCK)
+        self._reader = asyncio.create_task(self._read_status(), name="pod-runner-status")
+
+    async def workdir(self) -> str | None:
+        """The working dir pid 1 created as it started (``dockerstart.read_workdir``'s twin)."""
+        hello = await self.hello()
+        return hello.workdir if hello is not None and hello.workdir.startswith("/") else None
+
+    async def hello(self, timeout: float = HELLO_TIMEOUT) -> Hello | None:
+        """pid 1's hello (its uid, the working dir it made); None if it did not say it in time."""
+        if self._hello is None:
+            return None
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(self._hello)
+        except TimeoutError:
+            log.info("container 0 did not start its step runner: steps go through docker exec")
+            if not self._hello.done():
+                self._hello.set_result(None)
+            return None
+
+    def accepts(self, *, root: bool, env: Mapping[str, str], tty: bool) -> bool:
+        """Whether a command can go this way now (else: docker exec). ``root``: it must run as
+        root; otherwise it runs as container 0's own user."""
+        hello = self._hello.result() if self._hello is not None and self._hello.done() else None
+        if hello is None or self._busy or self._broken or self._gone:
+            return False
+        if hello.uid != 0 and (root or hello.uid != os.geteuid()):
+            return False
+        if tty and self.tty is None:
+            return False
+        return all(_NAME.match(name) and name not in _SHELL_NAMES for name in env)
+
+    async def run(
+        self,
+        cmd: list[str],
+        *,
+        env: Mapping[str, str],
+        working_dir: str,
+        tty: bool,
+        stdout: Sink,
+        stderr: Sink | None,
+        script: tuple[str, bytes] | None = None,
+    ) -> int:
+        """Run ``cmd`` (after writing ``script`` = (path, content) in the pod) and return its exit
+        status; the caller checked ``accepts`` first."""
+        self._busy = True
+        sid = secrets.token_hex(8)
+        mode = "t" if tty else ("e" if stderr is not None else "o")
+        argv = [BUSYBOX, "setsid", "-c", *cmd] if tty else cmd
+        code = _code(argv, env, working_dir, script)
+        fifos = [self._io.make_fifo_named(f"{sid}.c")]
+        fds: list[int] = []
+        tasks: list[asyncio.Task[None]] = []
+        done = asyncio.get_running_loop().create_future()
+        self._pending[sid] = done
+        finished = False
+        try:
+            code_fd = fifos[0].open_fd(os.O_RDWR | os.O_NONBLOCK)
+            fds.append(code_fd)
+            tasks.append(asyncio.create_task(_write_all(code_fd, code)))
+            outputs: list[tuple[int, Sink]] = []
+            if tty:
+                assert self.tty is not None
+                self.tty.reset()
+                outputs.append((self.tty.master, stdout))
+            else:
+                for suffix, sink in (("o", stdout), ("e", stderr)):
+                    if sink is None:
+                        continue
+                    fifo = self._io.make_fifo_named(f"{sid}.{suffix}")
+                    fifos.append(fifo)
+                    # Read-write: no end of file before the step opens it (its end is its status).
+                    fds.append(fifo.open_fd(os.O_RDWR | os.O_NONBLOCK))
+                    outputs.append((fds[-1], sink))
+            os.write(self._request_fd, f"{sid} {mode}\n".encode())
+            pumps = [asyncio.create_task(_pump(fd, sink, done)) for fd, sink in outputs]
+            try:
+                await asyncio.gather(*pumps)
+            except BaseException:
+                for pump in pumps:
+                    pump.cancel()
+                await asyncio.gather(*pumps, return_exceptions=True)
+                raise
+            finished = True
+            return done.result()
+        finally:
+            self._pending.pop(sid, None)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for fd in fds:
+                os.close(fd)
+            for fifo in fifos:
+                fifo.unlink()
+            # Cancelled or failed mid-step, the command may still run in pid 1: no more requests.
+            self._broken = self._broken or not finished
+            self._busy = False
+
+    def request_exit(self) -> bool:
+        """Ask pid 1 to exit 0 (the task is over); False if it cannot be asked (it still runs a
+        command, or is gone)."""
+        if self._request_fd < 0 or self._busy or self._broken or self._gone:
+            return False
+        try:
+            os.write(self._request_fd, b"- x\n")
+        except OSError:
+            return False
+        return True
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            self._reader = None
+        if self._status_fd >= 0:
+            asyncio.get_running_loop().remove_reader(self._status_fd)  # before its number is reused
+        for fd in (self._request_fd, self._status_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._request_fd = self._status_fd = -1
+        if self.tty is not None:
+            self.tty.close()
+            self.tty = None
+        self._request.unlink()
+        self._status.unlink()
+
+    async def _read_status(self) -> None:
+        loop = asyncio.get_running_loop()
+        fd = self._status_fd
+        readable = asyncio.Event()
+        loop.add_reader(fd, readable.set)
+        buf = b""
+        try:
+            while True:
+                await readable.wait()
+                readable.clear()
+                data, eof = _read_some(fd)
+                buf += data
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    self._on_status(line)
+                if eof or len(buf) > _LINE_MAX:
+                    break
+        finally:
+            if self._status_fd == fd:  # else close() did it
+                loop.remove_reader(fd)
+            # pid 1 is gone (every writer closed): whatever ran was killed with the pod.
+            self._gone = True
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_result(KILLED_STATUS)
+            if self._hello is not None and not self._hello.done():
+                self._hello.set_result(None)
+
+    def _on_status(self, line: bytes) -> None:
+        fields = line.decode(errors="replace").split(" ", 2)
+        if fields[0] == "hello" and len(fields) == 3 and fields[1].isdigit():
+            if self._hello is not None and not self._hello.done():
+                self._hello.set_result(Hello(int(fields[1]), fields[2]))
+                # pid 1 holds both FIFOs open: their names are of no more use to anyone.
+                self._request.unlink()
+                self._status.unlink()
+            return
+        if len(fields) == 2 and fields[1].isdigit():
+            future = self._pending.get(fields[0])
+            if future is not None and not future.done():
+                future.set_result(int(fields[1]))
+
+
+def _code(argv: list[str], env: Mapping[str, str], working_dir: str, script: tuple[str, bytes] | None) -> bytes:
+    """The shell code a step's subshell sources: it ends by exec'ing ``argv``."""
+    # pid 1's shell exported SHLVL, a cd sets OLDPWD: neither is in a docker exec's environment.
+    lines = ["unset SHLVL"]
+    lines += [f"export {name}={_quote(value)}" for name, value in env.items()]
+    if working_dir:
+        wd = _quote(working_dir)
+        lines.append(f"cd -- {wd} 2>/dev/null || {{ echo \"agola: cannot use the working dir \"{wd}\": "
+                     "no such directory or not allowed\" >&2; exit 126; }")
+        lines.append("unset OLDPWD")
+    if script is not None:
+        path, content = script
+        lines.append(f"printf %s {_quote(content.decode('utf-8', errors='surrogateescape'))} > {_quote(path)} "
+                     "|| exit 126")
+    lines.append("exec " + " ".join(_quote(arg) for arg in argv))
+    return ("\n".join(lines) + "\n").encode("utf-8", errors="surrogateescape")
+
+
+def _quote(value: str) -> str:
+    return shlex.quote(value) if value else "''"
+
+
+def _read_some(fd: int) -> tuple[bytes, bool]:
+    """What ``fd`` has now (up to ~1 MiB) and whether it reached its end."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < _READ_MAX:
+        try:
+            data = os.read(fd, _READ_MAX - size)
+        except BlockingIOError:
+            break
+        except OSError as exc:
+            if exc.errno == errno.EIO:  # a pty with no slave left
+                return b"".join(chunks), True
+            raise
+        if not data:
+            return b"".join(chunks), True
+        chunks.append(data)
+        size += len(data)
+    return b"".join(chunks), False
+
+
+async def _pump(fd: int, sink: Sink, done: asyncio.Future[int]) -> None:
+    """Copy ``fd`` to ``sink`` until its end, or until ``done`` and nothing is left to read."""
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+    loop.add_reader(fd, wake.set)
+    done.add_done_callback(lambda _: wake.set())
+    try:
+        while True:
+            wake.clear()
+            data, eof = _read_some(fd)
+            if data:
+                await sink(data)
+                if len(data) >= _READ_MAX:
+                    continue
+            if eof:
+                return
+            if done.done():
+                # The command is over: a pipe or pty holds all it wrote. What processes it left
+                # behind write later is not its output (docker exec -t cuts it off too).
+                drained = 0
+                while drained < _DRAIN_MAX:
+                    data, eof = _read_some(fd)
+                    if data:
+                        await sink(data)
+                    if eof or not data:
+                        return
+                    drained += len(data)
+                return
+            await wake.wait()
+    finally:
+        loop.remove_reader(fd)
+
+
+async def _write_all(fd: int, data: bytes) -> None:
+    """Write ``data`` to a non-blocking FIFO end, waiting for room when it is full."""
+    loop = asyncio.get_running_loop()
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+            continue
+        except BlockingIOError:
+            pass
+        room = loop.create_future()
+        loop.add_writer(fd, room.set_result, None)
+        try:
+            await room
+        finally:
+            loop.remove_writer(fd)
+
+
+__all__ = ["HELLO_TIMEOUT", "KILLED_STATUS", "Hello", "PodTty", "StepRunner"]
