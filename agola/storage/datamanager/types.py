@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import enum
 import json
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import attrs
@@ -19,6 +20,23 @@ from agola.storage.coord.sequence import SEQUENCE_LENGTH
 
 # The datamanager's name for a coordination sequence (WAL and checkpoint sequences), re-exported.
 Seq = _sequence.Sequence
+
+# The last digit of a sequence string, by value (a group commit numbers consecutive WALs).
+_LAST_DIGITS = [str(Seq(0, d))[-1] for d in range(32)]
+
+
+def seq_strings(epoch: int, first: int, count: int) -> list[str]:
+    """``str(Seq(epoch, c))`` for ``count`` counters from ``first``: consecutive counters share all
+    but their last digit 31 times in 32, so each head is formatted once (formatting every one was
+    ~10% of a write's event loop time)."""
+    out: list[str] = []
+    head, head_of = "", -1
+    for c in range(first, first + count):
+        if c >> 5 != head_of:
+            head_of = c >> 5
+            head = str(Seq(epoch, c))[:-1]
+        out.append(head + _LAST_DIGITS[c & 31])
+    return out
 
 # --- errors ----------------------------------------------------------------------------------
 
@@ -148,6 +166,11 @@ def _dumps(doc: Any) -> bytes:
     return _ENCODER.encode(doc).encode()
 
 
+def _quote(text: str) -> bytes:
+    """A JSON string literal, as _dumps writes it (ASCII, escaped)."""
+    return encode_basestring_ascii(text).encode()
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -185,14 +208,11 @@ class Action:
         return cls(ActionType.DELETE, data_type, id)
 
     def to_json(self) -> bytes:
-        return _dumps(
-            {
-                "ActionType": self.action_type.value,
-                "DataType": self.data_type,
-                "ID": self.id,
-                "Data": _b64(self.data) if self.data else None,
-            }
-        )
+        # What _dumps makes of {"ActionType", "DataType", "ID", "Data"}, formatted directly (every
+        # write encodes its actions): the strings go through the encoder's own quoting.
+        data = b'"%s"' % base64.b64encode(self.data) if self.data else b"null"
+        return b'{"ActionType":"%s","DataType":%s,"ID":%s,"Data":%s}' % (
+            self.action_type.value.encode(), _quote(self.data_type), _quote(self.id), data)
 
     @classmethod
     def from_doc(cls, doc: Any, where: str) -> Action:

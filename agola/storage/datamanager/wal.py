@@ -49,6 +49,7 @@ from agola.storage.datamanager.types import (
     encode_wal_data,
     parse_walsdata,
     seq_from_json,
+    seq_strings,
     validate_change_group,
     wal_key,
     walsdata_json,
@@ -338,7 +339,7 @@ class WalWriter:
             head = self._head or await self._read_head()
             epoch = head.walseq.epoch or int(time.time())
             last = Seq(epoch, head.walseq.c + len(batch))
-            seqs = [str(Seq(epoch, head.walseq.c + i + 1)) for i in range(len(batch) - 1)] + [str(last)]
+            seqs = seq_strings(epoch, head.walseq.c + 1, len(batch))
             names = sorted({name for p in batch for name in p.token.change_groups_revisions})
             success: list[Op] = [Put(WALSEQ_KEY, last.to_json()), Put(WALSDATA_KEY, walsdata_json(seqs[-1]))]
             previous = head.last_committed

@@ -4,6 +4,9 @@ between a segment's write and its record in coordination) are read once."""
 
 from __future__ import annotations
 
+import base64
+import json
+
 from agola.storage.coord.base import Compare, Put
 from agola.storage.datamanager import DataManager
 from agola.storage.datamanager.storagewals import (
@@ -17,12 +20,15 @@ from agola.storage.datamanager.types import (
     LAST_STORAGE_WAL_KEY,
     WALS_PREFIX,
     Action,
+    Seq,
     WalData,
     WalHeader,
     WalStatus,
     committed_wal_json,
+    decode_wal_data,
     encode_wal_data,
     is_checkpointed,
+    seq_strings,
 )
 from tests.storage.datamanager.conftest import Stack
 from tests.storage.datamanager.mirror import Mirror
@@ -174,3 +180,18 @@ def test_the_writer_formats_wal_values_as_waldata_does() -> None:
         for previous in ("", "0000001lh2c7a-0000000000009"):
             wal = WalData("0123abcd", WalStatus.COMMITTED, "0000001lh2c7a-000000000000a", previous, inline)
             assert committed_wal_json(wal.wal_data_file_id, wal.wal_sequence, previous, inline) == wal.to_json()
+
+
+def test_a_group_commit_numbers_its_wals_as_seq_does() -> None:
+    for epoch, first, count in [(1, 0, 1), (1764000000, 30, 5), (7, 1023, 70), ((1 << 64) - 1, (1 << 64) - 40, 40)]:
+        assert seq_strings(epoch, first, count) == [str(Seq(epoch, c)) for c in range(first, first + count)]
+
+
+def test_actions_are_encoded_as_compact_json() -> None:
+    for data_type in ("user", 'q"x', "é\u2028\x01\\"):
+        for id in ("u1", "\ud800x", "a/b\tc", "日本"):
+            for action in (Action.put(data_type, id, b"xyz\x00\xff"), Action.delete(data_type, id)):
+                doc = {"ActionType": action.action_type.value, "DataType": data_type, "ID": id,
+                       "Data": base64.b64encode(action.data).decode() if action.data else None}
+                assert action.to_json() == json.dumps(doc, separators=(",", ":")).encode()
+                assert decode_wal_data(encode_wal_data([action]), "here") == [action]
