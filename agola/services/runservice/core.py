@@ -223,7 +223,8 @@ class RunserviceCore:
                 continue
             if ended:
                 await self.advance_ended_run(new.id, StoredRun(new, revision), active, rc)
-            self.wake()
+            if logic.scheduling_view(new) != logic.scheduling_view(stored.run):
+                self.wake()  # else nothing to do for the runs scheduler (the write wakes the others)
             return True
         return False
 

@@ -18,8 +18,10 @@ from aiohttp import web
 
 from agola.config import Config
 from agola.errors import Unavailable
+from agola.services.runservice import logic
 from agola.services.runservice.api import build_app
 from agola.services.runservice.core import RunserviceCore, RunserviceOptions
+from agola.services.runservice.logic import SchedulingView
 from agola.services.runservice.loops import (
     CacheCleaner,
     ExecutorTasksCleaner,
@@ -42,7 +44,7 @@ from agola.services.runservice.store import (
     utcnow,
 )
 from agola.services.stateful import StatefulRole
-from agola.storage.coord.base import Compacted, KeyValue
+from agola.storage.coord.base import Compacted, Event
 from agola.storage.datamanager import DataManager
 from agola.types.runservice import Run, RunPhase
 from agola.util.aio import cancel_and_wait
@@ -86,6 +88,8 @@ class RunserviceRole(StatefulRole[RunReadDB]):
         self._runners: dict[str, LoopRunner] = {}
         self._watch_changes: asyncio.Task[None] | None = None
         self._lazy_wake: asyncio.TimerHandle | None = None
+        # Run key -> what the runs scheduler decides on, as of the last version the watch saw.
+        self._views: dict[str, SchedulingView] = {}
         self._app: web.Application | None = None
 
     def web_app(self) -> web.Application:
@@ -187,18 +191,21 @@ class RunserviceRole(StatefulRole[RunReadDB]):
         follows (a status is copied onto the run task) or is its own write (tasks it created,
         stopped), and finished tasks are only deleted. Nor does a new queued run: there is
         nothing to do for it until it starts (a pass then would only delay the one its start
-        wakes)."""
+        wakes). Nor does a run write leaving what it decides on as it was
+        (``logic.scheduling_view``: a step starting or ending, a task starting, logs fetched):
+        with 8 tasks running, such passes were most of them, each listing every active run."""
         assert self.coord is not None
         while True:
             try:
                 async with self.coord.watch(SCHEDULER) as watcher:
+                    self._views.clear()  # changes may have been missed: compare from now on
                     async for ev in watcher:
                         key = ev.kv.key
                         if key.startswith(RUNS_PREFIX):
-                            if _queued_run_created(ev.kv):
-                                self._wake_lazy_loops()  # the scheduler role starts it; then we act
-                            else:
+                            if self._run_needs_scheduling(ev):
                                 self.wake()
+                            else:
+                                self._wake_lazy_loops()
                         elif key.startswith(TASKS_PREFIX):
                             self._wake_lazy_loops()
                         elif key.startswith(EXECUTORS_PREFIX):
@@ -213,13 +220,19 @@ class RunserviceRole(StatefulRole[RunReadDB]):
                 log.warning("scheduler watch failed", error=repr(exc))
                 await asyncio.sleep(WATCH_RETRY)
 
-
-def _queued_run_created(kv: KeyValue) -> bool:
-    """The first version of a run key, a queued run (runs are created queued or, with setup
-    errors, already finished: those the runs scheduler marks fetched)."""
-    if kv.version != 1:
-        return False
-    try:
-        return Run.from_json(kv.value).phase is RunPhase.QUEUED
-    except ValueError:  # not a run we wrote: wake as for any change
-        return False
+    def _run_needs_scheduling(self, ev: Event) -> bool:
+        """Whether a run's change may give the runs scheduler something to do: a new run unless
+        it is queued (runs are created queued or, with setup errors, already finished: those the
+        runs scheduler marks fetched), a deleted one, or a change of its ``scheduling_view``."""
+        key = ev.kv.key
+        previous = self._views.pop(key, None)
+        if ev.type == "delete":
+            return True
+        try:
+            run = self.store.decoded_run(ev.kv) if self.store is not None else Run.from_json(ev.kv.value)
+        except ValueError:  # not a run we wrote: wake as for any change
+            return True
+        view = self._views[key] = logic.scheduling_view(run)
+        if previous is None:
+            return not (ev.kv.version == 1 and run.phase is RunPhase.QUEUED)
+        return view != previous

@@ -32,7 +32,7 @@ import attrs
 
 from agola.errors import BadRequest, Conflict, NotExist
 from agola.services.runservice.logic.groups import counter_change_group, root_group_id
-from agola.storage.coord.base import Compare, Coordination, Delete, Get, KeyValue, Op, Put
+from agola.storage.coord.base import Compare, Coordination, Delete, KeyValue, Op, Put
 from agola.storage.coord.sequence import next_sequences
 from agola.storage.datamanager import (
     Action,
@@ -202,6 +202,11 @@ class RunStore:
             return None
         return StoredRun(self._runs.one(kv), kv.mod_revision)
 
+    def decoded_run(self, kv: KeyValue) -> Run:
+        """The run of a key-value of ``RUNS_PREFIX`` (a watch event's), decoded once per mod
+        revision: the scheduler's next listing finds it decoded. ``ValueError`` if it is no run."""
+        return self._runs.one(kv)
+
     async def list_active_runs(self) -> list[StoredRun]:
         rr = await self.coord.range(RUNS_PREFIX)
         return [StoredRun(run, kv.mod_revision) for kv, run in zip(rr.kvs, self._runs.all(rr.kvs), strict=True)]
@@ -367,7 +372,7 @@ class RunStore:
 
     async def put_executor_task(self, et: ExecutorTask, revision: int) -> int:
         key = TASKS_PREFIX + et.id
-        res = await self.coord.txn([Compare.mod(key, "==", revision)], [Put(key, et.to_json_bytes()), Get(key)])
+        res = await self.coord.txn([Compare.mod(key, "==", revision)], [Put(key, et.to_json_bytes())])
         if not res.succeeded:
             raise Conflict(f"executor task {et.id} was updated concurrently")
         return res.revision

@@ -64,9 +64,11 @@ from agola.services.runservice.logic.scheduling import (
     Cleanup,
     CleanupKind,
     RunSchedule,
+    SchedulingView,
     executor_task_cleanup,
     new_executor_task,
     schedule_run,
+    scheduling_view,
 )
 from agola.services.runservice.logic.spec_data import cache_prefix, executor_task_spec_data
 from agola.services.runservice.logic.transitions import (
@@ -86,6 +88,7 @@ __all__ = [
     "Fetch",
     "FetchKind",
     "RunSchedule",
+    "SchedulingView",
     "add_approver",
     "advance_run",
     "advance_run_tasks",
@@ -126,6 +129,7 @@ __all__ = [
     "run_from_config",
     "run_group_path",
     "schedule_run",
+    "scheduling_view",
     "set_task_annotations",
     "stale_siblings",
     "start_run",

@@ -106,6 +106,26 @@ def schedule_run(
     )
 
 
+SchedulingView = tuple[object, ...]
+
+
+def scheduling_view(run: Run) -> SchedulingView:
+    """What of a run ``schedule_run`` decides on, given its executor tasks (which it lists
+    itself): two versions of a run with the same view get the same decision, so a change that
+    leaves the view as it was (a step starting or ending, times, exit codes, fetched logs, a task
+    going from not started to running, which only a task with an executor task does) gives the
+    runs scheduler nothing to do. A task's status is kept only once finished (its end frees its
+    children and may decide the run's result); its archives' fetch state frees its children."""
+    return (
+        run.phase, run.result, run.stop, run.archived,
+        tuple(
+            (t.id, t.status if t.status.is_finished else None, t.skip, t.waiting_approval, t.approved,
+             t.archives_fetch_finished)
+            for t in run.tasks.values()
+        ),
+    )
+
+
 def new_executor_task(run_id: str, rct: RunConfigTask, executor_id: str) -> ExecutorTask:
     """The executor task of a run task (same id: at most one executor task per run task)."""
     return ExecutorTask(
