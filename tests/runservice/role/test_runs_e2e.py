@@ -47,6 +47,8 @@ async def test_dag_run_to_success_is_fetched_and_archived(rs: Instance, make_exe
 
     final = await wait_run(rs, run.id, lambda r: r.archived)
     assert final.phase is RunPhase.FINISHED and final.result is RunResult.SUCCESS
+    # The finished tasks were not pushed again to be stopped: there is nothing to stop.
+    assert not [tid for tid, t in ex.tasks.items() if t["spec"].get("stop")]
     assert all(t.status is RunTaskStatus.SUCCESS for t in final.tasks.values())
     # Logs and the workspace archive were copied into object storage.
     log = b"".join([c async for c in rs.c.get_log(run.id, "b", step=0)])

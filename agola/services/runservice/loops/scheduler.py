@@ -12,7 +12,7 @@ from agola.services.runservice.core import RunserviceCore
 from agola.services.runservice.logic.executors import executor_load
 from agola.services.runservice.logic.scheduling import CleanupKind
 from agola.services.runservice.store import StoredRun
-from agola.types.runservice import Executor
+from agola.types.runservice import Executor, ExecutorTask
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
@@ -31,6 +31,10 @@ class RunsScheduler:
 
     def __init__(self, core: RunserviceCore) -> None:
         self.core = core
+        # Run id -> what its last decision was taken on (its mod revision, its executor tasks'),
+        # for the runs whose decision was to do nothing, with no task waiting for an executor:
+        # the same inputs give the same decision, so such a run is not decided on again.
+        self._idle: dict[str, tuple[int, frozenset[tuple[str, int]]]] = {}
 
     async def run_once(self) -> None:
         store = self.core.store
@@ -39,8 +43,12 @@ class RunsScheduler:
         tasks = await store.list_executor_tasks()
         ets = [et for et, _ in tasks]
         revs = {et.id: rev for et, rev in tasks}
+        of_run: dict[str, list[tuple[ExecutorTask, int]]] = {}
+        for et, rev in tasks:
+            of_run.setdefault(et.spec.run_id, []).append((et, rev))
         load = executor_load(executors, ets)
         now = self.core.now()
+        idle, self._idle = self._idle, {}
         # Decisions first, in run order (each run's assignments count against the executors'
         # limits for the next runs), then the writes of all runs at once: the coordination batches
         # concurrent transactions, so a pass over many runs costs about one commit, not one each.
@@ -49,14 +57,22 @@ class RunsScheduler:
             run = stored.run
             if run.archived:
                 continue
+            inputs = (stored.revision, frozenset((et.id, rev) for et, rev in of_run.get(run.id, ())))
+            if idle.get(run.id) == inputs:
+                self._idle[run.id] = inputs
+                continue
             rc = await store.get_run_config(run.id)
             if rc is None:
                 log.warning("run without run config", run=run.id)
                 continue
             sched = logic.schedule_run(
-                run, rc, ets, executors, now, load=load, heartbeat_expiry=self.core.options.heartbeat_expiry
+                run, rc, [et for et, _ in of_run.get(run.id, ())], executors, now, load=load,
+                heartbeat_expiry=self.core.options.heartbeat_expiry,
             )
-            decided.append((stored, sched))
+            if _does_nothing(sched):
+                self._idle[run.id] = inputs
+            else:
+                decided.append((stored, sched))
             load = sched.load
         await asyncio.gather(*(self._apply(stored, sched, by_id, revs) for stored, sched in decided))
 
@@ -84,9 +100,14 @@ class RunsScheduler:
             await asyncio.gather(*pushes, return_exceptions=True)
 
 
+def _does_nothing(sched: logic.RunSchedule) -> bool:
+    return not (sched.run_changed or sched.run_event or sched.stop_tasks or sched.new_tasks
+                or sched.waiting_for_executor)
+
+
 class ExecutorTasksCleaner:
-    """Stray executor tasks: delete those of runs no longer active, tell executors to clean up
-    the finished tasks of finished runs, fail the tasks whose executor is gone."""
+    """Stray executor tasks: delete those of runs no longer active, mark the finished tasks of
+    finished runs stopped, fail the tasks whose executor is gone."""
 
     name = "executortaskscleaner"
     lock = "executortaskscleaner"
@@ -106,11 +127,12 @@ class ExecutorTasksCleaner:
             if cleanup.kind is CleanupKind.DELETE:
                 await store.delete_executor_task(et.id)
             elif cleanup.kind is CleanupKind.STOP:
+                # Stored, not pushed: the task is finished, and our executor removes a task's pod
+                # at its end (a finished task's stop is nothing to it); a poll still shows it.
                 try:
                     await store.put_executor_task(cleanup.task, rev)
                 except Conflict:
                     continue
-                await self.core.push_task(cleanup.task, executors.get(et.spec.executor_id))
             elif cleanup.kind is CleanupKind.FAIL:
                 try:
                     await store.put_executor_task(cleanup.task, rev)
