@@ -97,6 +97,10 @@ async def test_executor_polls_tasks_with_spec_data(rs: Instance, make_executor: 
     assert et.spec.run_id == run.id and data is not None and data.task_name == "a"
     with pytest.raises(NotExist):
         await ex.client.executor_task("other-executor", "a")
+    # Once started, a task is listed without spec data (an executor only starts not started ones).
+    await ex.report("a", "running")
+    [(listed, listed_data)] = await ex.client.executor_tasks(ex.id)
+    assert listed.id == "a" and listed.status.phase.value == "running" and listed_data is None
 
 
 async def test_caches_exact_and_prefix(rs: Instance) -> None:

@@ -14,7 +14,7 @@ from agola.errors import AlreadyExists, BadRequest, NotExist
 from agola.services.runservice.api.common import core_of, request_chunks, stream_body
 from agola.services.runservice.archives import find_cache, open_object, put_cache, workspace_archive
 from agola.services.runservice.logic.fetching import archive_object_path, log_object_path, validate_cache_key
-from agola.types.runservice import Executor, ExecutorTask
+from agola.types.runservice import Executor, ExecutorTask, ExecutorTaskPhase
 from agola.types.stepquery import parse_archive_step, parse_log_query
 from agola.util.http import API_PREFIX, json_response, read_json
 
@@ -43,9 +43,13 @@ async def list_executors(request: web.Request) -> web.Response:
 
 
 async def list_tasks(request: web.Request) -> web.Response:
+    """The executor's tasks; spec data only with the tasks not started yet (an executor starts
+    those; of the others it needs the status and ``stop``, and generating the spec data of every
+    task, on every poll, cost a run read and a spec each)."""
     core = core_of(request)
     tasks = await core.executor_tasks(request.match_info["executorid"])
-    return json_response([await core.task_with_data(et) for et in tasks])
+    return json_response([await core.task_with_data(et) if et.status.phase is ExecutorTaskPhase.NOT_STARTED
+                          else et.to_json(None) for et in tasks])
 
 
 async def get_task(request: web.Request) -> web.Response:
