@@ -130,6 +130,34 @@ async def test_approval_needs_a_recorded_approver(rs: tuple[RunserviceClient, st
     assert run.tasks["t1"].annotations == {}
 
 
+async def test_passes_look_for_approvals_at_most_once_per_approve_interval(rs: tuple[RunserviceClient, str]) -> None:
+    """A look lists every running run: the passes woken by run events leave it to the periodic
+    pass (the role's approve interval is its pass interval); with no interval, every pass looks."""
+    client, _ = rs
+    run_id = await _create(client, A, approval=True)
+    sched = Scheduler(client, approve_interval=3600)
+    looks: list[int] = []
+    approve = sched.approve
+
+    async def counted() -> list[tuple[str, str]]:
+        looks.append(1)
+        return await approve()
+
+    sched.approve = counted  # type: ignore[method-assign]
+    await sched.run_once()  # starts the run, and looks (the first pass does)
+
+    async def waiting() -> bool:
+        return (await client.get_run(run_id)).run.tasks["t1"].waiting_approval
+
+    await wait_for(waiting, 10)
+    await client.set_task_annotations(run_id, "t1", {"approvers": json.dumps(["user-1"])})
+    await sched.run_once()  # a woken pass: no look
+    assert len(looks) == 1 and not (await client.get_run(run_id)).run.tasks["t1"].approved
+    sched.approve_interval = 0
+    await sched.run_once()
+    assert len(looks) == 2 and (await client.get_run(run_id)).run.tasks["t1"].approved
+
+
 async def test_role_loop_starts_queued_runs(rs: tuple[RunserviceClient, str], tmp_path: Path) -> None:
     client, url = rs
     config = parse_config(f"{TOKEN_LINE}scheduler: {{runserviceURL: '{url}', runsPerGroupLimit: 1}}\n")

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import OrderedDict
+from typing import TypeVar
 
 from agola.config import Config
 from agola.errors import BadRequest, Conflict, NotExist
@@ -33,6 +35,8 @@ from agola.util.loops import LoopRunner
 
 log = get_logger(__name__)
 
+T = TypeVar("T")
+
 PAGE = 25
 # Runs remembered as past queued (their last run event's revision); enough for every run started
 # between two passes.
@@ -47,9 +51,14 @@ class Scheduler:
 
     name = "scheduler"
 
-    def __init__(self, runservice: RunserviceClient, runs_per_group_limit: int = 1) -> None:
+    def __init__(self, runservice: RunserviceClient, runs_per_group_limit: int = 1, *,
+                 approve_interval: float = 0.0) -> None:
+        """``approve_interval``: a pass looks for approvals only when that many seconds passed
+        since the last look (0: every pass)."""
         self.rs = runservice
         self.limit = max(1, runs_per_group_limit)
+        self.approve_interval = approve_interval
+        self._approved_at: float | None = None
         # group -> runs started here that the listings may not show as running yet
         self._started: dict[str, set[str]] = {}
         # The revision of the last run event seen: listings wait until the readdb reached it, so
@@ -60,6 +69,8 @@ class Scheduler:
         self._past_queued: OrderedDict[str, int] = OrderedDict()
         self._recent_groups: OrderedDict[str, None] = OrderedDict()  # where runs were started last
         self._queued_event = False  # a run was queued since the last pass began
+        # Runs seen finished on the events stream: a run started here and over needs no read.
+        self._finished: OrderedDict[str, None] = OrderedDict()
 
     def run_event(self, run_id: str, phase: RunPhase, revision: int) -> None:
         """A run event seen on the runservice's stream (revision 0: the server sent none)."""
@@ -67,10 +78,9 @@ class Scheduler:
         if phase == RunPhase.QUEUED:
             self._queued_event = True
         if revision > 0 and phase != RunPhase.QUEUED:  # a run never goes back to queued
-            self._past_queued[run_id] = revision
-            self._past_queued.move_to_end(run_id)
-            while len(self._past_queued) > SEEN_RUNS:
-                self._past_queued.popitem(last=False)
+            _remember(self._past_queued, run_id, revision)
+        if phase.is_finished:
+            _remember(self._finished, run_id, None)
 
     def _listed_as_is(self, run_id: str, listed_at: int) -> bool:
         """Whether a listing at ``listed_at`` or later shows ``run_id`` past queued, as it is."""
@@ -125,7 +135,7 @@ class Scheduler:
         busy = {r.id for r in running}
         for run_id in sorted(pending):
             # Listed by now, or the listing shows it as it is (not running), or already over.
-            if (run_id in busy or self._listed_as_is(run_id, listed_at)
+            if (run_id in busy or self._listed_as_is(run_id, listed_at) or run_id in self._finished
                     or await self._phase(run_id) != RunPhase.RUNNING):
                 pending.discard(run_id)
             else:
@@ -218,7 +228,17 @@ class Scheduler:
 
     async def run_once(self) -> None:
         await self.schedule()
-        await self.approve()
+        now = time.monotonic()
+        if self._approved_at is None or now - self._approved_at >= self.approve_interval:
+            self._approved_at = now
+            await self.approve()
+
+
+def _remember(seen: OrderedDict[str, T], run_id: str, value: T) -> None:
+    seen[run_id] = value
+    seen.move_to_end(run_id)
+    while len(seen) > SEEN_RUNS:
+        seen.popitem(last=False)
 
 
 class SchedulerRole(Role):
@@ -253,7 +273,9 @@ class SchedulerRole(Role):
         section = self.config.scheduler
         self.client = RunserviceClient(
             section.runservice_url, token=self.config.api_token_for("runservice", caller=self.name))
-        self.scheduler = Scheduler(self.client, section.runs_per_group_limit)
+        # Approvals emit no run event: the periodic pass looks for them, not every woken pass too
+        # (a look lists every running run).
+        self.scheduler = Scheduler(self.client, section.runs_per_group_limit, approve_interval=self.interval)
         self._runner = LoopRunner(self.scheduler, self.interval, follow_up=self.settle, max_backoff=self.max_backoff)
         self._runner.start()  # a first pass right after start
         self._events = asyncio.create_task(self._follow_events(), name="scheduler-run-events")
