@@ -32,8 +32,10 @@ from agola.storage.datamanager.types import (
 from agola.storage.datamanager.wal import RecentWals, WalReader
 from agola.storage.objectstorage.base import ObjectStorage
 
-# WALs per storage segment (and per coordination transaction marking them stored).
-SEGMENT_WALS = 64
+# WALs per storage segment at most, and its size (one coordination transaction records a
+# segment, whatever it holds: 64 per segment made a burst's sync cost twice as much CPU per WAL).
+SEGMENT_WALS = 256
+SEGMENT_BYTES = 4 << 20
 
 
 class SyncJob:
@@ -71,8 +73,7 @@ class SyncJob:
         guard = (Compare.mod(LAST_STORAGE_WAL_KEY, "==", stored.mod_revision) if stored is not None
                  else Compare.create(LAST_STORAGE_WAL_KEY, "==", 0))
         synced = 0
-        for i in range(0, len(todo), SEGMENT_WALS):
-            chunk = todo[i : i + SEGMENT_WALS]
+        for chunk in _chunks(todo):
             # One object (one fsync) for the whole chunk, written strictly after the previous
             # one, so a WAL in storage always means every earlier WAL is there too. Large WALs
             # were written to their own data file before their commit: the segment names it.
@@ -114,6 +115,22 @@ class SyncJob:
             todo.append((kv, wal))
         todo.reverse()
         return todo
+
+
+def _chunks(todo: list[tuple[KeyValue, WalData]]) -> list[list[tuple[KeyValue, WalData]]]:
+    """The WALs to sync cut into segments of ``SEGMENT_WALS`` and about ``SEGMENT_BYTES`` at most."""
+    chunks: list[list[tuple[KeyValue, WalData]]] = []
+    chunk: list[tuple[KeyValue, WalData]] = []
+    size = 0
+    for kv, wal in todo:
+        if chunk and (len(chunk) >= SEGMENT_WALS or size + len(kv.value) > SEGMENT_BYTES):
+            chunks.append(chunk)
+            chunk, size = [], 0
+        chunk.append((kv, wal))
+        size += len(kv.value)
+    if chunk:
+        chunks.append(chunk)
+    return chunks
 
 
 def _shared_prefix(a: str, b: str) -> str:

@@ -52,6 +52,10 @@ from agola.util.loops import LockedJob, LoopRunner, stop_all
 
 log = get_logger(__name__)
 
+# Writes waiting for the sync job that wake it at once, and how long the first one waits otherwise.
+SYNC_WAKE_WALS = 64
+SYNC_LINGER = 0.02
+
 
 class DataManager:
     """A replicated store of objects grouped by datatype: WAL in coordination, snapshots in storage.
@@ -102,6 +106,8 @@ class DataManager:
         }
         self._tasks: list[asyncio.Task[None]] = []
         self._initialized = False
+        self._unsynced = 0
+        self._sync_timer: asyncio.TimerHandle | None = None
 
     def _runner(self, job: LockedJob, interval: float) -> LoopRunner:
         o = self.options
@@ -139,6 +145,9 @@ class DataManager:
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
+        if self._sync_timer is not None:
+            self._sync_timer.cancel()
+            self._sync_timer = None
         await cancel_and_wait(tasks)
         await stop_all(list(self._runners.values()))
 
@@ -147,6 +156,22 @@ class DataManager:
         return await self._runners[job.name].run_once()
 
     def _wake_sync(self) -> None:
+        """After each write: wake the sync job once ``SYNC_WAKE_WALS`` writes are waiting for it, or
+        ``SYNC_LINGER`` seconds after the first one (a pass per commit wrote many small segments,
+        and a pass costs ~2 ms of CPU whatever it writes)."""
+        if not self._tasks:
+            return
+        self._unsynced += 1
+        if self._unsynced >= SYNC_WAKE_WALS:
+            self._wake_sync_now()
+        elif self._sync_timer is None:
+            self._sync_timer = asyncio.get_running_loop().call_later(SYNC_LINGER, self._wake_sync_now)
+
+    def _wake_sync_now(self) -> None:
+        if self._sync_timer is not None:
+            self._sync_timer.cancel()
+            self._sync_timer = None
+        self._unsynced = 0
         if self._tasks:
             self._runners[self.sync_job.name].wake()
 
