@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,10 +17,11 @@ import pytest
 from agola.services.executor.drivers.base import ContainerSpec, PodSpec
 from agola.services.executor.drivers.docker import DockerDriver
 from agola.services.executor.drivers.dockerpod import DockerPod
+from agola.services.executor.drivers.dockerrunner import shares_mounts
 from agola.services.executor.store import LocalArchiveStore
 from agola.types.runservice import RunStep
 from tests.executor.helpers import EXECUTOR_ID, phases, runner, spec, step_log
-from tests.support.services import BUSYBOX_IMAGE
+from tests.support.services import BUSYBOX_IMAGE, missing
 from tests.support.waiting import wait_for
 
 
@@ -191,3 +194,26 @@ async def test_a_task_runs_its_steps_without_docker_exec(
     assert phases(status) == ["success", "failed"]
     assert step_log(data_dir, task_id, 0) == "one\ntwo\n"  # read_text: its \r\n read as \n
     assert created[1] == []  # no docker exec at all: working dir, shell lookup and steps
+
+
+def test_only_an_engine_in_the_executors_mount_namespace_gets_step_runners(tmp_path: Path) -> None:
+    # The local engine (tests run beside it) resolves /dev/pts/<n> as the executor does...
+    assert shares_mounts("/var/run/docker.sock")
+    # ... one in a mount namespace of its own (an executor in a container, rootless Docker) may not.
+    sock = tmp_path / "engine.sock"
+    server = ("import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); "
+              "print('ready', flush=True); c, _ = s.accept(); c.recv(1)")
+    try:
+        proc = subprocess.Popen(["unshare", "--mount", sys.executable, "-c", server, str(sock)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        missing("unshare (util-linux)")
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline() != b"ready\n":
+            missing(f"unshare --mount: {proc.stderr.read().decode() if proc.stderr else ''}")
+        assert not shares_mounts(str(sock))
+        assert not shares_mounts(str(tmp_path / "no-engine.sock"))
+    finally:
+        proc.kill()
+        proc.wait()

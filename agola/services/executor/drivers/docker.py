@@ -52,7 +52,7 @@ from agola.services.executor.drivers.base import (
 from agola.services.executor.drivers.dockerend import STDIN_CONFIG, end_by_itself
 from agola.services.executor.drivers.dockerio import POD_IO_DIR, IoDir, root_remapped
 from agola.services.executor.drivers.dockerpod import BUSYBOX, SCRIPT_DIR, SCRIPT_TMPFS_SIZE, DockerPod
-from agola.services.executor.drivers.dockerrunner import StepRunner
+from agola.services.executor.drivers.dockerrunner import StepRunner, shares_mounts
 from agola.services.executor.drivers.dockerstart import read_workdir, runner, sleeper
 from agola.util.aio import cancel_and_wait
 from agola.util.log import get_logger
@@ -113,6 +113,7 @@ class DockerDriver(Driver):
     def __init__(self, config: DockerDriverConfig | None = None) -> None:
         self.config = config or DockerDriverConfig()
         self._docker: aiodocker.Docker | None = None
+        self._step_runner: bool | None = None  # whether pods get one (asked once: _runs_steps)
 
     @property
     def docker(self) -> aiodocker.Docker:
@@ -140,6 +141,15 @@ class DockerDriver(Driver):
         """Whether pods get an io dir: the engine must be local (a unix socket) to see it."""
         return not self.config.archive_api_only and self.docker.docker_host.startswith("unix://")
 
+    async def _runs_steps(self) -> bool:
+        """Whether container 0's pid 1 may run the steps (``dockerrunner``): the engine must see
+        the executor's files as it does (its mount namespace) and must not remap users."""
+        if self._step_runner is None:
+            path = getattr(self.docker.connector, "path", None)  # aiodocker's UnixConnector
+            shared = isinstance(path, str) and await asyncio.to_thread(shares_mounts, path)
+            self._step_runner = shared and not await root_remapped(self.docker)
+        return self._step_runner
+
     # ------------------------------------------------------------------------------ pod creation
 
     async def create_pod(self, spec: PodSpec, out: Sink = discard) -> Pod:
@@ -159,7 +169,7 @@ class DockerDriver(Driver):
         workdir = spec.working_dir if own_user else ""
         io = IoDir.create(self.io_base, spec.pod_id) if self.uses_io_dir() else None
         steps: StepRunner | None = None
-        if io is not None and own_user and not await root_remapped(self.docker):
+        if io is not None and own_user and await self._runs_steps():
             steps = StepRunner(io)
         created: list[aiodocker.containers.DockerContainer] = []
         probe: asyncio.Task[str | None] | None = None

@@ -20,6 +20,12 @@ and a step goes through the kernel only:
   then reads what is left of the output (a pipe or pty holds everything a finished process wrote)
   and returns. The status FIFO ending (every writer gone) means pid 1 is gone: the pod was killed.
 
+Only with an engine in the executor's own mount namespace (its pid, from the socket's peer
+credentials, has the same ``/proc/<pid>/ns/mnt``; ``shares_mounts``): the tty is bind-mounted by
+its path, ``/dev/pts/<n>``, which the engine resolves in its own namespace; an executor in a
+container of its own would hand the pod some other terminal of the host. Elsewhere (an executor in
+a container, rootless Docker, an executor not allowed to look) steps go through ``docker exec``.
+
 What is kept from ``docker exec``: the step's user (only steps of container 0's own user go this
 way, and only when that user is root or the executor's own), its environment (the container's,
 plus the step's), working dir, exit status, default signal dispositions, stdin (``/dev/null``,
@@ -38,6 +44,8 @@ import os
 import re
 import secrets
 import shlex
+import socket
+import struct
 import termios
 from collections.abc import Mapping
 
@@ -60,6 +68,24 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _SHELL_NAMES = frozenset({"CDPATH", "ENV", "FUNCNAME", "HISTFILE", "HISTFILESIZE", "IFS", "LINENO", "MAIL",
                           "MAILCHECK", "MAILPATH", "OPTARG", "OPTIND", "PPID", "PS1", "PS2", "PS4", "RANDOM",
                           "SECONDS", "SHLVL"})
+
+
+def shares_mounts(socket_path: str) -> bool:
+    """Whether the engine behind the unix socket ``socket_path`` runs in this process's mount
+    namespace, so that it resolves a host path as this process does."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(socket_path)
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid = struct.unpack("3i", creds)[0]
+        if pid <= 0:  # the engine is in a pid namespace this process cannot see
+            return False
+        return os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+    except OSError as exc:
+        log.info("cannot tell whether the Docker engine shares the executor's mounts: steps go through docker exec",
+                 error=str(exc))
+        return False
 
 
 @attrs.frozen
@@ -390,4 +416,4 @@ async def _write_all(fd: int, data: bytes) -> None:
             loop.remove_writer(fd)
 
 
-__all__ = ["HELLO_TIMEOUT", "KILLED_STATUS", "Hello", "PodTty", "StepRunner"]
+__all__ = ["HELLO_TIMEOUT", "KILLED_STATUS", "Hello", "PodTty", "StepRunner", "shares_mounts"]
