@@ -2,11 +2,12 @@
 
 Container 0 must run any image, even one with no shell and no tools. The host's *static* busybox
 (Debian's ``busybox-static``, path from config) is bind-mounted read-only at
-``/.agola/bin/busybox`` and, unless the task gives container 0 an entrypoint, runs as its pid 1: a
-shell waiting on its stdin (``dockerstart``; the executor closes it to end the pod, ``dockerend``)
-whose ``wait`` reaps every child, including orphans re-parented to pid 1, so zombies do not pile
-up. Every helper the executor needs inside the pod (``mkdir -p``, ``$HOME`` lookup, file digests
-for cache keys) is run with that busybox through ``docker exec``; files go in and out as tar
+``/.agola/bin/busybox`` and, unless the task gives container 0 an entrypoint, runs as its pid 1:
+the step runner (``dockerrunner``: steps and helpers run as its children, no ``docker exec``) or
+a shell waiting on its stdin (``dockerstart``; the executor closes it to end the pod,
+``dockerend``), whose waits reap every child, including orphans re-parented to pid 1, so zombies
+do not pile up. Every helper the executor needs inside the pod (``mkdir -p``, ``$HOME`` lookup,
+file digests for cache keys) is run with that busybox; files go in and out as tar
 streams of that busybox through FIFOs in the pod's io dir (``dockerio``, a host dir bind-mounted
 at ``/.agola/io``), or with the archive API, never through the image's tools.
 

@@ -2,9 +2,10 @@
 
 Layout inside container 0: the host's static busybox at ``/.agola/bin/busybox`` (every helper
 command runs with it, so any image works), a small tmpfs at ``/.agola/tmp`` for step scripts, the
-pod's io dir at ``/.agola/io`` (``dockerio``). Commands run through ``docker exec``; files go in
-and out as tar streams through FIFOs in the io dir, or with the archive API when the pod cannot
-use it. Created by ``agola.services.executor.drivers.docker.DockerDriver``.
+pod's io dir at ``/.agola/io`` (``dockerio``). Commands run through container 0's pid 1 when it
+is the step runner (``dockerrunner``), else through ``docker exec``; files go in and out as tar
+streams through FIFOs in the io dir, or with the archive API when the pod cannot use it.
+Created by ``agola.services.executor.drivers.docker.DockerDriver``.
 """
 
 from __future__ import annotations
