@@ -1,7 +1,7 @@
 """One pass of the runs scheduler over many active runs: a run whose last decision was to do
-nothing, with nothing waiting for an executor, is not decided on again until the run or one of its
-executor tasks changes; a run with a task waiting for an executor is decided on every pass (a slot
-may have freed). The store is an in-memory stand-in with the coordination's mod revisions."""
+nothing is not decided on again until the run or one of its executor tasks changes; nor is a run
+with tasks waiting for an executor, until one has room. The store is an in-memory stand-in with
+the coordination's mod revisions."""
 
 from __future__ import annotations
 
@@ -101,16 +101,15 @@ async def test_runs_with_nothing_to_do_are_decided_on_again_only_once_changed(
     await scheduler.run_once()
     assert core.pushed == ["a", "b"] and decided == ["r1", "r2", "r3"]  # r3 waits for a slot
     decided.clear()
-    await scheduler.run_once()  # r1 and r2 decided again: now with nothing to do
-    assert decided == ["r1", "r2", "r3"]
+    await scheduler.run_once()  # r1 and r2 decided again (now with nothing to do), not r3: no room
+    assert decided == ["r1", "r2"]
     decided.clear()
-    await scheduler.run_once()  # only the run waiting for a slot
-    assert decided == ["r3"] and core.pushed == ["a", "b"]
+    await scheduler.run_once()
+    assert decided == [] and core.pushed == ["a", "b"]
 
-    decided.clear()
     store.report("a", ExecutorTaskPhase.RUNNING)  # r1 and its executor task changed
     await scheduler.run_once()
-    assert decided == ["r1", "r3"] and core.pushed == ["a", "b"]
+    assert decided == ["r1"] and core.pushed == ["a", "b"]
 
     decided.clear()
     store.report("b", ExecutorTaskPhase.RUNNING)

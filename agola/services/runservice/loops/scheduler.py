@@ -9,7 +9,7 @@ from collections.abc import Awaitable
 from agola.errors import Conflict
 from agola.services.runservice import logic
 from agola.services.runservice.core import RunserviceCore
-from agola.services.runservice.logic.executors import executor_load
+from agola.services.runservice.logic.executors import executor_load, has_capacity
 from agola.services.runservice.logic.scheduling import CleanupKind
 from agola.services.runservice.store import StoredRun
 from agola.types.runservice import Executor, ExecutorTask
@@ -32,9 +32,10 @@ class RunsScheduler:
     def __init__(self, core: RunserviceCore) -> None:
         self.core = core
         # Run id -> what its last decision was taken on (its mod revision, its executor tasks'),
-        # for the runs whose decision was to do nothing, with no task waiting for an executor:
-        # the same inputs give the same decision, so such a run is not decided on again.
-        self._idle: dict[str, tuple[int, frozenset[tuple[str, int]]]] = {}
+        # for the runs whose decision was to do nothing but wait for an executor for some tasks
+        # (``waiting``) or nothing at all: the same inputs give the same decision (for a waiting
+        # run, as long as no executor has room), so such a run is not decided on again.
+        self._idle: dict[str, tuple[int, frozenset[tuple[str, int]], bool]] = {}
 
     async def run_once(self) -> None:
         store = self.core.store
@@ -58,8 +59,9 @@ class RunsScheduler:
             if run.archived:
                 continue
             inputs = (stored.revision, frozenset((et.id, rev) for et, rev in of_run.get(run.id, ())))
-            if idle.get(run.id) == inputs:
-                self._idle[run.id] = inputs
+            last = idle.get(run.id)
+            if last is not None and last[:2] == inputs and not (last[2] and _room(executors, load)):
+                self._idle[run.id] = last
                 continue
             rc = await store.get_run_config(run.id)
             if rc is None:
@@ -70,7 +72,7 @@ class RunsScheduler:
                 heartbeat_expiry=self.core.options.heartbeat_expiry,
             )
             if _does_nothing(sched):
-                self._idle[run.id] = inputs
+                self._idle[run.id] = (*inputs, bool(sched.waiting_for_executor))
             else:
                 decided.append((stored, sched))
             load = sched.load
@@ -101,8 +103,13 @@ class RunsScheduler:
 
 
 def _does_nothing(sched: logic.RunSchedule) -> bool:
-    return not (sched.run_changed or sched.run_event or sched.stop_tasks or sched.new_tasks
-                or sched.waiting_for_executor)
+    """Nothing to write or push (maybe tasks waiting for an executor)."""
+    return not (sched.run_changed or sched.run_event or sched.stop_tasks or sched.new_tasks)
+
+
+def _room(executors: list[Executor], load: dict[str, int]) -> bool:
+    """Some executor could take a task (whether alive and suitable is for the decision)."""
+    return any(has_capacity(e, load) for e in executors)
 
 
 class ExecutorTasksCleaner:
