@@ -244,7 +244,7 @@ async def test_a_queued_run_of_a_recent_group_has_its_group_listed_with_the_queu
     await role.start()
     assert role.client is not None
     calls: list[str] = []
-    list_runs = role.client.list_runs
+    list_runs = role.client.list_runs_json
 
     async def recorded_list_runs(*args: Any, phases: list[str], **kwargs: Any) -> Any:
         calls.append(f"start {phases[0]}")
@@ -253,7 +253,7 @@ async def test_a_queued_run_of_a_recent_group_has_its_group_listed_with_the_queu
         finally:
             calls.append(f"end {phases[0]}")
 
-    role.client.list_runs = recorded_list_runs  # type: ignore[method-assign, assignment]
+    role.client.list_runs_json = recorded_list_runs  # type: ignore[method-assign, assignment]
     try:
         first = await _create(client, A)
         await wait_for(lambda: _is(client, first, "running"), 10)

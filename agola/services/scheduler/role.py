@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from agola.config import Config
 from agola.errors import BadRequest, Conflict, NotExist
@@ -36,6 +36,8 @@ from agola.util.loops import LoopRunner
 log = get_logger(__name__)
 
 T = TypeVar("T")
+# A listing of a group's running runs: the revision listed at, their ids, the group's token.
+Listing = tuple[int, set[str], str]
 
 PAGE = 25
 # Runs remembered as past queued (their last run event's revision); enough for every run started
@@ -87,16 +89,18 @@ class Scheduler:
         seen = self._past_queued.get(run_id)
         return seen is not None and seen <= listed_at
 
-    async def _all(self, phase: RunPhase, groups: list[str] | None = None) -> list[Run]:
-        out: list[Run] = []
+    async def _all(self, phase: RunPhase, groups: list[str] | None = None) -> list[dict[str, Any]]:
+        """The runs in ``phase``, as JSON objects: the passes look at a field or two of each (a
+        decode of every run, its tasks and steps, was most of a pass's cost with 100 runs)."""
+        out: list[dict[str, Any]] = []
         start = ""
         while True:
-            runs, _ = await self.rs.list_runs(phases=[phase.value], groups=groups, start=start, limit=PAGE, asc=True,
-                                              min_revision=self.min_revision)
+            runs, _ = await self.rs.list_runs_json(phases=[phase.value], groups=groups, start=start, limit=PAGE,
+                                                   asc=True, min_revision=self.min_revision)
             out.extend(runs)
             if len(runs) < PAGE:
                 return out
-            start = runs[-1].id
+            start = str(runs[-1]["id"])
 
     async def queued_groups(self) -> list[str]:
         """Groups with queued runs, in the order of their oldest queued run."""
@@ -106,21 +110,21 @@ class Scheduler:
         """Queued run ids (oldest first) by group, groups in the order of their oldest run."""
         groups: dict[str, list[str]] = {}
         for run in await self._all(RunPhase.QUEUED):
-            groups.setdefault(run.group, []).append(run.id)
+            groups.setdefault(str(run.get("group", "")), []).append(str(run["id"]))
         return groups
 
-    async def _running(self, group: str) -> tuple[int, list[Run], str]:
-        """The revision listed at, the running runs of ``group`` and the token of its change group
-        (taken before the listing: it protects what the listing shows)."""
+    async def _running(self, group: str) -> Listing:
+        """The revision listed at, the ids of the running runs of ``group`` and the token of its
+        change group (taken before the listing: it protects what the listing shows)."""
         listed_at = self.min_revision
-        running, token = await self.rs.list_runs(phases=[RunPhase.RUNNING.value], groups=[group],
-                                                 limit=self.limit + len(self._started.get(group, ())),
-                                                 change_groups=[group_change_group(group)],
-                                                 min_revision=listed_at)
-        return listed_at, running, token
+        running, token = await self.rs.list_runs_json(phases=[RunPhase.RUNNING.value], groups=[group],
+                                                      limit=self.limit + len(self._started.get(group, ())),
+                                                      change_groups=[group_change_group(group)],
+                                                      min_revision=listed_at)
+        return listed_at, {str(r["id"]) for r in running}, token
 
     async def schedule_group(self, group: str, queued: list[str] | None = None,
-                             listing: tuple[int, list[Run], str] | None = None) -> Run | None:
+                             listing: Listing | None = None) -> Run | None:
         """Start the oldest queued run of ``group`` if the group has room; the started run or None.
         ``listing``: ``_running(group)`` already asked for in this pass.
 
@@ -132,7 +136,7 @@ class Scheduler:
         """
         pending = self._started.setdefault(group, set())
         listed_at, running, token = listing if listing is not None else await self._running(group)
-        busy = {r.id for r in running}
+        busy = set(running)
         for run_id in sorted(pending):
             # Listed by now, or the listing shows it as it is (not running), or already over.
             if (run_id in busy or self._listed_as_is(run_id, listed_at) or run_id in self._finished
@@ -173,9 +177,10 @@ class Scheduler:
         run event came after it: those are skipped. Another change the listing missed makes the
         start fail, and its run event wakes another pass."""
         if listed is None:
-            queued, _ = await self.rs.list_runs(phases=[RunPhase.QUEUED.value], groups=[group],
-                                                limit=max(lookahead, PAGE), asc=True, min_revision=self.min_revision)
-            listed = [run.id for run in queued]
+            queued, _ = await self.rs.list_runs_json(phases=[RunPhase.QUEUED.value], groups=[group],
+                                                     limit=max(lookahead, PAGE), asc=True,
+                                                     min_revision=self.min_revision)
+            listed = [str(run["id"]) for run in queued]
         for run_id in listed:
             if run_id not in pending and run_id not in self._past_queued:
                 return run_id
@@ -183,7 +188,7 @@ class Scheduler:
 
     async def schedule(self) -> list[Run]:
         started = []
-        prefetch: dict[str, asyncio.Task[tuple[int, list[Run], str]]] = {}
+        prefetch: dict[str, asyncio.Task[Listing]] = {}
         if self._queued_event:  # woken by a new run: its group is likely one of the last ones
             self._queued_event = False
             prefetch = {g: asyncio.create_task(self._running(g)) for g in self._recent_groups}
@@ -209,10 +214,11 @@ class Scheduler:
         for listed in await self._all(RunPhase.RUNNING):
             # The listing may lag behind approvals recorded a moment ago: read the run itself, if
             # the listing shows a task waiting approval (most runs have none: no read per run).
-            if not any(t.waiting_approval and not t.approved for t in listed.tasks.values()):
+            tasks = listed.get("tasks") or {}
+            if not any(t.get("waiting_approval") and not t.get("approved") for t in tasks.values()):
                 continue
             try:
-                run = (await self.rs.get_run(listed.id)).run
+                run = (await self.rs.get_run(str(listed["id"]))).run
             except NotExist:
                 continue
             for task_id in tasks_to_approve(run):
