@@ -29,12 +29,17 @@ class Fetcher:
 
     def __init__(self, core: RunserviceCore) -> None:
         self.core = core
+        # (task id, run id) whose markers are in object storage: not looked at again each pass.
+        self._marked: set[tuple[str, str]] = set()
 
     async def run_once(self) -> None:
         store = self.core.store
         executors = {e.id: e for e in await store.list_executors()}
         ets = {et.id: et for et, _ in await store.list_executor_tasks()}
-        for stored in await store.list_active_runs():
+        runs = await store.list_active_runs()
+        active = {stored.run.id for stored in runs}
+        self._marked = {m for m in self._marked if m[1] in active}
+        for stored in runs:
             run = stored.run
             fetches = logic.pending_fetches(run)
             if fetches:
@@ -59,9 +64,12 @@ class Fetcher:
 
     async def _markers(self, run: Run, task_ids: set[str]) -> None:
         for tid in task_ids:
+            if (tid, run.id) in self._marked:
+                continue
             for path in (log_run_marker_path(tid, run.id), archive_run_marker_path(tid, run.id)):
                 if not await self.core.ost.exists(path):
                     await self.core.ost.write(path, b"")
+            self._marked.add((tid, run.id))
 
     async def _fetch(self, fetch: Fetch, et: ExecutorTask | None, executors: dict[str, Executor]) -> bool:
         """True when the object is stored or there is nothing to store."""
