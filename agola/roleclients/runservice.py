@@ -7,7 +7,7 @@ exports, run events) are async iterators of bytes (or of decoded events) with bo
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Mapping
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import quote
 
 from agola.errors import NotExist
@@ -26,6 +26,20 @@ from agola.types.runservice import (
 from agola.types.stepquery import StepQuery
 
 
+class RunsQuery(TypedDict, total=False):
+    """The filters and paging of a runs listing (``GET /runs``)."""
+
+    phases: list[str] | None
+    results: list[str] | None
+    groups: list[str] | None
+    last_run: bool
+    change_groups: list[str] | None
+    start: str
+    limit: int
+    asc: bool
+    min_revision: int
+
+
 class RunserviceClient(MaintenanceCalls):
     # --- runs ---------------------------------------------------------------------------------
 
@@ -36,24 +50,10 @@ class RunserviceClient(MaintenanceCalls):
         params = {"changegroup": change_groups} if change_groups else None
         return RunResponse.from_json(await self.json("GET", f"/runs/{run_id}", params=params))
 
-    async def list_runs(
-        self,
-        *,
-        phases: list[str] | None = None,
-        results: list[str] | None = None,
-        groups: list[str] | None = None,
-        last_run: bool = False,
-        change_groups: list[str] | None = None,
-        start: str = "",
-        limit: int = 0,
-        asc: bool = False,
-        min_revision: int = 0,
-    ) -> tuple[list[Run], str]:
+    async def list_runs(self, **query: Unpack[RunsQuery]) -> tuple[list[Run], str]:
         """``min_revision``: list once the runservice's readdb has applied that coordination
         revision (see ``run_events_at``)."""
-        runs, token = await self.list_runs_json(
-            phases=phases, results=results, groups=groups, last_run=last_run, change_groups=change_groups,
-            start=start, limit=limit, asc=asc, min_revision=min_revision)
+        runs, token = await self.list_runs_json(**query)
         return [Run.from_json(r) for r in runs], token
 
     async def list_runs_json(
