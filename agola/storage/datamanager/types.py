@@ -151,9 +151,13 @@ class Paths:
 # --- JSON helpers ----------------------------------------------------------------------------
 
 
+# One decoder for every document; handing it text skips json.loads' encoding detection of bytes.
+_DECODER = json.JSONDecoder()
+
+
 def _loads(raw: bytes, where: str) -> Any:
     try:
-        return json.loads(raw)
+        return _DECODER.decode(raw.decode())
     except (ValueError, UnicodeDecodeError) as exc:
         raise CorruptData(where, f"invalid JSON: {exc}") from None
 
@@ -242,7 +246,7 @@ def iter_json_docs(raw: bytes, where: str) -> list[Any]:
         text = raw.decode()
     except UnicodeDecodeError:
         raise CorruptData(where, "not UTF-8") from None
-    decoder = json.JSONDecoder()
+    decoder = _DECODER
     docs: list[Any] = []
     pos, end = 0, len(text)
     while True:
@@ -382,7 +386,10 @@ class DataEntry:
     data: bytes
 
     def to_json(self) -> bytes:
-        return _dumps({"id": self.id, "data_type": self.data_type, "data": _b64(self.data)})
+        # What _dumps makes of {"id", "data_type", "data"}, formatted directly (a checkpoint
+        # encodes every entry of each data file it rewrites).
+        return b'{"id":%s,"data_type":%s,"data":"%s"}' % (
+            _quote(self.id), _quote(self.data_type), base64.b64encode(self.data))
 
     @classmethod
     def from_doc(cls, doc: Any, where: str) -> DataEntry:

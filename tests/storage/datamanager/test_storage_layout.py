@@ -20,6 +20,7 @@ from agola.storage.datamanager.types import (
     LAST_STORAGE_WAL_KEY,
     WALS_PREFIX,
     Action,
+    DataEntry,
     Seq,
     WalData,
     WalHeader,
@@ -187,7 +188,7 @@ def test_a_group_commit_numbers_its_wals_as_seq_does() -> None:
         assert seq_strings(epoch, first, count) == [str(Seq(epoch, c)) for c in range(first, first + count)]
 
 
-def test_actions_are_encoded_as_compact_json() -> None:
+def test_actions_and_data_entries_are_encoded_as_compact_json() -> None:
     for data_type in ("user", 'q"x', "é\u2028\x01\\"):
         for id in ("u1", "\ud800x", "a/b\tc", "日本"):
             for action in (Action.put(data_type, id, b"xyz\x00\xff"), Action.delete(data_type, id)):
@@ -195,3 +196,7 @@ def test_actions_are_encoded_as_compact_json() -> None:
                        "Data": base64.b64encode(action.data).decode() if action.data else None}
                 assert action.to_json() == json.dumps(doc, separators=(",", ":")).encode()
                 assert decode_wal_data(encode_wal_data([action]), "here") == [action]
+            entry = DataEntry(id, data_type, b"xyz\x00\xff")
+            doc = {"id": id, "data_type": data_type, "data": base64.b64encode(entry.data).decode()}
+            assert entry.to_json() == json.dumps(doc, separators=(",", ":")).encode()
+            assert DataEntry.from_line(entry.to_json(), "here") == entry
