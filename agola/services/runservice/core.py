@@ -275,12 +275,32 @@ class RunserviceCore:
             new = logic.receive_executor_task_status(et, received, executor_id)
             if new != et:
                 try:
+                    if await self._store_with_run(new, rev):
+                        return
                     await self.store.put_executor_task(new, rev)
                 except Conflict:
                     continue
             await self.apply_task_status(new)
             return
         raise Conflict(f"executor task {received.id}: too many concurrent updates")
+
+    async def _store_with_run(self, et: ExecutorTask, et_revision: int) -> bool:
+        """Store a reported executor task and its status copied onto its run in one transaction
+        (an executor reports each step's start and end: one commit per report, not two). False,
+        with nothing stored, when the run does not take it that simply (gone, the status refused
+        or changing nothing, or the run's last task ending: its result and end go with it), for
+        ``apply_task_status`` to handle; ``Conflict`` when either changed meanwhile."""
+        stored = await self.store.get_active_run(et.spec.run_id)
+        if stored is None:
+            return False
+        new, accepted = logic.apply_executor_task_status(stored.run, et)
+        if not accepted or new == stored.run or (new.tasks_finished and not new.phase.is_finished):
+            return False
+        await self.store.put_run_and_executor_task(new, stored.revision, et, et_revision,
+                                                   event=logic.run_event_needed(stored.run, new))
+        if logic.scheduling_view(new) != logic.scheduling_view(stored.run):
+            self.wake()
+        return True
 
     async def heartbeat(self, executor: Executor) -> Executor:
         """Register or refresh an executor; drop dynamic siblings it no longer lists."""

@@ -218,11 +218,13 @@ class RunStore:
         *,
         event: bool = False,
         token: RunChangeGroupsToken | None = None,
+        compares: list[Compare] | None = None,
         extra: list[Op] | None = None,
     ) -> int:
-        """Compare-and-put the run (``revision`` 0 = create). Returns the new mod revision."""
+        """Compare-and-put the run (``revision`` 0 = create), with ``extra`` operations under
+        ``compares`` too. Returns the new mod revision."""
         key = RUNS_PREFIX + run.id
-        compares = [Compare.mod(key, "==", revision) if revision else Compare.create(key, "==", 0)]
+        compares = [Compare.mod(key, "==", revision) if revision else Compare.create(key, "==", 0), *(compares or [])]
         ops: list[Op] = [Put(key, run.to_json_bytes())]
         if token is not None:
             for name, rev in token.change_groups_revisions.items():
@@ -376,6 +378,14 @@ class RunStore:
         if not res.succeeded:
             raise Conflict(f"executor task {et.id} was updated concurrently")
         return res.revision
+
+    async def put_run_and_executor_task(self, run: Run, revision: int, et: ExecutorTask, et_revision: int, *,
+                                        event: bool = False) -> int:
+        """Compare-and-put the run and one of its executor tasks in one transaction (an executor's
+        status report: one commit, not two). ``Conflict`` when either changed meanwhile."""
+        key = TASKS_PREFIX + et.id
+        return await self.put_run(run, revision, event=event, compares=[Compare.mod(key, "==", et_revision)],
+                                  extra=[Put(key, et.to_json_bytes())])
 
     async def delete_executor_task(self, task_id: str) -> None:
         await self.coord.delete(TASKS_PREFIX + task_id)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agola.services.runservice.store import RUN_EVENTS_KEY, RUNS_PREFIX
-from agola.types.runservice import Run, RunEvent, RunPhase, RunResult, RunTaskStatus
+from agola.services.runservice.store import RUN_EVENTS_KEY, RUNS_PREFIX, TASKS_PREFIX
+from agola.types.runservice import ExecutorTask, Run, RunEvent, RunPhase, RunResult, RunTaskStatus
 from tests.runservice.role.conftest import Instance, create_req, rct
 
 
@@ -45,3 +45,24 @@ async def test_the_last_report_writes_the_result_with_the_task_then_the_end(
     ]
     assert [(e.phase, e.result) for e in events if e.run_id == run.id] == [
         (RunPhase.RUNNING, RunResult.SUCCESS), (RunPhase.FINISHED, RunResult.SUCCESS)]
+
+
+async def test_a_step_report_stores_the_executor_task_and_the_run_in_one_commit(
+        rs: Instance, make_executor: Callable[..., Any]) -> None:
+    """An executor reports every step's start and end: the executor task and its run change at
+    the same revision (one transaction), the run showing the step as reported."""
+    assert rs.role is not None and rs.role.coord is not None
+    coord = rs.role.coord
+    ex = await make_executor(rs.url)
+    run = (await rs.c.create_run(create_req(rct("a", steps=2)))).run
+    await rs.c.start_run(run.id)
+    [a] = await ex.wait_tasks(1)
+
+    await ex.report(a["id"], "running", steps=["success", "running"])
+    task_kv = await coord.get(TASKS_PREFIX + a["id"])
+    run_kv = await coord.get(RUNS_PREFIX + run.id)
+    assert task_kv is not None and run_kv is not None
+    assert task_kv.mod_revision == run_kv.mod_revision
+    steps = Run.from_json(run_kv.value).tasks[a["id"]].steps
+    assert [s.phase.value for s in steps] == ["success", "running"]
+    assert ExecutorTask.from_json(task_kv.value).status.steps[1].phase.value == "running"
