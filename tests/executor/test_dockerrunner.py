@@ -117,6 +117,18 @@ async def test_commands_go_through_pid_1_as_docker_exec_would_run_them(pod: Dock
     assert (rc, out.text.split()) == (0, ["7", "/.agola/io/.agola-io"])  # the executor's marker
     assert execs == []
 
+    # What a command leaves running may go on writing to its stdout (no EPIPE, no blocking), but
+    # that is not the command's output.
+    rc, text = await by_runner(pod, ["sh", "-c", "(sleep 0.3; head -c 3000000 /dev/zero; echo $? > /tmp/late) & "
+                                                 "echo now"])
+    assert (rc, text) == (0, b"now\n")
+
+    async def late_write_done() -> bool:
+        return (await by_runner(pod, ["cat", "/tmp/late"]))[0] == 0
+
+    await wait_for(late_write_done, timeout=10, interval=0.1)
+    assert await by_runner(pod, ["cat", "/tmp/late"]) == (0, b"0\n")
+
     # Commands of another user go through docker exec.
     rc, text = await by_runner(pod, ["id", "-un"], user="nobody")
     assert (rc, text, len(execs)) == (0, b"nobody\n", 1)
@@ -131,10 +143,22 @@ async def test_a_tty_step_gets_the_pods_tty_as_its_controlling_terminal(pod: Doc
     got = await by_runner(pod, ["sh", "-c", script], tty=True)
     assert got == expected
     assert got[1].startswith(b"a\r\nb\r\nall-tty\r\nvia-dev-tty\r\n")
-    # The terminal's modes and what a step left running are not the next step's.
-    assert (await by_runner(pod, ["sh", "-c", "stty -onlcr; (sleep 0.3; echo late) &"], tty=True))[0] == 0
+    # Each tty step has a terminal of its own: modes set by an earlier step are gone, and what a
+    # step left running (ignoring the hang-up signal) may still write to its terminal, as after
+    # docker exec -t, but that is nobody's output.
+    late = "(trap '' HUP; sleep 0.3; echo late; echo $? > /tmp/late-{}) & sleep 0.1"
+    assert await by_exec(pod, ["sh", "-c", "stty -onlcr; " + late.format("exec")], tty=True) == (0, b"")
+    execs.clear()
+    assert await by_runner(pod, ["sh", "-c", "stty -onlcr; " + late.format("runner")], tty=True) == (0, b"")
     rc, text = await by_runner(pod, ["sh", "-c", "sleep 0.5; echo x"], tty=True)
     assert (rc, text) == (0, b"x\r\n")
+
+    async def late_writes_done() -> bool:
+        rc, out = await by_runner(pod, ["sh", "-c", "cat /tmp/late-exec /tmp/late-runner"])
+        return rc == 0 and len(out.split()) == 2
+
+    await wait_for(late_writes_done, timeout=10, interval=0.1)
+    assert await by_runner(pod, ["cat", "/tmp/late-exec", "/tmp/late-runner"]) == (0, b"0\n0\n")
     # A signal the step sends itself works (not ignored), a large output arrives whole.
     assert (await by_runner(pod, ["sh", "-c", "kill -INT $$; echo survived"], tty=True))[0] == 130
     rc, text = await by_runner(pod, ["sh", "-c", "yes 0123456789abcdef | head -c 3000000"], tty=True)

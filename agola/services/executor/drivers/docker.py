@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import os
 import tempfile
@@ -179,7 +180,7 @@ class DockerDriver(Driver):
                                     spec.registry_auth, out)
             created.append(c0)
             if steps is not None:
-                steps.start()
+                steps.start(functools.partial(_container_pid, c0))
             await c0.start()
             if workdir:
                 read = steps.workdir() if steps is not None else read_workdir(self.docker, c0.id)
@@ -284,8 +285,6 @@ class DockerDriver(Driver):
             host_config["Binds"] = [f"{self.config.busybox_path}:{BUSYBOX}:ro"]
             if io is not None:
                 host_config["Binds"].append(f"{io.host}:{POD_IO_DIR}:rw")
-            if steps is not None:
-                host_config["Binds"].extend(steps.binds())
             host_config["Mounts"].append(
                 {"Type": "tmpfs", "Target": SCRIPT_DIR, "TmpfsOptions": {"SizeBytes": SCRIPT_TMPFS_SIZE, "Mode": 0o1777}}
             )
@@ -386,6 +385,13 @@ class DockerDriver(Driver):
             except DockerError as exc:
                 if exc.status not in (404, 409):
                     log.warning("cannot remove container", container=c.id, error=exc.message)
+
+
+async def _container_pid(container: aiodocker.containers.DockerContainer) -> int:
+    pid = (await container.show()).get("State", {}).get("Pid")
+    if not isinstance(pid, int) or pid <= 0:
+        raise ValueError(f"the engine gives no pid for container {container.id[:12]}")
+    return pid
 
 
 def _field(container: aiodocker.containers.DockerContainer, key: str) -> Any:

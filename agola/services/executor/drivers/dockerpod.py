@@ -25,7 +25,7 @@ from aiodocker.exceptions import DockerError
 from agola.errors import BadRequest, NotExist
 from agola.services.executor.drivers import dockerio
 from agola.services.executor.drivers.base import Pod, PodSpec, Producer, Sink, discard
-from agola.services.executor.drivers.dockerrunner import StepRunner
+from agola.services.executor.drivers.dockerrunner import RunnerUnavailable, StepRunner
 from agola.services.executor.drivers.dockerstart import BUSYBOX, HELPER_DIR, workdir_args
 from agola.services.executor.drivers.dockerstream import open_exec_stream
 from agola.util import tarsafe, tarstream
@@ -94,8 +94,11 @@ class DockerPod(Pod):
         runner = await self._runner_for(user, env, tty)
         if runner is not None and len(script) <= INLINE_SCRIPT_MAX and b"\0" not in script:
             path = f"{SCRIPT_DIR}/{name}"
-            return await runner.run(shell + [path], env=env or {}, working_dir=working_dir, tty=tty, stdout=stdout,
-                                    stderr=None, script=(path, script))
+            try:
+                return await runner.run(shell + [path], env=env or {}, working_dir=working_dir, tty=tty,
+                                        stdout=stdout, stderr=None, script=(path, script))
+            except RunnerUnavailable:
+                pass  # through docker exec below
         if len(script) > INLINE_SCRIPT_MAX or b"\0" in script:
             # Too big for an argument: copied in as root through the archive API.
             path = await self.write_file(HELPER_DIR, name, script)
@@ -120,8 +123,11 @@ class DockerPod(Pod):
     ) -> int:
         runner = await self._runner_for(user, env, tty)
         if runner is not None:
-            return await runner.run(cmd, env=env or {}, working_dir=working_dir, tty=tty, stdout=stdout,
-                                    stderr=stderr)
+            try:
+                return await runner.run(cmd, env=env or {}, working_dir=working_dir, tty=tty, stdout=stdout,
+                                        stderr=stderr)
+            except RunnerUnavailable:
+                pass  # through docker exec below
         ex = await self.main.exec(
             cmd, stdout=True, stderr=True, tty=tty, user=user, environment=dict(env or {}), workdir=working_dir or None
         )

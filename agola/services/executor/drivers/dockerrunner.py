@@ -13,23 +13,24 @@ and a step goes through the kernel only:
   of the command: secrets go through a pipe, never to a disk), ``<id>.o`` (and ``<id>.e``) for its
   output, then writes ``<id> <mode>`` to the request FIFO;
 - pid 1 forks a subshell that sources ``<id>.c`` with its output on the FIFO or, for a tty step,
-  on the pod's tty: the slave of a pty the executor opened on the host and bind-mounted at
-  ``/.agola/tty`` (the step becomes a session leader with it as controlling terminal, through
-  busybox ``setsid -c``, as ``docker exec -t`` makes it); the executor reads the pty's master;
+  on a new pty of the container's own ``/dev/pts``, as ``docker exec -t`` (runc) makes one: the
+  executor opens ``/proc/<container 0's pid>/root/dev/pts/ptmx`` (checked to be a ptmx), keeps the
+  master and sends the slave's number; the step becomes a session leader with the slave as its
+  controlling terminal (busybox ``setsid -c``). Closing the master after the step hangs up what
+  the step left holding the slave, as the end of a ``docker exec -t`` does;
 - pid 1 writes ``<id> <exit status>`` to the status FIFO when the subshell has ended; the executor
   then reads what is left of the output (a pipe or pty holds everything a finished process wrote)
   and returns. The status FIFO ending (every writer gone) means pid 1 is gone: the pod was killed.
 
 Only with an engine in the executor's own mount namespace (its pid, from the socket's peer
-credentials, has the same ``/proc/<pid>/ns/mnt``; ``shares_mounts``): the tty is bind-mounted by
-its path, ``/dev/pts/<n>``, which the engine resolves in its own namespace; an executor in a
-container of its own would hand the pod some other terminal of the host. Elsewhere (an executor in
-a container, rootless Docker, an executor not allowed to look) steps go through ``docker exec``.
+credentials, has the same ``/proc/<pid>/ns/mnt``; ``shares_mounts``): the io dir must be the same
+directory for both, and container 0's pid must be a pid of the executor's. Elsewhere (an executor
+in a container, rootless Docker, an executor not allowed to look) steps go through ``docker exec``.
 
 What is kept from ``docker exec``: the step's user (only steps of container 0's own user go this
 way, and only when that user is root or the executor's own), its environment (the container's,
 plus the step's), working dir, exit status, default signal dispositions, stdin (``/dev/null``,
-or the tty), a tty's ``\\r\\n``. Anything else (another user, an environment name the shell
+or the tty), a tty's ``\\r\\n``, a new terminal per tty step. Anything else (another user, an environment name the shell
 cannot export, a second command while one runs, no hello from pid 1) goes through ``docker
 exec`` as before. Nothing in the io dir is trusted (``dockerio``): FIFOs are opened with
 ``O_NOFOLLOW`` and checked to be the ones the executor made; pid 1 and the steps are the task's
@@ -40,20 +41,21 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import os
 import re
 import secrets
 import shlex
 import socket
+import stat
 import struct
-import termios
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import attrs
 
 from agola.services.executor.drivers.base import Sink
 from agola.services.executor.drivers.dockerio import IoDir
-from agola.services.executor.drivers.dockerstart import BUSYBOX, TTY_PATH
+from agola.services.executor.drivers.dockerstart import BUSYBOX
 from agola.util.log import get_logger
 
 log = get_logger(__name__)
@@ -63,6 +65,11 @@ KILLED_STATUS = 137  # as docker exec reports a command killed with its containe
 _READ_MAX = 1 << 20
 _DRAIN_MAX = 16 << 20  # read after a command's end: what it left in the pipe is at most a pipe's size
 _LINE_MAX = 4096
+# ioctls of a pty master (asm-generic encoding: x86, arm, riscv...; elsewhere the ioctl fails and
+# tty steps go through docker exec).
+_TIOCGPTN = (2 << 30) | (4 << 16) | (ord("T") << 8) | 0x30
+_TIOCSPTLCK = (1 << 30) | (4 << 16) | (ord("T") << 8) | 0x31
+_PTMX = os.makedev(5, 2)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # Names the shell gives a meaning of its own: such a step goes through docker exec.
 _SHELL_NAMES = frozenset({"CDPATH", "ENV", "FUNCNAME", "HISTFILE", "HISTFILESIZE", "IFS", "LINENO", "MAIL",
@@ -94,29 +101,26 @@ class Hello:
     workdir: str  # "-" not asked, "!" failed, else the absolute path created
 
 
-class PodTty:
-    """A pty on the host whose slave is bind-mounted in the pod; the executor reads the master.
+class RunnerUnavailable(Exception):
+    """This command cannot go through the step runner (nothing was sent): use docker exec."""
 
-    The executor keeps a slave fd open too, so the master never reports a hang-up between steps;
-    a step's end is its status, then what is buffered is read (a read that finds nothing first
-    flushes the kernel's pending tty work, so nothing written before the exit is missed)."""
 
-    def __init__(self) -> None:
-        self.master, self._slave = os.openpty()
-        os.set_blocking(self.master, False)
-        self.path = os.ttyname(self._slave)
-        self._attrs = termios.tcgetattr(self._slave)
-
-    def reset(self) -> None:
-        """Before a step: what earlier steps left running wrote is dropped, modes set back."""
-        while _read_some(self.master)[0]:
-            pass
-        termios.tcsetattr(self._slave, termios.TCSANOW, self._attrs)
-
-    def close(self) -> None:
-        for fd in (self.master, self._slave):
-            os.close(fd)
-        self.master = self._slave = -1
+def open_pty(container_pid: int) -> tuple[int, int]:
+    """A new pty in the container's own ``/dev/pts``: (master fd, the slave's number). ``dev`` and
+    ``dev/pts`` are mount points the container cannot replace; the last component is not
+    followed and the result must be a ptmx."""
+    fd = os.open(f"/proc/{container_pid}/root/dev/pts/ptmx",
+                 os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISCHR(st.st_mode) or st.st_rdev != _PTMX:
+            raise OSError(errno.EPERM, "not the container's ptmx")
+        number = struct.unpack("I", fcntl.ioctl(fd, _TIOCGPTN, b"\0" * 4))[0]
+        fcntl.ioctl(fd, _TIOCSPTLCK, struct.pack("i", 0))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, number
 
 
 class StepRunner:
@@ -126,16 +130,16 @@ class StepRunner:
         self._io = io
         self._request = io.make_fifo("req")
         self._status = io.make_fifo("st")
-        self.tty: PodTty | None = None
-        try:
-            self.tty = PodTty()
-        except OSError as exc:  # no pty left: tty steps go through docker exec
-            log.info("no pty for the pod's tty steps", error=str(exc))
+        self._container_pid: Callable[[], Awaitable[int]] | None = None
+        self._pid: int | None = None
+        self._ttys = True  # until a pty cannot be opened
         self._request_fd = -1
         self._status_fd = -1
         self._hello: asyncio.Future[Hello | None] | None = None
         self._pending: dict[str, asyncio.Future[int]] = {}
         self._reader: asyncio.Task[None] | None = None
+        # Outputs that processes left by finished commands still hold: read and dropped.
+        self._leftovers: set[asyncio.Task[None]] = set()
         self._busy = False
         self._broken = False
         self._gone = False
@@ -145,12 +149,11 @@ class StepRunner:
         """The request and status FIFOs' names in the io dir (pid 1's arguments)."""
         return os.path.basename(self._request.pod_path), os.path.basename(self._status.pod_path)
 
-    def binds(self) -> list[str]:
-        return [f"{self.tty.path}:{TTY_PATH}:rw"] if self.tty is not None else []
-
-    def start(self) -> None:
+    def start(self, container_pid: Callable[[], Awaitable[int]]) -> None:
         """Open the executor's ends, before container 0 starts (neither open waits; the status
-        FIFO read end must predate pid 1's write end for pid 1's exit to show as a hang-up)."""
+        FIFO read end must predate pid 1's write end for pid 1's exit to show as a hang-up).
+        ``container_pid``: asked, once, for container 0's pid when a tty step comes."""
+        self._container_pid = container_pid
         loop = asyncio.get_running_loop()
         self._hello = loop.create_future()
         self._status_fd = self._status.open_fd(os.O_RDONLY | os.O_NONBLOCK)
@@ -183,7 +186,7 @@ class StepRunner:
             return False
         if hello.uid != 0 and (root or hello.uid != os.geteuid()):
             return False
-        if tty and self.tty is None:
+        if tty and not self._ttys:
             return False
         return all(_NAME.match(name) and name not in _SHELL_NAMES for name in env)
 
@@ -199,38 +202,30 @@ class StepRunner:
         script: tuple[str, bytes] | None = None,
     ) -> int:
         """Run ``cmd`` (after writing ``script`` = (path, content) in the pod) and return its exit
-        status; the caller checked ``accepts`` first."""
+        status; the caller checked ``accepts`` first. ``RunnerUnavailable``: nothing was run."""
+        pty = await self._open_pty() if tty else None
         self._busy = True
         sid = secrets.token_hex(8)
-        mode = "t" if tty else ("e" if stderr is not None else "o")
+        mode = f"t {pty[1]}" if pty is not None else ("e" if stderr is not None else "o")
         argv = [BUSYBOX, "setsid", "-c", *cmd] if tty else cmd
-        code = _code(argv, env, working_dir, script)
         fifos = [self._io.make_fifo_named(f"{sid}.c")]
-        fds: list[int] = []
-        tasks: list[asyncio.Task[None]] = []
+        outputs: list[_Output] = [_Output(pty[0], -1, stdout)] if pty is not None else []
+        code_fd = -1
+        writer: asyncio.Task[None] | None = None
         done = asyncio.get_running_loop().create_future()
         self._pending[sid] = done
         finished = False
         try:
             code_fd = fifos[0].open_fd(os.O_RDWR | os.O_NONBLOCK)
-            fds.append(code_fd)
-            tasks.append(asyncio.create_task(_write_all(code_fd, code)))
-            outputs: list[tuple[int, Sink]] = []
-            if tty:
-                assert self.tty is not None
-                self.tty.reset()
-                outputs.append((self.tty.master, stdout))
-            else:
-                for suffix, sink in (("o", stdout), ("e", stderr)):
-                    if sink is None:
-                        continue
-                    fifo = self._io.make_fifo_named(f"{sid}.{suffix}")
-                    fifos.append(fifo)
-                    # Read-write: no end of file before the step opens it (its end is its status).
-                    fds.append(fifo.open_fd(os.O_RDWR | os.O_NONBLOCK))
-                    outputs.append((fds[-1], sink))
+            writer = asyncio.create_task(_write_all(code_fd, _code(argv, env, working_dir, script)))
+            for suffix, sink in (("o", stdout), ("e", stderr)) if pty is None else ():
+                if sink is not None:
+                    fifos.append(self._io.make_fifo_named(f"{sid}.{suffix}"))
+                    # A write end of our own until the command ends: no end of file before it opens its own.
+                    holder = fifos[-1].open_fd(os.O_RDWR | os.O_NONBLOCK)
+                    outputs.append(_Output(fifos[-1].open_fd(os.O_RDONLY | os.O_NONBLOCK), holder, sink))
             os.write(self._request_fd, f"{sid} {mode}\n".encode())
-            pumps = [asyncio.create_task(_pump(fd, sink, done)) for fd, sink in outputs]
+            pumps = [asyncio.create_task(out.pump(done)) for out in outputs]
             try:
                 await asyncio.gather(*pumps)
             except BaseException:
@@ -239,19 +234,36 @@ class StepRunner:
                 await asyncio.gather(*pumps, return_exceptions=True)
                 raise
             finished = True
-            return done.result()
+            return await done  # a pty's end of file (every slave closed) may come first
         finally:
             self._pending.pop(sid, None)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for fd in fds:
-                os.close(fd)
+            if writer is not None:
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
+            if code_fd >= 0:
+                os.close(code_fd)
+            for out in outputs:
+                leftover = out.close(keep_reading=finished)
+                if leftover is not None:
+                    self._leftovers.add(leftover)
+                    leftover.add_done_callback(self._leftovers.discard)
             for fifo in fifos:
                 fifo.unlink()
             # Cancelled or failed mid-step, the command may still run in pid 1: no more requests.
             self._broken = self._broken or not finished
             self._busy = False
+
+    async def _open_pty(self) -> tuple[int, int]:
+        try:
+            if self._pid is None:
+                if self._container_pid is None:
+                    raise ValueError("the pod was not started")
+                self._pid = await self._container_pid()
+            return await asyncio.to_thread(open_pty, self._pid)
+        except (OSError, ValueError) as exc:  # ValueError: no pid (the engine's answer)
+            log.info("cannot open a pty in the pod: tty steps go through docker exec", error=str(exc))
+            self._ttys = False
+            raise RunnerUnavailable(str(exc)) from exc
 
     def request_exit(self) -> bool:
         """Ask pid 1 to exit 0 (the task is over); False if it cannot be asked (it still runs a
@@ -268,15 +280,14 @@ class StepRunner:
         if self._reader is not None:
             self._reader.cancel()
             self._reader = None
+        for leftover in self._leftovers:
+            leftover.cancel()  # closes its fd
         if self._status_fd >= 0:
             asyncio.get_running_loop().remove_reader(self._status_fd)  # before its number is reused
         for fd in (self._request_fd, self._status_fd):
             if fd >= 0:
                 os.close(fd)
         self._request_fd = self._status_fd = -1
-        if self.tty is not None:
-            self.tty.close()
-            self.tty = None
         self._request.unlink()
         self._status.unlink()
 
@@ -355,7 +366,7 @@ def _read_some(fd: int) -> tuple[bytes, bool]:
         except BlockingIOError:
             break
         except OSError as exc:
-            if exc.errno == errno.EIO:  # a pty with no slave left
+            if exc.errno == errno.EIO:  # a pty whose slaves were all closed
                 return b"".join(chunks), True
             raise
         if not data:
@@ -365,37 +376,77 @@ def _read_some(fd: int) -> tuple[bytes, bool]:
     return b"".join(chunks), False
 
 
-async def _pump(fd: int, sink: Sink, done: asyncio.Future[int]) -> None:
-    """Copy ``fd`` to ``sink`` until its end, or until ``done`` and nothing is left to read."""
+class _Output:
+    """A command's output: a pty master, or a FIFO's read end (``holder``: a write end of ours
+    until the command ended, so that its end of file means the command's leftovers closed it)."""
+
+    def __init__(self, fd: int, holder: int, sink: Sink) -> None:
+        self.fd, self.holder, self.sink = fd, holder, sink
+        self.eof = False
+
+    def _release(self) -> None:
+        if self.holder >= 0:
+            os.close(self.holder)
+            self.holder = -1
+
+    async def pump(self, done: asyncio.Future[int]) -> None:
+        """Copy to the sink until the end of file, or until ``done`` and nothing is left to read."""
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        loop.add_reader(self.fd, wake.set)
+        done.add_done_callback(lambda _: wake.set())
+        try:
+            while True:
+                wake.clear()
+                data, self.eof = _read_some(self.fd)
+                if data:
+                    await self.sink(data)
+                    if len(data) >= _READ_MAX:
+                        continue
+                if self.eof:
+                    return
+                if done.done():
+                    # The command is over: a pipe or pty holds all it wrote. What processes it left
+                    # behind write later is not its output (docker exec -t drops it too).
+                    self._release()
+                    drained = 0
+                    while drained < _DRAIN_MAX:
+                        data, self.eof = _read_some(self.fd)
+                        if data:
+                            await self.sink(data)
+                        if self.eof or not data:
+                            return
+                        drained += len(data)
+                    return
+                await wake.wait()
+        finally:
+            loop.remove_reader(self.fd)
+
+    def close(self, *, keep_reading: bool) -> asyncio.Task[None] | None:
+        """Close it, or (``keep_reading``, still held by the command's leftovers) hand it to a task
+        that reads and drops what they write until they close it or the pod ends: their writes
+        neither fail nor block, as after a ``docker exec``."""
+        self._release()
+        if self.eof or not keep_reading:
+            os.close(self.fd)
+            return None
+        return asyncio.create_task(_drop_until_eof(self.fd), name="pod-runner-leftover")
+
+
+async def _drop_until_eof(fd: int) -> None:
     loop = asyncio.get_running_loop()
     wake = asyncio.Event()
     loop.add_reader(fd, wake.set)
-    done.add_done_callback(lambda _: wake.set())
     try:
         while True:
             wake.clear()
-            data, eof = _read_some(fd)
-            if data:
-                await sink(data)
-                if len(data) >= _READ_MAX:
-                    continue
+            _, eof = _read_some(fd)
             if eof:
-                return
-            if done.done():
-                # The command is over: a pipe or pty holds all it wrote. What processes it left
-                # behind write later is not its output (docker exec -t cuts it off too).
-                drained = 0
-                while drained < _DRAIN_MAX:
-                    data, eof = _read_some(fd)
-                    if data:
-                        await sink(data)
-                    if eof or not data:
-                        return
-                    drained += len(data)
                 return
             await wake.wait()
     finally:
         loop.remove_reader(fd)
+        os.close(fd)
 
 
 async def _write_all(fd: int, data: bytes) -> None:
@@ -416,4 +467,4 @@ async def _write_all(fd: int, data: bytes) -> None:
             loop.remove_writer(fd)
 
 
-__all__ = ["HELLO_TIMEOUT", "KILLED_STATUS", "Hello", "PodTty", "StepRunner", "shares_mounts"]
+__all__ = ["HELLO_TIMEOUT", "KILLED_STATUS", "Hello", "RunnerUnavailable", "StepRunner", "open_pty", "shares_mounts"]

@@ -58,21 +58,21 @@ _MKDIR_WORKDIR = (
 
 
 # pid 1 as the step runner; $1 = "1" if a working dir is asked, $2 $3 = workdir_args, $4 $5 = the
-# request and status FIFOs (names in the io dir). A request is a line "<id> <mode>": the subshell
+# request and status FIFOs (names in the io dir). A request is a line "<id> <mode> [<pty>]": the subshell
 # (a fork of pid 1, so the step gets default signal dispositions, unlike a background job) sources
 # the executor's code from the FIFO <id>.c, which ends by exec'ing the step's command; its output
-# goes to the pod's tty (mode t), the FIFO <id>.o (o), or <id>.o and <id>.e (e). Mode x: exit 0.
+# goes to the pty /dev/pts/<pty> the executor opened (mode t), the FIFO <id>.o (o), or <id>.o and
+# <id>.e (e). Mode x: exit 0.
 # The status line "<id> <exit status>" goes back once the subshell has ended; waiting for it also
 # reaps the orphans the steps left to pid 1.
-TTY_PATH = f"{HELPER_DIR}/tty"  # the host pty's slave, bind-mounted (dockerrunner)
 RUNNER_SCRIPT = (
     f"trap : TERM INT; R={POD_IO_DIR}; "
     'if { command exec 4<>"$R/$4" 5<>"$R/$5"; } 2>/dev/null; then '
     'w=-; if [ -n "$1" ]; then if [ "$2" = "~" ]; then d="$HOME$3"; else d="$3"; fi; '
     f'if {BUSYBOX} mkdir -p "$d" 2>/dev/null; then w="$d"; else w="!"; fi; fi; '
     f'echo "hello $({BUSYBOX} id -u) $w" >&5; '
-    'while :; do read -r i m <&4 || continue; f="$R/$i"; case $m in '
-    f't) ( exec 3<&- 4<&- 5<&-; . "$f.c" ) <{TTY_PATH} >{TTY_PATH} 2>&1;; '
+    'while :; do read -r i m n <&4 || continue; f="$R/$i"; case $m in '
+    't) ( exec 3<&- 4<&- 5<&-; . "$f.c" ) </dev/pts/"$n" >/dev/pts/"$n" 2>&1;; '
     'o) ( exec 3<&- 4<&- 5<&-; . "$f.c" ) </dev/null >"$f.o" 2>&1;; '
     'e) ( exec 3<&- 4<&- 5<&-; . "$f.c" ) </dev/null >"$f.o" 2>"$f.e";; '
     "x) exit 0;; *) continue;; esac; "
@@ -129,4 +129,4 @@ async def _first_line(docker: aiodocker.Docker, container_id: str) -> bytes:
     return bytes(line.split(b"\n", 1)[0])
 
 
-__all__ = ["BUSYBOX", "HELPER_DIR", "SLEEPER", "TTY_PATH", "read_workdir", "runner", "sleeper", "workdir_args"]
+__all__ = ["BUSYBOX", "HELPER_DIR", "SLEEPER", "read_workdir", "runner", "sleeper", "workdir_args"]
