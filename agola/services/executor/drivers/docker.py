@@ -182,6 +182,8 @@ class DockerDriver(Driver):
             if steps is not None:
                 steps.start(functools.partial(_container_pid, c0))
             await c0.start()
+            if steps is not None:
+                steps.started()
             if workdir:
                 read = steps.workdir() if steps is not None else read_workdir(self.docker, c0.id)
                 probe = asyncio.create_task(read, name=f"pod-workdir-{spec.pod_id}")

@@ -49,7 +49,8 @@ import shlex
 import socket
 import stat
 import struct
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 import attrs
 
@@ -130,8 +131,8 @@ class StepRunner:
         self._io = io
         self._request = io.make_fifo("req")
         self._status = io.make_fifo("st")
-        self._container_pid: Callable[[], Awaitable[int]] | None = None
-        self._pid: int | None = None
+        self._container_pid: Callable[[], Coroutine[Any, Any, int]] | None = None
+        self._pid: asyncio.Task[int] | None = None
         self._ttys = True  # until a pty cannot be opened
         self._request_fd = -1
         self._status_fd = -1
@@ -149,16 +150,22 @@ class StepRunner:
         """The request and status FIFOs' names in the io dir (pid 1's arguments)."""
         return os.path.basename(self._request.pod_path), os.path.basename(self._status.pod_path)
 
-    def start(self, container_pid: Callable[[], Awaitable[int]]) -> None:
+    def start(self, container_pid: Callable[[], Coroutine[Any, Any, int]]) -> None:
         """Open the executor's ends, before container 0 starts (neither open waits; the status
         FIFO read end must predate pid 1's write end for pid 1's exit to show as a hang-up).
-        ``container_pid``: asked, once, for container 0's pid when a tty step comes."""
+        ``container_pid``: asked once container 0 started (``started``), for tty steps."""
         self._container_pid = container_pid
         loop = asyncio.get_running_loop()
         self._hello = loop.create_future()
         self._status_fd = self._status.open_fd(os.O_RDONLY | os.O_NONBLOCK)
         self._request_fd = self._request.open_fd(os.O_RDWR | os.O_NONBLOCK)
         self._reader = asyncio.create_task(self._read_status(), name="pod-runner-status")
+
+    def started(self) -> None:
+        """Container 0 started: its pid is looked up while the pod's setup goes on (the first step
+        has a tty, Agola's default, so it is needed on the way to it)."""
+        if self._pid is None and self._container_pid is not None:
+            self._pid = asyncio.create_task(self._container_pid(), name="pod-runner-pid")
 
     async def workdir(self) -> str | None:
         """The working dir pid 1 created as it started (``dockerstart.read_workdir``'s twin)."""
@@ -255,11 +262,10 @@ class StepRunner:
 
     async def _open_pty(self) -> tuple[int, int]:
         try:
+            self.started()
             if self._pid is None:
-                if self._container_pid is None:
-                    raise ValueError("the pod was not started")
-                self._pid = await self._container_pid()
-            return await asyncio.to_thread(open_pty, self._pid)
+                raise ValueError("the pod was not started")
+            return await asyncio.to_thread(open_pty, await asyncio.shield(self._pid))
         except (OSError, ValueError) as exc:  # ValueError: no pid (the engine's answer)
             log.info("cannot open a pty in the pod: tty steps go through docker exec", error=str(exc))
             self._ttys = False
@@ -280,6 +286,8 @@ class StepRunner:
         if self._reader is not None:
             self._reader.cancel()
             self._reader = None
+        if self._pid is not None and not self._pid.done():
+            self._pid.cancel()
         for leftover in self._leftovers:
             leftover.cancel()  # closes its fd
         if self._status_fd >= 0:
