@@ -390,7 +390,10 @@ class DockerDriver(Driver):
 
 
 async def _container_pid(container: aiodocker.containers.DockerContainer) -> int:
-    pid = (await container.show()).get("State", {}).get("Pid")
+    try:
+        pid = (await container.show()).get("State", {}).get("Pid")
+    except DockerError as exc:
+        raise ValueError(f"cannot inspect container {container.id[:12]}: {exc.message}") from exc
     if not isinstance(pid, int) or pid <= 0:
         raise ValueError(f"the engine gives no pid for container {container.id[:12]}")
     return pid

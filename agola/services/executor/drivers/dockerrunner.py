@@ -166,6 +166,7 @@ class StepRunner:
         has a tty, Agola's default, so it is needed on the way to it)."""
         if self._pid is None and self._container_pid is not None:
             self._pid = asyncio.create_task(self._container_pid(), name="pod-runner-pid")
+            self._pid.add_done_callback(lambda task: task.cancelled() or task.exception())  # seen by _open_pty
 
     async def workdir(self) -> str | None:
         """The working dir pid 1 created as it started (``dockerstart.read_workdir``'s twin)."""
