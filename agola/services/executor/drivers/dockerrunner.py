@@ -211,8 +211,12 @@ class StepRunner:
     ) -> int:
         """Run ``cmd`` (after writing ``script`` = (path, content) in the pod) and return its exit
         status; the caller checked ``accepts`` first. ``RunnerUnavailable``: nothing was run."""
-        pty = await self._open_pty() if tty else None
-        self._busy = True
+        self._busy = True  # before any wait: a second command meanwhile goes through docker exec
+        try:
+            pty = await self._open_pty() if tty else None
+        except BaseException:
+            self._busy = False
+            raise
         sid = secrets.token_hex(8)
         mode = f"t {pty[1]}" if pty is not None else ("e" if stderr is not None else "o")
         argv = [BUSYBOX, "setsid", "-c", *cmd] if tty else cmd
@@ -222,6 +226,8 @@ class StepRunner:
         writer: asyncio.Task[None] | None = None
         done = asyncio.get_running_loop().create_future()
         self._pending[sid] = done
+        if self._gone:  # pid 1 went since accepts(): nothing will answer
+            done.set_result(KILLED_STATUS)
         finished = False
         try:
             code_fd = fifos[0].open_fd(os.O_RDWR | os.O_NONBLOCK)
@@ -241,8 +247,9 @@ class StepRunner:
                     pump.cancel()
                 await asyncio.gather(*pumps, return_exceptions=True)
                 raise
+            status = await done  # a pty's end of file (every slave closed) may come first
             finished = True
-            return await done  # a pty's end of file (every slave closed) may come first
+            return status
         finally:
             self._pending.pop(sid, None)
             if writer is not None:
