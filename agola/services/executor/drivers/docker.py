@@ -392,8 +392,8 @@ class DockerDriver(Driver):
 async def _container_pid(container: aiodocker.containers.DockerContainer) -> int:
     try:
         pid = (await container.show()).get("State", {}).get("Pid")
-    except DockerError as exc:
-        raise ValueError(f"cannot inspect container {container.id[:12]}: {exc.message}") from exc
+    except (DockerError, aiohttp.ClientError) as exc:
+        raise ValueError(f"cannot inspect container {container.id[:12]}: {exc}") from exc
     if not isinstance(pid, int) or pid <= 0:
         raise ValueError(f"the engine gives no pid for container {container.id[:12]}")
     return pid
