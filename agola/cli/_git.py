@@ -213,8 +213,11 @@ def _write_tree(path: str, *, untracked: bool, ignored: bool) -> tuple[str, str]
     os.close(fd)
     try:
         if os.path.exists(real_index):
-            # Starting from a copy keeps git's stat cache: only changed files are hashed again.
-            shutil.copyfile(real_index, tmp_index)
+            # Starting from a copy keeps git's stat cache: only changed files are hashed again. The
+            # copy keeps the index's mtime too: git trusts a cached stat only for files older than
+            # the index file, so a new mtime would hide a same-size change made in the second the
+            # index was written (a snapshot of the old content).
+            shutil.copy2(real_index, tmp_index)
         else:
             os.unlink(tmp_index)  # git wants a missing file, not an empty one
         env = {"GIT_INDEX_FILE": tmp_index}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -122,10 +123,15 @@ def test_push_to_a_bare_repository_and_destination_refs(repo: Path, tmp_path: Pa
 
 
 def test_an_unchanged_work_tree_gives_the_same_snapshot_and_a_change_a_new_one(repo: Path) -> None:
-    (repo / "tracked.txt").write_text("v2\n")
+    (repo / "tracked.txt").write_text("v2\n")  # same size, likely in the second the index was written
     first = _git.save_snapshot(str(repo))
+    assert sh(repo, "show", f"{first.commit_sha}:tracked.txt") == "v2\n"
 
+    # In a later second, git must still not trust the cached stat of a file changed in the index's
+    # second (the snapshot's index copy keeps the index's mtime): same content, same snapshot.
+    time.sleep(1.0 - time.time() % 1.0 + 0.01)  # to the next second of the clock: not a wait on a result
     again = _git.save_snapshot(str(repo))
+    assert sh(repo, "show", f"{again.commit_sha}:tracked.txt") == "v2\n"
     # Same tree, parent and message: the commit is reused (pushing it again is a no-op).
     assert (again.commit_sha, again.parent_sha, again.reused, first.reused) == (first.commit_sha, first.parent_sha,
                                                                                  True, False)
