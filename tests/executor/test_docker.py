@@ -241,15 +241,18 @@ async def _container_events(driver: DockerDriver, task_id: str, seen: list[tuple
 async def test_a_finished_pod_ends_by_itself_and_a_stopped_one_is_killed(
     docker_driver: DockerDriver, data_dir: Path, store: LocalArchiveStore,
 ) -> None:
-    # At the end of a task container 0's pid 1 exits 0 when the executor closes its stdin (no
-    # kill, whatever the steps left running or killed); the service container is removed first.
+    # At the end of a task container 0's pid 1 (the step runner) exits 0 when the executor asks it
+    # to (no kill, whatever the steps left running or tried to kill); the service container is
+    # removed first.
     task_id = f"t-end-{uuid.uuid4().hex[:8]}"
     task = spec(
         task_id,
-        # pid 1 shrugs off TERM and KILL (pid namespace init); its `cat` of stdin is restarted.
+        # pid 1 shrugs off TERM and KILL (pid namespace init), and so does it when a step also
+        # kills every other process of its shell's name.
         RunStep(command="sleep 1000 >/dev/null 2>&1 & kill -TERM 1; kill -KILL 1 || :; for s in TERM KILL; do "
-                        "kill -$s $(ps -o pid,args | awk '/[b]usybox cat/ {print $1}') || :; done; echo left"),
-        RunStep(command="ps -o args | grep -c '[b]usybox cat'"),
+                        "kill -$s $(ps -o pid,args | awk '/[b]usybox (cat|sh -c trap)/ && $1 != 1 {print $1}') || :; "
+                        "done; echo left"),
+        RunStep(command="ps -o pid,args | awk '$1 == 1' | grep -c '[b]usybox sh'"),
         containers=[Container(image=BUSYBOX_IMAGE), Container(image=BUSYBOX_IMAGE, entrypoint="sleep 1000")],
     )
     seen: list[tuple[str, str, dict[str, str]]] = []
