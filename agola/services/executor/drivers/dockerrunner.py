@@ -54,7 +54,7 @@ from typing import Any
 
 import attrs
 
-from agola.services.executor.drivers.base import Sink
+from agola.services.executor.drivers.base import Sink, discard
 from agola.services.executor.drivers.dockerio import IoDir
 from agola.services.executor.drivers.dockerstart import BUSYBOX
 from agola.util.log import get_logger
@@ -354,22 +354,18 @@ def _code(argv: list[str], env: Mapping[str, str], working_dir: str, script: tup
     """The shell code a step's subshell sources: it ends by exec'ing ``argv``."""
     # pid 1's shell exported SHLVL, a cd sets OLDPWD: neither is in a docker exec's environment.
     lines = ["unset SHLVL"]
-    lines += [f"export {name}={_quote(value)}" for name, value in env.items()]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
     if working_dir:
-        wd = _quote(working_dir)
+        wd = shlex.quote(working_dir)
         lines.append(f"cd -- {wd} 2>/dev/null || {{ echo \"agola: cannot use the working dir \"{wd}\": "
                      "no such directory or not allowed\" >&2; exit 126; }")
         lines.append("unset OLDPWD")
     if script is not None:
         path, content = script
-        lines.append(f"printf %s {_quote(content.decode('utf-8', errors='surrogateescape'))} > {_quote(path)} "
+        lines.append(f"printf %s {shlex.quote(content.decode('utf-8', errors='surrogateescape'))} > {shlex.quote(path)} "
                      "|| exit 126")
-    lines.append("exec " + " ".join(_quote(arg) for arg in argv))
+    lines.append("exec " + " ".join(shlex.quote(arg) for arg in argv))
     return ("\n".join(lines) + "\n").encode("utf-8", errors="surrogateescape")
-
-
-def _quote(value: str) -> str:
-    return shlex.quote(value) if value else "''"
 
 
 def _read_some(fd: int) -> tuple[bytes, bool]:
@@ -446,23 +442,14 @@ class _Output:
         if self.eof or not keep_reading:
             os.close(self.fd)
             return None
-        return asyncio.create_task(_drop_until_eof(self.fd), name="pod-runner-leftover")
+        self.sink = discard
+        return asyncio.create_task(self._drop_until_eof(), name="pod-runner-leftover")
 
-
-async def _drop_until_eof(fd: int) -> None:
-    loop = asyncio.get_running_loop()
-    wake = asyncio.Event()
-    loop.add_reader(fd, wake.set)
-    try:
-        while True:
-            wake.clear()
-            _, eof = _read_some(fd)
-            if eof:
-                return
-            await wake.wait()
-    finally:
-        loop.remove_reader(fd)
-        os.close(fd)
+    async def _drop_until_eof(self) -> None:
+        try:
+            await self.pump(asyncio.get_running_loop().create_future())  # never done: to the end of file
+        finally:
+            os.close(self.fd)
 
 
 async def _write_all(fd: int, data: bytes) -> None:
